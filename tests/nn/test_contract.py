@@ -1,0 +1,93 @@
+"""One contract suite over every registered module (normlab.nn.catalog.CASES)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from normlab.gradcheck import check_module
+from normlab.nn.catalog import CASES
+
+IDS = [c.name for c in CASES]
+
+
+def _call(case, m, x, rng_target):
+    if case.target is not None:
+        return m(x, case.target(rng_target))
+    return m(x)
+
+
+@pytest.fixture(params=CASES, ids=IDS)
+def case(request):
+    return request.param
+
+
+def _build(case, seed=0):
+    return case.make(np.random.default_rng(seed))
+
+
+def test_output_shape(case):
+    m = _build(case)
+    out = _call(case, m, case.input(np.random.default_rng(1)), np.random.default_rng(2))
+    assert tuple(np.shape(out)) == case.output_shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_kept(case, dtype):
+    m = _build(case).to(dtype=dtype)
+    x = case.input(np.random.default_rng(1), dtype)
+    out = _call(case, m, x, np.random.default_rng(2))
+    assert np.asarray(out).dtype == dtype
+    dx = m.backward(np.ones(np.shape(out), dtype=dtype) if np.ndim(out) else 1.0)
+    assert dx.dtype == dtype
+    for name, p, g in m.named_parameters():
+        assert p.dtype == dtype and g.dtype == dtype, name
+
+
+def test_input_not_mutated(case):
+    m = _build(case)
+    x = case.input(np.random.default_rng(1))
+    before = x.copy()
+    out = _call(case, m, x, np.random.default_rng(2))
+    m.backward(np.ones(np.shape(out), dtype=x.dtype) if np.ndim(out) else 1.0)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_deterministic_under_a_seed(case):
+    x = case.input(np.random.default_rng(1))
+    a = _call(case, _build(case, 7), x, np.random.default_rng(2))
+    b = _call(case, _build(case, 7), x, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_state_dict_round_trip(case):
+    src = _build(case, 0)
+    x = case.input(np.random.default_rng(1))
+    _call(case, src, x, np.random.default_rng(2))  # one training step moves BN buffers
+    dst = _build(case, 123)
+    dst.load_state_dict(src.state_dict())
+    for k, v in src.state_dict().items():
+        np.testing.assert_array_equal(dst.state_dict()[k], v)
+    src.eval(), dst.eval()
+    np.testing.assert_array_equal(_call(case, src, x, np.random.default_rng(2)),
+                                  _call(case, dst, x, np.random.default_rng(2)))
+
+
+def test_backward_before_forward_raises(case):
+    m = _build(case)
+    with pytest.raises(RuntimeError, match="expected forward\\(\\) before backward\\(\\)"):
+        m.backward(np.ones(case.output_shape, dtype=np.float32) if case.output_shape else 1.0)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_gradcheck(case, mode):
+    rng = np.random.default_rng(3)
+    m = _build(case)
+    getattr(m, mode)()
+    pre = case.pre(rng) if case.pre else None
+    target = case.target(rng) if case.target else None
+    report = check_module(copy.deepcopy(m), case.input(rng, np.float64), rng,
+                          target=target, pre=pre, tol=case.tol)
+    assert report.passed, report.errors

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from normlab import nn
+
+
+def test_state_dict_keys_are_dotted_and_ordered(rng):
+    net = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.Identity(), nn.Linear(4, 2, rng=rng))
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [n for n, _, _ in net.named_parameters()] == list(net.state_dict())
+
+
+def test_load_state_dict_reports_every_bad_key(rng):
+    net = nn.Sequential(nn.Linear(3, 4, rng=rng))
+    bad = {"0.weight": np.zeros((4, 2)), "0.extra": np.zeros(1)}
+    with pytest.raises(ValueError, match=r"missing keys \['0.bias'\].*unexpected keys "
+                                         r"\['0.extra'\].*'0.weight': expected shape \(4, 3\), got \(4, 2\)"):
+        net.load_state_dict(bad)
+
+
+def test_load_state_dict_keeps_dtype(rng):
+    m = nn.Linear(3, 2, rng=rng)
+    m.load_state_dict({k: v.astype(np.float64) for k, v in m.state_dict().items()})
+    assert m.params["weight"].dtype == np.float32
+
+
+def test_to_casts_params_grads_and_returns_self(rng):
+    m = nn.Linear(3, 2, rng=rng)
+    assert m.to(dtype=np.float64) is m
+    assert m.params["weight"].dtype == np.float64 and m.grads["weight"].dtype == np.float64
+
+
+def test_to_rejects_bad_arguments(rng):
+    m = nn.Linear(3, 2, rng=rng)
+    with pytest.raises(ValueError, match="expected device 'cpu' or 'cuda', got 'tpu'"):
+        m.to("tpu")
+    with pytest.raises(TypeError, match="expected a floating dtype, got int32"):
+        m.to(dtype=np.int32)
+
+
+def test_train_eval_recurse(rng):
+    net = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.Sequential(nn.Identity()))
+    net.eval()
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+
+
+def test_parameters_refs_follow_grad_replacement(rng):
+    m = nn.Linear(3, 2, rng=rng)
+    (w, b) = m.parameters()
+    assert w.name == "weight" and b.name == "bias"
+    m(rng.standard_normal((4, 3)).astype(np.float32))
+    m.backward(np.ones((4, 2), np.float32))
+    np.testing.assert_array_equal(w.grad, m.grads["weight"])
+
+
+def test_linear_rejects_wrong_last_dim(rng):
+    with pytest.raises(ValueError, match=r"Linear: expected input with last dimension 3 "
+                                         r"\(in_features\), got input of shape \(2, 4\)"):
+        nn.Linear(3, 2, rng=rng)(np.zeros((2, 4), np.float32))
+
+
+def test_linear_rejects_bad_features():
+    with pytest.raises(ValueError, match="expected in_features to be a positive int, got 0"):
+        nn.Linear(0, 2)
+
+
+def test_submodule_before_init_raises():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.child = nn.Identity()
+
+    with pytest.raises(RuntimeError, match="Call super\\(\\).__init__\\(\\) first"):
+        Bad()
