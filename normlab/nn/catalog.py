@@ -1,6 +1,7 @@
 """Registry of small module instances: the contract suite and ``normlab gradcheck`` run over it.
 
-Every module class in ``normlab.nn`` has at least one ``ModuleCase`` here. A case
+Every module class in ``normlab.nn`` has at least one ``ModuleCase`` in a topic file of
+``normlab/nn/cases/`` (a list named ``CASES``); this module gathers them. A case
 builds a fresh module from a Generator, names the input shape, the expected output
 shape, an optional layer run *before* it in gradient checks (so ``dx`` flows through
 a real chain) and, for losses, how to draw the target.
@@ -43,21 +44,20 @@ class ModuleCase:
         return rng.standard_normal(self.input_shape).astype(dtype)
 
 
-def _linear_pre(n_in: int):
-    return lambda rng: nn.Linear(n_in, n_in, rng=rng)
+def _collect() -> list[ModuleCase]:
+    """Gather ``CASES`` from every module of ``normlab.nn.cases`` (one file per topic)."""
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    from normlab.nn import cases  # noqa: PLC0415
+
+    out: list[ModuleCase] = []
+    for info in sorted(pkgutil.iter_modules(cases.__path__), key=lambda i: i.name):
+        out.extend(importlib.import_module(f"normlab.nn.cases.{info.name}").CASES)
+    return out
 
 
-CASES: list[ModuleCase] = [
-    ModuleCase("Linear", lambda rng: nn.Linear(5, 3, rng=rng), (4, 5), (4, 3), pre=_linear_pre(5)),
-    ModuleCase("Linear(bias=False)", lambda rng: nn.Linear(5, 3, bias=False, rng=rng),
-               (4, 5), (4, 3), pre=_linear_pre(5)),
-    ModuleCase("Linear(3D input)", lambda rng: nn.Linear(5, 2, rng=rng), (3, 2, 5), (3, 2, 2)),
-    ModuleCase("Identity", lambda rng: nn.Identity(), (3, 4), (3, 4), pre=_linear_pre(4)),
-    ModuleCase("Flatten", lambda rng: nn.Flatten(), (2, 3, 2, 2), (2, 12)),
-    ModuleCase("Sequential", lambda rng: nn.Sequential(nn.Linear(4, 6, rng=rng),
-                                                       nn.Linear(6, 2, rng=rng)),
-               (3, 4), (3, 2)),
-]
+CASES: list[ModuleCase] = _collect()
 
 
 def cases_by_name() -> dict[str, ModuleCase]:

@@ -1,0 +1,1 @@
+"""Topic files, each with a list ``CASES`` of ``ModuleCase`` (gathered by nn.catalog)."""
