@@ -241,3 +241,17 @@ def test_input_errors(rng):
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="ZCAWhitening: expected finite values, got NaN"):
         ZCAWhitening().fit(bad)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls", [Centering, Standardizer, PCA, ZCAWhitening])
+def test_cupy_matches_numpy(cls, rng):
+    from normlab import backend
+
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    X = _correlated(rng, N=200, D=4).reshape(200, 1, 2, 2)
+    t_cpu, t_gpu = cls().fit(X), cls().fit(backend.to_device(X, "cuda"))
+    out = t_gpu.transform(backend.to_device(X, "cuda"))
+    assert backend.device_of(out) == "cuda"
+    np.testing.assert_allclose(backend.to_numpy(out), t_cpu.transform(X), rtol=1e-9, atol=1e-9)
