@@ -9,7 +9,7 @@ import numpy as np
 __all__ = ["Dataset", "stratified_split", "check_fraction"]
 
 
-@dataclass
+@dataclass(eq=False)  # array fields: == would be ambiguous
 class Dataset:
     """Train/validation/test arrays of one data set.
 
