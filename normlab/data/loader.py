@@ -153,7 +153,7 @@ class DataLoader:
         """
         if self._epoch_start is not None and self._position < len(self):
             return {"rng": self._epoch_start, "position": self._position}
-        return {"rng": _rng_state(self.rng), "position": 0}
+        return {"rng": _rng_state(self.rng), "position": self._resume_at}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()``: the next ``iter()`` continues where it was taken."""
@@ -213,7 +213,7 @@ class RandomBatchSampler:
 
     def state_dict(self) -> dict:
         """``{"rng": generator state, "position": batches done in the running epoch}``."""
-        position = self._position if self._position < self.num_batches else 0
+        position = self._position if 0 < self._position < self.num_batches else self._resume_at
         return {"rng": _rng_state(self.rng), "position": position}
 
     def load_state_dict(self, state: dict) -> None:

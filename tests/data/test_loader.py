@@ -80,6 +80,21 @@ def test_state_round_trip_resumes_bit_identically(stop_after):
     assert got == reference
 
 
+def test_state_dict_of_a_just_restored_loader_keeps_the_position():
+    X, y = _xy(10)
+    a = DataLoader(X, y, 3, rng=2)
+    it = iter(a)
+    next(it)
+    state = a.state_dict()
+    b = DataLoader(X, y, 3, rng=0)
+    b.load_state_dict(state)
+    assert b.state_dict() == state  # saving again before iterating loses nothing
+    s = RandomBatchSampler(X, y, 2, num_batches=3, rng=0)
+    s.load_state_dict({"rng": s.state_dict()["rng"], "position": 2})
+    assert s.state_dict()["position"] == 2
+    assert len(list(s)) == 1
+
+
 def test_mt19937_state_is_json_able():
     X, y = _xy(6)
     loader = DataLoader(X, y, 2, rng=np.random.Generator(np.random.MT19937(0)))
