@@ -244,9 +244,9 @@ def _kaiming_std(owner: str, shape, a, mode: str, nonlinearity: str) -> float:
 
 def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu", rng=None, dtype=np.float32):
-    """He normal: ``N(0, std^2)``, ``std = gain / sqrt(fan)``, ``gain = calculate_gain(nonlinearity, a)``.
+    """He normal: ``N(0, std^2)``, ``std = gain / sqrt(fan)``.
 
-    ``a`` is the negative slope of the following leaky_relu (0 gives ReLU's sqrt(2));
+    ``gain = calculate_gain(nonlinearity, a)``, where ``a`` is the negative slope of the following leaky_relu (0 gives ReLU's sqrt(2)).
     ``mode`` picks ``fan_in`` (preserves forward variance) or ``fan_out`` (backward).
 
     Raises
@@ -266,8 +266,9 @@ def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in",
 
 def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu", rng=None, dtype=np.float32):
-    """He uniform: ``U(-b, b)``, ``b = gain * sqrt(3 / fan)``, ``gain = calculate_gain(nonlinearity, a)``.
+    """He uniform: ``U(-b, b)``, ``b = gain * sqrt(3 / fan)``.
 
+    ``gain = calculate_gain(nonlinearity, a)``; ``mode`` as in ``kaiming_normal``.
     ``kaiming_uniform(shape, a=sqrt(5))`` is PyTorch's default Linear/Conv weight.
 
     Raises

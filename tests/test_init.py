@@ -20,7 +20,8 @@ def test_calculate_gain_equals_torch(nonlinearity, param):
         torch.nn.init.calculate_gain(nonlinearity, param), rel=1e-15)
 
 
-@pytest.mark.parametrize("shape", [(10, 20), (16, 3, 5, 5), (8, 4, 3), (6, 2, 2, 3, 4), (3, 7, 1, 1)])
+@pytest.mark.parametrize("shape", [(10, 20), (16, 3, 5, 5), (8, 4, 3), (6, 2, 2, 3, 4),
+                                   (3, 7, 1, 1)])
 def test_fans_equal_torch(shape):
     expected = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
     assert init.calculate_fan_in_and_fan_out(shape) == expected

@@ -1,4 +1,4 @@
-"""Elementwise activations: ReLU, LeakyReLU, Tanh, Sigmoid (PyTorch's forward and backward rules)."""
+"""Elementwise activations: ReLU, LeakyReLU, Tanh, Sigmoid, with PyTorch's backward rules."""
 
 from __future__ import annotations
 

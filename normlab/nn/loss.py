@@ -1,4 +1,4 @@
-"""Loss modules: ``loss = crit(input, target)`` (0-d array), ``dinput = crit.backward(dout=1.0)``."""
+"""Loss modules: ``loss = crit(input, target)`` (0-d array); ``crit.backward(dout=1.0)``."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import torch
 
 from normlab import nn
 from normlab.gradcheck import check_module
+from normlab.nn.cases.basics import LOSS_H
 
 
 def _labels(rng):
@@ -53,7 +54,7 @@ def test_gradcheck_after_linear(rng, name):
     make, _, make_target = LOSSES[name]
     x = rng.standard_normal((6, 5))
     pre = nn.Linear(5, 5, bias=False, rng=rng)  # see cases/basics.py: p=1 bias grads can be 0
-    report = check_module(make(), x, rng, target=make_target(rng), pre=pre)
+    report = check_module(make(), x, rng, target=make_target(rng), pre=pre, h=LOSS_H)
     assert report.passed, report.errors
 
 
