@@ -246,7 +246,8 @@ def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu", rng=None, dtype=np.float32):
     """He normal: ``N(0, std^2)``, ``std = gain / sqrt(fan)``.
 
-    ``gain = calculate_gain(nonlinearity, a)``, where ``a`` is the negative slope of the following leaky_relu (0 gives ReLU's sqrt(2)).
+    ``gain = calculate_gain(nonlinearity, a)``, where ``a`` is the negative slope of the
+    following leaky_relu (0 gives ReLU's sqrt(2)).
     ``mode`` picks ``fan_in`` (preserves forward variance) or ``fan_out`` (backward).
 
     Raises
