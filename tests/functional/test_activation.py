@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from normlab import backend
 from normlab import functional as F
 from normlab.gradcheck import numerical_gradient, rel_error
 
@@ -95,3 +96,18 @@ def test_tanh_backward_uses_saved_output(rng):
     out, cache = F.tanh_forward(x)
     np.testing.assert_allclose(F.tanh_backward(np.ones(10), cache), 1.0 / np.cosh(x) ** 2,
                                rtol=1e-12)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(pair, rng):
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    fwd, bwd, _, hyper = pair
+    x = rng.standard_normal((5, 6))
+    dout = rng.standard_normal((5, 6))
+    out, cache = fwd(backend.to_device(x, "cuda"), **hyper)
+    dx = bwd(backend.to_device(dout, "cuda"), cache)
+    ref, ref_cache = fwd(x, **hyper)
+    assert backend.device_of(out) == "cuda" and backend.device_of(dx) == "cuda"
+    np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dx), bwd(dout, ref_cache), rtol=1e-12)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from normlab import backend
 from normlab import functional as F
 from normlab.gradcheck import numerical_gradient, rel_error
 
@@ -106,3 +107,17 @@ def test_p_validation():
         F.dropout_forward(x, "0.5", True, 0)
     with pytest.raises(TypeError, match=r"got bool True"):
         F.dropout_forward(x, True, True, 0)
+
+
+@pytest.mark.gpu
+def test_cuda_draws_the_same_mask_as_cpu(rng):
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    x = rng.standard_normal((6, 7)).astype(np.float32)
+    out, cache = F.dropout_forward(backend.to_device(x, "cuda"), 0.4, True,
+                                   np.random.default_rng(0))
+    ref, _ = F.dropout_forward(x, 0.4, True, np.random.default_rng(0))
+    assert backend.device_of(out) == "cuda" and out.dtype == np.float32
+    np.testing.assert_array_equal(backend.to_numpy(out), ref)
+    dx = F.dropout_backward(backend.to_device(np.ones_like(x), "cuda"), cache)
+    np.testing.assert_array_equal(backend.to_numpy(dx) == 0, ref == 0)

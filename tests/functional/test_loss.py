@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
+from normlab import backend
 from normlab import functional as F
 from normlab.gradcheck import numerical_gradient, rel_error
 
@@ -200,3 +201,18 @@ def test_mse_casts_target_to_prediction_dtype(rng):
     x = rng.standard_normal(5).astype(np.float32)
     loss, dx = F.mse_loss(x, rng.standard_normal(5))
     assert loss.dtype == np.float32 and dx.dtype == np.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_cuda_matches_cpu(rng, name):
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    loss_fn, make_target = LOSSES[name]
+    x = rng.standard_normal((4, 5))
+    target = make_target(rng)  # a host array: the loss moves it to the input's device
+    loss, dx = loss_fn(backend.to_device(x, "cuda"), target)
+    ref, dref = loss_fn(x, target)
+    assert backend.device_of(loss) == "cuda" and loss.shape == ()
+    np.testing.assert_allclose(backend.to_numpy(loss), ref, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dx), dref, rtol=1e-12)
