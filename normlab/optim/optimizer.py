@@ -243,10 +243,22 @@ class Optimizer:
                                    dtype=p.dtype).copy()
                 entry[k] = v
             new_state[i] = entry
-        for mine, theirs in zip(self.param_groups, saved):
-            for k, v in theirs.items():
-                if k != "params":
-                    mine[k] = tuple(v) if isinstance(v, list) else v
+        groups = [{k: (tuple(v) if isinstance(v, list) else v)
+                   for k, v in theirs.items() if k != "params"} for theirs in saved]
+        gidx = {id(g): j for j, g in enumerate(self.param_groups)}
+        for i, ref, group in self._indexed():
+            entry = new_state.get(i)
+            if not entry:
+                continue
+            hyper = {**self.defaults, **groups[gidx[id(group)]]}
+            missing = sorted(set(self._init_state(ref.value, hyper)) - set(entry))
+            if missing:
+                raise ValueError(
+                    f"{owner}: expected state[{i}] to hold {missing}, got keys "
+                    f"{sorted(entry)}. Was it saved by another optimizer class?"
+                )
+        for mine, theirs in zip(self.param_groups, groups):
+            mine.update(theirs)
         self.state = new_state
 
     def __repr__(self) -> str:
