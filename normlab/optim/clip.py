@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from normlab import backend
 from normlab.nn.module import Module, ParamRef
 
@@ -81,6 +83,9 @@ def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
             "rate or check the loss, or pass error_if_nonfinite=False."
         )
     coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        g *= coef.astype(g.dtype)
+    # A non-finite total gives coef 0 or NaN and inf * 0 = NaN, as in PyTorch; the
+    # returned norm reports it, so NumPy's "invalid value" warning would only be noise.
+    with np.errstate(invalid="ignore", over="ignore"):
+        for g in grads:
+            g *= coef.astype(g.dtype)
     return total_f
