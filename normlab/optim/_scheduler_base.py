@@ -65,7 +65,8 @@ class LRScheduler:
             elif "initial_lr" not in group:
                 raise ValueError(
                     f"{owner}: expected 'initial_lr' in param_groups[{i}] when resuming with "
-                    f"last_epoch={last_epoch}, got keys {sorted(k for k in group if k != 'params')}. "
+                    f"last_epoch={last_epoch}, got keys "
+                    f"{sorted(k for k in group if k != 'params')}. "
                     "Load the optimizer's state dict first, or use last_epoch=-1."
                 )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]

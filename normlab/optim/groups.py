@@ -10,7 +10,8 @@ __all__ = ["param_groups", "is_norm_module"]
 
 # Class-name stems of normalization layers; matched against the whole MRO so that
 # subclasses (e.g. a user's BatchNorm2d variant) count too.
-_NORM_STEMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm", "LocalResponseNorm")
+_NORM_STEMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm",
+               "LocalResponseNorm")
 
 
 def is_norm_module(module: Module) -> bool:

@@ -203,9 +203,10 @@ class Optimizer:
         """
         owner = f"{self._owner}.load_state_dict"
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            got = (sorted(state_dict) if isinstance(state_dict, dict)
+                   else type(state_dict).__name__)
             raise ValueError(
-                f"{owner}: expected a dict with keys 'state' and 'param_groups', got "
-                f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}."
+                f"{owner}: expected a dict with keys 'state' and 'param_groups', got {got}."
             )
         saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):

@@ -13,7 +13,7 @@ import normlab.optim as O
 from normlab import nn
 from normlab.optim import lr_scheduler as S
 
-from _harness import make_model, quadratic, set_grads, set_torch_grads, torch_params
+from _optim_harness import make_model, quadratic, set_grads, set_torch_grads, torch_params
 
 CONFIGS = [
     ("SGD", dict(lr=0.05)),

@@ -11,7 +11,7 @@ import torch
 import normlab.optim as O
 from normlab import nn
 
-from _harness import make_model, quadratic, set_grads, set_torch_grads, torch_params
+from _optim_harness import make_model, quadratic, set_grads, set_torch_grads, torch_params
 
 
 class BatchNorm2d(nn.Module):
