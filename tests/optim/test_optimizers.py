@@ -330,3 +330,29 @@ def test_group_hyperparameters_are_validated_too():
     m = make_model()
     with pytest.raises(ValueError, match=r"SGD: expected lr >= 0, got -1.0"):
         O.SGD([{"params": m.parameters(), "lr": -1.0}])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name,kw", [CONFIGS[4], CONFIGS[9], CONFIGS[11], CONFIGS[18]])
+def test_cuda_state_lives_on_the_device_and_matches_cpu(name, kw):
+    from normlab import backend
+
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    m_cpu, m_gpu = make_model(), make_model().to("cuda")
+    quad = quadratic(m_cpu)
+    o_cpu = getattr(O, name)(m_cpu.parameters(), **kw)
+    o_gpu = getattr(O, name)(m_gpu.parameters(), **kw)
+    for _ in range(5):
+        set_grads(m_cpu, quad)
+        o_cpu.step()
+        for ref, (A, b) in zip(m_gpu.parameters(), quad):
+            g = A @ backend.to_numpy(ref.value).ravel() + b
+            ref.module.grads[ref.key] = backend.to_device(g.reshape(ref.value.shape), "cuda")
+        o_gpu.step()
+    for s in o_gpu.state.values():
+        for v in s.values():
+            if hasattr(v, "shape"):
+                assert backend.device_of(v) == "cuda"
+    for (n, p, _), (_, q, _) in zip(m_cpu.named_parameters(), m_gpu.named_parameters()):
+        np.testing.assert_allclose(backend.to_numpy(q), p, rtol=1e-10, err_msg=n)
