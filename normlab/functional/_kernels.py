@@ -1,0 +1,104 @@
+"""Fast array kernels for convolution and pooling: padding, im2col, col2im, window offsets.
+
+Everything here runs on NumPy and CuPy alike: the only strided trick, the window view,
+goes through ``backend.sliding_window_view``; col2im and pooling loop over the
+``KH*KW`` kernel offsets (never over output positions), each step one vectorised
+slice update over the whole batch.
+
+Layout (chosen by measurement, see ``benchmarks/bench_conv.py``): the column matrix is
+``(N, G, C/G*KH*KW, OH*OW)``. One batched product ``weight (G, F/G, K) @ cols`` then
+lands directly in ``(N, F, OH*OW)``, i.e. NCHW, so neither the columns nor the output
+need a transposing copy.
+"""
+
+from __future__ import annotations
+
+from normlab import backend
+
+__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d"]
+
+
+def pad2d(x, padding, value=0.0):
+    """``x`` (N, C, H, W) padded by ``padding = (ph, pw)`` on both sides with ``value``.
+
+    Returns ``x`` itself (no copy) when there is no padding; callers never write to it.
+    """
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return x
+    xp = backend.namespace(x)
+    N, C, H, W = x.shape
+    out = xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    out[:, :, ph:ph + H, pw:pw + W] = x
+    return out
+
+
+def crop2d(x, padding, size):
+    """Inverse of ``pad2d``: the central ``size = (H, W)`` part, as a contiguous array."""
+    ph, pw = padding
+    H, W = size
+    if ph == 0 and pw == 0 and x.shape[2:] == (H, W):
+        return x
+    xp = backend.namespace(x)
+    return xp.ascontiguousarray(x[:, :, ph:ph + H, pw:pw + W])
+
+
+def offset_slice(i: int, j: int, out_hw, stride, dilation):
+    """Index of the input pixels that kernel offset ``(i, j)`` meets, one per output pixel.
+
+    For output ``(oh, ow)`` the padded input pixel is ``(oh*sh + i*dh, ow*sw + j*dw)``,
+    so over all outputs it is a strided slice: shape ``(..., OH, OW)``.
+    """
+    OH, OW = out_hw
+    sh, sw = stride
+    dh, dw = dilation
+    return (slice(None), slice(None),
+            slice(i * dh, i * dh + sh * (OH - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+
+
+def window_view(xpad, kernel, out_hw, stride, dilation):
+    """Read-only view ``(N, C, OH, OW, KH, KW)`` of every window of the padded input."""
+    KH, KW = kernel
+    OH, OW = out_hw
+    sh, sw = stride
+    dh, dw = dilation
+    eff = ((KH - 1) * dh + 1, (KW - 1) * dw + 1)
+    v = backend.sliding_window_view(xpad, eff, axis=(2, 3))
+    return v[:, :, :sh * (OH - 1) + 1:sh, :sw * (OW - 1) + 1:sw, ::dh, ::dw]
+
+
+def im2col(xpad, kernel, out_hw, stride, dilation, groups):
+    """Columns ``(N, G, C/G*KH*KW, OH*OW)`` of the padded input (one copy, no Python loop).
+
+    Row ``(c, i, j)`` of group ``g`` holds input channel ``g*C/G + c`` seen through kernel
+    offset ``(i, j)`` at every output pixel, matching ``weight.reshape(G, F/G, -1)``.
+    """
+    N, C = xpad.shape[:2]
+    KH, KW = kernel
+    OH, OW = out_hw
+    v = window_view(xpad, kernel, out_hw, stride, dilation)  # (N, C, OH, OW, KH, KW)
+    v = v.transpose(0, 1, 4, 5, 2, 3)  # (N, C, KH, KW, OH, OW)
+    return v.reshape(N, groups, (C // groups) * KH * KW, OH * OW)
+
+
+def col2im(dcols, padded_shape, kernel, out_hw, stride, dilation):
+    """Adjoint of ``im2col``: sum every column entry back onto its padded-input pixel.
+
+    Loops over the ``KH*KW`` kernel offsets; each adds one strided slice for the whole
+    batch. Overlapping windows (stride < kernel) accumulate, as the chain rule requires.
+
+    Returns
+    -------
+    dxpad : ndarray of ``padded_shape`` (N, C, Hp, Wp).
+    """
+    xp = backend.namespace(dcols)
+    N, C = padded_shape[:2]
+    KH, KW = kernel
+    OH, OW = out_hw
+    d6 = dcols.reshape(N, C, KH, KW, OH, OW)
+    dxpad = xp.zeros(padded_shape, dtype=dcols.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            dxpad[offset_slice(i, j, out_hw, stride, dilation)] += d6[:, :, i, j]
+    return dxpad

@@ -1,0 +1,152 @@
+"""Convolution (PyTorch's cross-correlation) by im2col and one batched matrix product.
+
+``out[n, f, oh, ow] = bias[f] + sum_{c, i, j} weight[f, c, i, j] *
+xpad[n, g*C/G + c, oh*sh + i*dh, ow*sw + j*dw]`` with ``g = f // (F/G)``.
+
+The input is padded once, unfolded by ``_kernels.im2col`` into columns
+``(N, G, C/G*KH*KW, OH*OW)`` and multiplied by ``weight.reshape(G, F/G, -1)``. Backward
+is two more products (``dweight = dout @ cols^T``, ``dcols = weight^T @ dout``) and
+``_kernels.col2im``. The readable loop version is ``conv_naive.py``. 1D convolution is the
+2D routine on inputs with ``H = 1``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from normlab import backend
+from normlab.functional import _kernels
+from normlab.functional._spatial import conv_args
+
+__all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
+
+
+class ConvCache(NamedTuple):
+    cols: object  # (N, G, C/G*KH*KW, OH*OW)
+    weight: object  # (F, C/G, KH, KW)
+    x_shape: tuple
+    padding: tuple
+    stride: tuple
+    dilation: tuple
+    groups: int
+    has_bias: bool
+    squeeze: bool  # a conv1d call: drop the H axis again in backward
+
+
+def _forward(x, weight, bias, stride, padding, dilation, groups, squeeze):
+    xp = backend.namespace(x, weight, bias)
+    N, C, H, W = x.shape
+    F, Cg, KH, KW = weight.shape
+    OH = (H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) // stride[0] + 1
+    OW = (W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) // stride[1] + 1
+    xpad = _kernels.pad2d(x, padding)
+    cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups)
+    w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
+    out = xp.matmul(w3, cols).reshape(N, F, OH, OW)  # (N, G, F/G, OH*OW) is NCHW already
+    if bias is not None:
+        out += bias.reshape(F, 1, 1)
+    cache = ConvCache(cols, weight, x.shape, padding, stride, dilation, groups,
+                      bias is not None, squeeze)
+    return out, cache
+
+
+def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """2D convolution with zero padding: ``out = weight * x + bias`` (cross-correlation).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    weight : ndarray, shape (F, C/groups, KH, KW)
+    bias : ndarray or None, shape (F,)
+    stride, padding, dilation : int or (int, int)
+    groups : int
+        Input and output channels are split into ``groups`` independent convolutions.
+
+    Shape
+    -----
+    ``OH = floor((H + 2*ph - dh*(KH-1) - 1) / sh) + 1``, likewise ``OW``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, OH, OW), dtype of ``x``
+    cache : ConvCache
+
+    Raises
+    ------
+    ValueError
+        Wrong rank, channel mismatch, channels not divisible by groups, non-positive
+        stride or dilation, kernel larger than the padded input.
+    """
+    s, p, d, _ = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
+                           "conv2d_forward")
+    return _forward(x, weight, bias, s, p, d, int(groups), False)
+
+
+def conv2d_backward(dout, cache: ConvCache):
+    """Gradients of ``conv2d_forward``.
+
+    ``dweight = sum_n dout_n @ cols_n^T``, ``dx = col2im(weight^T @ dout)``,
+    ``dbias = sum_{n, oh, ow} dout``.
+
+    Returns
+    -------
+    dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
+    """
+    cols, weight, x_shape, padding, stride, dilation, groups, has_bias, _ = cache
+    xp = backend.namespace(dout, cols)
+    N, C, H, W = x_shape
+    F, Cg, KH, KW = weight.shape
+    OH, OW = dout.shape[2:]
+    d4 = dout.reshape(N, groups, F // groups, OH * OW)
+    dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    # N small products then a sum over N: avoids a transposing copy of the large cols.
+    dweight = xp.matmul(d4, cols.swapaxes(-1, -2)).sum(axis=0).reshape(weight.shape)
+    w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
+    dcols = xp.matmul(w3.swapaxes(-1, -2), d4)  # (N, G, C/G*KH*KW, OH*OW)
+    padded = (N, C, H + 2 * padding[0], W + 2 * padding[1])
+    dxpad = _kernels.col2im(dcols, padded, (KH, KW), (OH, OW), stride, dilation)
+    dx = _kernels.crop2d(dxpad, padding, (H, W))
+    return dx, dweight, dbias
+
+
+def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """1D convolution: ``conv2d_forward`` on ``x[:, :, None, :]`` with a ``(1, K)`` kernel.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, L)
+    weight : ndarray, shape (F, C/groups, K)
+    bias : ndarray or None, shape (F,)
+    stride, padding, dilation : int or (int,)
+    groups : int
+
+    Shape
+    -----
+    ``OL = floor((L + 2*p - d*(K-1) - 1) / s) + 1``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, OL)
+    cache : ConvCache
+
+    Raises
+    ------
+    ValueError
+        As ``conv2d_forward``.
+    """
+    s, p, d, _ = conv_args(x, weight, bias, stride, padding, dilation, groups, 1,
+                           "conv1d_forward")
+    out, cache = _forward(x[:, :, None, :], weight[:, :, None, :], bias, (1,) + s, (0,) + p,
+                          (1,) + d, int(groups), True)
+    return out[:, :, 0, :], cache
+
+
+def conv1d_backward(dout, cache: ConvCache):
+    """Gradients of ``conv1d_forward``.
+
+    Returns
+    -------
+    dx : (N, C, L); dweight : (F, C/groups, K); dbias : (F,) or None
+    """
+    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache)
+    return dx[:, :, 0, :], dweight[:, :, 0, :], dbias
