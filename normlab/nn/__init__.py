@@ -3,3 +3,11 @@
 from normlab.nn.container import Sequential  # noqa: F401
 from normlab.nn.linear import Flatten, Identity, Linear  # noqa: F401
 from normlab.nn.module import Module, ParamRef  # noqa: F401
+from normlab.nn.conv import Conv1d, Conv2d  # noqa: F401
+from normlab.nn.pool import (  # noqa: F401
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
