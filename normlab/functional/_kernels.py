@@ -15,7 +15,34 @@ from __future__ import annotations
 
 from normlab import backend
 
-__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d"]
+__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d",
+           "use_compiled", "compiled"]
+
+_compiled_enabled = True
+_compiled_module = None
+
+
+def use_compiled(enabled: bool) -> bool:
+    """Switch the optional numba kernels on or off (tests run both paths); returns the old
+    setting. They are used only for NumPy arrays and only when numba imports."""
+    global _compiled_enabled
+    old, _compiled_enabled = _compiled_enabled, bool(enabled)
+    return old
+
+
+def compiled(*arrays):
+    """The numba kernel module ``_numba_kernels`` if it applies to ``arrays``, else None."""
+    global _compiled_module
+    if not _compiled_enabled or any(backend.is_cupy_array(a) for a in arrays):
+        return None
+    if _compiled_module is None:
+        try:
+            from normlab.functional import _numba_kernels  # noqa: PLC0415 (optional, slow import)
+        except ImportError:
+            _compiled_module = False
+        else:
+            _compiled_module = _numba_kernels
+    return _compiled_module or None
 
 
 def pad2d(x, padding, value=0.0):
@@ -98,6 +125,10 @@ def col2im(dcols, padded_shape, kernel, out_hw, stride, dilation):
     OH, OW = out_hw
     d6 = dcols.reshape(N, C, KH, KW, OH, OW)
     dxpad = xp.zeros(padded_shape, dtype=dcols.dtype)
+    nb = compiled(dcols)
+    if nb is not None:  # one pass instead of KH*KW strided read-modify-writes
+        nb.col2im(d6, dxpad, *stride, *dilation)
+        return dxpad
     for i in range(KH):
         for j in range(KW):
             dxpad[offset_slice(i, j, out_hw, stride, dilation)] += d6[:, :, i, j]

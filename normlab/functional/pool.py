@@ -53,6 +53,12 @@ def _max_forward(x, kernel, stride, padding, out_hw, squeeze):
     xpad = _kernels.pad2d(x, padding, value=-xp.inf)
     out = None
     idx_dtype = xp.uint8 if KH * KW < 256 else xp.int64
+    nb = _kernels.compiled(x)
+    if nb is not None:
+        out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
+        argmax = xp.empty(out.shape, dtype=idx_dtype)
+        nb.max_pool_forward(xpad, KH, KW, *stride, out, argmax)
+        return out, PoolCache(argmax, x.shape, kernel, stride, padding, squeeze)
     for i in range(KH):
         for j in range(KW):
             v = xpad[_kernels.offset_slice(i, j, out_hw, stride, (1, 1))]
@@ -73,6 +79,11 @@ def _max_backward(dout, cache: PoolCache):
     N, C, H, W = x_shape
     KH, KW = kernel
     OH, OW = dout.shape[2:]
+    nb = _kernels.compiled(dout)
+    if nb is not None:
+        dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+        nb.max_pool_backward(dout, argmax, KW, *stride, dxpad)
+        return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
         dx = xp.zeros(x_shape, dtype=dout.dtype)
         offsets = xp.arange(KH * KW, dtype=argmax.dtype).reshape(KH, 1, KW)

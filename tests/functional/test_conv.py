@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from normlab import functional as F
@@ -50,9 +50,10 @@ def _assert_grads_equal(got, want, **tol):
             np.testing.assert_allclose(g, t, **tol)
 
 
-@settings(max_examples=40, deadline=None)
-@given(conv2d_configs())
-def test_conv2d_fast_matches_loop_reference(cfg):
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=conv2d_configs())
+def test_conv2d_fast_matches_loop_reference(cfg, kernels):
     rng, x, w, b = _arrays(cfg)
     out, cache = F.conv2d_forward(x, w, b, **cfg["kw"])
     ref, ref_cache = N.conv2d_forward_naive(x, w, b, **cfg["kw"])
@@ -62,9 +63,10 @@ def test_conv2d_fast_matches_loop_reference(cfg):
                         **TIGHT)
 
 
-@settings(max_examples=40, deadline=None)
-@given(conv2d_configs())
-def test_conv1d_fast_matches_loop_reference(cfg):
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=conv2d_configs())
+def test_conv1d_fast_matches_loop_reference(cfg, kernels):
     rng, x, w, b = _arrays(cfg)
     x, w = x[:, :, 0, :], w[:, :, 0, :]  # a slice of the 2D config: (N, C, L), (F, C/G, K)
     kw = {k: v[1] if isinstance(v, tuple) else v for k, v in cfg["kw"].items()}
@@ -87,7 +89,7 @@ TORCH_2D = [
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("xs, ws, kw", TORCH_2D)
-def test_conv2d_matches_torch(xs, ws, kw, bias, rng):
+def test_conv2d_matches_torch(xs, ws, kw, bias, rng, kernels):
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     b = rng.standard_normal(ws[0]) if bias else None
     out, cache = F.conv2d_forward(x, w, b, **kw)
@@ -103,7 +105,7 @@ def test_conv2d_matches_torch(xs, ws, kw, bias, rng):
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=2, dilation=2),
                                 dict(stride=3, groups=2)])
-def test_conv1d_matches_torch(kw, rng):
+def test_conv1d_matches_torch(kw, rng, kernels):
     x, w, b = rng.standard_normal((2, 4, 11)), rng.standard_normal((6, 4 // kw.get("groups", 1), 3)), \
         rng.standard_normal(6)
     out, cache = F.conv1d_forward(x, w, b, **kw)
@@ -138,7 +140,7 @@ def test_conv2d_gradients_match_numerical(rng):
     (N.conv2d_forward_naive, N.conv2d_backward_naive, (1, 2, 4, 4), (3, 2, 3, 3)),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dtype_kept_and_inputs_not_mutated(fwd, bwd, xs, ws, dtype, rng):
+def test_dtype_kept_and_inputs_not_mutated(fwd, bwd, xs, ws, dtype, rng, kernels):
     x, w, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
     copies = [a.copy() for a in (x, w, b)]
     out, cache = fwd(x, w, b, padding=1)

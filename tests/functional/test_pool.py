@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from normlab import functional as F
@@ -49,9 +49,10 @@ def _input(cfg):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=pool_configs())
-def test_pool2d_fast_matches_loop_reference(kind, cfg):
+def test_pool2d_fast_matches_loop_reference(kind, cfg, kernels):
     fwd, bwd, fwd_n, bwd_n, _ = PAIRS_2D[kind]
     rng, x = _input(cfg)
     out, cache = fwd(x, *cfg["args"])
@@ -62,9 +63,10 @@ def test_pool2d_fast_matches_loop_reference(kind, cfg):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=pool_configs())
-def test_pool1d_fast_matches_loop_reference(kind, cfg):
+def test_pool1d_fast_matches_loop_reference(kind, cfg, kernels):
     fwd, bwd, fwd_n, bwd_n, _ = PAIRS_1D[kind]
     rng, x = _input(cfg)
     x = x[:, :, 0, :]
@@ -99,7 +101,7 @@ ARGS_2D = [
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("args", ARGS_2D)
 @pytest.mark.parametrize("ties", [False, True])
-def test_pool2d_matches_torch(kind, args, ties, rng):
+def test_pool2d_matches_torch(kind, args, ties, rng, kernels):
     fwd, bwd, _, _, tfn = PAIRS_2D[kind]
     x = rng.integers(-1, 2, (2, 3, 7, 5)).astype(np.float64) if ties \
         else rng.standard_normal((2, 3, 7, 5))
@@ -108,12 +110,12 @@ def test_pool2d_matches_torch(kind, args, ties, rng):
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("args", [(2, None, 0), (3, 2, 1), (3, 1, 1)])
-def test_pool1d_matches_torch(kind, args, rng):
+def test_pool1d_matches_torch(kind, args, rng, kernels):
     fwd, bwd, _, _, tfn = PAIRS_1D[kind]
     _torch_check(fwd, bwd, tfn, rng.integers(-1, 2, (2, 3, 9)).astype(np.float64), args, rng)
 
 
-def test_max_pool_gradient_goes_to_first_maximum():
+def test_max_pool_gradient_goes_to_first_maximum(kernels):
     # All four values of each 2x2 window tie: the top-left one (first in row-major order)
     # gets the gradient, as torch CPU does.
     x = np.ones((1, 1, 4, 4))
@@ -127,7 +129,7 @@ def test_max_pool_gradient_goes_to_first_maximum():
     np.testing.assert_array_equal(tx.grad.numpy()[0, 0], want)
 
 
-def test_max_pool_nan_propagates_like_torch():
+def test_max_pool_nan_propagates_like_torch(kernels):
     x = np.array([[[[1.0, np.nan, np.nan, 1.0]]]])
     out, cache = F.max_pool2d_forward(x, (1, 4))
     assert np.isnan(out).all()
@@ -169,7 +171,7 @@ FAST_2D = [(F.max_pool2d_forward, F.max_pool2d_backward, (2,)),
 
 @pytest.mark.parametrize("fwd, bwd, args", FAST_2D)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dtype_kept_and_inputs_not_mutated(fwd, bwd, args, dtype, rng):
+def test_dtype_kept_and_inputs_not_mutated(fwd, bwd, args, dtype, rng, kernels):
     x = rng.standard_normal((2, 3, 6, 5)).astype(dtype)
     x_copy = x.copy()
     out, cache = fwd(x, *args)
