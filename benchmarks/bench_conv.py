@@ -3,13 +3,18 @@
 Both libraries run in this one process at the same thread count (``torch.set_num_threads``
 and threadpoolctl for NumPy's BLAS), float32, batch 128. Each timing is the best of
 ``--repeat`` runs after one warm-up (best-of is the least noisy estimate on a shared
-machine); the median is printed too so the noise is visible.
+machine); the median is printed too so the noise is visible. With ``--clock cpu`` the
+process CPU time is measured instead of wall time: on a machine shared with other jobs
+and one thread per library it is far less noisy (time spent waiting for a core is not
+counted), and for ``--threads 1`` it is the work done.
 
 Peak memory: ``tracemalloc`` sees every NumPy allocation. PyTorch's CPU allocator does
 not report to tracemalloc; its figure comes from the profiler's memory events
 (``profile_memory=True``): the running sum of allocations minus frees, maximised over
-the forward+backward call. Both figures count only memory allocated during the call
-(inputs excluded).
+the forward+backward call; scratch memory that oneDNN allocates outside PyTorch's
+allocator is not seen. Both figures count only memory allocated during the call (inputs
+excluded). normlab keeps the im2col columns (9x the input for 3x3) for backward, PyTorch
+keeps only the input: expect normlab's peak to be several times larger.
 
 ``--profile`` also splits normlab's time into its stages (im2col, the three GEMMs,
 col2im).
@@ -47,13 +52,13 @@ POOL_SHAPES = [
 ]
 
 
-def best_and_median(fn, repeat: int) -> tuple[float, float]:
+def best_and_median(fn, repeat: int, clock=time.perf_counter) -> tuple[float, float]:
     fn()  # warm-up
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times) * 1e3, statistics.median(times) * 1e3
 
 
@@ -71,11 +76,13 @@ def torch_peak_mib(fn) -> float:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                 profile_memory=True) as prof:
         fn()
-    events = [e for e in prof.events() if e.name == "[memory]"]
+    # Allocations show up as the self memory of the allocating op, frees as "[memory]"
+    # events with a negative size.
+    events = [e for e in prof.events() if e.self_cpu_memory_usage != 0]
     events.sort(key=lambda e: e.time_range.start)
     level = peak = 0
     for e in events:
-        level += e.cpu_memory_usage
+        level += e.self_cpu_memory_usage
         peak = max(peak, level)
     return peak / 2**20
 
@@ -90,6 +97,7 @@ def conv_pair(x, w, b, stride):
     tb = torch.from_numpy(b).requires_grad_()
 
     def theirs():
+        tx.grad = tw.grad = tb.grad = None  # allocate fresh gradients, as normlab does
         out = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=1)
         out.backward(torch.ones_like(out))
 
@@ -111,13 +119,14 @@ def pool_pair(x, kind):
     tx = torch.from_numpy(x).requires_grad_()
 
     def theirs():
+        tx.grad = None
         out = tfn(tx, arg)
         out.backward(torch.ones_like(out))
 
     return ours, theirs
 
 
-def profile_conv(x, w, stride, repeat):
+def profile_conv(x, w, stride, repeat, clock):
     """normlab's conv forward+backward split into stages, best-of times in ms."""
     xp_ = np
     N, C, H, W = x.shape
@@ -137,7 +146,7 @@ def profile_conv(x, w, stride, repeat):
         "gemm dcols": lambda: xp_.matmul(w3.swapaxes(-1, -2), dout),
         "col2im": lambda: _kernels.col2im(dcols, xpad.shape, (3, 3), (OH, OW), s, d),
     }
-    return {k: best_and_median(f, repeat)[0] for k, f in stages.items()}
+    return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
 
 
 def main(argv=None) -> None:
@@ -146,11 +155,13 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = ap.parse_args(argv)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    print(f"threads={args.threads} batch={args.batch} float32, best of {args.repeat} "
-          f"(median in brackets), ms")
+    print(f"threads={args.threads} batch={args.batch} float32, {args.clock} clock, best of "
+          f"{args.repeat} (median in brackets), ms")
     header = (f"{'case':24s} {'normlab':>16s} {'torch':>16s} {'ratio':>6s} "
               f"{'np MiB':>7s} {'torch MiB':>9s}")
     with threadpool_limits(limits=args.threads):
@@ -162,14 +173,14 @@ def main(argv=None) -> None:
             b = np.zeros(f_out, np.float32)
             rows.append((name,) + conv_pair(x, w, b, stride))
             if args.profile:
-                prof = profile_conv(x, w, stride, args.repeat)
+                prof = profile_conv(x, w, stride, args.repeat, clock)
                 rows[-1] += (prof,)
         for name, kind, shape in POOL_SHAPES:
             x = rng.standard_normal((args.batch,) + shape, dtype=np.float32)
             rows.append((name,) + pool_pair(x, kind))
         for name, ours, theirs, *prof in rows:
-            ob, om = best_and_median(ours, args.repeat)
-            tb, tm = best_and_median(theirs, args.repeat)
+            ob, om = best_and_median(ours, args.repeat, clock)
+            tb, tm = best_and_median(theirs, args.repeat, clock)
             print(f"{name:24s} {ob:7.1f} [{om:6.1f}] {tb:7.1f} [{tm:6.1f}] {ob / tb:6.2f} "
                   f"{numpy_peak_mib(ours):7.1f} {torch_peak_mib(theirs):9.1f}")
             if prof:

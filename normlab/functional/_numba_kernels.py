@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numba
 
-__all__ = ["col2im", "max_pool_forward", "max_pool_backward"]
+__all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
+           "avg_pool_backward"]
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
@@ -66,3 +67,33 @@ def max_pool_backward(dout, argmax, KW, sh, sw, dxpad):
                 for ow in range(OW):
                     k = argmax[n, c, oh, ow]
                     dxpad[n, c, oh * sh + k // KW, ow * sw + k % KW] += dout[n, c, oh, ow]
+
+
+@_jit
+def avg_pool_forward(xpad, KH, KW, sh, sw, out):
+    """Window sum in row-major window order, divided by ``KH*KW``."""
+    N, C, OH, OW = out.shape
+    inv = KH * KW
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    acc = xpad[n, c, oh * sh, ow * sw]
+                    for i in range(KH):
+                        for j in range(KW):
+                            if i > 0 or j > 0:
+                                acc += xpad[n, c, oh * sh + i, ow * sw + j]
+                    out[n, c, oh, ow] = acc / inv
+
+
+@_jit
+def avg_pool_backward(share, KH, KW, sh, sw, dxpad):
+    """``dxpad`` (zero on entry) += ``share = dout / (KH*KW)`` over every window member."""
+    N, C, OH, OW = share.shape
+    for n in range(N):
+        for c in range(C):
+            for i in range(KH):
+                for j in range(KW):
+                    for oh in range(OH):
+                        for ow in range(OW):
+                            dxpad[n, c, oh * sh + i, ow * sw + j] += share[n, c, oh, ow]

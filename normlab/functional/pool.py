@@ -100,6 +100,12 @@ def _max_backward(dout, cache: PoolCache):
 
 def _avg_forward(x, kernel, stride, padding, out_hw, squeeze):
     KH, KW = kernel
+    nb = _kernels.compiled(x)
+    if nb is not None:
+        xp = backend.namespace(x)
+        out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
+        nb.avg_pool_forward(_kernels.pad2d(x, padding), KH, KW, *stride, out)
+        return out, PoolCache(None, x.shape, kernel, stride, padding, squeeze)
     if _tiled(kernel, stride, padding):
         out = _blocks(x, kernel, out_hw).sum(axis=(3, 5))
     else:
@@ -120,6 +126,11 @@ def _avg_backward(dout, cache: PoolCache):
     KH, KW = kernel
     OH, OW = dout.shape[2:]
     share = dout / float(KH * KW)
+    nb = _kernels.compiled(dout)
+    if nb is not None:
+        dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+        nb.avg_pool_backward(share, KH, KW, *stride, dxpad)
+        return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
         dx = xp.zeros(x_shape, dtype=dout.dtype)
         _blocks(dx, kernel, (OH, OW))[...] = share[:, :, :, None, :, None]
@@ -244,6 +255,7 @@ def avg_pool1d_backward(dout, cache: PoolCache):
 class AdaptivePoolCache(NamedTuple):
     rows: object  # (OH, H) averaging matrix, row i = 1/len on bin i
     cols: object  # (OW, W)
+    x_shape: tuple
 
 
 def _bins(size: int, out: int, xp, dtype):
@@ -288,16 +300,18 @@ def adaptive_avg_pool2d_forward(x, output_size):
     if OH <= 0 or OW <= 0:
         raise ValueError(f"{owner}: expected positive output_size, got {(OH, OW)}.")
     xp = backend.namespace(x)
+    if OH == 1 and OW == 1:  # global average pooling: no matrices needed
+        return x.mean(axis=(2, 3), keepdims=True), AdaptivePoolCache(None, None, x.shape)
     rows, cols = _bins(H, OH, xp, x.dtype), _bins(W, OW, xp, x.dtype)
-    if OH == 1 and OW == 1:
-        out = x.mean(axis=(2, 3), keepdims=True)
-    else:
-        out = xp.matmul(xp.matmul(rows, x), cols.T)
-    return out, AdaptivePoolCache(rows, cols)
+    out = xp.matmul(xp.matmul(rows, x), cols.T)
+    return out, AdaptivePoolCache(rows, cols, x.shape)
 
 
 def adaptive_avg_pool2d_backward(dout, cache: AdaptivePoolCache):
     """Gradient of ``adaptive_avg_pool2d_forward``: ``dx = R^T @ dout @ S``."""
     xp = backend.namespace(dout)
-    rows, cols = cache
+    rows, cols, x_shape = cache
+    if rows is None:
+        H, W = x_shape[2:]
+        return xp.broadcast_to(dout / float(H * W), x_shape).copy()
     return xp.matmul(xp.matmul(rows.T, dout), cols)
