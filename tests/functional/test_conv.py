@@ -183,3 +183,31 @@ def test_conv_errors_name_owner_and_types():
     with pytest.raises(TypeError, match=r"expected padding to be an int or a tuple of 2 ints, "
                                         r"got str 'same'"):
         F.conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3)), padding="same")
+
+
+@pytest.mark.gpu
+def test_conv_and_pool_on_cupy_match_numpy(rng):
+    from normlab import backend
+
+    if not backend.cupy_available():
+        pytest.skip("needs CuPy and a CUDA device")
+    x, w, b = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 2, 3, 3)), \
+        rng.standard_normal(6)
+    kw = dict(stride=2, padding=1, groups=2)
+    gpu = [backend.to_device(a, "cuda") for a in (x, w, b)]
+    out, cache = F.conv2d_forward(x, w, b, **kw)
+    out_g, cache_g = F.conv2d_forward(*gpu, **kw)
+    np.testing.assert_allclose(backend.to_numpy(out_g), out, **TIGHT)
+    dout = rng.standard_normal(out.shape)
+    for g, c in zip(F.conv2d_backward(backend.to_device(dout, "cuda"), cache_g),
+                    F.conv2d_backward(dout, cache)):
+        np.testing.assert_allclose(backend.to_numpy(g), c, **TIGHT)
+    for fwd, bwd in ((F.max_pool2d_forward, F.max_pool2d_backward),
+                     (F.avg_pool2d_forward, F.avg_pool2d_backward)):
+        for args in ((2,), (3, 2, 1)):
+            o, c = fwd(x, *args)
+            o_g, c_g = fwd(gpu[0], *args)
+            np.testing.assert_allclose(backend.to_numpy(o_g), o, **TIGHT)
+            d = rng.standard_normal(o.shape)
+            np.testing.assert_allclose(backend.to_numpy(bwd(backend.to_device(d, "cuda"), c_g)),
+                                       bwd(d, c), **TIGHT)
