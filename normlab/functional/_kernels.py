@@ -8,7 +8,9 @@ slice update over the whole batch.
 Layout (chosen by measurement, see ``benchmarks/bench_conv.py``): the column matrix is
 ``(N, G, C/G*KH*KW, OH*OW)``. One batched product ``weight (G, F/G, K) @ cols`` then
 lands directly in ``(N, F, OH*OW)``, i.e. NCHW, so neither the columns nor the output
-need a transposing copy.
+need a transposing copy. Measured alternatives, float32, 1 thread, batch 128, 16x32x32
+input: building ``(N*OH*OW, C*KH*KW)`` columns cost 29 ms against 7 ms for this layout;
+``(C*KH*KW, N*OH*OW)`` columns with single large products were no faster overall.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ window sum by ``KH*KW`` (``count_include_pad=True``, ``ceil_mode=False``).
 Fast paths: non-overlapping windows (``stride == kernel_size``, no padding) are a reshape
 ``(N, C, OH, KH, OW, KW)`` of the input, so backward is one broadcast write; otherwise a
 loop over the ``KH*KW`` kernel offsets updates one strided slice of the whole batch at a
-time. 1D pooling is the 2D routine on ``H = 1``. Loop references: ``pool_naive.py``.
+time. On NumPy arrays with numba installed, max and average pooling use the one-pass
+kernels of ``_numba_kernels.py`` instead (same results; ``_kernels.use_compiled(False)``
+forces the NumPy path). 1D pooling is the 2D routine on ``H = 1``. Loop references:
+``pool_naive.py``.
 """
 
 from __future__ import annotations
