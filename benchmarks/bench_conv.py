@@ -13,11 +13,11 @@ not report to tracemalloc; its figure comes from the profiler's memory events
 (``profile_memory=True``): the running sum of allocations minus frees, maximised over
 the forward+backward call; scratch memory that oneDNN allocates outside PyTorch's
 allocator is not seen. Both figures count only memory allocated during the call (inputs
-excluded). normlab keeps the im2col columns (9x the input for 3x3) for backward, PyTorch
-keeps only the input: expect normlab's peak to be several times larger.
+excluded).
 
 ``--profile`` also splits normlab's time into its stages (im2col, the three GEMMs,
-col2im).
+col2im), each timed on the whole batch at once (the library runs them on cache-sized
+chunks of the batch, see ``normlab.functional._kernels.batch_chunks``).
 
 Usage: python benchmarks/bench_conv.py [--threads 1] [--repeat 5] [--batch 128] [--profile]
 """
@@ -144,7 +144,7 @@ def profile_conv(x, w, stride, repeat, clock):
         "gemm fwd": lambda: xp_.matmul(w3, cols),
         "gemm dW": lambda: xp_.matmul(dout, cols.swapaxes(-1, -2)).sum(axis=0),
         "gemm dcols": lambda: xp_.matmul(w3.swapaxes(-1, -2), dout),
-        "col2im": lambda: _kernels.col2im(dcols, xpad.shape, (3, 3), (OH, OW), s, d),
+        "col2im": lambda: _kernels.col2im(dcols, np.zeros_like(xpad), (3, 3), (OH, OW), s, d),
     }
     return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
 

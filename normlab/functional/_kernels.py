@@ -18,7 +18,12 @@ from __future__ import annotations
 from normlab import backend
 
 __all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d",
-           "use_compiled", "compiled"]
+           "use_compiled", "compiled", "batch_chunks"]
+
+# Column bytes per chunk of samples on CPU: small enough that the columns written by
+# im2col are still in cache when the matrix product reads them (measured best at
+# 2-3 MiB on a 16x32x32 ResNet layer; chunking also keeps peak memory near the input's).
+CHUNK_BYTES = 2 * 2**20
 
 _compiled_enabled = True
 _compiled_module = None
@@ -72,6 +77,18 @@ def crop2d(x, padding, size):
     return xp.ascontiguousarray(x[:, :, ph:ph + H, pw:pw + W])
 
 
+def batch_chunks(a, bytes_per_sample: int):
+    """Slices of the batch axis, processed one after another by conv on CPU.
+
+    One slice (the whole batch) for CuPy arrays: a GPU wants the largest products.
+    """
+    N = a.shape[0]
+    if backend.is_cupy_array(a):
+        return [slice(0, N)]
+    size = max(1, CHUNK_BYTES // max(1, bytes_per_sample))
+    return [slice(s, min(s + size, N)) for s in range(0, N, size)]
+
+
 def offset_slice(i: int, j: int, out_hw, stride, dilation):
     """Index of the input pixels that kernel offset ``(i, j)`` meets, one per output pixel.
 
@@ -111,22 +128,22 @@ def im2col(xpad, kernel, out_hw, stride, dilation, groups):
     return v.reshape(N, groups, (C // groups) * KH * KW, OH * OW)
 
 
-def col2im(dcols, padded_shape, kernel, out_hw, stride, dilation):
-    """Adjoint of ``im2col``: sum every column entry back onto its padded-input pixel.
+def col2im(dcols, dxpad, kernel, out_hw, stride, dilation):
+    """Adjoint of ``im2col``: add every column entry onto its padded-input pixel of ``dxpad``.
 
-    Loops over the ``KH*KW`` kernel offsets; each adds one strided slice for the whole
-    batch. Overlapping windows (stride < kernel) accumulate, as the chain rule requires.
+    ``dxpad`` (N, C, Hp, Wp) is updated in place (pass zeros, or a slice of a zeroed
+    array). Loops over the ``KH*KW`` kernel offsets; each adds one strided slice for the
+    whole batch. Overlapping windows (stride < kernel) accumulate, as the chain rule
+    requires.
 
     Returns
     -------
-    dxpad : ndarray of ``padded_shape`` (N, C, Hp, Wp).
+    dxpad, for convenience.
     """
-    xp = backend.namespace(dcols)
-    N, C = padded_shape[:2]
+    N, C = dxpad.shape[:2]
     KH, KW = kernel
     OH, OW = out_hw
     d6 = dcols.reshape(N, C, KH, KW, OH, OW)
-    dxpad = xp.zeros(padded_shape, dtype=dcols.dtype)
     nb = compiled(dcols)
     if nb is not None:  # one pass instead of KH*KW strided read-modify-writes
         nb.col2im(d6, dxpad, *stride, *dilation)

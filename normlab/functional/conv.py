@@ -4,10 +4,12 @@
 xpad[n, g*C/G + c, oh*sh + i*dh, ow*sw + j*dw]`` with ``g = f // (F/G)``.
 
 The input is padded once, unfolded by ``_kernels.im2col`` into columns
-``(N, G, C/G*KH*KW, OH*OW)`` and multiplied by ``weight.reshape(G, F/G, -1)``. Backward
+``(n, G, C/G*KH*KW, OH*OW)`` and multiplied by ``weight.reshape(G, F/G, -1)``. Backward
 is two more products (``dweight = dout @ cols^T``, ``dcols = weight^T @ dout``) and
-``_kernels.col2im``. The readable loop version is ``conv_naive.py``. 1D convolution is the
-2D routine on inputs with ``H = 1``.
+``_kernels.col2im``. On CPU the batch goes through in chunks of ``n`` samples whose
+columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded input, not
+the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
+loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ __all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "
 
 
 class ConvCache(NamedTuple):
-    cols: object  # (N, G, C/G*KH*KW, OH*OW)
+    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when there is no padding
     weight: object  # (F, C/G, KH, KW)
     x_shape: tuple
     padding: tuple
@@ -40,12 +42,15 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, squeeze):
     OH = (H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) // stride[0] + 1
     OW = (W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) // stride[1] + 1
     xpad = _kernels.pad2d(x, padding)
-    cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
-    out = xp.matmul(w3, cols).reshape(N, F, OH, OW)  # (N, G, F/G, OH*OW) is NCHW already
+    out = xp.empty((N, F, OH, OW), dtype=x.dtype)
+    for sl in _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize):
+        cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
+        out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
     if bias is not None:
         out += bias.reshape(F, 1, 1)
-    cache = ConvCache(cols, weight, x.shape, padding, stride, dilation, groups,
+    cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
                       bias is not None, squeeze)
     return out, cache
 
@@ -92,21 +97,24 @@ def conv2d_backward(dout, cache: ConvCache):
     -------
     dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
     """
-    cols, weight, x_shape, padding, stride, dilation, groups, has_bias, _ = cache
-    xp = backend.namespace(dout, cols)
+    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _ = cache
+    xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
     F, Cg, KH, KW = weight.shape
     OH, OW = dout.shape[2:]
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    # N small products then a sum over N: avoids a transposing copy of the large cols.
-    dweight = xp.matmul(d4, cols.swapaxes(-1, -2)).sum(axis=0).reshape(weight.shape)
-    w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
-    dcols = xp.matmul(w3.swapaxes(-1, -2), d4)  # (N, G, C/G*KH*KW, OH*OW)
-    padded = (N, C, H + 2 * padding[0], W + 2 * padding[1])
-    dxpad = _kernels.col2im(dcols, padded, (KH, KW), (OH, OW), stride, dilation)
+    w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
+    dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
+    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
+    for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
+        cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        # n small products then a sum over n: avoids a transposing copy of the columns.
+        dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
+        dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
+        _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
     dx = _kernels.crop2d(dxpad, padding, (H, W))
-    return dx, dweight, dbias
+    return dx, dweight.reshape(weight.shape), dbias
 
 
 def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
