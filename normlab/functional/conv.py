@@ -1,4 +1,4 @@
-"""Convolution (PyTorch's cross-correlation) by im2col and one batched matrix product.
+"""Convolution (PyTorch's cross-correlation) by im2col and batched matrix products.
 
 ``out[n, f, oh, ow] = bias[f] + sum_{c, i, j} weight[f, c, i, j] *
 xpad[n, g*C/G + c, oh*sh + i*dh, ow*sw + j*dw]`` with ``g = f // (F/G)``.
@@ -35,12 +35,11 @@ class ConvCache(NamedTuple):
     squeeze: bool  # a conv1d call: drop the H axis again in backward
 
 
-def _forward(x, weight, bias, stride, padding, dilation, groups, squeeze):
+def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
     xp = backend.namespace(x, weight, bias)
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
-    OH = (H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) // stride[0] + 1
-    OW = (W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) // stride[1] + 1
+    OH, OW = out_hw
     xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
@@ -82,9 +81,9 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
         Wrong rank, channel mismatch, channels not divisible by groups, non-positive
         stride or dilation, kernel larger than the padded input.
     """
-    s, p, d, _ = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
-                           "conv2d_forward")
-    return _forward(x, weight, bias, s, p, d, int(groups), False)
+    s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
+                                "conv2d_forward")
+    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False)
 
 
 def conv2d_backward(dout, cache: ConvCache):
@@ -142,10 +141,10 @@ def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     ValueError
         As ``conv2d_forward``.
     """
-    s, p, d, _ = conv_args(x, weight, bias, stride, padding, dilation, groups, 1,
-                           "conv1d_forward")
+    s, p, d, out_l = conv_args(x, weight, bias, stride, padding, dilation, groups, 1,
+                               "conv1d_forward")
     out, cache = _forward(x[:, :, None, :], weight[:, :, None, :], bias, (1,) + s, (0,) + p,
-                          (1,) + d, int(groups), True)
+                          (1,) + d, int(groups), (1,) + out_l, True)
     return out[:, :, 0, :], cache
 
 
