@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.functional._normalize import (channel_shape, normalize, normalize_backward,
-                                           reduced_count)
+                                           reduced_count, sum_of_products, sum_over)
 
 __all__ = [
     "BatchNormCache",
@@ -112,8 +112,8 @@ def batch_norm_backward(dout, cache: BatchNormCache):
     """
     x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
     C = x_hat.shape[1]
-    sum_dy = dout.sum(axis=axes, keepdims=True)
-    sum_dy_xhat = (dout * x_hat).sum(axis=axes, keepdims=True)
+    sum_dy = sum_over(dout, axes)
+    sum_dy_xhat = sum_of_products(dout, x_hat, axes)
     scale = None if gamma is None else gamma.reshape(channel_shape(x_hat.ndim))
     dx = normalize_backward(dout, x_hat, inv_std, axes, scale=scale, sum_g=sum_dy,
                             sum_gx=sum_dy_xhat)
