@@ -7,12 +7,42 @@ import pytest
 import torch
 
 from normlab import functional as F
+from normlab.functional import _bn_kernels
 from normlab.gradcheck import numerical_gradient, rel_error
 
 # (input shape, reduced axes): BatchNorm1d on (N, C) and (N, C, L), 2d, 3d.
 SHAPES = [((6, 3), (0,)), ((4, 3, 5), (0, 2)), ((3, 2, 2, 3), (0, 2, 3)),
           ((2, 2, 3, 2, 2), (0, 2, 3, 4))]
 SHAPE_IDS = ["2D", "3D", "4D", "5D"]
+
+
+@pytest.fixture(autouse=True, params=["fused", "portable"])
+def bn_path(request, monkeypatch):
+    """Run every test on the fused numba kernels and on the portable xp path."""
+    if request.param == "fused":
+        pytest.importorskip("numba")  # optional extra normlab[fast]
+    monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
+    return request.param
+
+
+def test_fused_path_is_taken_only_when_enabled(bn_path):
+    x = np.ones((2, 3, 4))
+    assert _bn_kernels.usable(x, (0, 2)) == (bn_path == "fused")
+    assert not _bn_kernels.usable(x, (0,))  # not the batch-norm axes: portable path
+
+
+@pytest.mark.parametrize("shape,axes", SHAPES, ids=SHAPE_IDS)
+def test_fused_and_portable_paths_agree(rng, shape, axes, monkeypatch):
+    x, gamma, beta = _data(rng, shape)
+    dout = rng.standard_normal(shape)
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(_bn_kernels, "ENABLED", enabled)
+        out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes)
+        results.append((out, cache.x_hat, cache.inv_std, cache.mean, cache.var,
+                        *F.batch_norm_backward(dout, cache)))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
 def _data(rng, shape, affine=True):

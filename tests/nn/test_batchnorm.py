@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from normlab import nn
+from normlab.functional import _bn_kernels
 
 KINDS = {
     "1d-2D": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 3)),
@@ -22,6 +23,15 @@ OPTIONS = {
     "momentum=0.3,eps=1e-3": {"momentum": 0.3, "eps": 1e-3},
     "bias=False": {"bias": False},
 }
+
+
+@pytest.fixture(params=["fused", "portable"])
+def bn_path(request, monkeypatch):
+    """The fused numba kernels (optional extra normlab[fast]) and the portable xp path."""
+    if request.param == "fused":
+        pytest.importorskip("numba")
+    monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
+    return request.param
 
 
 def _close(ours, theirs):
@@ -74,7 +84,7 @@ def run_torch_parity(ours, theirs, shape, rng, steps=3):
 
 @pytest.mark.parametrize("options", list(OPTIONS))
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_matches_torch_over_training_steps_then_eval(rng, kind, options):
+def test_matches_torch_over_training_steps_then_eval(rng, kind, options, bn_path):
     ours_cls, theirs_cls, shape = KINDS[kind]
     kw = OPTIONS[options]
     run_torch_parity(ours_cls(3, **kw), theirs_cls(3, **kw), shape, rng)
@@ -93,7 +103,7 @@ def test_params_buffers_and_state_dict_keys_match_torch(kw):
         assert v.dtype == (np.int64 if key == "num_batches_tracked" else np.float32)
 
 
-def test_float32_in_float32_out_and_float32_buffers(rng):
+def test_float32_in_float32_out_and_float32_buffers(rng, bn_path):
     m = nn.BatchNorm2d(3)
     x = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
     out = m(x)
@@ -140,7 +150,7 @@ def test_affine_false_has_no_params(rng):
 
 
 @pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (2, 3, 0)])
-def test_empty_batch_matches_torch(shape):
+def test_empty_batch_matches_torch(shape, bn_path):
     ours, theirs = nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
     x = np.zeros(shape, dtype=np.float32)
     xt = torch.zeros(shape, requires_grad=True)
