@@ -43,9 +43,9 @@ def usable(x, axes) -> bool:
             and x.size > 0 and bool(_get_numba()))
 
 
-def _build():
+def _build(cache: bool = True):
     nb = _get_numba()
-    jit = nb.njit(cache=True, fastmath={"reassoc", "nsz", "arcp"})
+    jit = nb.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
 
     @jit
     def stats(x, mean, var):  # x (A, C, B); mean, var (C,) float64
@@ -159,7 +159,10 @@ def _build():
 def _kernel(name: str, flat: bool):
     global _kernels
     if _kernels is None:
-        _kernels = _build()
+        try:
+            _kernels = _build()
+        except RuntimeError:  # no writable cache location (read-only install): compile only
+            _kernels = _build(cache=False)
     return _kernels[name][1 if flat else 0]
 
 
