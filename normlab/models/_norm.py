@@ -10,9 +10,11 @@ kind           (N, C)  spatial_dims=0    (N, C, L)  spatial_dims=1  (N, C, H, W)
 ``"batch"``    ``BatchNorm1d(C)``        ``BatchNorm1d(C)``        ``BatchNorm2d(C)``
 ``"layer"``    ``LayerNorm(C)``          ``GroupNorm(1, C)``       ``GroupNorm(1, C)``
 ``"group"``    ``GroupNorm(G, C)``       ``GroupNorm(G, C)``       ``GroupNorm(G, C)``
-``"instance"`` refused (ValueError)      refused (ValueError)      ``InstanceNorm2d(C, affine=True)``
+``"instance"`` refused (ValueError)      ``InstanceNorm1d(C)`` *     ``InstanceNorm2d(C)`` *
 ``None``       no layer                  no layer                  no layer
 =============  ========================  ========================  ==========================
+
+(*) built with ``affine=True``.
 
 Decisions, documented because they differ between libraries:
 
@@ -23,10 +25,9 @@ Decisions, documented because they differ between libraries:
   ``min(32, C // 2)``, so every group holds at least two channels. On ``(N, C)`` vectors
   (PyTorch's GroupNorm accepts them) a one-channel group would normalise a single value
   to zero, erasing the feature; two or more avoids that.
-- "instance" needs spatial positions to average over: on vectors it is undefined and on
-  1-D signals normlab has no InstanceNorm1d, so both are refused. It is built with
-  ``affine=True`` (PyTorch's default is False) so that every norm kind has a learnable
-  scale and shift.
+- "instance" needs spatial positions to average over: on ``(N, C)`` vectors it would
+  normalise single values, so it is refused there. It is built with ``affine=True``
+  (PyTorch's default is False) so that every norm kind has a learnable scale and shift.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     Raises
     ------
     ValueError
-        For an unknown kind or spatial_dims, or "instance" on vectors and 1-D signals.
+        For an unknown kind or spatial_dims, or "instance" on ``(N, C)`` vectors.
     """
     check_norm_kind("make_norm", kind)
     if spatial_dims not in (0, 1, 2):
@@ -93,10 +94,11 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
         return nn.LayerNorm(C, dtype=dtype) if spatial_dims == 0 else nn.GroupNorm(1, C, dtype=dtype)
     if kind == "group":
         return nn.GroupNorm(group_count(C), C, dtype=dtype)
-    if spatial_dims != 2:
+    if spatial_dims == 0:
         raise ValueError(
-            f"make_norm: expected (N, C, H, W) features for norm='instance', got "
-            f"spatial_dims={spatial_dims}. Instance norm needs 2-D feature maps; use "
+            "make_norm: expected (N, C, L) or (N, C, H, W) features for norm='instance', got "
+            "(N, C) vectors (spatial_dims=0). Instance norm needs spatial positions; use "
             "norm='layer' or 'group' here."
         )
-    return nn.InstanceNorm2d(C, affine=True, dtype=dtype)
+    return (nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm1d)(C, affine=True,
+                                                                           dtype=dtype)

@@ -137,7 +137,7 @@ class ConvBase(NamedChain):
     num_classes : int, default 10
     channels : int, default 25
     norm : {"batch", "layer", "group", None}
-        After each convolution, before its ReLU ("instance" is refused on 1-D signals).
+        After each convolution, before its ReLU.
     dtype, rng : as everywhere
 
     Shape

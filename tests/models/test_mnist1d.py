@@ -72,8 +72,8 @@ def test_errors(rng):
         ConvBase(norm="x")
     with pytest.raises(ValueError, match=r"ConvBase: expected input_length >= 3, got 2"):
         ConvBase(input_length=2)
-    with pytest.raises(ValueError, match=r"expected \(N, C, H, W\) features for norm='instance'"):
-        ConvBase(norm="instance")
+    with pytest.raises(ValueError, match=r"expected \(N, C, L\) or \(N, C, H, W\) features"):
+        MLPBase(norm="instance")
     x = rng.standard_normal((2, 2, 40)).astype(np.float32)
     for net in (LinearBase(rng=0), MLPBase(rng=0), ConvBase(rng=0)):
         name = type(net).__name__

@@ -10,7 +10,8 @@ from normlab.models import group_count, make_norm
 @pytest.mark.parametrize("kind, spatial, cls", [
     ("batch", 0, "BatchNorm1d"), ("batch", 1, "BatchNorm1d"), ("batch", 2, "BatchNorm2d"),
     ("layer", 0, "LayerNorm"), ("layer", 1, "GroupNorm"), ("layer", 2, "GroupNorm"),
-    ("group", 0, "GroupNorm"), ("group", 2, "GroupNorm"), ("instance", 2, "InstanceNorm2d"),
+    ("group", 0, "GroupNorm"), ("group", 2, "GroupNorm"),
+    ("instance", 1, "InstanceNorm1d"), ("instance", 2, "InstanceNorm2d"),
 ])
 def test_kind_maps_to_layer(kind, spatial, cls):
     layer = make_norm(kind, 8, spatial, np.float64)
@@ -54,7 +55,7 @@ def test_bad_spatial_dims_raises():
         make_norm("batch", 4, 3)
 
 
-@pytest.mark.parametrize("spatial", [0, 1])
-def test_instance_without_2d_maps_raises(spatial):
-    with pytest.raises(ValueError, match=r"expected \(N, C, H, W\) features for norm='instance'"):
-        make_norm("instance", 4, spatial)
+def test_instance_on_vectors_raises():
+    with pytest.raises(ValueError, match=r"make_norm: expected \(N, C, L\) or \(N, C, H, W\) "
+                                         r"features for norm='instance', got \(N, C\) vectors"):
+        make_norm("instance", 4, 0)
