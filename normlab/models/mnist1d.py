@@ -136,7 +136,7 @@ class ConvBase(NamedChain):
     input_length : int, default 40
     num_classes : int, default 10
     channels : int, default 25
-    norm : {"batch", "layer", "group", None}
+    norm : {"batch", "layer", "group", "instance", None}
         After each convolution, before its ReLU.
     dtype, rng : as everywhere
 
