@@ -21,10 +21,13 @@ Decisions, documented because they differ between libraries:
 - "layer" on feature maps is ``GroupNorm(1, C)``: it normalises each sample over
   ``(C, H, W)`` like ``LayerNorm([C, H, W])`` but with a per-channel ``(C,)`` affine, so the
   model does not depend on the input's spatial size (Wu & He 2018, Fig. 2).
-- "group" uses ``G = group_count(C)``: the largest divisor of ``C`` not above
-  ``min(32, C // 2)``, so every group holds at least two channels. On ``(N, C)`` vectors
-  (PyTorch's GroupNorm accepts them) a one-channel group would normalise a single value
-  to zero, erasing the feature; two or more avoids that.
+- "group" uses ``G = group_count(C, min_group_size)``: the largest divisor of ``C`` not
+  above 32 whose groups hold at least ``min_group_size`` channels (``G = 1`` if none).
+  On feature maps ``min_group_size = 2`` (each channel already has ``H*W`` values;
+  one channel per group would be instance norm). On ``(N, C)`` vectors (PyTorch's
+  GroupNorm accepts them) a group normalises only its own few values: one value
+  becomes 0 and two become +-1 whatever the input, erasing the features, so there
+  ``min_group_size = 8``.
 - "instance" needs spatial positions to average over: on ``(N, C)`` vectors it would
   normalise single values, so it is refused there. It is built with ``affine=True``
   (PyTorch's default is False) so that every norm kind has a learnable scale and shift.
@@ -50,9 +53,12 @@ def check_norm_kind(owner: str, kind) -> None:
         )
 
 
-def group_count(num_channels: int) -> int:
-    """Largest divisor of ``num_channels`` not above ``min(32, num_channels // 2)`` (1 for C<4)."""
-    cap = max(1, min(32, num_channels // 2))
+def group_count(num_channels: int, min_group_size: int = 2) -> int:
+    """Largest divisor ``G <= 32`` of ``num_channels`` with ``num_channels // G >= min_group_size``.
+
+    Returns 1 when no such divisor exists (fewer than ``min_group_size`` channels).
+    """
+    cap = max(1, min(32, num_channels // min_group_size))
     return max(g for g in range(1, cap + 1) if num_channels % g == 0)
 
 
@@ -93,7 +99,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     if kind == "layer":
         return nn.LayerNorm(C, dtype=dtype) if spatial_dims == 0 else nn.GroupNorm(1, C, dtype=dtype)
     if kind == "group":
-        return nn.GroupNorm(group_count(C), C, dtype=dtype)
+        return nn.GroupNorm(group_count(C, 8 if spatial_dims == 0 else 2), C, dtype=dtype)
     if spatial_dims == 0:
         raise ValueError(
             "make_norm: expected (N, C, L) or (N, C, H, W) features for norm='instance', got "

@@ -24,7 +24,7 @@ def tnorm(kind, C, spatial):
     if kind == "layer":
         return tnn.LayerNorm(C) if spatial == 0 else tnn.GroupNorm(1, C)
     if kind == "group":
-        return tnn.GroupNorm(models.group_count(C), C)
+        return tnn.GroupNorm(models.group_count(C, 8 if spatial == 0 else 2), C)
     return tnn.InstanceNorm2d(C, affine=True)
 
 
