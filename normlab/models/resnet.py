@@ -93,7 +93,7 @@ class BasicBlock(nn.Module):
         self._require_cache()
         dsum = self.relu2.backward(dout)  # d(main + shortcut): the same for both addends
         dx_main = self.conv1.backward(self.bn1.backward(self.relu1.backward(
-            self.bn2.backward(self.conv2.backward(dsum)))))
+            self.conv2.backward(self.bn2.backward(dsum)))))
         dx_short = dsum if self.downsample is None else self.downsample.backward(dsum)
         return dx_main + dx_short  # x fanned out to both paths: gradients add
 

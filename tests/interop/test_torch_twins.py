@@ -202,8 +202,18 @@ def softmax_cross_entropy(logits, y):
 
 
 def close(ours, theirs, what):
-    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12, err_msg=what)
+    """rtol 1e-7; entries 100x below the array's largest are compared at 1e-9 of that largest.
+
+    The two libraries sum in different orders, so round-off is relative to the largest
+    terms of a sum: an entry that cancels down to 1e-5 next to entries of 1e-2 carries
+    absolute, not relative, error. Gradients that are exactly zero in exact arithmetic
+    (a bias right before a training-mode BatchNorm) are round-off on both sides, hence
+    the 1e-14 floor.
+    """
+    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
+    scale = float(np.max(np.abs(theirs))) if np.size(theirs) else 0.0
+    np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=max(1e-9 * scale, 1e-14),
+                               err_msg=what)
 
 
 @pytest.mark.parametrize("name", list(PAIRS))
@@ -213,7 +223,7 @@ def test_three_sgd_steps_match_the_twin(name):
     model, twin = make(), make_twin().double()
     twin.load_state_dict(to_torch_state_dict(model))
     rng = np.random.default_rng(1)
-    N = 2 if name == "resnet18" else 4
+    N = 4  # resnet18 on 32x32 ends at 1x1: BN then averages N values per channel
     x = rng.standard_normal((N, *shape))
     y = rng.integers(0, 4, N)
     lr = 0.1
