@@ -159,8 +159,9 @@ PAIRS = {
               lambda: twin_lenet("batch", 1, 10), (1, 28, 28)),
     "resnet20": (lambda: models.resnet20(num_classes=4, dtype=np.float64, rng=0),
                  lambda: TResNet((3, 3, 3), (16, 32, 64), False, 3, 4), (3, 8, 8)),
-    "resnet18": (lambda: models.resnet18(num_classes=10, dtype=np.float64, rng=0),
-                 lambda: TResNet((2, 2, 2, 2), (64, 128, 256, 512), True, 3, 10), (3, 32, 32)),
+    # base_width 16: resnet18's stem and stages at a quarter width, so 3 float64 steps stay fast
+    "resnet18": (lambda: models.resnet18(num_classes=10, base_width=16, dtype=np.float64, rng=0),
+                 lambda: TResNet((2, 2, 2, 2), (16, 32, 64, 128), True, 3, 10), (3, 32, 32)),
     "mnist1d-linear": (lambda: models.LinearBase(dtype=np.float64, rng=0),
                        lambda: TLinearBase(40, 10), (40,)),
     "mnist1d-mlp": (lambda: models.MLPBase(hidden=16, norm="batch", dtype=np.float64, rng=0),
@@ -170,6 +171,8 @@ PAIRS = {
 }
 # Full default sizes for the counts (no forward pass needed).
 FULL = {
+    "resnet18-full": (lambda: models.resnet18(rng=0),
+                      lambda: TResNet((2, 2, 2, 2), (64, 128, 256, 512), True, 3, 10)),
     "resnet32": (lambda: models.resnet32(rng=0), lambda: TResNet((5,) * 3, (16, 32, 64), False, 3, 10)),
     "resnet56": (lambda: models.resnet56(rng=0), lambda: TResNet((9,) * 3, (16, 32, 64), False, 3, 10)),
     "mnist1d-cnn-full": (lambda: models.ConvBase(rng=0), lambda: TConvBase(40, 10, 25, None)),

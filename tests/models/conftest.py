@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from normlab.gradcheck import check_module, rel_error
+from normlab.optim import Adam
 
 
 def softmax_cross_entropy(logits, y):
@@ -22,22 +23,13 @@ def softmax_cross_entropy(logits, y):
 
 
 def _adam_fit(model, x, y, steps: int = 150, lr: float = 1e-2):
-    """Train ``model`` on one batch with Adam (PyTorch's rule); return eval-mode accuracy."""
-    refs = model.parameters()
-    m = [np.zeros_like(r.value) for r in refs]
-    v = [np.zeros_like(r.value) for r in refs]
-    b1, b2, eps = 0.9, 0.999, 1e-8
+    """Train ``model`` on one batch with ``normlab.optim.Adam``; return eval-mode accuracy."""
+    opt = Adam(model.parameters(), lr=lr)
     model.train()
-    for t in range(1, steps + 1):
+    for _ in range(steps):
         _, dlogits = softmax_cross_entropy(model(x), y)
         model.backward(dlogits.astype(x.dtype))
-        for i, r in enumerate(refs):
-            g = r.grad
-            m[i] = b1 * m[i] + (1 - b1) * g
-            v[i] = b2 * v[i] + (1 - b2) * g * g
-            mhat = m[i] / (1 - b1 ** t)
-            vhat = v[i] / (1 - b2 ** t)
-            r.value = (r.value - lr * mhat / (np.sqrt(vhat) + eps)).astype(r.value.dtype)
+        opt.step()
     model.eval()
     return float((model(x).argmax(axis=1) == y).mean())
 

@@ -37,7 +37,7 @@ def test_spot_gradcheck(spot_gradcheck, rng):
 def test_overfits_a_batch_of_20(overfit, rng):
     x = rng.standard_normal((20, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, 20)
-    assert overfit(LeNet(norm="batch", rng=0), x, y, steps=60) == 1.0
+    assert overfit(LeNet(norm="batch", rng=0), x, y, steps=30) == 1.0
 
 
 def test_bad_arguments_raise(rng):
