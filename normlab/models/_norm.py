@@ -106,5 +106,5 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
             "(N, C) vectors (spatial_dims=0). Instance norm needs spatial positions; use "
             "norm='layer' or 'group' here."
         )
-    return (nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm1d)(C, affine=True,
-                                                                           dtype=dtype)
+    cls = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm1d
+    return cls(C, affine=True, dtype=dtype)

@@ -77,8 +77,9 @@ class BasicBlock(nn.Module):
         self.conv2 = _conv(planes, planes, 3, 1, 1, norm, dtype, rng)
         self.bn2 = _norm_or_identity(norm, planes, dtype)
         if stride != 1 or in_planes != planes:
-            self.downsample = nn.Sequential(_conv(in_planes, planes, 1, stride, 0, norm, dtype, rng),
-                                            _norm_or_identity(norm, planes, dtype))
+            self.downsample = nn.Sequential(
+                _conv(in_planes, planes, 1, stride, 0, norm, dtype, rng),
+                _norm_or_identity(norm, planes, dtype))
         else:
             self.downsample = None
         self.relu2 = nn.ReLU()
