@@ -38,7 +38,7 @@ class ModuleCase:
     tol: float = 1e-7
     make_input: Callable[[np.random.Generator, tuple], np.ndarray] | None = None
     stochastic: bool = False  # output depends on a module Generator (dropout)
-    h: float = 1e-6  # gradcheck difference step (losses: 1e-5, see cases/basics.py)
+    h: float = 1e-5  # gradcheck step: about cbrt(float64 eps), balancing truncation and roundoff
 
     def input(self, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
         if self.make_input is not None:
