@@ -157,7 +157,7 @@ def test_spatial_batchnorm_backward_numeric():
     da_num = eval_numerical_gradient_array(lambda g: spatial_batchnorm_forward(x, g, beta, bn_param)[0], gamma.copy(), dout)
     _, cache = spatial_batchnorm_forward(x, gamma, beta, bn_param)
     dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)
-    assert rel_error(dx_num, dx) < 1e-7
+    assert rel_error(dx_num, dx) < 1e-6  # the course prints a dx error of about 3e-7 here
     assert rel_error(da_num, dgamma) < 1e-7
     np.testing.assert_allclose(dbeta, dout.sum(axis=(0, 2, 3)), rtol=1e-12)
 
