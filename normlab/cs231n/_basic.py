@@ -12,6 +12,7 @@ import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.functional.dropout import DropoutCache
 
 __all__ = [
     "affine_forward",
@@ -75,8 +76,7 @@ def relu_forward(x):
 
 def relu_backward(dout, cache):
     """Gradient of :func:`relu_forward`: ``dx = dout * (x > 0)``."""
-    dx = F.relu_backward(dout, cache)
-    return dx[0] if isinstance(dx, tuple) else dx
+    return F.relu_backward(dout, cache)
 
 
 def dropout_forward(x, dropout_param):
@@ -95,7 +95,7 @@ def dropout_forward(x, dropout_param):
 
     Returns
     -------
-    out : ndarray like ``x``; cache : ``(dropout_param, mask)`` (mask None in test mode)
+    out : ndarray like ``x``; cache : ``functional.dropout.DropoutCache`` (mask None in test)
 
     Raises
     ------
@@ -113,24 +113,21 @@ def dropout_forward(x, dropout_param):
             np.random.seed(dropout_param["seed"])
         xp = backend.namespace(x)
         keep = np.random.rand(*x.shape) < p  # global stream: the course's seeded cells
+        # the mask is the course's draw (keep where u < p), so it cannot come from
+        # functional.dropout_forward (drop where u < p_drop, from a Generator); the cache and
+        # the backward are functional's
         mask = xp.asarray(keep / p, dtype=x.dtype)
-        out = x * mask
-    elif mode == "test":
-        mask = None
-        out = x
-    else:
-        raise ValueError(
-            f"dropout_forward: expected dropout_param['mode'] 'train' or 'test', got {mode!r}."
-        )
-    return out, (dropout_param, mask)
+        return x * mask, DropoutCache(mask)
+    if mode == "test":
+        return x, DropoutCache(None)
+    raise ValueError(
+        f"dropout_forward: expected dropout_param['mode'] 'train' or 'test', got {mode!r}."
+    )
 
 
 def dropout_backward(dout, cache):
     """Gradient of :func:`dropout_forward`: ``dout * mask`` in train mode, ``dout`` in test."""
-    dropout_param, mask = cache
-    if dropout_param["mode"] == "train":
-        return dout * mask
-    return dout
+    return F.dropout_backward(dout, cache)
 
 
 def _check_scores(x, y, owner):
