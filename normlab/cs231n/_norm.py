@@ -173,7 +173,7 @@ def layernorm_forward(x, gamma, beta, ln_param):
             f"layernorm_forward: expected 2D input (N, D), got input of shape {tuple(x.shape)}."
         )
     eps = ln_param.get("eps", 1e-5)
-    return F.layer_norm_forward(x, gamma, beta, normalized_shape=(x.shape[1],), eps=eps)
+    return F.layer_norm_forward(x, gamma, beta, normalized_ndim=1, eps=eps)
 
 
 def layernorm_backward(dout, cache):
@@ -217,7 +217,8 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
             f"{tuple(gamma.shape)} and {tuple(beta.shape)}."
         )
     eps = gn_param.get("eps", 1e-5)
-    out, cache = F.group_norm_forward(x, G, gamma.reshape(C), beta.reshape(C), eps=eps)
+    out, cache = F.group_norm_forward(x, gamma.reshape(C), beta.reshape(C), num_groups=G,
+                                      eps=eps)
     return out, (gamma.shape, cache)
 
 

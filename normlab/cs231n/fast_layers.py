@@ -45,8 +45,7 @@ def max_pool_forward_fast(x, pool_param):
 
 def max_pool_backward_fast(dout, cache):
     """Backward of :func:`max_pool_forward_fast`: ``dx``."""
-    dx = F.max_pool2d_backward(dout, cache)
-    return dx[0] if isinstance(dx, tuple) else dx
+    return F.max_pool2d_backward(dout, cache)
 
 
 conv_forward_im2col = conv_forward_strides = conv_forward_fast
