@@ -12,7 +12,8 @@ from normlab.cs231n.fast_layers import (
     max_pool_forward_fast,
     max_pool_forward_reshape,
 )
-from normlab.cs231n.gradient_check import eval_numerical_gradient_array, rel_error
+from normlab.cs231n.gradient_check import eval_numerical_gradient_array as num_grad
+from normlab.cs231n.gradient_check import rel_error
 from normlab.cs231n.layer_utils import (
     conv_bn_relu_backward,
     conv_bn_relu_forward,
@@ -51,9 +52,9 @@ def test_conv_backward_naive_numeric():
     b = np.random.randn(2)
     dout = np.random.randn(4, 2, 5, 5)
     conv_param = {"stride": 1, "pad": 1}
-    dx_num = eval_numerical_gradient_array(lambda x: conv_forward_naive(x, w, b, conv_param)[0], x, dout)
-    dw_num = eval_numerical_gradient_array(lambda w: conv_forward_naive(x, w, b, conv_param)[0], w, dout)
-    db_num = eval_numerical_gradient_array(lambda b: conv_forward_naive(x, w, b, conv_param)[0], b, dout)
+    dx_num = num_grad(lambda x: conv_forward_naive(x, w, b, conv_param)[0], x, dout)
+    dw_num = num_grad(lambda w: conv_forward_naive(x, w, b, conv_param)[0], w, dout)
+    db_num = num_grad(lambda b: conv_forward_naive(x, w, b, conv_param)[0], b, dout)
     _, cache = conv_forward_naive(x, w, b, conv_param)
     dx, dw, db = conv_backward_naive(dout, cache)
     assert rel_error(dx, dx_num) < 1e-7
@@ -79,7 +80,7 @@ def test_max_pool_backward_naive_numeric():
     x = np.random.randn(3, 2, 8, 8)
     dout = np.random.randn(3, 2, 4, 4)
     pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
-    dx_num = eval_numerical_gradient_array(lambda x: max_pool_forward_naive(x, pool_param)[0], x, dout)
+    dx_num = num_grad(lambda x: max_pool_forward_naive(x, pool_param)[0], x, dout)
     _, cache = max_pool_forward_naive(x, pool_param)
     assert rel_error(max_pool_backward_naive(dout, cache), dx_num) < 1e-8
 
@@ -129,9 +130,9 @@ def test_conv_relu_pool_numeric():
     def f(x, w, b):
         return conv_relu_pool_forward(x, w, b, conv_param, pool_param)[0]
 
-    assert rel_error(dx, eval_numerical_gradient_array(lambda x: f(x, w, b), x, dout)) < 1e-6
-    assert rel_error(dw, eval_numerical_gradient_array(lambda w: f(x, w, b), w, dout)) < 1e-6
-    assert rel_error(db, eval_numerical_gradient_array(lambda b: f(x, w, b), b, dout)) < 1e-6
+    assert rel_error(dx, num_grad(lambda x: f(x, w, b), x, dout)) < 1e-6
+    assert rel_error(dw, num_grad(lambda w: f(x, w, b), w, dout)) < 1e-6
+    assert rel_error(db, num_grad(lambda b: f(x, w, b), b, dout)) < 1e-6
 
 
 def test_conv_relu_and_conv_bn_relu_numeric():
@@ -144,14 +145,14 @@ def test_conv_relu_and_conv_bn_relu_numeric():
     conv_param = {"stride": 1, "pad": 1}
     _, cache = conv_relu_forward(x, w, b, conv_param)
     dx, _, _ = conv_relu_backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda x: conv_relu_forward(x, w, b, conv_param)[0], x, dout)
+    dx_num = num_grad(lambda x: conv_relu_forward(x, w, b, conv_param)[0], x, dout)
     assert rel_error(dx, dx_num) < 1e-6
     bn_param = {"mode": "train"}
     _, cache = conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param)
     dx, dw, _, dgamma, _ = conv_bn_relu_backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(
+    dx_num = num_grad(
         lambda x: conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param)[0], x, dout)
-    dw_num = eval_numerical_gradient_array(
+    dw_num = num_grad(
         lambda w: conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param)[0], w, dout)
     assert rel_error(dx, dx_num) < 1e-6
     assert rel_error(dw, dw_num) < 1e-6
@@ -166,6 +167,7 @@ def test_conv_pool_errors():
     with pytest.raises(ValueError, match=r"expected x \(N, C, H, W\)"):
         conv_forward_naive(np.zeros((3, 4, 4)), w, b, {"stride": 1, "pad": 0})
     with pytest.raises(ValueError, match="max_pool_forward_fast: expected 4D input"):
-        max_pool_forward_fast(np.zeros((3, 4, 4)), {"pool_height": 2, "pool_width": 2, "stride": 2})
+        max_pool_forward_fast(np.zeros((3, 4, 4)),
+                              {"pool_height": 2, "pool_width": 2, "stride": 2})
     with pytest.raises(ValueError, match="expected pool_height, pool_width and stride >= 1"):
         max_pool_forward_naive(x, {"pool_height": 0, "pool_width": 2, "stride": 2})

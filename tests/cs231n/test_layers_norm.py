@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from normlab.cs231n.gradient_check import eval_numerical_gradient_array, rel_error
+from normlab.cs231n.gradient_check import eval_numerical_gradient_array as num_grad
+from normlab.cs231n.gradient_check import rel_error
 from normlab.cs231n.layers import (
     batchnorm_backward,
     batchnorm_backward_alt,
@@ -19,7 +20,9 @@ from normlab.cs231n.layers import (
 
 
 def _two_layer_activations(N=200, D1=50, D2=60, D3=3, weights=None):
-    W1, W2 = weights if weights is not None else (np.random.randn(D1, D2), np.random.randn(D2, D3))
+    if weights is None:
+        weights = (np.random.randn(D1, D2), np.random.randn(D2, D3))
+    W1, W2 = weights
     X = np.random.randn(N, D1)
     return np.maximum(0, X.dot(W1)).dot(W2)
 
@@ -85,9 +88,9 @@ def test_batchnorm_backward_numeric():
     beta = np.random.randn(D)
     dout = np.random.randn(N, D)
     bn_param = {"mode": "train"}
-    dx_num = eval_numerical_gradient_array(lambda x: batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
-    da_num = eval_numerical_gradient_array(lambda g: batchnorm_forward(x, g, beta, bn_param)[0], gamma.copy(), dout)
-    db_num = eval_numerical_gradient_array(lambda b: batchnorm_forward(x, gamma, b, bn_param)[0], beta.copy(), dout)
+    dx_num = num_grad(lambda x: batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
+    da_num = num_grad(lambda g: batchnorm_forward(x, g, beta, bn_param)[0], gamma.copy(), dout)
+    db_num = num_grad(lambda b: batchnorm_forward(x, gamma, b, bn_param)[0], beta.copy(), dout)
     _, cache = batchnorm_forward(x, gamma, beta, bn_param)
     for backward in (batchnorm_backward, batchnorm_backward_alt):
         dx, dgamma, dbeta = backward(dout, cache)
@@ -114,7 +117,7 @@ def test_batchnorm_test_mode_backward_numeric():
                 "running_var": np.random.rand(3) + 0.5}
     _, cache = batchnorm_forward(x, gamma, beta, bn_param)
     dx, dgamma, dbeta = batchnorm_backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda x: batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
+    dx_num = num_grad(lambda x: batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
     assert rel_error(dx, dx_num) < 1e-7
     np.testing.assert_allclose(dbeta, dout.sum(axis=0))
 
@@ -141,7 +144,8 @@ def test_spatial_batchnorm_train_and_test():
     for _ in range(50):
         spatial_batchnorm_forward(2.3 * np.random.randn(N, C, H, W) + 13, gamma, beta, bn_param)
     bn_param["mode"] = "test"
-    out, _ = spatial_batchnorm_forward(2.3 * np.random.randn(N, C, H, W) + 13, gamma, beta, bn_param)
+    x = 2.3 * np.random.randn(N, C, H, W) + 13
+    out, _ = spatial_batchnorm_forward(x, gamma, beta, bn_param)
     assert bn_param["running_mean"].shape == (C,)
     assert np.all(np.abs(out.mean(axis=(0, 2, 3))) < 0.1)
     assert np.all(np.abs(out.std(axis=(0, 2, 3)) - 1) < 0.1)
@@ -153,8 +157,10 @@ def test_spatial_batchnorm_backward_numeric():
     x = 5 * np.random.randn(N, C, H, W) + 12
     gamma, beta, dout = np.random.randn(C), np.random.randn(C), np.random.randn(N, C, H, W)
     bn_param = {"mode": "train"}
-    dx_num = eval_numerical_gradient_array(lambda x: spatial_batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
-    da_num = eval_numerical_gradient_array(lambda g: spatial_batchnorm_forward(x, g, beta, bn_param)[0], gamma.copy(), dout)
+    dx_num = num_grad(lambda x: spatial_batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
+    da_num = num_grad(
+        lambda g: spatial_batchnorm_forward(x, g, beta, bn_param)[0],
+        gamma.copy(), dout)
     _, cache = spatial_batchnorm_forward(x, gamma, beta, bn_param)
     dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)
     assert rel_error(dx_num, dx) < 1e-6  # the course prints a dx error of about 3e-7 here
@@ -179,13 +185,14 @@ def test_layernorm_backward_numeric_and_torch():
     x = 5 * np.random.randn(N, D) + 12
     gamma, beta, dout = np.random.randn(D), np.random.randn(D), np.random.randn(N, D)
     ln_param = {}
-    dx_num = eval_numerical_gradient_array(lambda x: layernorm_forward(x, gamma, beta, ln_param)[0], x, dout)
-    da_num = eval_numerical_gradient_array(lambda g: layernorm_forward(x, g, beta, ln_param)[0], gamma.copy(), dout)
+    dx_num = num_grad(lambda x: layernorm_forward(x, gamma, beta, ln_param)[0], x, dout)
+    da_num = num_grad(lambda g: layernorm_forward(x, g, beta, ln_param)[0], gamma.copy(), dout)
     out, cache = layernorm_forward(x, gamma, beta, ln_param)
     dx, dgamma, dbeta = layernorm_backward(dout, cache)
     assert rel_error(dx_num, dx) < 1e-7
     assert rel_error(da_num, dgamma) < 1e-7
-    ref = torch.nn.functional.layer_norm(torch.tensor(x), (D,), torch.tensor(gamma), torch.tensor(beta))
+    ref = torch.nn.functional.layer_norm(torch.tensor(x), (D,), torch.tensor(gamma),
+                                         torch.tensor(beta))
     np.testing.assert_allclose(out, ref.numpy(), rtol=1e-7)
     np.testing.assert_allclose(dbeta, dout.sum(axis=0), rtol=1e-12)
 
@@ -213,9 +220,13 @@ def test_groupnorm_backward_numeric_and_course_shapes():
     gamma, beta = np.random.randn(1, C, 1, 1), np.random.randn(1, C, 1, 1)
     dout = np.random.randn(N, C, H, W)
     gn_param = {}
-    dx_num = eval_numerical_gradient_array(lambda x: spatial_groupnorm_forward(x, gamma, beta, G, gn_param)[0], x, dout)
-    da_num = eval_numerical_gradient_array(lambda g: spatial_groupnorm_forward(x, g, beta, G, gn_param)[0], gamma.copy(), dout)
-    db_num = eval_numerical_gradient_array(lambda b: spatial_groupnorm_forward(x, gamma, b, G, gn_param)[0], beta.copy(), dout)
+    dx_num = num_grad(lambda x: spatial_groupnorm_forward(x, gamma, beta, G, gn_param)[0], x, dout)
+    da_num = num_grad(
+        lambda g: spatial_groupnorm_forward(x, g, beta, G, gn_param)[0],
+        gamma.copy(), dout)
+    db_num = num_grad(
+        lambda b: spatial_groupnorm_forward(x, gamma, b, G, gn_param)[0],
+        beta.copy(), dout)
     _, cache = spatial_groupnorm_forward(x, gamma, beta, G, gn_param)
     dx, dgamma, dbeta = spatial_groupnorm_backward(dout, cache)
     assert dgamma.shape == dbeta.shape == (1, C, 1, 1)
