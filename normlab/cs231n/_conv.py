@@ -8,13 +8,7 @@ side, as PyTorch's ``padding``.
 
 from __future__ import annotations
 
-
-def _naive(name):
-    """``normlab.functional.conv_naive`` or ``pool_naive`` (the loop references), imported on
-    first use: they are not re-exported by ``normlab.functional`` and only this API needs them."""
-    import importlib  # noqa: PLC0415
-
-    return importlib.import_module(f"normlab.functional.{name}")
+from normlab.functional import conv_naive, pool_naive
 
 __all__ = [
     "conv_forward_naive",
@@ -94,12 +88,12 @@ def conv_forward_naive(x, w, b, conv_param):
     out, cache
     """
     stride, pad = conv_hyper(x, w, conv_param, "conv_forward_naive")
-    return _naive("conv_naive").conv2d_forward_naive(x, w, b, stride=stride, padding=pad)
+    return conv_naive.conv2d_forward_naive(x, w, b, stride=stride, padding=pad)
 
 
 def conv_backward_naive(dout, cache):
     """Backward of :func:`conv_forward_naive`: ``(dx, dw, db)``."""
-    return _naive("conv_naive").conv2d_backward_naive(dout, cache)
+    return conv_naive.conv2d_backward_naive(dout, cache)
 
 
 def max_pool_forward_naive(x, pool_param):
@@ -110,9 +104,9 @@ def max_pool_forward_naive(x, pool_param):
     out : (N, C, 1 + (H - ph) // stride, 1 + (W - pw) // stride)
     """
     kernel, stride = pool_hyper(x, pool_param, "max_pool_forward_naive")
-    return _naive("pool_naive").max_pool2d_forward_naive(x, kernel, stride=stride)
+    return pool_naive.max_pool2d_forward_naive(x, kernel, stride=stride)
 
 
 def max_pool_backward_naive(dout, cache):
     """Backward of :func:`max_pool_forward_naive`: ``dx``."""
-    return _naive("pool_naive").max_pool2d_backward_naive(dout, cache)
+    return pool_naive.max_pool2d_backward_naive(dout, cache)
