@@ -34,3 +34,21 @@ from normlab.functional.pool import (  # noqa: F401
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from normlab.functional.batchnorm import (  # noqa: F401
+    batch_norm_backward,
+    batch_norm_backward_staged,
+    batch_norm_eval_backward,
+    batch_norm_eval_forward,
+    batch_norm_forward,
+    update_running_stats,
+)
+from normlab.functional.norm import (  # noqa: F401
+    group_norm_backward,
+    group_norm_forward,
+    instance_norm_backward,
+    instance_norm_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    rms_norm_backward,
+    rms_norm_forward,
+)

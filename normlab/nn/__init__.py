@@ -14,3 +14,11 @@ from normlab.nn.pool import (  # noqa: F401
     MaxPool1d,
     MaxPool2d,
 )
+from normlab.nn.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: F401
+from normlab.nn.normalization import (  # noqa: F401
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+    RMSNorm,
+)
