@@ -185,3 +185,12 @@ def test_three_layer_convnet_overfits_tiny_data():
                     batch_size=10, num_epochs=15, verbose=False)
     solver.train()
     assert max(solver.train_acc_history) == 1.0
+
+
+def test_three_layer_convnet_casts_input_to_its_dtype():
+    np.random.seed(0)
+    model = ThreeLayerConvNet(input_dim=(3, 8, 8), num_filters=4, hidden_dim=10)
+    X = np.random.randn(2, 3, 8, 8)  # float64, as get_CIFAR10_data returns
+    loss, grads = model.loss(X, np.array([1, 2]))
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert model.loss(X).dtype == np.float32

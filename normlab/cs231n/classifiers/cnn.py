@@ -48,7 +48,12 @@ class ThreeLayerConvNet:
             self.params[k] = v.astype(dtype)
 
     def loss(self, X, y=None):
-        """Scores (N, C) when ``y`` is None, else ``(loss, grads)``."""
+        """Scores (N, C) when ``y`` is None, else ``(loss, grads)``.
+
+        ``X`` is cast to the model's dtype (float64 CIFAR arrays meet float32 weights in
+        the notebooks), so grads keep the parameters' dtype.
+        """
+        X = X.astype(self.dtype, copy=False)
         p = self.params
         filter_size = p["W1"].shape[2]
         conv_param = {"stride": 1, "pad": (filter_size - 1) // 2}
