@@ -87,6 +87,9 @@ def _is_array(x) -> bool:
 def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
     """JSON-able twin of ``obj``; arrays and NumPy scalars move to ``arrays[key]``."""
     if _is_array(obj) or isinstance(obj, np.generic):
+        if obj.dtype == object:
+            raise TypeError(f"save_checkpoint: expected numeric arrays, got an object array "
+                            f"under {key!r}. Checkpoints never pickle.")
         arrays[key] = np.asarray(backend.to_numpy(obj))
         return {"__ndarray__": key, "scalar": isinstance(obj, np.generic)}
     if obj is None or isinstance(obj, (bool, int, float, str)):

@@ -1,0 +1,156 @@
+"""Minimal private test doubles for parts built on other branches (optim, data, nn layers).
+
+They follow the contracts of docs/architecture.md just far enough for the Trainer tests;
+``tests/train/_parts.py`` uses the real classes once they exist on this branch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from normlab._random import as_generator
+from normlab.nn.module import Module
+
+
+class _FakeSGD:
+    """SGD with momentum; PyTorch-shaped state_dict."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        self.refs = list(params)
+        self.param_groups = [{"lr": float(lr), "momentum": float(momentum),
+                              "params": list(range(len(self.refs)))}]
+        self.state: dict[int, dict] = {}
+
+    def step(self):
+        g = self.param_groups[0]
+        for i, ref in enumerate(self.refs):
+            d = ref.grad
+            if g["momentum"]:
+                buf = self.state.get(i, {}).get("momentum_buffer")
+                buf = d.copy() if buf is None else buf * g["momentum"] + d
+                self.state[i] = {"momentum_buffer": buf}
+                d = buf
+            ref.value = ref.value - g["lr"] * d
+
+    def state_dict(self):
+        return {"state": {i: {k: v.copy() for k, v in s.items()} for i, s in self.state.items()},
+                "param_groups": [dict(g) for g in self.param_groups]}
+
+    def load_state_dict(self, sd):
+        self.state = {int(i): {k: np.array(v) for k, v in s.items()}
+                      for i, s in sd["state"].items()}
+        self.param_groups = [dict(g) for g in sd["param_groups"]]
+
+
+class _FakeStepLR:
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
+        self.base_lr = optimizer.param_groups[0]["lr"]
+        self.last_epoch = 0
+
+    def step(self):
+        self.last_epoch += 1
+        self.optimizer.param_groups[0]["lr"] = (
+            self.base_lr * self.gamma ** (self.last_epoch // self.step_size))
+
+    def get_last_lr(self):
+        return [self.optimizer.param_groups[0]["lr"]]
+
+    def state_dict(self):
+        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, sd):
+        self.last_epoch, self.base_lr = sd["last_epoch"], sd["base_lr"]
+
+
+class _FakeDataLoader:
+    """Shuffles with ``self.rng`` when iteration starts."""
+
+    def __init__(self, X, y, batch_size, shuffle=True, drop_last=False, rng=None):
+        self.X, self.y, self.batch_size = X, y, batch_size
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.rng = as_generator(rng)
+
+    def __len__(self):
+        n = len(self.X)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        idx = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for b in range(len(self)):
+            j = idx[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self.X[j], self.y[j]
+
+
+class _FakeCrossEntropyLoss(Module):
+    def forward(self, logits, y):
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        self._cache = (np.exp(logp), y)
+        return -logp[np.arange(len(y)), y].mean()
+
+    def backward(self, dout=1.0):
+        p, y = self._require_cache()
+        d = p.copy()
+        d[np.arange(len(y)), y] -= 1
+        return d * (dout / len(y))
+
+
+class _FakeReLU(Module):
+    def forward(self, x):
+        self._cache = x > 0
+        return np.where(self._cache, x, 0).astype(x.dtype)
+
+    def backward(self, dout):
+        return np.where(self._require_cache(), dout, 0).astype(dout.dtype)
+
+
+class _FakeBatchNorm1d(Module):
+    def __init__(self, C, eps=1e-5, momentum=0.1, dtype=np.float32):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.params = {"weight": np.ones(C, dtype), "bias": np.zeros(C, dtype)}
+        self.buffers = {"running_mean": np.zeros(C, dtype), "running_var": np.ones(C, dtype),
+                        "num_batches_tracked": np.zeros((), np.int64)}
+        self.zero_grad()
+
+    def forward(self, x):
+        b = self.buffers
+        if not self.training:
+            return ((x - b["running_mean"]) / np.sqrt(b["running_var"] + self.eps)
+                    * self.params["weight"] + self.params["bias"])
+        mean, var = x.mean(0), x.var(0)
+        inv = 1 / np.sqrt(var + self.eps)
+        xh = (x - mean) * inv
+        n = len(x)
+        m = self.momentum
+        b["running_mean"] = (1 - m) * b["running_mean"] + m * mean
+        b["running_var"] = (1 - m) * b["running_var"] + m * var * n / (n - 1)
+        b["num_batches_tracked"] = b["num_batches_tracked"] + 1
+        self._cache = (xh, inv)
+        return xh * self.params["weight"] + self.params["bias"]
+
+    def backward(self, dout):
+        xh, inv = self._require_cache()
+        self.grads["weight"] = (dout * xh).sum(0)
+        self.grads["bias"] = dout.sum(0)
+        dxh = dout * self.params["weight"]
+        return inv * (dxh - dxh.mean(0) - xh * (dxh * xh).mean(0))
+
+
+class _FakeDropout(Module):
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        self.p = p
+        self.rng = as_generator(rng)
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / (1 - self.p)
+        self._cache = mask
+        return x * mask
+
+    def backward(self, dout):
+        return dout * self._require_cache()
