@@ -29,7 +29,7 @@ from normlab import backend
 from normlab._random import as_generator
 from normlab.nn.module import Module
 from normlab.train.callbacks import Callback
-from normlab.train.checkpoint import load_checkpoint, save_checkpoint
+from normlab.train._resume import ResumableTrainerMixin, loader_rng
 from normlab.train.history import History, append_jsonl
 from normlab.train.numerics import DivergenceError, clip_grads_, first_nonfinite, quiet_overflow
 from normlab.train.progress import ProgressBar, progress_enabled
@@ -44,11 +44,6 @@ def _is_plateau(scheduler) -> bool:
     return any(c.__name__ == "ReduceLROnPlateau" for c in type(scheduler).__mro__)
 
 
-def _loader_rng(loader):
-    rng = getattr(loader, "rng", None)
-    return rng if isinstance(rng, np.random.Generator) else None
-
-
 def _positive_int(value, name: str, owner: str = "Trainer"):
     if value is not None and (not isinstance(value, (int, np.integer))
                               or isinstance(value, bool) or value <= 0):
@@ -56,7 +51,7 @@ def _positive_int(value, name: str, owner: str = "Trainer"):
     return None if value is None else int(value)
 
 
-class Trainer:
+class Trainer(ResumableTrainerMixin):
     """Train a normlab model with an optimizer; validate, log, checkpoint, resume.
 
     Parameters
@@ -322,7 +317,7 @@ class Trainer:
         return self.history
 
     def _run_epoch(self, loader, val_loader, val_every, bar, t0, done) -> None:
-        rng = _loader_rng(loader)
+        rng = loader_rng(loader)
         if self._batch_in_epoch == 0:
             self._epoch_start_rng = None if rng is None else rng.bit_generator.state
             self._epoch_sums = [0.0, 0.0, 0]
@@ -380,83 +375,3 @@ class Trainer:
         bar.update(record)
         for cb in self.callbacks:
             cb.on_step_end(self, record)
-
-    # ------------------------------------------------------------------ save / load
-    def state_dict(self) -> dict:
-        """Counters, epoch position, callback states (arrays allowed): the trainer's part."""
-        return {
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self._batch_in_epoch,
-            "epoch_start_rng": self._epoch_start_rng, "epoch_sums": list(self._epoch_sums),
-            "elapsed": self._elapsed, "history_len": len(self.history),
-            "callback_classes": [type(cb).__name__ for cb in self.callbacks],
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
-        }
-
-    def save(self, path=None) -> str:
-        """Checkpoint everything needed to resume into ``path`` (default ``checkpoint_dir``).
-
-        Raises
-        ------
-        ValueError
-            If neither ``path`` nor ``checkpoint_dir`` is given.
-        """
-        path = self.checkpoint_dir if path is None else os.fspath(path)
-        if path is None:
-            raise ValueError("Trainer.save: expected a path or a Trainer checkpoint_dir, got "
-                             "neither.")
-        rngs = {"trainer": self.rng}
-        val_rng = _loader_rng(self._loaders[1])
-        if val_rng is not None:
-            rngs["val_loader"] = val_rng
-        out = save_checkpoint(path, model=self.model, optimizer=self.optimizer,
-                              scheduler=self.scheduler, trainer_state=self.state_dict(),
-                              rngs=rngs)
-        self._last_saved_step = self.step
-        return out
-
-    def load(self, path) -> dict:
-        """Restore a checkpoint saved by :meth:`save`; loader states apply at the next fit.
-
-        The history is read back from ``history.jsonl`` in the checkpoint folder, when
-        there, cut at the checkpoint's step.
-
-        Raises
-        ------
-        FileNotFoundError, ValueError
-            See :func:`load_checkpoint`; ValueError also if the callbacks differ.
-        """
-        meta = load_checkpoint(path, model=self.model, optimizer=self.optimizer,
-                               scheduler=self.scheduler, rngs={"trainer": self.rng})
-        ts = meta["trainer_state"]
-        names = [type(cb).__name__ for cb in self.callbacks]
-        if names != ts["callback_classes"]:
-            raise ValueError(f"Trainer.load: expected callbacks {ts['callback_classes']} (as "
-                             f"saved), got {names}. Pass the same callbacks in the same order.")
-        for cb, state in zip(self.callbacks, ts["callbacks"]):
-            cb.load_state_dict(state)
-        self.step, self.epoch = ts["step"], ts["epoch"]
-        self._batch_in_epoch = ts["batch_in_epoch"]
-        self._epoch_start_rng = ts["epoch_start_rng"]
-        self._epoch_sums = list(ts["epoch_sums"])
-        self._elapsed = ts["elapsed"]
-        self._pending = {"train": ts["epoch_start_rng"], "val": meta["rngs"].get("val_loader")}
-        jsonl = os.path.join(os.path.dirname(meta["path"]), "history.jsonl")
-        records = History.from_jsonl(jsonl).records if os.path.isfile(jsonl) else []
-        self.history = History([r for r in records if r["step"] <= self.step])
-        self._last_saved_step = self.step
-        return meta
-
-    def _apply_pending(self, train_loader, val_loader) -> None:
-        if self._pending is None:
-            return
-        pending, self._pending = self._pending, None
-        rng = _loader_rng(train_loader)
-        if pending["train"] is not None:
-            if rng is None:
-                raise ValueError("Trainer.fit: expected a train loader with an rng Generator "
-                                 "(the checkpoint saved one), got none. Resume with the same "
-                                 "kind of loader.")
-            rng.bit_generator.state = pending["train"]
-        val_rng = _loader_rng(val_loader)
-        if pending["val"] is not None and val_rng is not None:
-            val_rng.bit_generator.state = pending["val"]

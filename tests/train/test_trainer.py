@@ -410,3 +410,26 @@ def test_save_load_errors(tmp_path):
     with pytest.raises(ValueError, match=r"expected the train loader to yield the 1 batches "
                                          r"used before the checkpoint, got 0"):
         fresh.fit(EmptyLoader(), steps=3, resume_from=tmp_path / "mid")
+
+
+def test_resume_replays_loaders_that_draw_per_batch(tmp_path):
+    """RandomBatchSampler draws with replacement at every batch: the replay still matches."""
+    from normlab.data import RandomBatchSampler
+
+    def build(ckpt=None):
+        X, y = parts.make_data(n=40)
+        model = parts.make_mlp(dropout=0.5)
+        opt = parts.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        trainer = Trainer(model, opt, loss_fn=parts.CrossEntropyLoss(), progress=False,
+                          checkpoint_dir=ckpt)
+        return trainer, RandomBatchSampler(X, y, 8, num_batches=4, rng=1)
+
+    full, sampler = build()
+    full.fit(sampler, steps=10)
+    part, sampler = build(tmp_path)
+    part.fit(sampler, steps=5)
+    resumed, sampler = build(tmp_path)
+    resumed.fit(sampler, steps=10, resume_from=tmp_path)
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[k], v, err_msg=k)
+    assert resumed.history["train_loss"] == full.history["train_loss"]
