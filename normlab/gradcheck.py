@@ -113,8 +113,16 @@ def check_module(module, x, rng=None, *, target=None, pre=None, h: float = 1e-6,
     """
     from normlab.nn.container import Sequential  # noqa: PLC0415 (gradcheck sits below nn)
 
+    class _PreThen(Sequential):
+        """``module(pre(x), *target)``: Sequential.forward takes no target for losses."""
+
+        def forward(self, x, *target):
+            out = self[1](self[0](x), *target)
+            self._cache = True
+            return out
+
     rng = as_generator(rng)
-    net = Sequential(pre, module) if pre is not None else module
+    net = _PreThen(pre, module) if pre is not None else module
     if pre is not None:
         net.training = module.training
     snapshot = copy.deepcopy(net).to(dtype=np.float64)
