@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from normlab._random import as_generator
 from normlab.nn.module import Module
 
 
@@ -63,47 +62,7 @@ class _FakeStepLR:
         self.last_epoch, self.base_lr = sd["last_epoch"], sd["base_lr"]
 
 
-class _FakeDataLoader:
-    """Shuffles with ``self.rng`` when iteration starts."""
 
-    def __init__(self, X, y, batch_size, shuffle=True, drop_last=False, rng=None):
-        self.X, self.y, self.batch_size = X, y, batch_size
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self.rng = as_generator(rng)
-
-    def __len__(self):
-        n = len(self.X)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.X)
-        idx = self.rng.permutation(n) if self.shuffle else np.arange(n)
-        for b in range(len(self)):
-            j = idx[b * self.batch_size:(b + 1) * self.batch_size]
-            yield self.X[j], self.y[j]
-
-
-class _FakeCrossEntropyLoss(Module):
-    def forward(self, logits, y):
-        z = logits - logits.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        self._cache = (np.exp(logp), y)
-        return -logp[np.arange(len(y)), y].mean()
-
-    def backward(self, dout=1.0):
-        p, y = self._require_cache()
-        d = p.copy()
-        d[np.arange(len(y)), y] -= 1
-        return d * (dout / len(y))
-
-
-class _FakeReLU(Module):
-    def forward(self, x):
-        self._cache = x > 0
-        return np.where(self._cache, x, 0).astype(x.dtype)
-
-    def backward(self, dout):
-        return np.where(self._require_cache(), dout, 0).astype(dout.dtype)
 
 
 class _FakeBatchNorm1d(Module):
@@ -137,20 +96,3 @@ class _FakeBatchNorm1d(Module):
         self.grads["bias"] = dout.sum(0)
         dxh = dout * self.params["weight"]
         return inv * (dxh - dxh.mean(0) - xh * (dxh * xh).mean(0))
-
-
-class _FakeDropout(Module):
-    def __init__(self, p=0.5, rng=None):
-        super().__init__()
-        self.p = p
-        self.rng = as_generator(rng)
-
-    def forward(self, x):
-        if not self.training:
-            return x
-        mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / (1 - self.p)
-        self._cache = mask
-        return x * mask
-
-    def backward(self, dout):
-        return dout * self._require_cache()

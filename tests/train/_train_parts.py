@@ -17,14 +17,9 @@ try:
     from normlab.optim.lr_scheduler import StepLR
 except ImportError:
     StepLR = doubles._FakeStepLR
-try:
-    from normlab.data import DataLoader
-except ImportError:
-    DataLoader = doubles._FakeDataLoader
-CrossEntropyLoss = getattr(nn, "CrossEntropyLoss", doubles._FakeCrossEntropyLoss)
-ReLU = getattr(nn, "ReLU", doubles._FakeReLU)
+from normlab.data import DataLoader  # noqa: E402
+CrossEntropyLoss, ReLU, Dropout = nn.CrossEntropyLoss, nn.ReLU, nn.Dropout
 BatchNorm1d = getattr(nn, "BatchNorm1d", doubles._FakeBatchNorm1d)
-Dropout = getattr(nn, "Dropout", doubles._FakeDropout)
 
 
 def make_data(n=50, d=8, c=3, seed=0):
