@@ -194,7 +194,8 @@ class Trainer(ResumableTrainerMixin):
         loss_sum, correct, count = 0.0, 0, 0
         try:
             with quiet_overflow():
-                for xb, yb in loader:
+                for batch in loader:
+                    xb, yb = self._on_model_device(batch)
                     logits = self.model(xb)
                     n = int(len(yb))
                     loss_sum += float(backend.to_numpy(self.loss_fn(logits, yb))) * n
@@ -215,7 +216,16 @@ class Trainer(ResumableTrainerMixin):
         return out
 
     # ------------------------------------------------------------------ one step
-    def _train_step(self, xb, yb) -> dict:
+    def _on_model_device(self, batch):
+        """``(xb, yb)`` moved to the model's device (NumPy batches for a CuPy model)."""
+        xb, yb = batch
+        device = self.model.device
+        if backend.device_of(xb) != device:
+            xb, yb = backend.to_device(xb, device), backend.to_device(yb, device)
+        return xb, yb
+
+    def _train_step(self, batch) -> dict:
+        xb, yb = self._on_model_device(batch)
         lr = self.current_lr()
         model = self.model
         model.train()
@@ -333,7 +343,7 @@ class Trainer(ResumableTrainerMixin):
                              "batch, got an empty epoch. Check the data and drop_last.")
         while batch is not _END:
             upcoming = next(it, _END)  # look ahead to know whether this step ends the epoch
-            record = self._train_step(*batch)
+            record = self._train_step(batch)
             epoch_end = upcoming is _END
             if epoch_end:
                 loss_sum, correct, n = self._epoch_sums
