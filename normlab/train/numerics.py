@@ -1,4 +1,4 @@
-"""Divergence detection and gradient clipping for the Trainer.
+"""Divergence detection for the Trainer.
 
 A diverging run produces ``inf``/``nan`` through overflow, which NumPy reports with a
 ``RuntimeWarning`` per operation. The Trainer computes each step under
@@ -9,14 +9,11 @@ of warnings (or, worse, a silent ``nan`` loss).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from normlab import backend
 
-__all__ = ["DivergenceError", "quiet_overflow", "first_nonfinite", "global_grad_norm",
-           "clip_grads_"]
+__all__ = ["DivergenceError", "quiet_overflow", "first_nonfinite"]
 
 
 class DivergenceError(RuntimeError):
@@ -54,34 +51,3 @@ def first_nonfinite(named_arrays) -> str | None:
         if not bool(xp.isfinite(a).all()):
             return name
     return None
-
-
-def global_grad_norm(model) -> float:
-    """``sqrt(sum_p ||grad_p||^2)`` over every parameter's gradient, accumulated in float64.
-
-    float64 because squaring a large finite float32 gradient would overflow to ``inf``.
-    """
-    total = 0.0
-    for _, _, g in model.named_parameters():
-        if g is None:
-            continue
-        xp = backend.namespace(g)
-        g64 = g.astype(xp.float64)
-        total += float(xp.sum(g64 * g64))
-    return math.sqrt(total)
-
-
-def clip_grads_(model, max_norm: float) -> float:
-    """Rescale all gradients in place so that their global norm is at most ``max_norm``.
-
-    PyTorch's rule (``clip_grad_norm_``): ``coef = max_norm / (total_norm + 1e-6)``,
-    applied only when ``coef < 1``. Returns the norm before clipping.
-    """
-    total = global_grad_norm(model)
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0:
-        for m in model.modules():
-            for key, g in list(m.grads.items()):
-                if g is not None:
-                    m.grads[key] = g * g.dtype.type(coef)
-    return total

@@ -31,7 +31,8 @@ from normlab.nn.module import Module
 from normlab.train.callbacks import Callback
 from normlab.train._resume import ResumableTrainerMixin, loader_rng
 from normlab.train.history import History, append_jsonl
-from normlab.train.numerics import DivergenceError, clip_grads_, first_nonfinite, quiet_overflow
+from normlab.optim.clip import clip_grad_norm
+from normlab.train.numerics import DivergenceError, first_nonfinite, quiet_overflow
 from normlab.train.progress import ProgressBar, progress_enabled
 
 __all__ = ["Trainer"]
@@ -239,7 +240,7 @@ class Trainer(ResumableTrainerMixin):
             if bad is not None:
                 raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
             if self.grad_clip is not None:
-                clip_grads_(model, self.grad_clip)
+                clip_grad_norm(model.parameters(), self.grad_clip)
             self.optimizer.step()
             bad = first_nonfinite((n, p) for n, p, _ in model.named_parameters())
             if bad is not None:

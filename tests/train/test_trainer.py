@@ -10,7 +10,6 @@ import pytest
 from normlab import nn
 from normlab.train import (BestModel, Callback, DivergenceError, EarlyStopping, History,
                            Trainer)
-from normlab.train.numerics import clip_grads_, global_grad_norm
 
 import _train_parts as parts
 import _train_worker as worker
@@ -123,19 +122,18 @@ def test_reduce_lr_on_plateau_steps_on_the_validation_loss():
     assert sched.seen == history["val_loss"] and len(sched.seen) == 3
 
 
-def test_grad_clip_bounds_the_global_norm():
-    trainer, loader, (X, y) = _setup(n=20)
-    trainer.model(X)
-    loss = trainer.loss_fn(trainer.model(X), y)
-    assert loss.shape == ()
-    trainer.model.backward(trainer.loss_fn.backward())
-    norm = global_grad_norm(trainer.model)
-    assert clip_grads_(trainer.model, norm / 4) == norm
-    assert global_grad_norm(trainer.model) == pytest.approx(norm / 4, rel=1e-5)
-    clip_grads_(trainer.model, 10 * norm)  # under the bound: unchanged
-    assert global_grad_norm(trainer.model) == pytest.approx(norm / 4, rel=1e-5)
-    trainer, loader, _ = _setup(n=20, grad_clip=0.5)
-    assert len(trainer.fit(loader, epochs=1)) == 2
+def test_grad_clip_bounds_each_update():
+    """Plain SGD: the update is lr * clipped gradient, so its global norm is <= lr * max_norm."""
+    def update_norm(grad_clip):
+        trainer, loader, _ = _setup(n=20, bs=20, momentum=0.0, lr=1.0, grad_clip=grad_clip)
+        before = trainer.model.state_dict()
+        trainer.fit(loader, steps=1)
+        after = trainer.model.state_dict()
+        return np.sqrt(sum(np.sum((after[n].astype(np.float64) - before[n]) ** 2)
+                           for n, _, _ in trainer.model.named_parameters()))
+
+    assert update_norm(None) > 0.05
+    assert update_norm(0.01) == pytest.approx(0.01, rel=1e-3)
 
 
 # ---------------------------------------------------------------------------- callbacks
@@ -431,3 +429,18 @@ def test_resume_replays_loaders_that_draw_per_batch(tmp_path):
     for k, v in full.model.state_dict().items():
         np.testing.assert_array_equal(resumed.model.state_dict()[k], v, err_msg=k)
     assert resumed.history["train_loss"] == full.history["train_loss"]
+
+
+def test_real_reduce_lr_on_plateau_sees_every_validation_loss_and_checkpoints(tmp_path):
+    from normlab.optim import ReduceLROnPlateau
+
+    trainer, loader, _ = _setup(n=20, checkpoint_dir=tmp_path)
+    trainer.scheduler = ReduceLROnPlateau(trainer.optimizer, patience=0, factor=0.5)
+    history = trainer.fit(loader, loader, epochs=4)
+    assert trainer.scheduler.best == min(history["val_loss"])
+    again, loader, _ = _setup(n=20)
+    again.scheduler = ReduceLROnPlateau(again.optimizer, patience=0, factor=0.5)
+    assert again.scheduler.best == float("inf")
+    again.load(tmp_path)
+    assert again.scheduler.state_dict() == trainer.scheduler.state_dict()
+    assert again.current_lr() == trainer.current_lr()
