@@ -11,60 +11,6 @@ import numpy as np
 from normlab.nn.module import Module
 
 
-class _FakeSGD:
-    """SGD with momentum; PyTorch-shaped state_dict."""
-
-    def __init__(self, params, lr, momentum=0.0):
-        self.refs = list(params)
-        self.param_groups = [{"lr": float(lr), "momentum": float(momentum),
-                              "params": list(range(len(self.refs)))}]
-        self.state: dict[int, dict] = {}
-
-    def step(self):
-        g = self.param_groups[0]
-        for i, ref in enumerate(self.refs):
-            d = ref.grad
-            if g["momentum"]:
-                buf = self.state.get(i, {}).get("momentum_buffer")
-                buf = d.copy() if buf is None else buf * g["momentum"] + d
-                self.state[i] = {"momentum_buffer": buf}
-                d = buf
-            ref.value = ref.value - g["lr"] * d
-
-    def state_dict(self):
-        return {"state": {i: {k: v.copy() for k, v in s.items()} for i, s in self.state.items()},
-                "param_groups": [dict(g) for g in self.param_groups]}
-
-    def load_state_dict(self, sd):
-        self.state = {int(i): {k: np.array(v) for k, v in s.items()}
-                      for i, s in sd["state"].items()}
-        self.param_groups = [dict(g) for g in sd["param_groups"]]
-
-
-class _FakeStepLR:
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
-        self.base_lr = optimizer.param_groups[0]["lr"]
-        self.last_epoch = 0
-
-    def step(self):
-        self.last_epoch += 1
-        self.optimizer.param_groups[0]["lr"] = (
-            self.base_lr * self.gamma ** (self.last_epoch // self.step_size))
-
-    def get_last_lr(self):
-        return [self.optimizer.param_groups[0]["lr"]]
-
-    def state_dict(self):
-        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
-
-    def load_state_dict(self, sd):
-        self.last_epoch, self.base_lr = sd["last_epoch"], sd["base_lr"]
-
-
-
-
-
 class _FakeBatchNorm1d(Module):
     def __init__(self, C, eps=1e-5, momentum=0.1, dtype=np.float32):
         super().__init__()

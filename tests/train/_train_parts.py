@@ -9,15 +9,8 @@ from normlab import nn
 
 import _train_doubles as doubles
 
-try:
-    from normlab.optim import SGD
-except ImportError:
-    SGD = doubles._FakeSGD
-try:
-    from normlab.optim.lr_scheduler import StepLR
-except ImportError:
-    StepLR = doubles._FakeStepLR
 from normlab.data import DataLoader  # noqa: E402
+from normlab.optim import SGD, StepLR  # noqa: E402
 CrossEntropyLoss, ReLU, Dropout = nn.CrossEntropyLoss, nn.ReLU, nn.Dropout
 BatchNorm1d = getattr(nn, "BatchNorm1d", doubles._FakeBatchNorm1d)
 
