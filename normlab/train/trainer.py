@@ -159,10 +159,14 @@ class Trainer(ResumableTrainerMixin):
         lr = getattr(self.optimizer, "lr", None)
         return None if lr is None else float(lr)
 
-    def _diverged(self, what: str, got: str) -> DivergenceError:
-        step, epoch, lr = self.step + 1, self.epoch + 1, self.current_lr()
+    def _diverged(self, what: str, got: str, where: str = "at") -> DivergenceError:
+        """The error for the step in progress (``at``) or the last one done (``after``)."""
+        done = where == "after"
+        step = self.step if done else self.step + 1
+        epoch = max(self.epoch, 1) if done and self._batch_in_epoch == 0 else self.epoch + 1
+        lr = self.current_lr()
         return DivergenceError(
-            f"Trainer: expected {what}, got {got} at step {step} (epoch {epoch}, "
+            f"Trainer: expected {what}, got {got} {where} step {step} (epoch {epoch}, "
             f"lr={lr}). Lower the learning rate, clip gradients (grad_clip=) or add "
             "normalization.", step=step, epoch=epoch, lr=lr, history=self.history)
 
@@ -210,7 +214,7 @@ class Trainer(ResumableTrainerMixin):
             raise ValueError("Trainer.evaluate: expected a loader yielding at least one "
                              "batch, got none.")
         if not math.isfinite(loss_sum):
-            raise self._diverged("a finite evaluation loss", f"{loss_sum / count}")
+            raise self._diverged("a finite evaluation loss", f"{loss_sum / count}", "after")
         out = {"loss": loss_sum / count}
         if "accuracy" in self.metrics:
             out["accuracy"] = correct / count

@@ -444,3 +444,14 @@ def test_real_reduce_lr_on_plateau_sees_every_validation_loss_and_checkpoints(tm
     again.load(tmp_path)
     assert again.scheduler.state_dict() == trainer.scheduler.state_dict()
     assert again.current_lr() == trainer.current_lr()
+
+
+def test_a_non_finite_evaluation_loss_names_the_step_it_followed():
+    trainer, loader, _ = _setup(n=20)
+    trainer.fit(loader, epochs=1)
+    trainer.model[3].params["bias"][:] = np.float32(np.inf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DivergenceError, match=r"expected a finite evaluation loss, got "
+                                                  r"(nan|inf) after step 2 \(epoch 1, lr=0.1\)"):
+            trainer.evaluate(loader)
