@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 
-from normlab import nn
 from normlab.train import load_checkpoint, save_checkpoint
 
 import _train_parts as parts
