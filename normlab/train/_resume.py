@@ -50,7 +50,7 @@ class ResumableTrainerMixin:
                              "neither.")
         rngs = {"trainer": self.rng}
         val_rng = loader_rng(self._loaders[1])
-        if val_rng is not None:
+        if val_rng is not None and val_rng is not loader_rng(self._loaders[0]):
             rngs["val_loader"] = val_rng
         out = save_checkpoint(path, model=self.model, optimizer=self.optimizer,
                               scheduler=self.scheduler, trainer_state=self.state_dict(),

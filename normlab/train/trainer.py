@@ -358,12 +358,13 @@ class Trainer(ResumableTrainerMixin):
                     record["epoch_train_acc"] = correct / n
                 self.epoch += 1
                 self._batch_in_epoch = 0
-                self._epoch_start_rng = None if rng is None else rng.bit_generator.state
             if val_loader is not None and (epoch_end or (val_every and
                                                          self.step % val_every == 0)):
                 val = self.evaluate(val_loader)
                 record["val_loss"] = val["loss"]
                 record["val_acc"] = val.get("accuracy")
+            if epoch_end:  # after validation, in case it draws from the same generator
+                self._epoch_start_rng = None if rng is None else rng.bit_generator.state
             if epoch_end and self.scheduler is not None and self.scheduler_interval == "epoch":
                 if _is_plateau(self.scheduler):
                     self.scheduler.step(record["val_loss"])

@@ -455,3 +455,17 @@ def test_a_non_finite_evaluation_loss_names_the_step_it_followed():
         with pytest.raises(DivergenceError, match=r"expected a finite evaluation loss, got "
                                                   r"(nan|inf) after step 2 \(epoch 1, lr=0.1\)"):
             trainer.evaluate(loader)
+
+
+def test_resume_at_an_epoch_end_with_one_loader_for_training_and_validation(tmp_path):
+    def run(epochs, ckpt=None, resume=False):
+        trainer, loader, _ = _setup(n=30, checkpoint_dir=ckpt)
+        trainer.fit(loader, loader, epochs=epochs, resume_from=ckpt if resume else None)
+        return trainer
+
+    full = run(4)
+    run(2, tmp_path)
+    resumed = run(4, tmp_path, resume=True)
+    for k, v in full.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[k], v, err_msg=k)
+    assert resumed.history["val_loss"] == full.history["val_loss"]
