@@ -286,10 +286,9 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
     """
     json_path = _resolve(path)
     folder = os.path.dirname(json_path)
-    for p in (json_path,):
-        if not os.path.isfile(p):
-            raise FileNotFoundError(f"load_checkpoint: expected the checkpoint file {p!r}, "
-                                    "got nothing there. The folder was modified by hand.")
+    if not os.path.isfile(json_path):
+        raise FileNotFoundError(f"load_checkpoint: expected the checkpoint file {json_path!r}, "
+                                "got nothing there. The folder was modified by hand.")
     with open(json_path) as f:
         try:
             meta = json.load(f)

@@ -222,3 +222,12 @@ def test_sigkill_during_saves_always_leaves_a_complete_previous_checkpoint(tmp_p
             np.testing.assert_array_equal(v, np.full_like(v, i), err_msg=k)
         (_, g), = saved.named_generators()
         assert g.bit_generator.state == np.random.default_rng(i).bit_generator.state
+
+
+def test_a_pointer_to_a_missing_json_is_reported(tmp_path):
+    model = parts.make_mlp()
+    path = save_checkpoint(tmp_path, model=model)
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=r"expected the checkpoint file .*ckpt-00000001"
+                                                r"\.json', got nothing there"):
+        load_checkpoint(tmp_path, model=model)
