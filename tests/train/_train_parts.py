@@ -1,18 +1,15 @@
-"""Parts the Trainer tests build: the real normlab classes where this branch has them,
-else the private doubles of ``_train_doubles.py`` (named ``_Fake*``)."""
+"""The parts the Trainer tests build (all real normlab classes) and their tiny data."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from normlab import nn
+from normlab.data import DataLoader  # noqa: F401
+from normlab.optim import SGD, StepLR  # noqa: F401
 
-import _train_doubles as doubles
-
-from normlab.data import DataLoader  # noqa: E402
-from normlab.optim import SGD, StepLR  # noqa: E402
-CrossEntropyLoss, ReLU, Dropout = nn.CrossEntropyLoss, nn.ReLU, nn.Dropout
-BatchNorm1d = getattr(nn, "BatchNorm1d", doubles._FakeBatchNorm1d)
+CrossEntropyLoss, ReLU, Dropout, BatchNorm1d = (nn.CrossEntropyLoss, nn.ReLU, nn.Dropout,
+                                                nn.BatchNorm1d)
 
 
 def make_data(n=50, d=8, c=3, seed=0):
