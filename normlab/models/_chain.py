@@ -17,22 +17,10 @@ def make_activation(owner: str, name: str):
     return getattr(nn, classes[name])()
 
 
-class NamedChain(nn.Module):
-    """Runs its children in registration order, like ``torch.nn.Sequential(OrderedDict(...))``.
+class NamedChain(nn.Sequential):
+    """A Sequential whose children keep the attribute names they were assigned.
 
-    Children keep the attribute names they were assigned (``conv1``, ``bn1``, ``fc``),
-    so ``state_dict`` keys equal those of a PyTorch module with the same attribute
-    names. ``backward`` runs the children's backward in reverse order.
+    ``self.conv1 = ...; self.bn1 = ...`` registers them in order, so ``state_dict`` keys
+    equal those of a PyTorch module with the same attribute names (``conv1.weight``);
+    forward and backward are Sequential's (registration order, reversed for backward).
     """
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        self._cache = True
-        return x
-
-    def backward(self, dout):
-        self._require_cache()
-        for m in reversed(list(self._modules.values())):
-            dout = m.backward(dout)
-        return dout

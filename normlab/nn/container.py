@@ -10,11 +10,16 @@ __all__ = ["Sequential"]
 class Sequential(Module):
     """Chains modules; children are named ``"0"``, ``"1"``, ... as in PyTorch.
 
-    ``backward`` runs the children's backward in reverse order.
+    ``Sequential(a, b)`` or, as ``torch.nn.Sequential(OrderedDict(...))``, one dict of
+    named modules. ``backward`` runs the children's backward in reverse order.
     """
 
     def __init__(self, *modules: Module):
         super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            for name, m in modules[0].items():
+                self.add_module(str(name), m)
+            return
         for i, m in enumerate(modules):
             self.add_module(str(i), m)
 

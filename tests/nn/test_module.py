@@ -73,3 +73,14 @@ def test_submodule_before_init_raises():
 
     with pytest.raises(RuntimeError, match="Call super\\(\\).__init__\\(\\) first"):
         Bad()
+
+
+def test_sequential_from_a_dict_keeps_names(rng):
+    net = nn.Sequential({"fc": nn.Linear(3, 4, rng=rng), "act": nn.Identity()})
+    assert list(net.state_dict()) == ["fc.weight", "fc.bias"]
+    assert net(np.zeros((2, 3), np.float32)).shape == (2, 4)
+
+
+def test_sequential_rejects_a_non_module(rng):
+    with pytest.raises(TypeError, match="expected a normlab Module, got int"):
+        nn.Sequential(nn.Identity(), 3)
