@@ -17,14 +17,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels
+from normlab.functional import _kernels, _winograd
 from normlab.functional._spatial import conv_args
 
 __all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
 
 
 class ConvCache(NamedTuple):
-    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when there is no padding
+    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when no padding or winograd
     weight: object  # (F, C/G, KH, KW)
     x_shape: tuple
     padding: tuple
@@ -33,6 +33,7 @@ class ConvCache(NamedTuple):
     groups: int
     has_bias: bool
     squeeze: bool  # a conv1d call: drop the H axis again in backward
+    winograd: bool = False  # forward ran the Winograd path; backward does too
 
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
@@ -40,6 +41,12 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
+    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
+        out = _winograd.conv3x3(x, weight, padding)
+        if bias is not None:
+            out += bias.reshape(F, 1, 1)
+        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
+                              bias is not None, squeeze, True)
     xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
@@ -96,13 +103,16 @@ def conv2d_backward(dout, cache: ConvCache):
     -------
     dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
     """
-    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _ = cache
+    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache
     xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
     F, Cg, KH, KW = weight.shape
     OH, OW = dout.shape[2:]
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    if winograd:  # xpad is x itself here
+        return (_winograd.conv3x3_transpose(dout, weight, padding),
+                _winograd.weight_grad3x3(xpad, dout, padding), dbias)
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
