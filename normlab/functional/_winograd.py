@@ -48,7 +48,7 @@ def use_winograd(mode) -> object:
     """Winograd fast path: ``True`` wherever it applies, ``False`` never, ``"auto"`` (the
     default) where it applies and was measured faster. Returns the old setting."""
     global _mode
-    if mode not in (True, False, "auto"):
+    if not (mode is True or mode is False or (isinstance(mode, str) and mode == "auto")):
         raise ValueError(f"use_winograd: expected True, False or 'auto', got {mode!r}.")
     old, _mode = _mode, mode
     return old
