@@ -10,6 +10,11 @@ is two more products (``dweight = dout @ cols^T``, ``dcols = weight^T @ dout``) 
 columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded input, not
 the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
+
+Stride-1 3x3 convolutions with groups 1 and at least 16 channels in and out run through
+Winograd F(2x2, 3x3) instead (``_winograd.py``, measured 1.2-1.5x faster forward+backward
+on ResNet-20's layers; ``_winograd.use_winograd`` switches it); backward follows the path
+the forward took (``ConvCache.winograd``).
 """
 
 from __future__ import annotations
