@@ -20,9 +20,32 @@ col2im), each timed on the whole batch at once (the library runs them on cache-s
 chunks of the batch, see ``normlab.functional._kernels.batch_chunks``).
 
 Where the time goes (2026-11, 2-core AMD EPYC with AVX-512 shared with other jobs, 1 thread,
-CPU clock, ms per forward+backward; run ``--profile`` to repeat):
+CPU clock, ms per forward+backward, OPENBLAS_CORETYPE=Haswell as the environment sets it;
+run ``--profile`` to repeat; PyTorch's own time varied 15-31 ms between runs on the
+16-channel layer, normlab's by < 2%, so compare normlab's column across runs):
 
-- 32x16x16 -> 32: im2col 4.9, GEMM forward 7.1, GEMM dweight 7.5, GEMM dcols 8.1, col2im
+Stride-1 3x3 (Winograd F(2x2, 3x3), ``normlab.functional._winograd``, chosen for >= 16
+channels; ``--winograd off`` gives the im2col path):
+
+    case              im2col  winograd  torch   ratio before -> after
+    16x32x32 -> 16     51.8     33.7     14.7   (3.5) -> 2.30
+    32x16x16 -> 32     32.4     26.1     10.1    3.26 -> 2.58
+    64x8x8 -> 64       28.1     23.6      8.9    3.12 -> 2.65
+
+  Winograd stages per pass (whole batch): tile padding 0.3-0.4, input transform 2.2-2.8
+  (numba; the NumPy version of 20 strided array operations takes 4-8), 16 GEMMs 3.5-6.0,
+  output transform 1.3-3.0; each of forward, dx, dW is one pass (dx is the Winograd
+  forward of dout with the flipped, channel-swapped kernel; dW reuses the input transform
+  and 16 GEMMs ``dY_k @ V_k^T``, 8.8-12.8 against im2col+GEMM 9.6-16). What is left: the
+  GEMMs still run at OpenBLAS Haswell speed on short (C = 16..64) inner dimensions, and
+  the three transforms are memory-bound passes over arrays 4x the activation, done three
+  times per forward+backward. With OPENBLAS_CORETYPE unset (AVX-512 kernels; one run,
+  not the configured environment) the 16 GEMMs drop to 1.7 ms on 32/64 channels and
+  the ratios to 1.92, 2.09, 2.30.
+
+Stride 2 (im2col):
+
+- 32x16x16 -> 32 (before Winograd): im2col 4.9, GEMM forward 7.1, GEMM dweight 7.5, GEMM dcols 8.1, col2im
   5.7 (NumPy slice loop: 11.4). Total 32 ms against PyTorch's 10 ms. The three GEMMs
   alone take 23 ms: OpenBLAS's DYNAMIC_ARCH picks its Haswell (AVX2) kernels on this CPU
   and reaches 60-90 GFLOP/s on these skinny products, while PyTorch's oneDNN convolution
@@ -30,6 +53,7 @@ CPU clock, ms per forward+backward; run ``--profile`` to repeat):
   layout costs 29 ms just to build (16x32x32 input) against 7 ms for the chosen one, and
   single large products on ``(C*KH*KW, N*OH*OW)`` columns were no faster overall.
   ``OPENBLAS_CORETYPE=SkylakeX`` (AVX-512 kernels) brings the 64-channel GEMMs down ~1.5x.
+  Stride-2 ratios now: 1.70 (16x32x32 -> 32), 2.02-2.21 (32x16x16 -> 64).
 - col2im: one strided read-modify-write per kernel offset; the numba kernel does it in
   one pass (9.4 vs 16.8 ms on 16x32x32 -> 16).
 - Max pooling in NumPy (offset loop with ``where``): 33 ms vs PyTorch's 10 ms; the numba
@@ -39,6 +63,7 @@ CPU clock, ms per forward+backward; run ``--profile`` to repeat):
   (177 -> 44 MiB on 16x32x32 -> 16).
 
 Usage: python benchmarks/bench_conv.py [--threads 1] [--repeat 5] [--batch 128] [--profile]
+       [--clock cpu] [--winograd auto|on|off]
 """
 
 from __future__ import annotations
@@ -53,7 +78,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from normlab import functional as F
-from normlab.functional import _kernels
+from normlab.functional import _kernels, _winograd
 
 # (name, input shape (N filled in), out channels, stride): ResNet-20's 3x3 convolutions.
 CONV_SHAPES = [
@@ -165,7 +190,31 @@ def profile_conv(x, w, stride, repeat, clock):
         "gemm dcols": lambda: xp_.matmul(w3.swapaxes(-1, -2), dout),
         "col2im": lambda: _kernels.col2im(dcols, np.zeros_like(xpad), (3, 3), (OH, OW), s, d),
     }
+    if _winograd.chosen(C, Fo, (3, 3), s, d, 1):
+        stages = dict(winograd_stages(x, w, dout.reshape(N, Fo, OH, OW)), **{
+            "wino fwd": lambda: _winograd.conv3x3(x, w, p),
+            "wino dx": lambda: _winograd.conv3x3_transpose(dout.reshape(N, Fo, OH, OW), w, p),
+            "wino dW": lambda: _winograd.weight_grad3x3(x, dout.reshape(N, Fo, OH, OW), p)})
     return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
+
+
+def winograd_stages(x, w, dout):
+    """The Winograd forward's stages on the whole batch: tile padding, input transform,
+    16 GEMMs, output transform (the library runs them per cache-sized chunk)."""
+    N, C, H, W = x.shape
+    Fo = w.shape[0]
+    TH, TW = H // 2, W // 2
+    U = _winograd._transform_weight(w)
+    xt = _winograd._tile_pad(x, (1, 1), TH, TW)
+    V = np.empty((16, N, C, TH, TW), x.dtype)
+    M = np.matmul(U[:, None], V.reshape(16, N, C, -1))
+    out = np.empty((N, Fo, H, W), x.dtype)
+    return {
+        "tile pad": lambda: _winograd._tile_pad(x, (1, 1), TH, TW),
+        "in-transform": lambda: _winograd._input_transform(xt, V),
+        "16 gemms": lambda: np.matmul(U[:, None], V.reshape(16, N, C, -1)),
+        "out-transform": lambda: _winograd._output_transform(M.reshape(16, N, Fo, TH, TW), out),
+    }
 
 
 def main(argv=None) -> None:
@@ -175,7 +224,10 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    ap.add_argument("--winograd", choices=["auto", "on", "off"], default="auto",
+                    help="normlab's Winograd F(2x2, 3x3) path for stride-1 3x3 convs")
     args = ap.parse_args(argv)
+    _winograd.use_winograd({"auto": "auto", "on": True, "off": False}[args.winograd])
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

@@ -12,9 +12,10 @@ and only when numba is installed (``pip install normlab[fast]``).
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
-           "avg_pool_backward"]
+           "avg_pool_backward", "winograd_input", "winograd_output"]
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
@@ -97,3 +98,68 @@ def avg_pool_backward(share, KH, KW, sh, sw, dxpad):
                     for oh in range(OH):
                         for ow in range(OW):
                             dxpad[n, c, oh * sh + i, ow * sw + j] += share[n, c, oh, ow]
+
+
+
+@_jit
+def _b_t(e0, e1, e2, e3):
+    """``B^T e`` of one 4-vector, in ``_winograd._input_transform``'s operation order."""
+    return e0 - e2, e1 + e2, e2 - e1, e1 - e3
+
+
+@_jit
+def winograd_input(xt, V):
+    """Winograd F(2x2, 3x3) input transform ``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]``,
+    ``d = xt[n, c, 2th:2th+4, 2tw:2tw+4]``; same operations in the same order as
+    ``_winograd._input_transform`` (rows first), so both are bit-identical.
+
+    Writes one of the 16 planes of ``V`` at a time: interleaving all 16 write streams
+    (planes a multiple of 4 KiB apart) thrashed L1 and ran 2x slower than NumPy.
+    """
+    _, N, C, TH, TW = V.shape
+    Wt = xt.shape[3]
+    t = np.empty((4, Wt), dtype=V.dtype)
+    for n in range(N):
+        for c in range(C):
+            for th in range(TH):
+                r0, r1 = xt[n, c, 2 * th], xt[n, c, 2 * th + 1]
+                r2, r3 = xt[n, c, 2 * th + 2], xt[n, c, 2 * th + 3]
+                for q in range(Wt):  # B^T down whole image columns
+                    t[0, q], t[1, q], t[2, q], t[3, q] = _b_t(r0[q], r1[q], r2[q], r3[q])
+                for a in range(4):  # then B along each tile row
+                    ta = t[a]
+                    v0, v1 = V[4 * a, n, c, th], V[4 * a + 1, n, c, th]
+                    v2, v3 = V[4 * a + 2, n, c, th], V[4 * a + 3, n, c, th]
+                    for tw in range(TW):
+                        q = 2 * tw
+                        v0[tw], v1[tw], v2[tw], v3[tw] = _b_t(ta[q], ta[q + 1], ta[q + 2],
+                                                              ta[q + 3])
+
+
+@_jit
+def _a_t(m0, m1, m2, m3):
+    """``A^T m`` of one 4-vector, in ``_winograd._output_transform``'s operation order."""
+    return (m0 + m1) + m2, (m1 - m2) - m3
+
+
+@_jit
+def winograd_output(M, out):
+    """Winograd F(2x2, 3x3) output transform ``out[n, f, 2th+i, 2tw+j] = (A^T M A)[i, j]``;
+    same operations in the same order as ``_winograd._output_transform``."""
+    _, N, F, TH, TW = M.shape
+    for n in range(N):
+        for f in range(F):
+            for th in range(TH):
+                for tw in range(TW):
+                    s00, s01 = _a_t(M[0, n, f, th, tw], M[1, n, f, th, tw],
+                                    M[2, n, f, th, tw], M[3, n, f, th, tw])
+                    s10, s11 = _a_t(M[4, n, f, th, tw], M[5, n, f, th, tw],
+                                    M[6, n, f, th, tw], M[7, n, f, th, tw])
+                    s20, s21 = _a_t(M[8, n, f, th, tw], M[9, n, f, th, tw],
+                                    M[10, n, f, th, tw], M[11, n, f, th, tw])
+                    s30, s31 = _a_t(M[12, n, f, th, tw], M[13, n, f, th, tw],
+                                    M[14, n, f, th, tw], M[15, n, f, th, tw])
+                    out[n, f, 2 * th, 2 * tw], out[n, f, 2 * th + 1, 2 * tw] = \
+                        _a_t(s00, s10, s20, s30)
+                    out[n, f, 2 * th, 2 * tw + 1], out[n, f, 2 * th + 1, 2 * tw + 1] = \
+                        _a_t(s01, s11, s21, s31)

@@ -10,6 +10,11 @@ is two more products (``dweight = dout @ cols^T``, ``dcols = weight^T @ dout``) 
 columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded input, not
 the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
+
+Stride-1 3x3 convolutions with groups 1 and at least 16 channels in and out run through
+Winograd F(2x2, 3x3) instead (``_winograd.py``, measured 1.2-1.5x faster forward+backward
+on ResNet-20's layers; ``_winograd.use_winograd`` switches it); backward follows the path
+the forward took (``ConvCache.winograd``).
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels
+from normlab.functional import _kernels, _winograd
 from normlab.functional._spatial import conv_args
 
 __all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
 
 
 class ConvCache(NamedTuple):
-    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when there is no padding
+    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when no padding or winograd
     weight: object  # (F, C/G, KH, KW)
     x_shape: tuple
     padding: tuple
@@ -33,6 +38,7 @@ class ConvCache(NamedTuple):
     groups: int
     has_bias: bool
     squeeze: bool  # a conv1d call: drop the H axis again in backward
+    winograd: bool = False  # forward ran the Winograd path; backward does too
 
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
@@ -40,6 +46,12 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
+    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
+        out = _winograd.conv3x3(x, weight, padding)
+        if bias is not None:
+            out += bias.reshape(F, 1, 1)
+        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
+                              bias is not None, squeeze, True)
     xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
@@ -96,13 +108,16 @@ def conv2d_backward(dout, cache: ConvCache):
     -------
     dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
     """
-    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _ = cache
+    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache
     xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
     F, Cg, KH, KW = weight.shape
     OH, OW = dout.shape[2:]
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    if winograd:  # xpad is x itself here
+        return (_winograd.conv3x3_transpose(dout, weight, padding),
+                _winograd.weight_grad3x3(xpad, dout, padding), dbias)
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
