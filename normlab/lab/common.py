@@ -51,3 +51,36 @@ def save_figure(fig, out_dir: str | Path, name: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+INIT_KINDS = ("zeros", "small", "normal", "xavier", "he")
+
+
+def init_weight(kind: str, shape, rng, dtype=np.float32, scale: float | None = None):
+    """A weight drawn by the named scheme: ``zeros``, ``small`` (N(0, 0.01²)), ``normal``
+    (N(0, 1)), ``xavier`` (Glorot normal), ``he`` (Kaiming normal, fan_in, ReLU gain), or
+    ``scale`` (N(0, scale²), the CS231n ``weight_scale``)."""
+    from normlab import init  # noqa: PLC0415
+
+    if kind == "zeros":
+        return init.zeros(shape, dtype=dtype)
+    if kind in ("small", "normal", "scale"):
+        std = {"small": 0.01, "normal": 1.0}.get(kind, scale)
+        return init.normal(shape, std=float(std), rng=rng, dtype=dtype)
+    if kind == "xavier":
+        return init.xavier_normal(shape, gain=1.0, rng=rng, dtype=dtype)
+    if kind == "he":
+        return init.kaiming_normal(shape, mode="fan_in", nonlinearity="relu", rng=rng, dtype=dtype)
+    raise ValueError(f"normlab.lab: expected an init in {INIT_KINDS + ('scale',)}, got {kind!r}.")
+
+
+def reinit_linear_layers(model, kind: str, rng, scale: float | None = None) -> None:
+    """Redraw every Linear weight of ``model`` by ``kind`` and zero its bias (in place)."""
+    from normlab import nn  # noqa: PLC0415
+
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            w = m.params["weight"]
+            m.params["weight"] = init_weight(kind, w.shape, rng, w.dtype, scale)
+            if "bias" in m.params:
+                m.params["bias"] = np.zeros_like(m.params["bias"])

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from normlab import init, nn
-from normlab.lab.common import new_figure, progress, save_figure
+from normlab import nn
+from normlab.lab.common import INIT_KINDS, init_weight, new_figure, progress, save_figure
 
 NAME = "activation-stats"
 TITLE = "Activation statistics per layer under each initialisation"
@@ -24,7 +24,7 @@ CLAIM = ("Small init collapses activations to zero, N(0,1) saturates tanh, Xavie
          "alive, He keeps ReLU alive; BN restores unit-scale pre-activations under every "
          "non-zero init.")
 
-INITS = ("zeros", "small", "normal", "xavier", "he")
+INITS = INIT_KINDS
 INIT_LABELS = {"zeros": "zeros", "small": "N(0, 0.01²)", "normal": "N(0, 1)",
                "xavier": "Xavier", "he": "He"}
 
@@ -44,27 +44,12 @@ class Config:
         return cls(width=100, n_samples=200, seeds=2)
 
 
-def _weight(kind: str, shape, activation: str, rng):
-    if kind == "zeros":
-        return init.zeros(shape, dtype=np.float64)
-    if kind == "small":
-        return init.normal(shape, std=0.01, rng=rng, dtype=np.float64)
-    if kind == "normal":
-        return init.normal(shape, std=1.0, rng=rng, dtype=np.float64)
-    if kind == "xavier":
-        return init.xavier_normal(shape, gain=1.0, rng=rng, dtype=np.float64)
-    if kind == "he":
-        return init.kaiming_normal(shape, mode="fan_in", nonlinearity="relu", rng=rng,
-                                   dtype=np.float64)
-    raise ValueError(f"activation-stats: expected an init in {INITS}, got {kind!r}.")
-
-
 def _stack(cfg: Config, activation: str, kind: str, bn: bool, rng) -> list[nn.Module]:
     layers: list[nn.Module] = []
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
     for _ in range(cfg.depth):
         lin = nn.Linear(cfg.width, cfg.width, bias=False, dtype=np.float64, rng=rng)
-        lin.params["weight"] = _weight(kind, (cfg.width, cfg.width), activation, rng)
+        lin.params["weight"] = init_weight(kind, (cfg.width, cfg.width), rng, np.float64)
         layers.append(nn.Sequential(lin, nn.BatchNorm1d(cfg.width, dtype=np.float64), act())
                       if bn else nn.Sequential(lin, act()))
     return layers
