@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "DEMO_EXPERIMENTS"]
+
+DEMO_EXPERIMENTS = ("activation-stats", "bn-vs-none")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,6 +118,14 @@ def _cmd_experiment_report(args) -> int:
     return 0
 
 
+def _cmd_demo(args) -> int:
+    """The README's main job: two experiments at full size on embedded data, one report."""
+    args.names = list(DEMO_EXPERIMENTS)
+    args.set = None
+    args.report = args.report or str(Path(args.out) / "demo-report.html")
+    return _cmd_experiment_run(args)
+
+
 def _cmd_info(args) -> int:
     from normlab.lab.runs import env_info  # noqa: PLC0415
 
@@ -150,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     rep.add_argument("--out", default="report.html", help="output HTML file")
     rep.set_defaults(func=_cmd_experiment_report)
+    d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
+                       "(offline, a few minutes on 2 cores) and write an HTML report")
+    d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
+    d.add_argument("--seed", type=int, default=0, help="seed of the experiments' Generator")
+    d.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    d.add_argument("--report", default=None, help="HTML report path (default: OUT/demo-report.html)")
+    d.set_defaults(func=_cmd_demo)
     sub.add_parser("info", help="versions, platform, git commit").set_defaults(func=_cmd_info)
     return p
 
