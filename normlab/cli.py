@@ -42,7 +42,8 @@ def _cmd_gradcheck(args) -> int:
         x = case.input(rng, np.float64)
         pre = case.pre(rng) if case.pre else None
         target = case.target(rng) if case.target else None
-        report = check_module(module, x, rng, target=target, pre=pre, tol=case.tol)
+        report = check_module(module, x, rng, target=target, pre=pre, tol=case.tol,
+                              h=case.h)
         errs = "  ".join(f"{k}={v:.1e}" for k, v in report.errors.items())
         ok = report.passed
         failed += not ok

@@ -1,4 +1,4 @@
-"""Numerical gradient checking: centred differences contracted with a random ``dout``.
+"""Numerical gradient checking: centred differences (fourth order) contracted with a random ``dout``.
 
 Nothing here perturbs arrays in place behind a function's back: every evaluation gets
 its own perturbed copy, so a function that copies (or casts) its input still works.
@@ -31,15 +31,21 @@ def rel_error(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
-def numerical_gradient(f: Callable, x, dout, h: float = 1e-6):
-    """Numerical ``d(sum(f(x) * dout)) / dx`` by centred differences.
+def numerical_gradient(f: Callable, x, dout, h: float = 1e-5):
+    """Numerical ``d(sum(f(x) * dout)) / dx`` by a fourth-order centred difference.
+
+    ``g'(0) ≈ (8 (g(h) - g(-h)) - (g(2h) - g(-2h))) / (12 h)`` with ``g(t) = sum(f(x + t e_i) *
+    dout)``. Its truncation error is O(h^4) instead of the O(h^2) of the two-point formula,
+    so at ``h = 1e-5`` (about the cube root of float64 epsilon) what is left is roundoff,
+    about ``eps * |g| / h``: strongly curved functions such as batch norm over a batch of 4
+    no longer leave a truncation error of 1e-7 in the relative error.
 
     Parameters
     ----------
     f : callable
         Maps an array shaped like ``x`` to an output shaped like ``dout``.
     x : ndarray
-        Point of evaluation; never modified.
+        Point of evaluation; never modified (each evaluation gets its own copy).
     dout : ndarray or float
         Upstream gradient contracted with the output.
     h : float
@@ -52,14 +58,17 @@ def numerical_gradient(f: Callable, x, dout, h: float = 1e-6):
     x = backend.to_numpy(x)
     dout = backend.to_numpy(dout).astype(np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)
+
+    def f_at(idx, t):
+        xt = x.copy()
+        xt[idx] += t
+        return backend.to_numpy(f(xt))
+
     for idx in np.ndindex(*x.shape):
-        xp = x.copy()
-        xp[idx] += h
-        fp = backend.to_numpy(f(xp))
-        xm = x.copy()
-        xm[idx] -= h
-        fm = backend.to_numpy(f(xm))
-        grad[idx] = np.sum((fp - fm) * dout) / (2.0 * h)
+        # difference the outputs before contracting with dout: less cancellation
+        near = np.sum((f_at(idx, h) - f_at(idx, -h)) * dout)
+        far = np.sum((f_at(idx, 2 * h) - f_at(idx, -2 * h)) * dout)
+        grad[idx] = (8.0 * near - far) / (12.0 * h)
     return grad
 
 
@@ -87,7 +96,7 @@ def _set_param(model, dotted: str, value) -> None:
     owner.params[key] = value
 
 
-def check_module(module, x, rng=None, *, target=None, pre=None, h: float = 1e-6,
+def check_module(module, x, rng=None, *, target=None, pre=None, h: float = 1e-5,
                  tol: float = 1e-7) -> GradcheckReport:
     """Compare analytic and numerical gradients of ``module`` in float64.
 
@@ -113,8 +122,16 @@ def check_module(module, x, rng=None, *, target=None, pre=None, h: float = 1e-6,
     """
     from normlab.nn.container import Sequential  # noqa: PLC0415 (gradcheck sits below nn)
 
+    class _PreThen(Sequential):
+        """``module(pre(x), *target)``: Sequential.forward takes no target for losses."""
+
+        def forward(self, x, *target):
+            out = self[1](self[0](x), *target)
+            self._cache = True
+            return out
+
     rng = as_generator(rng)
-    net = Sequential(pre, module) if pre is not None else module
+    net = _PreThen(pre, module) if pre is not None else module
     if pre is not None:
         net.training = module.training
     snapshot = copy.deepcopy(net).to(dtype=np.float64)

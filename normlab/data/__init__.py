@@ -1,0 +1,28 @@
+"""Data: offline and local-folder data sets, mini-batch loaders, preprocessing.
+
+``load_dataset(name, seed=0, **kw) -> Dataset`` (names in ``DATASETS``), ``DataLoader``
+(epoch-wise shuffling), ``RandomBatchSampler`` / ``sample_batches`` (sampling with
+replacement), and ``normlab.data.preprocessing`` (``Centering``, ``Standardizer``, ``PCA``,
+``ZCAWhitening``). Nothing here downloads.
+"""
+
+from normlab.data import preprocessing
+from normlab.data.dataset import Dataset
+from normlab.data.datasets import DATASETS, load_dataset
+from normlab.data.loader import DataLoader, RandomBatchSampler, sample_batches
+from normlab.data.preprocessing import PCA, Centering, NotFittedError, Standardizer, ZCAWhitening
+
+__all__ = [
+    "load_dataset",
+    "Dataset",
+    "DATASETS",
+    "DataLoader",
+    "RandomBatchSampler",
+    "sample_batches",
+    "preprocessing",
+    "Centering",
+    "Standardizer",
+    "PCA",
+    "ZCAWhitening",
+    "NotFittedError",
+]

@@ -3,3 +3,22 @@
 from normlab.nn.container import Sequential  # noqa: F401
 from normlab.nn.linear import Flatten, Identity, Linear  # noqa: F401
 from normlab.nn.module import Module, ParamRef  # noqa: F401
+from normlab.nn.activation import LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: F401
+from normlab.nn.dropout import Dropout  # noqa: F401
+from normlab.nn.loss import CrossEntropyLoss, MSELoss, MultiMarginLoss  # noqa: F401
+from normlab.nn.conv import Conv1d, Conv2d  # noqa: F401
+from normlab.nn.pool import (  # noqa: F401
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from normlab.nn.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: F401
+from normlab.nn.normalization import (  # noqa: F401
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+    RMSNorm,
+)

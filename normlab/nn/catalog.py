@@ -24,7 +24,8 @@ class ModuleCase:
     """One registered example of a module.
 
     ``make(rng) -> Module``; ``pre(rng) -> Module`` or None; ``target(rng) -> ndarray``
-    for losses (then ``output_shape`` is ``()``); ``tol`` is the gradcheck threshold;
+    for losses (then ``output_shape`` is ``()``); ``tol`` is the gradcheck threshold and ``h``
+    its difference step;
     ``make_input(rng, shape)`` overrides the standard-normal input.
     """
 
@@ -37,6 +38,7 @@ class ModuleCase:
     tol: float = 1e-7
     make_input: Callable[[np.random.Generator, tuple], np.ndarray] | None = None
     stochastic: bool = False  # output depends on a module Generator (dropout)
+    h: float = 1e-5  # gradcheck step: about cbrt(float64 eps), balancing truncation and roundoff
 
     def input(self, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
         if self.make_input is not None:

@@ -89,5 +89,5 @@ def test_gradcheck(case, mode):
     pre = case.pre(rng) if case.pre else None
     target = case.target(rng) if case.target else None
     report = check_module(copy.deepcopy(m), case.input(rng, np.float64), rng,
-                          target=target, pre=pre, tol=case.tol)
+                          target=target, pre=pre, tol=case.tol, h=case.h)
     assert report.passed, report.errors

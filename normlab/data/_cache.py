@@ -1,0 +1,62 @@
+"""The ``.npz`` cache of converted data sets: where it lives, atomic writes, safe reads.
+
+The folder is ``$NORMLAB_CACHE`` (default ``~/.cache/normlab``). Files are written to a
+temporary name in the same folder and then renamed, so an interrupted run never leaves a
+half-written cache entry; they are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["cache_dir", "cache_path", "load_cached", "save_cached", "fingerprint"]
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$NORMLAB_CACHE`` or ``~/.cache/normlab`` (not created here)."""
+    env = os.environ.get("NORMLAB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "normlab"
+
+
+def cache_path(key: str) -> Path:
+    """Path of the cache entry ``key`` (a file-name-safe string)."""
+    return cache_dir() / f"{key}.npz"
+
+
+def load_cached(key: str) -> dict[str, np.ndarray] | None:
+    """The arrays stored under ``key``, or None when there is no (readable) entry."""
+    path = cache_path(key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError):
+        # A corrupt entry (e.g. a disk-full write) is rebuilt rather than trusted.
+        return None
+
+
+def save_cached(key: str, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` under ``key`` atomically (temporary file, then rename)."""
+    path = cache_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz.tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of ``parts`` (paths, sizes, mtimes, options) for cache keys."""
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode())
+    return h.hexdigest()[:16]

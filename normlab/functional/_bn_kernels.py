@@ -1,0 +1,217 @@
+"""Optional fused CPU kernels for batch norm (NumPy arrays only, needs numba).
+
+The portable path in ``batchnorm.py`` makes about eleven passes over the data with
+NumPy ufuncs; these kernels make five (forward: mean, variance, output; backward: sums,
+``dx``) and accumulate in float64, so they are both faster and more accurate in float32.
+They compute the same two-pass statistics and the same closed-form backward.
+``batch_norm_forward`` uses them when ``usable(x)`` holds (NumPy float32/float64 input,
+numba importable, ``ENABLED``); otherwise, and always on CuPy, it uses the ``xp`` path.
+
+The input is viewed as ``(A, C, B)``: ``A`` = product of the axes before the channel
+axis, ``B`` = product of those after (``(N, C)``: B = 1; ``(N, C, H, W)``: B = H*W).
+Kernels run on one thread; numba compiles them on first use (cached on disk).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+
+__all__ = ["ENABLED", "usable", "forward", "backward"]
+
+ENABLED = True  # tests switch this off to exercise the portable path
+_numba = None
+_kernels = None
+
+
+def _get_numba():
+    global _numba
+    if _numba is None:
+        try:
+            _numba = importlib.import_module("numba")
+        except Exception:  # not installed, or a broken LLVM
+            _numba = False
+    return _numba
+
+
+def usable(x, axes) -> bool:
+    """True when the fused kernels can run on ``x`` reduced over ``axes``."""
+    return (ENABLED and type(x) is np.ndarray and x.dtype in (np.float32, np.float64)
+            and x.ndim >= 2 and tuple(axes) == (0,) + tuple(range(2, x.ndim))
+            and x.size > 0 and bool(_get_numba()))
+
+
+def _build(cache: bool = True):
+    nb = _get_numba()
+    jit = nb.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
+
+    @jit
+    def stats(x, mean, var):  # x (A, C, B); mean, var (C,) float64
+        A, C, B = x.shape
+        mean[:] = 0.0
+        var[:] = 0.0
+        for a in range(A):
+            for c in range(C):
+                s = 0.0
+                for b in range(B):
+                    s += x[a, c, b]
+                mean[c] += s
+        m = A * B
+        for c in range(C):
+            mean[c] /= m
+        for a in range(A):  # second pass: mean of squared deviations
+            for c in range(C):
+                mu = mean[c]
+                s = 0.0
+                for b in range(B):
+                    d = x[a, c, b] - mu
+                    s += d * d
+                var[c] += s
+        for c in range(C):
+            var[c] /= m
+
+    @jit
+    def stats_2d(x, mean, var):  # x (A, C): the channel loop is the contiguous one
+        A, C = x.shape
+        mean[:] = 0.0
+        var[:] = 0.0
+        for a in range(A):
+            for c in range(C):
+                mean[c] += x[a, c]
+        for c in range(C):
+            mean[c] /= A
+        for a in range(A):
+            for c in range(C):
+                d = x[a, c] - mean[c]
+                var[c] += d * d
+        for c in range(C):
+            var[c] /= A
+
+    @jit
+    def normalize_affine(x, mean, inv_std, gamma, beta, x_hat, out):
+        A, C, B = x.shape
+        for a in range(A):
+            for c in range(C):
+                mu, k, g, bt = mean[c], inv_std[c], gamma[c], beta[c]
+                for b in range(B):
+                    h = (x[a, c, b] - mu) * k
+                    x_hat[a, c, b] = h
+                    out[a, c, b] = h * g + bt
+
+    @jit
+    def normalize_affine_2d(x, mean, inv_std, gamma, beta, x_hat, out):
+        A, C = x.shape
+        for a in range(A):
+            for c in range(C):
+                h = (x[a, c] - mean[c]) * inv_std[c]
+                x_hat[a, c] = h
+                out[a, c] = h * gamma[c] + beta[c]
+
+    @jit
+    def grad_sums(dy, x_hat, sum_dy, sum_dyx):
+        A, C, B = dy.shape
+        sum_dy[:] = 0.0
+        sum_dyx[:] = 0.0
+        for a in range(A):
+            for c in range(C):
+                s = 0.0
+                t = 0.0
+                for b in range(B):
+                    g = dy[a, c, b]
+                    s += g
+                    t += g * x_hat[a, c, b]
+                sum_dy[c] += s
+                sum_dyx[c] += t
+
+    @jit
+    def grad_sums_2d(dy, x_hat, sum_dy, sum_dyx):
+        A, C = dy.shape
+        sum_dy[:] = 0.0
+        sum_dyx[:] = 0.0
+        for a in range(A):
+            for c in range(C):
+                g = dy[a, c]
+                sum_dy[c] += g
+                sum_dyx[c] += g * x_hat[a, c]
+
+    @jit
+    def grad_input(dy, x_hat, k, shift, slope, dx):  # dx = k * (dy - shift - x_hat * slope)
+        A, C, B = dy.shape
+        for a in range(A):
+            for c in range(C):
+                kc, sc, pc = k[c], shift[c], slope[c]
+                for b in range(B):
+                    dx[a, c, b] = kc * (dy[a, c, b] - sc - x_hat[a, c, b] * pc)
+
+    @jit
+    def grad_input_2d(dy, x_hat, k, shift, slope, dx):
+        A, C = dy.shape
+        for a in range(A):
+            for c in range(C):
+                dx[a, c] = k[c] * (dy[a, c] - shift[c] - x_hat[a, c] * slope[c])
+
+    return {"stats": (stats, stats_2d), "affine": (normalize_affine, normalize_affine_2d),
+            "sums": (grad_sums, grad_sums_2d), "dx": (grad_input, grad_input_2d)}
+
+
+def _kernel(name: str, flat: bool):
+    global _kernels
+    if _kernels is None:
+        try:
+            _kernels = _build()
+        except RuntimeError:  # no writable cache location (read-only install): compile only
+            _kernels = _build(cache=False)
+    return _kernels[name][1 if flat else 0]
+
+
+def _view(a):
+    """``(A, C, B)`` view of a contiguous array, or ``(A, C)`` when B == 1."""
+    A, C = a.shape[0], a.shape[1]
+    B = math.prod(a.shape[2:])
+    a = np.ascontiguousarray(a)
+    return (a.reshape(A, C), True) if B == 1 else (a.reshape(A, C, B), False)
+
+
+def forward(x, gamma, beta, eps: float):
+    """Fused training forward. Returns ``(out, x_hat, mean, var, inv_std)``.
+
+    ``out`` and ``x_hat`` have the shape and dtype of ``x``; the statistics are (C,)
+    arrays of ``x.dtype``, ``inv_std = 1 / sqrt(var + eps)``.
+    """
+    dt = x.dtype
+    C = x.shape[1]
+    xv, flat = _view(x)
+    mean = np.empty(C, np.float64)
+    var = np.empty(C, np.float64)
+    _kernel("stats", flat)(xv, mean, var)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    g = np.ones(C, dt) if gamma is None else np.ascontiguousarray(gamma, dtype=dt)
+    b = np.zeros(C, dt) if beta is None else np.ascontiguousarray(beta, dtype=dt)
+    x_hat = np.empty(x.shape, dt)
+    out = np.empty(x.shape, dt)
+    xh_v, out_v = x_hat.reshape(xv.shape), out.reshape(xv.shape)
+    _kernel("affine", flat)(xv, mean, inv_std, g, b, xh_v, out_v)
+    return out, x_hat, mean.astype(dt), var.astype(dt), inv_std.astype(dt)
+
+
+def backward(dout, x_hat, inv_std, gamma):
+    """Fused closed-form backward. Returns ``(dx, sum(dy * x_hat), sum(dy))`` per channel.
+
+    ``inv_std`` is the (C,) vector; ``gamma`` may be None.
+    """
+    dt = x_hat.dtype
+    C = x_hat.shape[1]
+    m = x_hat.size // C
+    dyv, flat = _view(dout.astype(dt, copy=False))
+    xh_v = x_hat.reshape(dyv.shape)
+    sum_dy = np.empty(C, np.float64)
+    sum_dyx = np.empty(C, np.float64)
+    _kernel("sums", flat)(dyv, xh_v, sum_dy, sum_dyx)
+    k = inv_std.astype(np.float64)
+    if gamma is not None:
+        k = k * gamma.astype(np.float64)
+    dx = np.empty(x_hat.shape, dt)
+    _kernel("dx", flat)(dyv, xh_v, k, sum_dy / m, sum_dyx / m, dx.reshape(dyv.shape))
+    return dx, sum_dyx.astype(dt), sum_dy.astype(dt)

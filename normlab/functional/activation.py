@@ -1,0 +1,149 @@
+"""Elementwise activations: ReLU, LeakyReLU, Tanh, Sigmoid, with PyTorch's backward rules."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from normlab import backend
+
+__all__ = [
+    "ReluCache", "LeakyReluCache", "TanhCache", "SigmoidCache",
+    "relu_forward", "relu_backward",
+    "leaky_relu_forward", "leaky_relu_backward",
+    "tanh_forward", "tanh_backward",
+    "sigmoid_forward", "sigmoid_backward",
+]
+
+
+class ReluCache(NamedTuple):
+    positive: object  # bool mask x > 0
+
+
+class LeakyReluCache(NamedTuple):
+    positive: object  # bool mask x > 0
+    negative_slope: float
+
+
+class TanhCache(NamedTuple):
+    out: object  # tanh(x)
+
+
+class SigmoidCache(NamedTuple):
+    out: object  # sigmoid(x)
+
+
+def relu_forward(x):
+    """``out = max(x, 0)``.
+
+    Parameters
+    ----------
+    x : ndarray, any shape
+
+    Shape
+    -----
+    out has the shape and dtype of ``x``.
+
+    Returns
+    -------
+    out : ndarray
+    cache : ReluCache
+    """
+    xp = backend.namespace(x)
+    positive = x > 0
+    # maximum (not x * mask) so that NaN propagates as in torch.relu
+    return xp.maximum(x, 0), ReluCache(positive)
+
+
+def relu_backward(dout, cache: ReluCache):
+    """``dx = dout * [x > 0]``; the subgradient at 0 is 0, as in PyTorch.
+
+    Returns
+    -------
+    dx : ndarray shaped like ``dout``
+    """
+    xp = backend.namespace(dout)
+    return xp.where(cache.positive, dout, 0)
+
+
+def leaky_relu_forward(x, negative_slope: float = 0.01):
+    """``out = x if x > 0 else negative_slope * x``.
+
+    Parameters
+    ----------
+    x : ndarray, any shape
+    negative_slope : float
+        Slope for ``x <= 0`` (PyTorch default 0.01).
+
+    Returns
+    -------
+    out : ndarray, shape and dtype of ``x``
+    cache : LeakyReluCache
+    """
+    xp = backend.namespace(x)
+    positive = x > 0
+    slope = float(negative_slope)  # a Python float keeps float32 arrays float32
+    return xp.where(positive, x, x * slope), LeakyReluCache(positive, slope)
+
+
+def leaky_relu_backward(dout, cache: LeakyReluCache):
+    """``dx = dout if x > 0 else negative_slope * dout``.
+
+    Returns
+    -------
+    dx : ndarray shaped like ``dout``
+    """
+    xp = backend.namespace(dout)
+    return xp.where(cache.positive, dout, dout * cache.negative_slope)
+
+
+def tanh_forward(x):
+    """``out = tanh(x)``.
+
+    Returns
+    -------
+    out : ndarray, shape and dtype of ``x``
+    cache : TanhCache
+    """
+    xp = backend.namespace(x)
+    out = xp.tanh(x)
+    return out, TanhCache(out)
+
+
+def tanh_backward(dout, cache: TanhCache):
+    """``dx = dout * (1 - tanh(x)^2)``, from the saved output as PyTorch does.
+
+    Returns
+    -------
+    dx : ndarray shaped like ``dout``
+    """
+    y = cache.out
+    return dout * (1.0 - y * y)
+
+
+def sigmoid_forward(x):
+    """``out = 1 / (1 + exp(-x))``, evaluated without overflow for any ``|x|``.
+
+    For ``x >= 0`` it uses ``1 / (1 + e)``, for ``x < 0`` ``e / (1 + e)``, with
+    ``e = exp(-|x|)`` in (0, 1]: ``exp`` is never called on a large positive number.
+
+    Returns
+    -------
+    out : ndarray, shape and dtype of ``x``
+    cache : SigmoidCache
+    """
+    xp = backend.namespace(x)
+    e = xp.exp(-xp.abs(x))
+    denom = 1.0 + e
+    out = xp.where(x >= 0, 1.0 / denom, e / denom)
+    return out, SigmoidCache(out)
+
+
+def sigmoid_backward(dout, cache: SigmoidCache):
+    """``dx = dout * s * (1 - s)`` with ``s = sigmoid(x)`` saved by the forward.
+
+    Returns
+    -------
+    dx : ndarray shaped like ``dout``
+    """
+    s = cache.out
+    return dout * (1.0 - s) * s

@@ -1,0 +1,159 @@
+"""Convolution (PyTorch's cross-correlation) by im2col and batched matrix products.
+
+``out[n, f, oh, ow] = bias[f] + sum_{c, i, j} weight[f, c, i, j] *
+xpad[n, g*C/G + c, oh*sh + i*dh, ow*sw + j*dw]`` with ``g = f // (F/G)``.
+
+The input is padded once, unfolded by ``_kernels.im2col`` into columns
+``(n, G, C/G*KH*KW, OH*OW)`` and multiplied by ``weight.reshape(G, F/G, -1)``. Backward
+is two more products (``dweight = dout @ cols^T``, ``dcols = weight^T @ dout``) and
+``_kernels.col2im``. On CPU the batch goes through in chunks of ``n`` samples whose
+columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded input, not
+the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
+loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from normlab import backend
+from normlab.functional import _kernels
+from normlab.functional._spatial import conv_args
+
+__all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
+
+
+class ConvCache(NamedTuple):
+    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when there is no padding
+    weight: object  # (F, C/G, KH, KW)
+    x_shape: tuple
+    padding: tuple
+    stride: tuple
+    dilation: tuple
+    groups: int
+    has_bias: bool
+    squeeze: bool  # a conv1d call: drop the H axis again in backward
+
+
+def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
+    xp = backend.namespace(x, weight, bias)
+    N, C, H, W = x.shape
+    F, Cg, KH, KW = weight.shape
+    OH, OW = out_hw
+    xpad = _kernels.pad2d(x, padding)
+    w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
+    out = xp.empty((N, F, OH, OW), dtype=x.dtype)
+    for sl in _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize):
+        cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
+        out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+    if bias is not None:
+        out += bias.reshape(F, 1, 1)
+    cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
+                      bias is not None, squeeze)
+    return out, cache
+
+
+def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """2D convolution with zero padding: ``out = weight * x + bias`` (cross-correlation).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    weight : ndarray, shape (F, C/groups, KH, KW)
+    bias : ndarray or None, shape (F,)
+    stride, padding, dilation : int or (int, int)
+    groups : int
+        Input and output channels are split into ``groups`` independent convolutions.
+
+    Shape
+    -----
+    ``OH = floor((H + 2*ph - dh*(KH-1) - 1) / sh) + 1``, likewise ``OW``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, OH, OW), dtype of ``x``
+    cache : ConvCache
+
+    Raises
+    ------
+    ValueError
+        Wrong rank, channel mismatch, channels not divisible by groups, non-positive
+        stride or dilation, kernel larger than the padded input.
+    """
+    s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
+                                "conv2d_forward")
+    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False)
+
+
+def conv2d_backward(dout, cache: ConvCache):
+    """Gradients of ``conv2d_forward``.
+
+    ``dweight = sum_n dout_n @ cols_n^T``, ``dx = col2im(weight^T @ dout)``,
+    ``dbias = sum_{n, oh, ow} dout``.
+
+    Returns
+    -------
+    dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
+    """
+    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _ = cache
+    xp = backend.namespace(dout, xpad)
+    N, C, H, W = x_shape
+    F, Cg, KH, KW = weight.shape
+    OH, OW = dout.shape[2:]
+    d4 = dout.reshape(N, groups, F // groups, OH * OW)
+    dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
+    dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
+    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
+    for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
+        cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        # n small products then a sum over n: avoids a transposing copy of the columns.
+        dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
+        dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
+        _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
+    dx = _kernels.crop2d(dxpad, padding, (H, W))
+    return dx, dweight.reshape(weight.shape), dbias
+
+
+def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """1D convolution: ``conv2d_forward`` on ``x[:, :, None, :]`` with a ``(1, K)`` kernel.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, L)
+    weight : ndarray, shape (F, C/groups, K)
+    bias : ndarray or None, shape (F,)
+    stride, padding, dilation : int or (int,)
+    groups : int
+
+    Shape
+    -----
+    ``OL = floor((L + 2*p - d*(K-1) - 1) / s) + 1``.
+
+    Returns
+    -------
+    out : ndarray, shape (N, F, OL)
+    cache : ConvCache
+
+    Raises
+    ------
+    ValueError
+        As ``conv2d_forward``.
+    """
+    s, p, d, out_l = conv_args(x, weight, bias, stride, padding, dilation, groups, 1,
+                               "conv1d_forward")
+    out, cache = _forward(x[:, :, None, :], weight[:, :, None, :], bias, (1,) + s, (0,) + p,
+                          (1,) + d, int(groups), (1,) + out_l, True)
+    return out[:, :, 0, :], cache
+
+
+def conv1d_backward(dout, cache: ConvCache):
+    """Gradients of ``conv1d_forward``.
+
+    Returns
+    -------
+    dx : (N, C, L); dweight : (F, C/groups, K); dbias : (F,) or None
+    """
+    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache)
+    return dx[:, :, 0, :], dweight[:, :, 0, :], dbias

@@ -1,0 +1,261 @@
+"""BatchNorm1d/2d/3d: thin stateful wrappers over ``normlab.functional.batchnorm``.
+
+Semantics are PyTorch 2.13's: ``momentum`` weighs the new batch statistic (``None`` gives
+a cumulative average over ``num_batches_tracked``); normalisation uses the biased batch
+variance and ``running_var`` is updated with the unbiased one; eval uses the running
+statistics and never changes a buffer; ``track_running_stats=False`` has no buffers and
+uses batch statistics in eval too; ``affine=False`` has no parameters.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from normlab import backend
+from normlab import functional as F
+from normlab.nn.module import Module
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
+
+_RANK_HINTS = {
+    2: "Use BatchNorm1d for (N, C) input.",
+    3: "Use BatchNorm1d for (N, C, L) input.",
+    4: "Use BatchNorm2d for (N, C, H, W) input.",
+    5: "Use BatchNorm3d for (N, C, D, H, W) input.",
+}
+
+
+def _check_num_features(owner: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{owner}: expected {name} to be a positive int, got {value!r}.")
+    return int(value)
+
+
+def _check_eps(owner: str, eps, allow_none: bool = False):
+    if eps is None and allow_none:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{owner}: expected eps to be a float, got {type(eps).__name__}.")
+    if not eps > 0 or not np.isfinite(eps):
+        raise ValueError(
+            f"{owner}: expected eps > 0, got eps={eps!r}. It keeps 1/sqrt(var + eps) finite; "
+            "the usual value is 1e-5."
+        )
+    return float(eps)
+
+
+def _check_momentum(owner: str, momentum):
+    if momentum is None:
+        return None
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(
+            f"{owner}: expected momentum to be a float in [0, 1] or None, got "
+            f"{type(momentum).__name__}."
+        )
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(
+            f"{owner}: expected momentum in [0, 1] (the weight of the new batch statistic) "
+            f"or None (cumulative average), got momentum={momentum!r}. PyTorch's default "
+            "is 0.1; a Keras momentum of 0.99 corresponds to 0.01 here."
+        )
+    return float(momentum)
+
+
+def _check_float_input(owner: str, x) -> None:
+    if not hasattr(x, "dtype") or np.dtype(x.dtype).kind != "f":
+        got = getattr(x, "dtype", type(x).__name__)
+        raise TypeError(
+            f"{owner}: expected a floating-point array, got {got}. Cast it with "
+            "x.astype(np.float32)."
+        )
+
+
+class _NormBase(Module):
+    """Parameters and buffers shared by batch and instance norm (PyTorch's ``_NormBase``).
+
+    ``weight`` (ones) and ``bias`` (zeros) of shape (C,) when ``affine`` (``bias=False``
+    drops the bias); buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked`` (0-d int64) when ``track_running_stats``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32,
+                 *, bias: bool = True):
+        super().__init__()
+        owner = type(self).__name__
+        self.num_features = _check_num_features(owner, "num_features", num_features)
+        self.eps = _check_eps(owner, eps)
+        self.momentum = _check_momentum(owner, momentum)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        C = self.num_features
+        if self.affine:
+            self.params["weight"] = np.ones(C, dtype=dtype)
+            if bias:
+                self.params["bias"] = np.zeros(C, dtype=dtype)
+        if self.track_running_stats:
+            self.buffers["running_mean"] = np.zeros(C, dtype=dtype)
+            self.buffers["running_var"] = np.ones(C, dtype=dtype)
+            self.buffers["num_batches_tracked"] = np.array(0, dtype=np.int64)
+        self.zero_grad()
+
+    def reset_running_stats(self) -> None:
+        """Running mean to zeros, running variance to ones, counter to 0."""
+        if self.track_running_stats:
+            xp = backend.namespace(self.buffers["running_mean"])
+            self.buffers["running_mean"] = xp.zeros_like(self.buffers["running_mean"])
+            self.buffers["running_var"] = xp.ones_like(self.buffers["running_var"])
+            self.buffers["num_batches_tracked"] = xp.zeros_like(
+                self.buffers["num_batches_tracked"])
+
+    def _param(self, key, dtype):
+        p = self.params.get(key)
+        return None if p is None else p.astype(dtype, copy=False)
+
+    def _store_grads(self, dgamma, dbeta) -> None:
+        if dgamma is not None and "weight" in self.params:
+            self.grads["weight"] = dgamma.astype(self.params["weight"].dtype, copy=False)
+        if dbeta is not None and "bias" in self.params:
+            self.grads["bias"] = dbeta.astype(self.params["bias"].dtype, copy=False)
+
+    def _check_channels(self, x) -> None:
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{type(self).__name__}: expected input with {self.num_features} channels "
+                f"(num_features) at dim 1, got input of shape {tuple(x.shape)}. Build the "
+                f"layer with num_features={x.shape[1]} or fix the layer before it."
+            )
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    """Batch norm over every axis but the channel axis 1.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``; in training (and always when
+    ``track_running_stats=False``) ``mean`` and the biased ``var`` come from the batch,
+    and when tracking, ``running = (1 - momentum) * running + momentum * batch`` with the
+    unbiased batch variance (``momentum=None``: ``1 / num_batches_tracked`` instead).
+
+    Parameters
+    ----------
+    num_features : int
+        C, the size of axis 1.
+    eps : float, default 1e-5
+        Added to the variance; must be > 0.
+    momentum : float in [0, 1] or None, default 0.1
+        Weight of the new batch statistic in the running average.
+    affine : bool, default True
+        Learnable ``weight`` (ones) and ``bias`` (zeros) of shape (C,).
+    track_running_stats : bool, default True
+        Keep ``running_mean``, ``running_var``, ``num_batches_tracked`` buffers.
+    dtype : default float32
+    bias : bool, keyword only, default True
+        With ``affine``, whether to learn ``bias`` (PyTorch 2.13).
+
+    Raises
+    ------
+    ValueError
+        For a non-positive ``num_features`` or ``eps``, a momentum outside [0, 1], a wrong
+        input rank or channel count, or one value per channel in training.
+    TypeError
+        For a non-numeric momentum or eps, or a non-floating input.
+    """
+
+    _expected = ""  # "(N, C, H, W)" in subclasses
+    _ranks: tuple = ()
+
+    def _check_input_dim(self, x) -> None:
+        if x.ndim not in self._ranks:
+            ranks = " or ".join(f"{r}D" for r in self._ranks)
+            hint = _RANK_HINTS.get(x.ndim, "")
+            raise ValueError(
+                f"{type(self).__name__}: expected {ranks} input {self._expected}, got "
+                f"{x.ndim}D input of shape {tuple(x.shape)}. {hint}".rstrip()
+            )
+
+    def _axes(self, x) -> tuple:
+        return (0,) + tuple(range(2, x.ndim))
+
+    def forward(self, x):
+        owner = type(self).__name__
+        _check_float_input(owner, x)
+        self._check_input_dim(x)
+        self._check_channels(x)
+        axes = self._axes(x)
+        gamma, beta = self._param("weight", x.dtype), self._param("bias", x.dtype)
+        if self.training or not self.track_running_stats:
+            if x.size // self.num_features == 1:
+                raise ValueError(
+                    f"{owner}: expected more than 1 value per channel when training, got "
+                    f"input shape {tuple(x.shape)}. Use a batch of 2 or more, or call "
+                    ".eval() with tracked running statistics."
+                )
+            out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes, eps=self.eps)
+            if self.training and self.track_running_stats:
+                self._update_buffers(cache)
+            self._cache = ("train", cache)
+        else:
+            b = self.buffers
+            out, cache = F.batch_norm_eval_forward(
+                x, gamma, beta, b["running_mean"].astype(x.dtype, copy=False),
+                b["running_var"].astype(x.dtype, copy=False), axes=axes, eps=self.eps)
+            self._cache = ("eval", cache)
+        return out
+
+    def _update_buffers(self, cache) -> None:
+        b = self.buffers
+        nbt = b["num_batches_tracked"] + 1
+        b["num_batches_tracked"] = backend.namespace(nbt).asarray(nbt, dtype=np.int64)
+        b["running_mean"], b["running_var"] = F.update_running_stats(
+            b["running_mean"], b["running_var"], cache.mean, cache.var, cache.count,
+            self.momentum, int(nbt))
+
+    def backward(self, dout):
+        mode, cache = self._require_cache()
+        if mode == "train":
+            dx, dgamma, dbeta = F.batch_norm_backward(dout, cache)
+        else:
+            dx, dgamma, dbeta = F.batch_norm_eval_backward(dout, cache)
+        self._store_grads(dgamma, dbeta)
+        return dx
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) input; statistics per channel over N (and L).
+
+    Shape
+    -----
+    input (N, C) or (N, C, L) -> output of the same shape. See ``_BatchNorm``.
+    """
+
+    _expected = "(N, C) or (N, C, L)"
+    _ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) input; statistics per channel over N, H, W.
+
+    Shape
+    -----
+    input (N, C, H, W) -> output (N, C, H, W). See ``_BatchNorm``.
+    """
+
+    _expected = "(N, C, H, W)"
+    _ranks = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm of (N, C, D, H, W) input; statistics per channel over N, D, H, W.
+
+    Shape
+    -----
+    input (N, C, D, H, W) -> output (N, C, D, H, W). See ``_BatchNorm``.
+    """
+
+    _expected = "(N, C, D, H, W)"
+    _ranks = (5,)

@@ -1,0 +1,103 @@
+"""LRScheduler base class (PyTorch 2.13 semantics: the constructor takes the first step)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from normlab.optim.optimizer import Optimizer
+
+__all__ = ["LRScheduler"]
+
+
+def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
+    """One value per param group: a list of the right length, or a scalar repeated."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(
+                f"{owner}: expected {n} values for {name} (one per param group), got "
+                f"{len(value)}."
+            )
+        return list(value)
+    return [value] * n
+
+
+def _check_int(owner: str, name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{owner}: expected {name} to be an int >= {minimum}, got {value!r}.")
+
+
+class LRScheduler:
+    """Base class of the epoch/step schedules.
+
+    Like PyTorch, the constructor records ``initial_lr`` in every param group (if not
+    there yet), stores ``base_lrs`` and takes the initial step (``last_epoch`` becomes 0
+    and ``get_last_lr()`` holds the first learning rates). Call ``step()`` after
+    ``optimizer.step()``.
+
+    Parameters
+    ----------
+    optimizer : normlab.optim.Optimizer
+    last_epoch : int, default -1
+        Index of the last step taken; ``-1`` starts fresh. Resuming with ``>= 0`` needs
+        ``initial_lr`` in every group (load the optimizer's state dict first).
+
+    Raises
+    ------
+    TypeError
+        If ``optimizer`` is not a normlab Optimizer.
+    ValueError
+        If ``last_epoch >= 0`` and a param group lacks ``initial_lr``.
+    """
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+        owner = type(self).__name__
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"{owner}: expected a normlab Optimizer, got {type(optimizer).__name__}."
+            )
+        _check_int(owner, "last_epoch", last_epoch, -1)
+        self.optimizer = optimizer
+        for i, group in enumerate(optimizer.param_groups):
+            if last_epoch == -1:
+                group.setdefault("initial_lr", group["lr"])
+            elif "initial_lr" not in group:
+                raise ValueError(
+                    f"{owner}: expected 'initial_lr' in param_groups[{i}] when resuming with "
+                    f"last_epoch={last_epoch}, got keys "
+                    f"{sorted(k for k in group if k != 'params')}. "
+                    "Load the optimizer's state dict first, or use last_epoch=-1."
+                )
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def get_lr(self) -> list[float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Advance one step and write the new learning rates into the param groups."""
+        self._step_count += 1
+        self.last_epoch += 1
+        values = self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list[float]:
+        """Learning rates of the param groups after the latest step (a copy)."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute except the optimizer, as plain (JSON-able) values."""
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the attributes saved by :meth:`state_dict`."""
+        self.__dict__.update(copy.deepcopy(state_dict))

@@ -1,0 +1,331 @@
+"""The Optimizer base class: parameter groups, in-place steps, PyTorch-shaped state dicts.
+
+An optimizer holds ``normlab.nn.ParamRef`` handles (``model.parameters()``), never raw
+arrays: ``backward`` replaces the arrays in ``module.grads`` and ``Module.to`` replaces
+those in ``module.params``, and a ref always reads the current one. ``step()`` writes
+into ``ref.value`` in place, so every holder of the parameter array sees the update.
+
+State dict layout (PyTorch's)::
+
+    {"state": {index: {"step": int, "exp_avg": ndarray, ...}},
+     "param_groups": [{"lr": ..., "weight_decay": ..., ..., "params": [index, ...]}]}
+
+``index`` counts parameters across groups in order. Arrays are copies on the parameter's
+device; everything else is a plain number, bool, string or list. To save it as ``.npz``
++ JSON use :func:`state_dict_to_arrays` / :func:`state_dict_from_arrays`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from normlab import backend
+from normlab.nn.module import ParamRef
+
+__all__ = ["Optimizer", "state_dict_to_arrays", "state_dict_from_arrays"]
+
+
+def _ref_key(ref: ParamRef) -> tuple[int, str]:
+    # Module.parameters() builds fresh ParamRefs on every call, so identity is the slot.
+    return id(ref.module), ref.key
+
+
+class Optimizer:
+    """Base class: subclasses implement ``_init_state`` and ``_update``.
+
+    Parameters
+    ----------
+    params : list of ParamRef, or list of dict
+        ``model.parameters()``, or param groups ``{"params": [...], "lr": ...}``
+        whose missing hyperparameters are taken from ``defaults``.
+    defaults : dict
+        Hyperparameters under PyTorch's names, stored verbatim in every group.
+
+    Raises
+    ------
+    TypeError
+        If ``params`` holds something other than ParamRefs (e.g. raw arrays).
+    ValueError
+        On an empty parameter list, a group without ``"params"``, a parameter given
+        twice, or an invalid hyperparameter (checked by the subclass).
+    """
+
+    def __init__(self, params, defaults: dict[str, Any]):
+        self.defaults = dict(defaults)
+        self._check_hyper(self.defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[int, dict[str, Any]] = {}
+        self._seen: set[tuple[int, str]] = set()
+        if isinstance(params, (ParamRef, dict)):
+            params = [params]
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(
+                f"{self._owner}: expected params to be a list of ParamRef or of param-group "
+                f"dicts, got {type(params).__name__}. Pass model.parameters()."
+            ) from None
+        if not params:
+            raise ValueError(
+                f"{self._owner}: expected a non-empty parameter list, got an empty one. "
+                "Pass model.parameters() of a model with learnable parameters."
+            )
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    @property
+    def _owner(self) -> str:
+        return type(self).__name__
+
+    # ------------------------------------------------------------------ hooks
+    def _check_hyper(self, hp: dict[str, Any]) -> None:
+        """Validate hyperparameters (the defaults and every group); raise ValueError."""
+
+    def _init_state(self, p, group: dict[str, Any]) -> dict[str, Any]:
+        """Fresh per-parameter state for array ``p``."""
+        return {}
+
+    def _update(self, p, g, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Update ``p`` in place from gradient ``g``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, group: dict[str, Any]) -> None:
+        """Append a param group; missing hyperparameters come from ``defaults``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As the constructor.
+        """
+        if not isinstance(group, dict):
+            raise TypeError(
+                f"{self._owner}: expected every param group to be a dict, got "
+                f"{type(group).__name__}. Mixing ParamRefs and dicts is not supported."
+            )
+        if "params" not in group:
+            raise ValueError(
+                f"{self._owner}: expected a 'params' key in every param group, got keys "
+                f"{sorted(group)}."
+            )
+        refs = group["params"]
+        refs = [refs] if isinstance(refs, ParamRef) else list(refs)
+        for ref in refs:
+            if not isinstance(ref, ParamRef):
+                raise TypeError(
+                    f"{self._owner}: expected params to be normlab ParamRefs, got "
+                    f"{type(ref).__name__}. Pass model.parameters(), not arrays."
+                )
+            if _ref_key(ref) in self._seen:
+                raise ValueError(
+                    f"{self._owner}: expected each parameter in one group only, got "
+                    f"{ref.name!r} twice. Remove the duplicate."
+                )
+        new = {k: v for k, v in group.items() if k != "params"}
+        for k, v in self.defaults.items():
+            new.setdefault(k, v)
+        self._check_hyper(new)
+        new["params"] = refs
+        self._seen.update(_ref_key(r) for r in refs)
+        self.param_groups.append(new)
+
+    def _indexed(self):
+        """``(index, ref, group)`` for every parameter, in state-dict order."""
+        i = 0
+        for group in self.param_groups:
+            for ref in group["params"]:
+                yield i, ref, group
+                i += 1
+
+    # ------------------------------------------------------------------ stepping
+    def step(self) -> None:
+        """One update of every parameter whose ``grad`` is not None, in place."""
+        for i, ref, group in self._indexed():
+            g = ref.grad
+            if g is None:
+                continue
+            p = ref.value
+            if i not in self.state or not self.state[i]:
+                self.state[i] = self._init_state(p, group)
+            state = self.state[i]
+            self._follow(p, state)
+            self._update(p, g, state, group)
+
+    @staticmethod
+    def _follow(p, state: dict[str, Any]) -> None:
+        # After model.to(device/dtype) the state must follow the parameter.
+        dev = backend.device_of(p)
+        for k, a in state.items():
+            if hasattr(a, "shape") and (backend.device_of(a) != dev or a.dtype != p.dtype):
+                xp = backend.namespace(p)
+                state[k] = xp.asarray(backend.to_device(a, dev), dtype=p.dtype)
+
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero every parameter's gradient (``set_to_none=True`` removes it instead).
+
+        normlab's default is zeros (the Module contract keeps ``grads`` keyed like
+        ``params``); PyTorch's default is ``set_to_none=True``.
+        """
+        for _, ref, _ in self._indexed():
+            if set_to_none:
+                ref.module.grads.pop(ref.key, None)
+            else:
+                xp = backend.namespace(ref.value)
+                ref.module.grads[ref.key] = xp.zeros_like(ref.value)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """PyTorch-shaped state: ``{"state": {i: {...}}, "param_groups": [...]}`` (copies)."""
+        state = {}
+        for i, s in self.state.items():
+            state[i] = {k: (v.copy() if hasattr(v, "shape") else v) for k, v in s.items()}
+        groups = []
+        start = 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            g = {k: v for k, v in group.items() if k != "params"}
+            g["params"] = list(range(start, start + n))
+            start += n
+            groups.append(g)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore state and hyperparameters; arrays move to each parameter's device/dtype.
+
+        Raises
+        ------
+        ValueError
+            If the number of groups, the parameters per group, a state index or a state
+            array's shape does not match this optimizer.
+        """
+        owner = f"{self._owner}.load_state_dict"
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            got = (sorted(state_dict) if isinstance(state_dict, dict)
+                   else type(state_dict).__name__)
+            raise ValueError(
+                f"{owner}: expected a dict with keys 'state' and 'param_groups', got {got}."
+            )
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(
+                f"{owner}: expected {len(self.param_groups)} param groups, got {len(saved)}. "
+                "Build the optimizer with the same param groups as the saved one."
+            )
+        for j, (mine, theirs) in enumerate(zip(self.param_groups, saved)):
+            if len(mine["params"]) != len(theirs["params"]):
+                raise ValueError(
+                    f"{owner}: expected {len(mine['params'])} params in param group {j}, got "
+                    f"{len(theirs['params'])}. The saved optimizer was built for another model."
+                )
+        refs = {i: ref for i, ref, _ in self._indexed()}
+        new_state: dict[int, dict[str, Any]] = {}
+        for key, s in state_dict["state"].items():
+            i = int(key)
+            if i not in refs:
+                raise ValueError(
+                    f"{owner}: expected state indices in 0..{len(refs) - 1}, got {key!r}."
+                )
+            p = refs[i].value
+            xp = backend.namespace(p)
+            entry = {}
+            for k, v in s.items():
+                if k == "step":
+                    v = int(v)
+                elif hasattr(v, "shape"):
+                    if tuple(v.shape) != tuple(p.shape):
+                        raise ValueError(
+                            f"{owner}: expected state[{i}][{k!r}] of shape {tuple(p.shape)} "
+                            f"(param {refs[i].name!r}), got {tuple(v.shape)}."
+                        )
+                    v = xp.asarray(backend.to_device(v, backend.device_of(p)),
+                                   dtype=p.dtype).copy()
+                entry[k] = v
+            new_state[i] = entry
+        groups = [{k: (tuple(v) if isinstance(v, list) else v)
+                   for k, v in theirs.items() if k != "params"} for theirs in saved]
+        gidx = {id(g): j for j, g in enumerate(self.param_groups)}
+        for i, ref, group in self._indexed():
+            entry = new_state.get(i)
+            if not entry:
+                continue
+            hyper = {**self.defaults, **groups[gidx[id(group)]]}
+            missing = sorted(set(self._init_state(ref.value, hyper)) - set(entry))
+            if missing:
+                raise ValueError(
+                    f"{owner}: expected state[{i}] to hold {missing}, got keys "
+                    f"{sorted(entry)}. Was it saved by another optimizer class?"
+                )
+        for mine, theirs in zip(self.param_groups, groups):
+            mine.update(theirs)
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{self._owner} ("]
+        for j, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {j}")
+            for k in sorted(g):
+                if k != "params":
+                    lines.append(f"    {k}: {g[k]}")
+        return "\n".join(lines) + "\n)"
+
+
+def state_dict_to_arrays(state_dict: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict]:
+    """Split an optimizer state dict into NumPy arrays (for ``np.savez``) and JSON-able meta.
+
+    Array keys are ``"state.{index}.{name}"``; the meta holds everything else, with state
+    indices as strings (JSON object keys). Inverse: :func:`state_dict_from_arrays`.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    meta_state: dict[str, dict[str, Any]] = {}
+    for i, s in state_dict["state"].items():
+        plain = {}
+        for k, v in s.items():
+            if hasattr(v, "shape"):
+                arrays[f"state.{i}.{k}"] = backend.to_numpy(v).copy()
+            else:
+                plain[k] = v
+        meta_state[str(i)] = plain
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+              for g in state_dict["param_groups"]]
+    return arrays, {"state": meta_state, "param_groups": groups}
+
+
+def state_dict_from_arrays(arrays: dict[str, Any], meta: dict) -> dict[str, Any]:
+    """Rebuild the state dict saved by :func:`state_dict_to_arrays` (NumPy arrays).
+
+    Raises
+    ------
+    ValueError
+        If an array key is not of the form ``"state.{index}.{name}"``.
+    """
+    state: dict[int, dict[str, Any]] = {int(i): dict(s) for i, s in meta["state"].items()}
+    for key in arrays:
+        parts = key.split(".", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            raise ValueError(
+                "state_dict_from_arrays: expected array keys 'state.{index}.{name}', got "
+                f"{key!r}."
+            )
+        state.setdefault(int(parts[1]), {})[parts[2]] = np.asarray(arrays[key])
+    return {"state": state, "param_groups": [dict(g) for g in meta["param_groups"]]}
+
+
+def _check_real(owner: str, hp: dict[str, Any], *names: str) -> None:
+    """TypeError unless each ``hp[name]`` is a real number (bools are rejected)."""
+    for name in names:
+        v = hp[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                f"{owner}: expected {name} to be a float, got {type(v).__name__} ({v!r})."
+            )
+
+
+def _check_nonneg(owner: str, hp: dict[str, Any], *names: str) -> None:
+    """ValueError unless each ``hp[name]`` is a real number >= 0."""
+    _check_real(owner, hp, *names)
+    for name in names:
+        if not hp[name] >= 0.0:
+            raise ValueError(f"{owner}: expected {name} >= 0, got {hp[name]!r}.")

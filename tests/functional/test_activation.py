@@ -1,0 +1,113 @@
+"""Activation pairs: PyTorch parity, gradient checks through a linear layer, closed forms."""
+
+import numpy as np
+import pytest
+import torch
+
+from normlab import backend
+from normlab import functional as F
+from normlab.gradcheck import numerical_gradient, rel_error
+
+PAIRS = {
+    "relu": (F.relu_forward, F.relu_backward, torch.relu, {}),
+    "leaky_relu": (F.leaky_relu_forward, F.leaky_relu_backward,
+                   lambda t: torch.nn.functional.leaky_relu(t, 0.2), {"negative_slope": 0.2}),
+    "leaky_relu_default": (F.leaky_relu_forward, F.leaky_relu_backward,
+                           torch.nn.functional.leaky_relu, {}),
+    "tanh": (F.tanh_forward, F.tanh_backward, torch.tanh, {}),
+    "sigmoid": (F.sigmoid_forward, F.sigmoid_backward, torch.sigmoid, {}),
+}
+
+
+@pytest.fixture(params=list(PAIRS), ids=list(PAIRS))
+def pair(request):
+    return PAIRS[request.param]
+
+
+def test_torch_parity_forward_and_backward(pair, rng):
+    fwd, bwd, ref, hyper = pair
+    x = rng.standard_normal((6, 7)) * 3.0
+    x[0, :3] = 0.0  # the kink: ReLU's subgradient at 0 must be PyTorch's (0)
+    dout = rng.standard_normal((6, 7))
+    out, cache = fwd(x, **hyper)
+    dx = bwd(dout, cache)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = ref(xt)
+    yt.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, yt.detach().numpy(), rtol=1e-7, atol=0)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-7, atol=0)
+
+
+def test_gradcheck_after_a_linear_layer(pair, rng):
+    fwd, bwd, _, hyper = pair
+    x = rng.standard_normal((4, 5))
+    w = rng.standard_normal((6, 5))
+    b = rng.standard_normal(6)
+    dout = rng.standard_normal((4, 6))
+
+    def f(xin):
+        return fwd(F.linear_forward(xin, w, b)[0], **hyper)[0]
+
+    h, lin_cache = F.linear_forward(x, w, b)
+    _, cache = fwd(h, **hyper)
+    dx, _, _ = F.linear_backward(bwd(dout, cache), lin_cache)
+    assert rel_error(dx, numerical_gradient(f, x, dout)) < 1e-7
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_kept_and_input_not_mutated(pair, rng, dtype):
+    fwd, bwd, _, hyper = pair
+    x = rng.standard_normal((3, 4)).astype(dtype)
+    before = x.copy()
+    out, cache = fwd(x, **hyper)
+    dx = bwd(np.ones_like(out), cache)
+    assert out.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_stable_for_large_magnitudes(dtype):
+    # RuntimeWarning is an error in this suite: overflow in exp would fail the test
+    x = np.array([-1e4, -800.0, -50.0, 0.0, 50.0, 800.0, 1e4], dtype=dtype)
+    out, cache = F.sigmoid_forward(x)
+    assert np.all(np.isfinite(out))
+    expected = torch.sigmoid(torch.tensor(x.astype(np.float64))).numpy()
+    np.testing.assert_allclose(out, expected.astype(dtype), rtol=1e-6, atol=0)
+    assert out[0] == 0.0 and out[-1] == 1.0 and out[3] == 0.5
+    dx = F.sigmoid_backward(np.ones_like(x), cache)
+    assert np.all(np.isfinite(dx)) and dx[3] == 0.25
+
+
+def test_relu_and_leaky_relu_closed_form():
+    x = np.array([-2.0, -0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(F.relu_forward(x)[0], [0.0, 0.0, 0.0, 3.0])
+    out, cache = F.leaky_relu_forward(x, negative_slope=0.5)
+    np.testing.assert_array_equal(out, [-1.0, 0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(F.leaky_relu_backward(np.ones(4), cache), [0.5, 0.5, 0.5, 1.0])
+
+
+def test_relu_propagates_nan_like_torch():
+    out, _ = F.relu_forward(np.array([np.nan, -1.0]))
+    assert np.isnan(out[0]) and out[1] == 0.0
+
+
+def test_tanh_backward_uses_saved_output(rng):
+    x = rng.standard_normal(10)
+    out, cache = F.tanh_forward(x)
+    np.testing.assert_allclose(F.tanh_backward(np.ones(10), cache), 1.0 / np.cosh(x) ** 2,
+                               rtol=1e-12)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(pair, rng):
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    fwd, bwd, _, hyper = pair
+    x = rng.standard_normal((5, 6))
+    dout = rng.standard_normal((5, 6))
+    out, cache = fwd(backend.to_device(x, "cuda"), **hyper)
+    dx = bwd(backend.to_device(dout, "cuda"), cache)
+    ref, ref_cache = fwd(x, **hyper)
+    assert backend.device_of(out) == "cuda" and backend.device_of(dx) == "cuda"
+    np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dx), bwd(dout, ref_cache), rtol=1e-12)

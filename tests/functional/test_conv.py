@@ -1,0 +1,213 @@
+"""conv1d/conv2d: fast vs loop reference, PyTorch parity, gradients, purity, dtypes, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from normlab import functional as F
+from normlab.functional import conv_naive as N
+from normlab.gradcheck import numerical_gradient, rel_error
+
+TIGHT = dict(rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def conv2d_configs(draw):
+    groups = draw(st.integers(1, 3))
+    cg, fg = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    # Input at least as large as the dilated kernel after padding.
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 7))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 7))
+    n = draw(st.integers(1, 2))
+    bias = draw(st.booleans())
+    seed = draw(st.integers(0, 2**16))
+    return dict(x=(n, cg * groups, h, w), w=(fg * groups, cg, kh, kw), bias=bias,
+                kw=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups),
+                seed=seed)
+
+
+def _arrays(cfg):
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal(cfg["x"])
+    w = rng.standard_normal(cfg["w"])
+    b = rng.standard_normal(cfg["w"][0]) if cfg["bias"] else None
+    return rng, x, w, b
+
+
+def _assert_grads_equal(got, want, **tol):
+    for g, t in zip(got, want):
+        if t is None:
+            assert g is None
+        else:
+            np.testing.assert_allclose(g, t, **tol)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=conv2d_configs())
+def test_conv2d_fast_matches_loop_reference(cfg, kernels):
+    rng, x, w, b = _arrays(cfg)
+    out, cache = F.conv2d_forward(x, w, b, **cfg["kw"])
+    ref, ref_cache = N.conv2d_forward_naive(x, w, b, **cfg["kw"])
+    np.testing.assert_allclose(out, ref, **TIGHT)
+    dout = rng.standard_normal(out.shape)
+    _assert_grads_equal(F.conv2d_backward(dout, cache), N.conv2d_backward_naive(dout, ref_cache),
+                        **TIGHT)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=conv2d_configs())
+def test_conv1d_fast_matches_loop_reference(cfg, kernels):
+    rng, x, w, b = _arrays(cfg)
+    x, w = x[:, :, 0, :], w[:, :, 0, :]  # a slice of the 2D config: (N, C, L), (F, C/G, K)
+    kw = {k: v[1] if isinstance(v, tuple) else v for k, v in cfg["kw"].items()}
+    out, cache = F.conv1d_forward(x, w, b, **kw)
+    ref, ref_cache = N.conv1d_forward_naive(x, w, b, **kw)
+    np.testing.assert_allclose(out, ref, **TIGHT)
+    dout = rng.standard_normal(out.shape)
+    _assert_grads_equal(F.conv1d_backward(dout, cache), N.conv1d_backward_naive(dout, ref_cache),
+                        **TIGHT)
+
+
+TORCH_2D = [
+    ((2, 3, 7, 6), (4, 3, 3, 3), dict()),
+    ((2, 3, 7, 6), (4, 3, 3, 3), dict(stride=2, padding=1)),  # last window does not fit evenly
+    ((1, 4, 9, 8), (6, 2, 3, 2), dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=2)),
+    ((3, 6, 5, 5), (6, 1, 3, 3), dict(padding=1, groups=6)),  # depthwise
+    ((2, 2, 4, 5), (3, 2, 1, 1), dict(stride=2)),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("xs, ws, kw", TORCH_2D)
+def test_conv2d_matches_torch(xs, ws, kw, bias, rng, kernels):
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0]) if bias else None
+    out, cache = F.conv2d_forward(x, w, b, **kw)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True) if bias else None
+    tout = torch.nn.functional.conv2d(tx, tw, tb, **kw)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-7, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    tout.backward(torch.tensor(dout))
+    want = (tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy() if bias else None)
+    _assert_grads_equal(F.conv2d_backward(dout, cache), want, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=2, dilation=2),
+                                dict(stride=3, groups=2)])
+def test_conv1d_matches_torch(kw, rng, kernels):
+    x, w, b = rng.standard_normal((2, 4, 11)), rng.standard_normal((6, 4 // kw.get("groups", 1), 3)), \
+        rng.standard_normal(6)
+    out, cache = F.conv1d_forward(x, w, b, **kw)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tout = torch.nn.functional.conv1d(tx, tw, tb, **kw)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-7, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    tout.backward(torch.tensor(dout))
+    _assert_grads_equal(F.conv1d_backward(dout, cache),
+                        (tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()),
+                        rtol=1e-7, atol=1e-12)
+
+
+def test_conv2d_gradients_match_numerical(rng):
+    x, w, b = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((4, 1, 3, 2)), \
+        rng.standard_normal(4)
+    kw = dict(stride=(2, 1), padding=1, dilation=(1, 2), groups=2)
+    out, cache = F.conv2d_forward(x, w, b, **kw)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    assert rel_error(dx, numerical_gradient(lambda v: F.conv2d_forward(v, w, b, **kw)[0],
+                                            x, dout)) < 1e-6
+    assert rel_error(dw, numerical_gradient(lambda v: F.conv2d_forward(x, v, b, **kw)[0],
+                                            w, dout)) < 1e-6
+    assert rel_error(db, numerical_gradient(lambda v: F.conv2d_forward(x, w, v, **kw)[0],
+                                            b, dout)) < 1e-6
+
+
+@pytest.mark.parametrize("fwd, bwd, xs, ws", [
+    (F.conv2d_forward, F.conv2d_backward, (2, 2, 5, 5), (3, 2, 3, 3)),
+    (F.conv1d_forward, F.conv1d_backward, (2, 2, 7), (3, 2, 3)),
+    (N.conv2d_forward_naive, N.conv2d_backward_naive, (1, 2, 4, 4), (3, 2, 3, 3)),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_kept_and_inputs_not_mutated(fwd, bwd, xs, ws, dtype, rng, kernels):
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
+    copies = [a.copy() for a in (x, w, b)]
+    out, cache = fwd(x, w, b, padding=1)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dout_copy = dout.copy()
+    grads = bwd(dout, cache)
+    assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
+    for a, c in zip((x, w, b, dout), copies + [dout_copy]):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("fwd", [F.conv2d_forward, N.conv2d_forward_naive])
+@pytest.mark.parametrize("xs, ws, kw, match", [
+    ((3, 5, 5), (2, 3, 3, 3), {}, r"expected 4D input \(N, C, H, W\), got 3D input"),
+    ((1, 3, 5, 5), (2, 3, 3), {}, r"expected 4D weight \(F, C/groups, KH, KW\), got \(2, 3, 3\)"),
+    ((1, 4, 5, 5), (2, 3, 3, 3), {}, r"expected input with 3 channels .*got 4 channels"),
+    ((1, 3, 2, 2), (2, 3, 3, 3), {}, r"expected a kernel no larger than the padded input, got "
+                                     r"padded input size \(2, 2\)"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(stride=0), r"expected positive stride, got stride=\(0, 0\)"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(dilation=(1, -1)), r"expected positive dilation"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding=-1), r"expected non-negative padding"),
+    ((1, 3, 5, 5), (2, 1, 3, 3), dict(groups=2),
+     r"expected in_channels and out_channels divisible by groups=2, got in_channels=3"),
+    ((1, 4, 5, 5), (2, 2, 3, 3), dict(groups=0), r"expected groups to be a positive int"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(stride=(1, 2, 3)),
+     r"expected stride to be an int or a tuple of 2 ints"),
+])
+def test_conv2d_errors(fwd, xs, ws, kw, match):
+    with pytest.raises(ValueError, match=match):
+        fwd(np.zeros(xs), np.zeros(ws), **kw)
+
+
+def test_conv_errors_name_owner_and_types():
+    with pytest.raises(ValueError, match=r"conv1d_forward: expected 3D input \(N, C, L\)"):
+        F.conv1d_forward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match=r"conv2d_forward: expected bias of shape \(2,\), got \(3,\)"):
+        F.conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3)), np.zeros(3))
+    with pytest.raises(TypeError, match=r"expected a floating input, got dtype int64"):
+        F.conv2d_forward(np.zeros((1, 3, 5, 5), dtype=np.int64), np.zeros((2, 3, 3, 3)))
+    with pytest.raises(TypeError, match=r"expected padding to be an int or a tuple of 2 ints, "
+                                        r"got str 'same'"):
+        F.conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((2, 3, 3, 3)), padding="same")
+
+
+@pytest.mark.gpu
+def test_conv_and_pool_on_cupy_match_numpy(rng):
+    from normlab import backend
+
+    if not backend.cupy_available():
+        pytest.skip("needs CuPy and a CUDA device")
+    x, w, b = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 2, 3, 3)), \
+        rng.standard_normal(6)
+    kw = dict(stride=2, padding=1, groups=2)
+    gpu = [backend.to_device(a, "cuda") for a in (x, w, b)]
+    out, cache = F.conv2d_forward(x, w, b, **kw)
+    out_g, cache_g = F.conv2d_forward(*gpu, **kw)
+    np.testing.assert_allclose(backend.to_numpy(out_g), out, **TIGHT)
+    dout = rng.standard_normal(out.shape)
+    for g, c in zip(F.conv2d_backward(backend.to_device(dout, "cuda"), cache_g),
+                    F.conv2d_backward(dout, cache)):
+        np.testing.assert_allclose(backend.to_numpy(g), c, **TIGHT)
+    for fwd, bwd in ((F.max_pool2d_forward, F.max_pool2d_backward),
+                     (F.avg_pool2d_forward, F.avg_pool2d_backward)):
+        for args in ((2,), (3, 2, 1)):
+            o, c = fwd(x, *args)
+            o_g, c_g = fwd(gpu[0], *args)
+            np.testing.assert_allclose(backend.to_numpy(o_g), o, **TIGHT)
+            d = rng.standard_normal(o.shape)
+            np.testing.assert_allclose(backend.to_numpy(bwd(backend.to_device(d, "cuda"), c_g)),
+                                       bwd(d, c), **TIGHT)
