@@ -50,7 +50,7 @@ class _StepRecorder(Callback):
 
     def on_step_end(self, trainer, logs):
         self.steps.append(int(logs["step"]))
-        self.losses.append(float(logs["loss"]))
+        self.losses.append(float(logs["train_loss"]))
         if self.probe is not None:
             self.probes.append(self.probe(trainer.model, int(logs["step"])))
 
