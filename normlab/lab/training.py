@@ -73,7 +73,8 @@ def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.G
     ``train_acc`` (every evaluation), ``diverged`` and ``diverged_step``, and ``probes``.
     """
     opt = make_optimizer(optimizer, model, lr)
-    loader = DataLoader(*train, batch_size=batch_size, shuffle=True, drop_last=False, rng=rng)
+    # drop_last: a last batch of one sample cannot be batch-normalised (PyTorch raises too)
+    loader = DataLoader(*train, batch_size=batch_size, shuffle=True, drop_last=True, rng=rng)
     val_loader = DataLoader(*val, batch_size=512, shuffle=False)
     train_eval = DataLoader(*train, batch_size=512, shuffle=False)
     rec = _StepRecorder(probe)

@@ -33,7 +33,7 @@ class Config:
     nets: tuple = ("tanh10", "relu30")
     inits: tuple = INITS
     width: int = 64
-    epochs: int = 5
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 0.01  # SGD with momentum 0.9
     n_train: int = 1000
@@ -41,7 +41,7 @@ class Config:
 
     @classmethod
     def smoke(cls) -> "Config":
-        return cls(epochs=2, n_train=400, seeds=1)
+        return cls(epochs=4, n_train=600, seeds=1)
 
 
 def run(cfg: Config, rng: np.random.Generator) -> dict:
