@@ -25,6 +25,8 @@ details{margin:.5em 0}
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, dict) and {"mean", "std"} <= set(v):
+        return f"{v['mean']:.4g} ± {v['std']:.2g}" + (f" (n={v['n']})" if "n" in v else "")
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, (dict, list)):
@@ -33,15 +35,23 @@ def _fmt(v: Any) -> str:
 
 
 def _table(rows: dict[str, Any]) -> str:
-    """Flatten one level of nesting: {a: {b: v}} becomes a row 'a / b'."""
+    """A dict of dicts becomes a matrix (rows x inner keys); anything else key / value rows."""
+    nested = rows and all(isinstance(v, dict) and not {"mean", "std"} <= set(v)
+                          for v in rows.values())
+    if nested:
+        cols: list[str] = []
+        for v in rows.values():
+            cols += [c for c in v if c not in cols]
+        out = ["<table><tr><th></th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+               + "</tr>"]
+        for k, v in rows.items():
+            out.append(f"<tr><td>{html.escape(str(k))}</td>"
+                       + "".join(f"<td>{_fmt(v[c]) if c in v else ''}</td>" for c in cols)
+                       + "</tr>")
+        return "\n".join(out) + "</table>"
     out = ["<table><tr><th>quantity</th><th>value</th></tr>"]
     for k, v in rows.items():
-        if isinstance(v, dict) and all(not isinstance(x, dict) for x in v.values()):
-            for k2, v2 in v.items():
-                out.append(f"<tr><td>{html.escape(str(k))} / {html.escape(str(k2))}</td>"
-                           f"<td>{_fmt(v2)}</td></tr>")
-        else:
-            out.append(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>")
+        out.append(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -60,8 +70,6 @@ def _section(run: dict[str, Any]) -> str:
             cls, word = ("pass", "holds") if ok else ("fail", "does not hold")
             parts.append(f"<tr><td>{html.escape(name)}</td><td class='{cls}'>{word}</td></tr>")
         parts.append("</table>")
-    if s.get("summary"):
-        parts.append(_table(s["summary"]))
     for rel in s.get("figures", []):
         path = Path(run["dir"]) / rel
         if not path.is_file():
@@ -71,6 +79,9 @@ def _section(run: dict[str, Any]) -> str:
         parts.append(f"<figure><img alt='{html.escape(path.stem)}' "
                      f"src='data:image/png;base64,{data}'><figcaption>{html.escape(path.name)}"
                      "</figcaption></figure>")
+    if s.get("summary"):
+        parts.append("<details open><summary>summary (mean ± std over seeds)</summary>"
+                     + _table(s["summary"]) + "</details>")
     parts.append("<details><summary>config</summary>" + _table(run["config"]) + "</details>")
     parts.append("<details><summary>environment</summary>" + _table(run["env"]) + "</details>")
     return "\n".join(parts)
