@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "DEMO_EXPERIMENTS"]
+
+DEMO_EXPERIMENTS = ("activation-stats", "bn-vs-none")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +52,89 @@ def _cmd_gradcheck(args) -> int:
     return 1 if failed else 0
 
 
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _UsageError(f"normlab: error: expected --set KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _cmd_experiment_list(args) -> int:
+    from normlab.lab.registry import experiment_names, get_experiment  # noqa: PLC0415
+
+    for name in experiment_names():
+        exp = get_experiment(name)
+        print(f"{name:24s} {exp.TITLE}")
+        print(f"{'':24s}   claim: {exp.CLAIM}")
+    return 0
+
+
+def _cmd_experiment_run(args) -> int:
+    from normlab.lab.registry import experiment_names  # noqa: PLC0415
+    from normlab.lab.report import write_report  # noqa: PLC0415
+    from normlab.lab.runs import run_experiment  # noqa: PLC0415
+
+    names = experiment_names() if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in experiment_names()]
+    if unknown:
+        raise _UsageError(f"normlab experiment run: error: expected experiment names from "
+                          f"{experiment_names()} (or 'all'), got {unknown}")
+    overrides = _parse_sets(args.set)
+    if overrides and len(names) > 1:
+        raise _UsageError("normlab experiment run: error: expected one experiment with --set, "
+                          f"got {len(names)}")
+    dirs = []
+    for name in names:
+        print(f"running {name}{' (smoke size)' if args.smoke else ''} ...", flush=True)
+        run_dir = run_experiment(name, smoke=args.smoke, seed=args.seed, out=args.out,
+                                 overrides=overrides)
+        _print_summary(run_dir)
+        dirs.append(run_dir)
+    report = write_report(dirs, args.report or (dirs[-1] / "report.html"))
+    print(f"report: {report}")
+    return 0
+
+
+def _print_summary(run_dir) -> None:
+    import json  # noqa: PLC0415
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    print(f"  run folder: {run_dir}  ({summary['wall_time_s']} s)")
+    for name, ok in summary["checks"].items():
+        print(f"  [{'holds' if ok else 'FAILS'}] {name}")
+
+
+def _cmd_experiment_report(args) -> int:
+    from normlab.lab.report import write_report  # noqa: PLC0415
+
+    try:
+        path = write_report(args.runs, args.out)
+    except FileNotFoundError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    """The README's main job: two experiments at full size on embedded data, one report."""
+    args.names = list(DEMO_EXPERIMENTS)
+    args.set = None
+    args.report = args.report or str(Path(args.out) / "demo-report.html")
+    return _cmd_experiment_run(args)
+
+
+def _cmd_info(args) -> int:
+    from normlab.lab.runs import env_info  # noqa: PLC0415
+
+    for k, v in env_info().items():
+        print(f"{k:12s} {v}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="normlab", description="normlab: a deep-learning lab built around Batch "
                 "Normalization.")
@@ -58,6 +144,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check only modules whose name contains one of these")
     g.add_argument("--seed", type=int, default=0, help="seed of inputs and random dout")
     g.set_defaults(func=_cmd_gradcheck)
+
+    ex = sub.add_parser("experiment", help="list, run and report the lab's experiments")
+    exsub = ex.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    exsub.add_parser("list", help="list the experiments and their claims").set_defaults(
+        func=_cmd_experiment_list)
+    r = exsub.add_parser("run", help="run experiments and write run folders and a report")
+    r.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
+    r.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
+    r.add_argument("--seed", type=int, default=0, help="seed of the experiment's Generator")
+    r.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields")
+    r.add_argument("--report", default=None, help="path of the HTML report "
+                   "(default: report.html in the last run folder)")
+    r.set_defaults(func=_cmd_experiment_run)
+    rep = exsub.add_parser("report", help="write one HTML page for run folders")
+    rep.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    rep.add_argument("--out", default="report.html", help="output HTML file")
+    rep.set_defaults(func=_cmd_experiment_report)
+    d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
+                       "(offline, a few minutes on 2 cores) and write an HTML report")
+    d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
+    d.add_argument("--seed", type=int, default=0, help="seed of the experiments' Generator")
+    d.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    d.add_argument("--report", default=None, help="HTML report path (default: OUT/demo-report.html)")
+    d.set_defaults(func=_cmd_demo)
+    sub.add_parser("info", help="versions, platform, git commit").set_defaults(func=_cmd_info)
     return p
 
 
@@ -75,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except _UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

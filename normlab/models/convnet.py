@@ -51,10 +51,10 @@ class ThreeLayerConvNet(nn.Sequential):
                  dtype=np.float32, rng=None):
         super().__init__()
         input_dim = tuple(input_dim)
-        if len(input_dim) != 3 or not all(isinstance(d, (int, np.integer)) and d > 1
-                                          for d in input_dim):
-            raise ValueError(f"ThreeLayerConvNet: expected input_dim (C, H, W) of ints with H, "
-                             f"W >= 2, got {input_dim!r}.")
+        if len(input_dim) != 3 or not all(isinstance(d, (int, np.integer)) for d in input_dim) \
+                or input_dim[0] < 1 or min(input_dim[1:]) < 2:
+            raise ValueError(f"ThreeLayerConvNet: expected input_dim (C, H, W) of ints with C >= 1 "
+                             f"and H, W >= 2, got {input_dim!r}.")
         for name, v in (("num_filters", num_filters), ("hidden_dim", hidden_dim),
                         ("num_classes", num_classes), ("filter_size", filter_size)):
             if not isinstance(v, (int, np.integer)) or v <= 0:

@@ -57,3 +57,12 @@ def test_wrong_input_shape_raises(rng):
     with pytest.raises(ValueError, match=r"ThreeLayerConvNet: expected input \(N, 3, 8, 8\), "
                                          r"got input of shape \(2, 3, 8, 9\)"):
         net(rng.standard_normal((2, 3, 8, 9)).astype(np.float32))
+
+
+def test_grayscale_input_is_accepted():
+    """Regression: input_dim (1, 8, 8) was refused because C = 1 failed the H, W >= 2 check."""
+    from normlab.models import ThreeLayerConvNet
+
+    net = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=4, filter_size=3, hidden_dim=8,
+                            rng=0)
+    assert net(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 10)

@@ -1,0 +1,1 @@
+"""One module per experiment (see normlab.lab.registry for the contract)."""

@@ -1,0 +1,106 @@
+"""One self-contained HTML page (figures inlined as base64 PNG) for one or more run folders."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from normlab.lab.runs import load_run
+
+__all__ = ["write_report"]
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} .pass{color:#176b1c;font-weight:bold} .fail{color:#a31515;font-weight:bold}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555} .claim{background:#f7f7fb;padding:.5em 1em;border-left:4px solid #88a}
+details{margin:.5em 0}
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, dict) and {"mean", "std"} <= set(v):
+        return f"{v['mean']:.4g} ± {v['std']:.2g}" + (f" (n={v['n']})" if "n" in v else "")
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return html.escape(json.dumps(v))
+    return html.escape(str(v))
+
+
+def _table(rows: dict[str, Any]) -> str:
+    """A dict of dicts becomes a matrix (rows x inner keys); anything else key / value rows."""
+    nested = rows and all(isinstance(v, dict) and not {"mean", "std"} <= set(v)
+                          for v in rows.values())
+    if nested:
+        cols: list[str] = []
+        for v in rows.values():
+            cols += [c for c in v if c not in cols]
+        out = ["<table><tr><th></th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+               + "</tr>"]
+        for k, v in rows.items():
+            out.append(f"<tr><td>{html.escape(str(k))}</td>"
+                       + "".join(f"<td>{_fmt(v[c]) if c in v else ''}</td>" for c in cols)
+                       + "</tr>")
+        return "\n".join(out) + "</table>"
+    out = ["<table><tr><th>quantity</th><th>value</th></tr>"]
+    for k, v in rows.items():
+        out.append(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _section(run: dict[str, Any]) -> str:
+    s = run["summary"]
+    parts = [f"<h2>{html.escape(s.get('title', s['experiment']))}</h2>",
+             f"<p>run folder: <code>{html.escape(str(run['dir']))}</code> · wall time "
+             f"{s.get('wall_time_s', '?')} s · seed {run['config'].get('seed')}"
+             f"{' · smoke size' if run['config'].get('smoke') else ''}</p>",
+             f"<p class='claim'><b>Claim.</b> {html.escape(s.get('claim', ''))}</p>"]
+    checks = s.get("checks", {})
+    if checks:
+        parts.append("<table><tr><th>check</th><th>result</th></tr>")
+        for name, ok in checks.items():
+            cls, word = ("pass", "holds") if ok else ("fail", "does not hold")
+            parts.append(f"<tr><td>{html.escape(name)}</td><td class='{cls}'>{word}</td></tr>")
+        parts.append("</table>")
+    for rel in s.get("figures", []):
+        path = Path(run["dir"]) / rel
+        if not path.is_file():
+            parts.append(f"<p class='fail'>missing figure {html.escape(rel)}</p>")
+            continue
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt='{html.escape(path.stem)}' "
+                     f"src='data:image/png;base64,{data}'><figcaption>{html.escape(path.name)}"
+                     "</figcaption></figure>")
+    if s.get("summary"):
+        parts.append("<details open><summary>summary (mean ± std over seeds)</summary>"
+                     + _table(s["summary"]) + "</details>")
+    parts.append("<details><summary>config</summary>" + _table(run["config"]) + "</details>")
+    parts.append("<details><summary>environment</summary>" + _table(run["env"]) + "</details>")
+    return "\n".join(parts)
+
+
+def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Write one HTML page covering ``run_dirs``; returns its path.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a folder is not a run folder.
+    """
+    runs = [load_run(d) for d in run_dirs]
+    body = "\n".join(_section(r) for r in runs)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>normlab report</title>"
+            f"<style>{_CSS}</style></head><body><h1>normlab report</h1>"
+            f"<p>{len(runs)} run(s).</p>{body}</body></html>")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out

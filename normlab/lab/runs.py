@@ -1,0 +1,178 @@
+"""Run folders: ``<out>/<experiment>/<timestamp>/`` holding everything a run produced.
+
+Layout::
+
+    config.json     the typed config (plus seed and smoke flag)
+    env.json        versions, platform, git commit, start time
+    metrics.jsonl   one JSON record per logged point (``results["metrics"]``)
+    results.json    the full results, so figures can be redrawn without re-running
+    summary.json    headline numbers, the claim checks and the wall time
+    figures/*.png   matplotlib figures drawn by the experiment's ``plot``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from normlab.lab.registry import get_experiment
+
+__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
+
+
+def _jsonable(obj: Any):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None if np.isnan(obj) else (1e308 if obj > 0 else -1e308)
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def apply_overrides(cfg, overrides: dict[str, str]):
+    """Return a copy of dataclass ``cfg`` with ``key=value`` strings converted to field types.
+
+    Raises
+    ------
+    ValueError
+        For an unknown key (listing the valid ones) or a value of the wrong type.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    changes = {}
+    for key, text in overrides.items():
+        if key not in fields:
+            raise ValueError(
+                f"{type(cfg).__name__}: expected one of the config keys {sorted(fields)}, "
+                f"got {key!r}."
+            )
+        current = getattr(cfg, key)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value = text.lower() in ("true", "1")
+            elif isinstance(current, (tuple, list)):
+                kind = type(current[0]) if current else str
+                value = tuple(kind(v) for v in text.split(",") if v)
+            elif current is None:
+                value = text
+            else:
+                value = type(current)(text)
+        except ValueError:
+            raise ValueError(
+                f"{type(cfg).__name__}: expected {key} to be of type "
+                f"{type(current).__name__}, got {text!r}."
+            ) from None
+        changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def env_info() -> dict[str, Any]:
+    """Versions, platform and git commit, for ``env.json`` and ``normlab info``."""
+    import normlab  # noqa: PLC0415
+
+    info: dict[str, Any] = {
+        "normlab": normlab.__version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": _git_commit(),
+        "time": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    for mod in ("matplotlib", "torch", "cupy"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:
+            info[mod] = None
+    return info
+
+
+def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | Path = "runs",
+                   overrides: dict[str, str] | None = None) -> Path:
+    """Run experiment ``name`` and write its run folder; returns the folder's path."""
+    exp = get_experiment(name)
+    cfg = exp.Config.smoke() if smoke else exp.Config()
+    cfg = apply_overrides(cfg, overrides or {})
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out) / name / stamp
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = Path(out) / name / f"{stamp}-{n}"
+    (run_dir / "figures").mkdir(parents=True)
+    write_json(run_dir / "config.json",
+               {"experiment": name, "seed": seed, "smoke": smoke, **dataclasses.asdict(cfg)})
+    write_json(run_dir / "env.json", env_info())
+    t0 = time.perf_counter()
+    results = exp.run(cfg, np.random.default_rng(seed))
+    wall = time.perf_counter() - t0
+    with open(run_dir / "metrics.jsonl", "w") as fh:
+        for rec in results.get("metrics", []):
+            fh.write(json.dumps(_jsonable(rec), allow_nan=False) + "\n")
+    write_json(run_dir / "results.json", results)
+    figures = exp.plot(results, run_dir / "figures")
+    checks = exp.check(results)
+    write_json(run_dir / "summary.json", {
+        "experiment": name, "title": exp.TITLE, "claim": exp.CLAIM,
+        "summary": results.get("summary", {}), "checks": checks,
+        "figures": [str(Path(f).relative_to(run_dir)) for f in figures],
+        "wall_time_s": round(wall, 2),
+    })
+    return run_dir
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """Read a run folder's config, env and summary.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` is not a run folder (no ``summary.json``).
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file():
+        raise FileNotFoundError(
+            f"normlab.lab: expected a run folder with summary.json, got {str(run_dir)!r}. "
+            "Pass a folder written by `normlab experiment run`, e.g. runs/bn-vs-none/<timestamp>."
+        )
+    return {
+        "dir": run_dir,
+        "config": json.loads((run_dir / "config.json").read_text()),
+        "env": json.loads((run_dir / "env.json").read_text()),
+        "summary": json.loads((run_dir / "summary.json").read_text()),
+    }

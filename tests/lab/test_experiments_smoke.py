@@ -1,0 +1,49 @@
+"""Every experiment runs at smoke size offline and its claim holds at that size."""
+
+import json
+
+import numpy as np
+import pytest
+
+from normlab.lab.registry import experiment_names, get_experiment
+from normlab.lab.runs import run_experiment
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_smoke_run_writes_a_complete_run_folder(name, tmp_path):
+    run_dir = run_experiment(name, smoke=True, seed=0, out=tmp_path)
+    for f in ("config.json", "env.json", "metrics.jsonl", "results.json", "summary.json"):
+        assert (run_dir / f).is_file(), f
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["figures"], "an experiment must draw at least one figure"
+    for rel in summary["figures"]:
+        png = (run_dir / rel).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert summary["checks"], "an experiment must check its claim"
+    failed = [k for k, ok in summary["checks"].items() if not ok]
+    assert not failed, failed
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line) for line in lines)
+
+
+@pytest.mark.parametrize("name", experiment_names())
+def test_smoke_config_is_smaller_than_default(name):
+    exp = get_experiment(name)
+    assert exp.Config.smoke() != exp.Config()
+
+
+def test_activation_stats_claims_at_smoke_size():
+    exp = get_experiment("activation-stats")
+    res = exp.run(exp.Config.smoke(), np.random.default_rng(0))
+    c = res["curves"]
+    assert c["tanh/small/none"]["std"][-1] < 1e-5
+    assert 0.6 <= c["relu/he/none"]["std"][-1] <= 1.0
+    assert c["tanh/zeros/bn"]["std"][-1] == 0.0  # BN cannot break zero-init symmetry
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", experiment_names())
+def test_full_size_claims_hold(name, tmp_path):
+    run_dir = run_experiment(name, smoke=False, seed=0, out=tmp_path)
+    checks = json.loads((run_dir / "summary.json").read_text())["checks"]
+    assert all(checks.values()), checks

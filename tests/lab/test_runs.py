@@ -1,0 +1,41 @@
+import dataclasses
+
+import pytest
+
+from normlab.lab.registry import get_experiment
+from normlab.lab.runs import apply_overrides, load_run
+
+
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    width: int = 3
+    lr: float = 0.1
+    bn: bool = True
+    sizes: tuple = (1, 2)
+
+
+def test_apply_overrides_converts_types():
+    cfg = apply_overrides(_Cfg(), {"width": "7", "lr": "1e-3", "bn": "false", "sizes": "4,8"})
+    assert cfg == _Cfg(width=7, lr=1e-3, bn=False, sizes=(4, 8))
+
+
+def test_apply_overrides_rejects_unknown_key():
+    with pytest.raises(ValueError, match=r"_Cfg: expected one of the config keys \['bn', 'lr', "
+                                         r"'sizes', 'width'\], got 'depth'"):
+        apply_overrides(_Cfg(), {"depth": "3"})
+
+
+def test_apply_overrides_rejects_bad_value():
+    with pytest.raises(ValueError, match="expected width to be of type int, got 'wide'"):
+        apply_overrides(_Cfg(), {"width": "wide"})
+
+
+def test_unknown_experiment():
+    with pytest.raises(ValueError, match="expected an experiment name, got 'nope'. Known "
+                                         "experiments: activation-stats"):
+        get_experiment("nope")
+
+
+def test_load_run_on_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected a run folder with summary.json"):
+        load_run(tmp_path / "missing")
