@@ -127,6 +127,48 @@ def _cmd_demo(args) -> int:
     return _cmd_experiment_run(args)
 
 
+def _cmd_train(args) -> int:
+    from normlab.lab.train_command import train_model  # noqa: PLC0415
+
+    if args.lr is None:
+        args.lr = 1e-3 if args.optimizer == "adam" else 0.05
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    except ValueError:
+        raise _UsageError(f"normlab train: error: expected --hidden as comma-separated ints, "
+                          f"got {args.hidden!r}") from None
+    try:
+        run_dir, summary = train_model(
+            model=args.model, data=args.data, norm=None if args.norm == "none" else args.norm,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            optimizer=args.optimizer, seed=args.seed, out=args.out, hidden=hidden,
+            n_train=args.n_train, resume=args.resume,
+            progress=False if args.no_progress else None)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"normlab train: {e}", file=sys.stderr)
+        return 2
+    print(f"trained {args.model} on {args.data} (norm={args.norm}) for {summary['steps']} steps "
+          f"in {summary['wall_time_s']} s")
+    for split in ("train", "val", "test"):
+        if f"{split}_acc" in summary:
+            print(f"  {split:5s}  loss {summary[split + '_loss']:.4f}  accuracy "
+                  f"{summary[split + '_acc']:.4f}")
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return v
+    return parse
+
+
 def _cmd_info(args) -> int:
     from normlab.lab.runs import env_info  # noqa: PLC0415
 
@@ -162,6 +204,31 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     rep.add_argument("--out", default="report.html", help="output HTML file")
     rep.set_defaults(func=_cmd_experiment_report)
+    from normlab.data import DATASETS  # noqa: PLC0415
+    from normlab.lab.train_command import OPTIMIZERS  # noqa: PLC0415
+    from normlab.models import MODELS  # noqa: PLC0415
+
+    t = sub.add_parser("train", help="train a registered model on a data set and report")
+    t.add_argument("--model", required=True, choices=MODELS, metavar="MODEL",
+                   help=f"one of: {', '.join(MODELS)}")
+    t.add_argument("--data", default="digits", choices=DATASETS, metavar="DATA",
+                   help=f"one of: {', '.join(DATASETS)} (default: digits)")
+    t.add_argument("--norm", default="batch", choices=("batch", "layer", "group", "instance",
+                                                       "none"), help="normalization layer")
+    t.add_argument("--epochs", type=_positive(int), default=3)
+    t.add_argument("--batch-size", type=_positive(int), default=64)
+    t.add_argument("--lr", type=_positive(float), default=None,
+                   help="learning rate (default: 0.05 for sgd/momentum, 1e-3 for adam)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum")
+    t.add_argument("--hidden", default="100,100", help="MLP hidden widths (default: 100,100)")
+    t.add_argument("--n-train", type=_positive(int), default=None,
+                   help="use a random subset of the training set")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    t.add_argument("--resume", default=None, metavar="CHECKPOINT_DIR",
+                   help="continue a run from its checkpoint folder (bit-identical)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
     d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
                        "(offline, a few minutes on 2 cores) and write an HTML report")
     d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
@@ -179,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except _UsageError as e:
-        print(parser.format_usage().rstrip(), file=sys.stderr)
-        print(str(e), file=sys.stderr)
+        print(f"{e} (see normlab --help)", file=sys.stderr)
         return 2
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)

@@ -77,3 +77,45 @@ def test_gradcheck_only_filter(capsys):
 def test_gradcheck_no_match(capsys):
     assert main(["gradcheck", "--only", "Nothing"]) == 2
     assert "no registered module matches" in capsys.readouterr().err
+
+
+def test_train_writes_a_run_folder_and_reports(capsys, tmp_path):
+    assert main(["train", "--model", "mlp", "--data", "digits", "--hidden", "32",
+                 "--epochs", "2", "--n-train", "300", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "test   loss" in out and "run folder:" in out
+    run_dir = next((tmp_path / "train").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 2 * (300 // 64) and 0.5 < summary["val_acc"] <= 1.0
+    assert (run_dir / "checkpoint" / "history.jsonl").is_file()
+
+
+def test_train_resume_continues_from_the_checkpoint(capsys, tmp_path):
+    args = ["train", "--model", "mlp", "--hidden", "16", "--n-train", "200", "--out",
+            str(tmp_path), "--no-progress"]
+    assert main(args + ["--epochs", "1"]) == 0
+    run_dir = next((tmp_path / "train").iterdir())
+    capsys.readouterr()
+    assert main(args + ["--epochs", "2", "--resume", str(run_dir / "checkpoint")]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 2 * (200 // 64)
+
+
+def test_train_model_that_cannot_take_the_data(capsys, tmp_path):
+    assert main(["train", "--model", "lenet", "--data", "digits", "--out", str(tmp_path)]) == 2
+    assert "LeNet: expected input (N, 1, 28, 28)" in capsys.readouterr().err
+    assert not (tmp_path / "train").exists()  # nothing written for a run that cannot start
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "foo"], "invalid choice: 'foo'"),
+    (["train", "--model", "mlp", "--epochs", "0"], "expected a positive int, got '0'"),
+    (["train", "--model", "mlp", "--lr", "-1"], "expected a positive float, got '-1'"),
+    (["train", "--model", "mlp", "--hidden", "a,b"], "expected --hidden as comma-separated ints"),
+    (["train", "--model", "mlp", "--resume", "/nonexistent/ckpt"],
+     "expected a checkpoint folder to resume from"),
+])
+def test_train_bad_arguments(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

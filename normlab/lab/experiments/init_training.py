@@ -88,6 +88,10 @@ def plot(results: dict, out_dir) -> list:
             s = [results["summary"][f"{net}/{i}/{norm}"]["val_acc"] for i in inits]
             ax.bar(x + (j - 0.5) * width, [v["mean"] for v in s], width, yerr=[v["std"] for v in s],
                    color=color, label=label, capsize=2)
+            for i, kind in enumerate(inits):
+                if all(r["diverged"] for r in results["runs"][f"{net}/{kind}/{norm}"]):
+                    ax.text(i + (j - 0.5) * width, 0.02, "diverged", rotation=90, ha="center",
+                            va="bottom", fontsize=8, color=color)
         ax.set_xticks(x, inits)
         ax.set(title=f"{net}: validation accuracy after training", ylabel="accuracy", ylim=(0, 1))
         ax.legend()
