@@ -50,6 +50,31 @@ def _blocks(a, kernel, out_hw):
     return a[:, :, :OH * KH, :OW * KW].reshape(N, C, OH, KH, OW, KW)
 
 
+def _padded_zeros(dout, x_shape, padding):
+    """Zero gradient buffer for the padded input ``(N, C, H + 2*ph, W + 2*pw)``."""
+    xp = backend.namespace(dout)
+    N, C, H, W = x_shape
+    return xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+
+
+def _pool2d(forward, x, kernel_size, stride, padding, owner):
+    """Validate the arguments and run ``forward`` (``_max_forward`` or ``_avg_forward``)."""
+    k, s, p, out_hw = pool_args(x, kernel_size, stride, padding, 2, owner)
+    return forward(x, k, s, p, out_hw, False)
+
+
+def _pool1d(forward, x, kernel_size, stride, padding, owner):
+    """1D pooling on (N, C, L): ``forward`` on the ``H = 1`` view with a ``(1, K)`` window."""
+    k, s, p, out_l = pool_args(x, kernel_size, stride, padding, 1, owner)
+    out, cache = forward(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p, (1,) + out_l, True)
+    return out[:, :, 0, :], cache
+
+
+def _unpool1d(backward, dout, cache):
+    """``backward`` of a ``_pool1d`` call: through the ``H = 1`` view and back to (N, C, L)."""
+    return backward(dout[:, :, None, :], cache)[:, :, 0, :]
+
+
 def _max_forward(x, kernel, stride, padding, out_hw, squeeze):
     xp = backend.namespace(x)
     KH, KW = kernel
@@ -84,7 +109,7 @@ def _max_backward(dout, cache: PoolCache):
     OH, OW = dout.shape[2:]
     nb = _kernels.compiled(dout)
     if nb is not None:
-        dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+        dxpad = _padded_zeros(dout, x_shape, padding)
         nb.max_pool_backward(dout, argmax, KW, *stride, dxpad)
         return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
@@ -93,7 +118,7 @@ def _max_backward(dout, cache: PoolCache):
         hit = argmax[:, :, :, None, :, None] == offsets  # (N, C, OH, KH, OW, KW)
         _blocks(dx, kernel, (OH, OW))[...] = xp.where(hit, dout[:, :, :, None, :, None], 0)
         return dx
-    dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    dxpad = _padded_zeros(dout, x_shape, padding)
     for i in range(KH):
         for j in range(KW):
             sl = _kernels.offset_slice(i, j, (OH, OW), stride, (1, 1))
@@ -131,14 +156,14 @@ def _avg_backward(dout, cache: PoolCache):
     share = dout / float(KH * KW)
     nb = _kernels.compiled(dout)
     if nb is not None:
-        dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+        dxpad = _padded_zeros(dout, x_shape, padding)
         nb.avg_pool_backward(share, KH, KW, *stride, dxpad)
         return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
         dx = xp.zeros(x_shape, dtype=dout.dtype)
         _blocks(dx, kernel, (OH, OW))[...] = share[:, :, :, None, :, None]
         return dx
-    dxpad = xp.zeros((N, C, H + 2 * padding[0], W + 2 * padding[1]), dtype=dout.dtype)
+    dxpad = _padded_zeros(dout, x_shape, padding)
     for i in range(KH):
         for j in range(KW):
             dxpad[_kernels.offset_slice(i, j, (OH, OW), stride, (1, 1))] += share
@@ -169,8 +194,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
         Wrong rank, non-positive kernel/stride, padding above half the kernel, kernel
         larger than the padded input.
     """
-    k, s, p, out_hw = pool_args(x, kernel_size, stride, padding, 2, "max_pool2d_forward")
-    return _max_forward(x, k, s, p, out_hw, False)
+    return _pool2d(_max_forward, x, kernel_size, stride, padding, "max_pool2d_forward")
 
 
 def max_pool2d_backward(dout, cache: PoolCache):
@@ -195,14 +219,12 @@ def max_pool1d_forward(x, kernel_size, stride=None, padding=0):
     ValueError
         As ``max_pool2d_forward``.
     """
-    k, s, p, out_l = pool_args(x, kernel_size, stride, padding, 1, "max_pool1d_forward")
-    out, cache = _max_forward(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p, (1,) + out_l, True)
-    return out[:, :, 0, :], cache
+    return _pool1d(_max_forward, x, kernel_size, stride, padding, "max_pool1d_forward")
 
 
 def max_pool1d_backward(dout, cache: PoolCache):
     """Gradient of ``max_pool1d_forward``; returns ``dx`` (N, C, L)."""
-    return _max_backward(dout[:, :, None, :], cache)[:, :, 0, :]
+    return _unpool1d(_max_backward, dout, cache)
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
@@ -224,8 +246,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
     ValueError
         As ``max_pool2d_forward``.
     """
-    k, s, p, out_hw = pool_args(x, kernel_size, stride, padding, 2, "avg_pool2d_forward")
-    return _avg_forward(x, k, s, p, out_hw, False)
+    return _pool2d(_avg_forward, x, kernel_size, stride, padding, "avg_pool2d_forward")
 
 
 def avg_pool2d_backward(dout, cache: PoolCache):
@@ -245,14 +266,12 @@ def avg_pool1d_forward(x, kernel_size, stride=None, padding=0):
     ValueError
         As ``max_pool2d_forward``.
     """
-    k, s, p, out_l = pool_args(x, kernel_size, stride, padding, 1, "avg_pool1d_forward")
-    out, cache = _avg_forward(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p, (1,) + out_l, True)
-    return out[:, :, 0, :], cache
+    return _pool1d(_avg_forward, x, kernel_size, stride, padding, "avg_pool1d_forward")
 
 
 def avg_pool1d_backward(dout, cache: PoolCache):
     """Gradient of ``avg_pool1d_forward``; returns ``dx`` (N, C, L)."""
-    return _avg_backward(dout[:, :, None, :], cache)[:, :, 0, :]
+    return _unpool1d(_avg_backward, dout, cache)
 
 
 class AdaptivePoolCache(NamedTuple):
