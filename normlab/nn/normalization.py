@@ -77,18 +77,14 @@ class LayerNorm(Module):
         self.eps = _check_eps("LayerNorm", eps)
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
-            self.params["weight"] = np.ones(self.normalized_shape, dtype=dtype)
-            if bias:
-                self.params["bias"] = np.zeros(self.normalized_shape, dtype=dtype)
+            _add_affine(self, self.normalized_shape, dtype, bias)
         self.zero_grad()
 
     def forward(self, x):
         _check_float_input("LayerNorm", x)
         _check_trailing("LayerNorm", x, self.normalized_shape)
-        w, b = self.params.get("weight"), self.params.get("bias")
         out, self._cache = F.layer_norm_forward(
-            x, None if w is None else w.astype(x.dtype, copy=False),
-            None if b is None else b.astype(x.dtype, copy=False),
+            x, _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype),
             normalized_ndim=len(self.normalized_shape), eps=self.eps)
         return out
 
@@ -100,6 +96,19 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={'bias' in self.params}")
+
+
+def _add_affine(module: Module, shape, dtype, bias: bool) -> None:
+    """Learnable ``weight`` (ones) and, with ``bias``, ``bias`` (zeros) of ``shape``."""
+    module.params["weight"] = np.ones(shape, dtype=dtype)
+    if bias:
+        module.params["bias"] = np.zeros(shape, dtype=dtype)
+
+
+def _param_as(module: Module, key: str, dtype):
+    """``module.params[key]`` cast to the input's dtype, or None where the layer has none."""
+    p = module.params.get(key)
+    return None if p is None else p.astype(dtype, copy=False)
 
 
 def _store(module: Module, dgamma, dbeta) -> None:
@@ -149,9 +158,7 @@ class GroupNorm(Module):
         self.eps = _check_eps("GroupNorm", eps)
         self.affine = bool(affine)
         if self.affine:
-            self.params["weight"] = np.ones(self.num_channels, dtype=dtype)
-            if bias:
-                self.params["bias"] = np.zeros(self.num_channels, dtype=dtype)
+            _add_affine(self, self.num_channels, dtype, bias)
         self.zero_grad()
 
     def forward(self, x):
@@ -161,10 +168,8 @@ class GroupNorm(Module):
                 f"GroupNorm: expected input (N, C, *) with C={self.num_channels} channels "
                 f"(num_channels), got input of shape {tuple(x.shape)}."
             )
-        w, b = self.params.get("weight"), self.params.get("bias")
         out, self._cache = F.group_norm_forward(
-            x, None if w is None else w.astype(x.dtype, copy=False),
-            None if b is None else b.astype(x.dtype, copy=False),
+            x, _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype),
             num_groups=self.num_groups, eps=self.eps)
         return out
 
@@ -313,15 +318,14 @@ class RMSNorm(Module):
         self.eps = _check_eps("RMSNorm", eps, allow_none=True)
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
-            self.params["weight"] = np.ones(self.normalized_shape, dtype=dtype)
+            _add_affine(self, self.normalized_shape, dtype, bias=False)
         self.zero_grad()
 
     def forward(self, x):
         _check_float_input("RMSNorm", x)
         _check_trailing("RMSNorm", x, self.normalized_shape)
-        w = self.params.get("weight")
         out, self._cache = F.rms_norm_forward(
-            x, None if w is None else w.astype(x.dtype, copy=False),
+            x, _param_as(self, "weight", x.dtype),
             normalized_ndim=len(self.normalized_shape), eps=self.eps)
         return out
 
