@@ -190,6 +190,26 @@ def _empty_if_no_elements(shape, dtype):
     return np.zeros(shape, dtype=dtype) if 0 in shape else None
 
 
+def _draw(rng, dist: str, spread: float, shape, dtype):
+    """``U(-spread, spread)`` or ``N(0, spread^2)`` samples cast to ``dtype``."""
+    gen = as_generator(rng)
+    if dist == "uniform":
+        return gen.uniform(-spread, spread, size=shape).astype(dtype)
+    return gen.normal(0.0, spread, size=shape).astype(dtype)
+
+
+def _xavier(owner: str, dist: str, numerator: float, shape, gain, rng, dtype):
+    """Glorot init with spread ``gain * sqrt(numerator / (fan_in + fan_out))``."""
+    gain = _check_number(owner, "gain", gain)
+    shape = _check_shape(owner, shape)
+    dtype = _check_dtype(owner, dtype)
+    fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
+    empty = _empty_if_no_elements(shape, dtype)
+    if empty is not None:
+        return empty
+    return _draw(rng, dist, gain * math.sqrt(numerator / (fan_in + fan_out)), shape, dtype)
+
+
 def xavier_uniform(shape, gain: float = 1.0, rng=None, dtype=np.float32):
     """Glorot uniform: ``U(-b, b)``, ``b = gain * sqrt(6 / (fan_in + fan_out))``.
 
@@ -198,15 +218,7 @@ def xavier_uniform(shape, gain: float = 1.0, rng=None, dtype=np.float32):
     ValueError
         For a shape with fewer than 2 dimensions.
     """
-    gain = _check_number("xavier_uniform", "gain", gain)
-    shape = _check_shape("xavier_uniform", shape)
-    dtype = _check_dtype("xavier_uniform", dtype)
-    fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
-    empty = _empty_if_no_elements(shape, dtype)
-    if empty is not None:
-        return empty
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return as_generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
+    return _xavier("xavier_uniform", "uniform", 6.0, shape, gain, rng, dtype)
 
 
 def xavier_normal(shape, gain: float = 1.0, rng=None, dtype=np.float32):
@@ -217,15 +229,7 @@ def xavier_normal(shape, gain: float = 1.0, rng=None, dtype=np.float32):
     ValueError
         For a shape with fewer than 2 dimensions.
     """
-    gain = _check_number("xavier_normal", "gain", gain)
-    shape = _check_shape("xavier_normal", shape)
-    dtype = _check_dtype("xavier_normal", dtype)
-    fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
-    empty = _empty_if_no_elements(shape, dtype)
-    if empty is not None:
-        return empty
-    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    return as_generator(rng).normal(0.0, std, size=shape).astype(dtype)
+    return _xavier("xavier_normal", "normal", 2.0, shape, gain, rng, dtype)
 
 
 def _kaiming_std(owner: str, shape, a, mode: str, nonlinearity: str) -> float:
@@ -242,6 +246,18 @@ def _kaiming_std(owner: str, shape, a, mode: str, nonlinearity: str) -> float:
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
+def _kaiming(owner: str, dist: str, shape, a, mode, nonlinearity, rng, dtype):
+    """He init: ``N(0, std^2)``, or ``U(-b, b)`` with ``b = sqrt(3) * std``."""
+    a = _check_number(owner, "a", a)
+    shape = _check_shape(owner, shape)
+    dtype = _check_dtype(owner, dtype)
+    std = _kaiming_std(owner, shape, a, mode, nonlinearity)
+    empty = _empty_if_no_elements(shape, dtype)
+    if empty is not None:
+        return empty
+    return _draw(rng, dist, math.sqrt(3.0) * std if dist == "uniform" else std, shape, dtype)
+
+
 def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in",
                    nonlinearity: str = "leaky_relu", rng=None, dtype=np.float32):
     """He normal: ``N(0, std^2)``, ``std = gain / sqrt(fan)``.
@@ -255,14 +271,7 @@ def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in",
     ValueError
         For an unknown ``mode`` or ``nonlinearity``, or fewer than 2 dimensions.
     """
-    a = _check_number("kaiming_normal", "a", a)
-    shape = _check_shape("kaiming_normal", shape)
-    dtype = _check_dtype("kaiming_normal", dtype)
-    std = _kaiming_std("kaiming_normal", shape, a, mode, nonlinearity)
-    empty = _empty_if_no_elements(shape, dtype)
-    if empty is not None:
-        return empty
-    return as_generator(rng).normal(0.0, std, size=shape).astype(dtype)
+    return _kaiming("kaiming_normal", "normal", shape, a, mode, nonlinearity, rng, dtype)
 
 
 def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in",
@@ -277,12 +286,4 @@ def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in",
     ValueError
         For an unknown ``mode`` or ``nonlinearity``, or fewer than 2 dimensions.
     """
-    a = _check_number("kaiming_uniform", "a", a)
-    shape = _check_shape("kaiming_uniform", shape)
-    dtype = _check_dtype("kaiming_uniform", dtype)
-    std = _kaiming_std("kaiming_uniform", shape, a, mode, nonlinearity)
-    empty = _empty_if_no_elements(shape, dtype)
-    if empty is not None:
-        return empty
-    bound = math.sqrt(3.0) * std
-    return as_generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
+    return _kaiming("kaiming_uniform", "uniform", shape, a, mode, nonlinearity, rng, dtype)
