@@ -41,6 +41,23 @@ __all__ = [
 ]
 
 
+def _norm_relu_forward(layer_forward, layer_args, norm_forward, gamma, beta, norm_param):
+    """``layer_forward(*layer_args)`` -> ``norm_forward`` -> ReLU; cache of all three."""
+    a, layer_cache = layer_forward(*layer_args)
+    an, norm_cache = norm_forward(a, gamma, beta, norm_param)
+    out, relu_cache = relu_forward(an)
+    return out, (layer_cache, norm_cache, relu_cache)
+
+
+def _norm_relu_backward(layer_backward, norm_backward, dout, cache):
+    """Backward of :func:`_norm_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
+    layer_cache, norm_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = norm_backward(dan, norm_cache)
+    dx, dw, db = layer_backward(da, layer_cache)
+    return dx, dw, db, dgamma, dbeta
+
+
 def affine_relu_forward(x, w, b):
     """affine -> ReLU."""
     a, fc_cache = affine_forward(x, w, b)
@@ -56,36 +73,24 @@ def affine_relu_backward(dout, cache):
 
 def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
     """affine -> batchnorm -> ReLU."""
-    a, fc_cache = affine_forward(x, w, b)
-    an, bn_cache = batchnorm_forward(a, gamma, beta, bn_param)
-    out, relu_cache = relu_forward(an)
-    return out, (fc_cache, bn_cache, relu_cache)
+    return _norm_relu_forward(affine_forward, (x, w, b), batchnorm_forward, gamma, beta,
+                              bn_param)
 
 
 def affine_bn_relu_backward(dout, cache):
     """Backward of :func:`affine_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
-    fc_cache, bn_cache, relu_cache = cache
-    dan = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = batchnorm_backward_alt(dan, bn_cache)
-    dx, dw, db = affine_backward(da, fc_cache)
-    return dx, dw, db, dgamma, dbeta
+    return _norm_relu_backward(affine_backward, batchnorm_backward_alt, dout, cache)
 
 
 def affine_ln_relu_forward(x, w, b, gamma, beta, ln_param):
     """affine -> layernorm -> ReLU."""
-    a, fc_cache = affine_forward(x, w, b)
-    an, ln_cache = layernorm_forward(a, gamma, beta, ln_param)
-    out, relu_cache = relu_forward(an)
-    return out, (fc_cache, ln_cache, relu_cache)
+    return _norm_relu_forward(affine_forward, (x, w, b), layernorm_forward, gamma, beta,
+                              ln_param)
 
 
 def affine_ln_relu_backward(dout, cache):
     """Backward of :func:`affine_ln_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
-    fc_cache, ln_cache, relu_cache = cache
-    dan = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = layernorm_backward(dan, ln_cache)
-    dx, dw, db = affine_backward(da, fc_cache)
-    return dx, dw, db, dgamma, dbeta
+    return _norm_relu_backward(affine_backward, layernorm_backward, dout, cache)
 
 
 def conv_relu_forward(x, w, b, conv_param):
@@ -103,19 +108,13 @@ def conv_relu_backward(dout, cache):
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
     """conv (fast) -> spatial batchnorm -> ReLU."""
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
-    out, relu_cache = relu_forward(an)
-    return out, (conv_cache, bn_cache, relu_cache)
+    return _norm_relu_forward(conv_forward_fast, (x, w, b, conv_param),
+                              spatial_batchnorm_forward, gamma, beta, bn_param)
 
 
 def conv_bn_relu_backward(dout, cache):
     """Backward of :func:`conv_bn_relu_forward`: ``(dx, dw, db, dgamma, dbeta)``."""
-    conv_cache, bn_cache, relu_cache = cache
-    dan = relu_backward(dout, relu_cache)
-    da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
-    dx, dw, db = conv_backward_fast(da, conv_cache)
-    return dx, dw, db, dgamma, dbeta
+    return _norm_relu_backward(conv_backward_fast, spatial_batchnorm_backward, dout, cache)
 
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
