@@ -42,6 +42,25 @@ def _check_writable(x, owner):
         )
 
 
+def _plus_minus(f, x, ix, h, read):
+    """``(read(f(x + h e_ix)), read(f(x - h e_ix)))``, perturbing ``x[ix]`` in place.
+
+    ``read`` must take what it needs before the next perturbation (a float or a copy):
+    ``f`` may return a view of ``x``. ``x[ix]`` is restored exactly afterwards.
+    """
+    old = x[ix]
+    x[ix] = old + h
+    plus = read(f(x))
+    x[ix] = old - h
+    minus = read(f(x))
+    x[ix] = old
+    return plus, minus
+
+
+def _copy(value):
+    return np.array(value, copy=True)
+
+
 def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     """Numerical gradient of a scalar function ``f`` at ``x``.
 
@@ -69,12 +88,7 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     _check_writable(x, "eval_numerical_gradient")
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
-        old = x[ix]
-        x[ix] = old + h
-        f_plus = float(f(x))
-        x[ix] = old - h
-        f_minus = float(f(x))
-        x[ix] = old
+        f_plus, f_minus = _plus_minus(f, x, ix, h, float)
         grad[ix] = (f_plus - f_minus) / (2 * h)
         if verbose:
             print(ix, grad[ix])
@@ -91,12 +105,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     _check_writable(x, "eval_numerical_gradient_array")
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
-        old = x[ix]
-        x[ix] = old + h
-        pos = np.array(f(x), copy=True)
-        x[ix] = old - h
-        neg = np.array(f(x), copy=True)
-        x[ix] = old
+        pos, neg = _plus_minus(f, x, ix, h, _copy)
         grad[ix] = np.sum((pos - neg) * df) / (2 * h)
     return grad
 
@@ -116,12 +125,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
     errors = []
     for _ in range(num_checks):
         ix = tuple(randrange(m) for m in x.shape)
-        old = x[ix]
-        x[ix] = old + h
-        f_plus = float(f(x))
-        x[ix] = old - h
-        f_minus = float(f(x))
-        x[ix] = old
+        f_plus, f_minus = _plus_minus(f, x, ix, h, float)
         num = (f_plus - f_minus) / (2 * h)
         ana = float(analytic_grad[ix])
         # both zero: report 0 instead of the course's 0/0
