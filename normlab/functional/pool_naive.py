@@ -100,11 +100,17 @@ def avg_pool2d_backward_naive(dout, cache: PoolNaiveCache):
     return dxpad[:, :, p[0]:p[0] + H, p[1]:p[1] + W].copy()
 
 
+def _on_h1(forward2d, x, kernel_size, stride, padding, owner):
+    """A 2D loop reference run on the ``H = 1`` view of (N, C, L), back to (N, C, OL)."""
+    k, s, p, _ = pool_args(x, kernel_size, stride, padding, 1, owner)
+    out, cache = forward2d(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p)
+    return out[:, :, 0, :], cache
+
+
 def max_pool1d_forward_naive(x, kernel_size, stride=None, padding=0):
     """Loop reference for ``max_pool1d_forward`` (the 2D loops on ``H = 1``)."""
-    k, s, p, _ = pool_args(x, kernel_size, stride, padding, 1, "max_pool1d_forward_naive")
-    out, cache = max_pool2d_forward_naive(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p)
-    return out[:, :, 0, :], cache
+    return _on_h1(max_pool2d_forward_naive, x, kernel_size, stride, padding,
+                  "max_pool1d_forward_naive")
 
 
 def max_pool1d_backward_naive(dout, cache: PoolNaiveCache):
@@ -114,9 +120,8 @@ def max_pool1d_backward_naive(dout, cache: PoolNaiveCache):
 
 def avg_pool1d_forward_naive(x, kernel_size, stride=None, padding=0):
     """Loop reference for ``avg_pool1d_forward``."""
-    k, s, p, _ = pool_args(x, kernel_size, stride, padding, 1, "avg_pool1d_forward_naive")
-    out, cache = avg_pool2d_forward_naive(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p)
-    return out[:, :, 0, :], cache
+    return _on_h1(avg_pool2d_forward_naive, x, kernel_size, stride, padding,
+                  "avg_pool1d_forward_naive")
 
 
 def avg_pool1d_backward_naive(dout, cache: PoolNaiveCache):
