@@ -6,7 +6,7 @@ read-modify-write per kernel offset, plus temporaries for ``where``); these loop
 They compute exactly what the NumPy paths in ``_kernels.py`` / ``pool.py`` compute, in the
 same order of additions, and the tests run both. (im2col is a single copy in NumPy
 already and a loop here was slower, so it has no compiled twin.) Imported lazily, only for NumPy arrays
-and only when numba is installed (``pip install normlab[fast]``).
+and only when numba imports (it is a dependency; the NumPy code is the fallback).
 """
 
 from __future__ import annotations

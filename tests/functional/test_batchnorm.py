@@ -20,7 +20,7 @@ SHAPE_IDS = ["2D", "3D", "4D", "5D"]
 def bn_path(request, monkeypatch):
     """Run every test on the fused numba kernels and on the portable xp path."""
     if request.param == "fused":
-        pytest.importorskip("numba")  # optional extra normlab[fast]
+        pytest.importorskip("numba")  # a dependency; guarded so the xp path still runs without it
     monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
     return request.param
 

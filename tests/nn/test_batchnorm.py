@@ -27,7 +27,7 @@ OPTIONS = {
 
 @pytest.fixture(params=["fused", "portable"])
 def bn_path(request, monkeypatch):
-    """The fused numba kernels (optional extra normlab[fast]) and the portable xp path."""
+    """The fused numba kernels (numba is a dependency; the xp path is the fallback) and the portable xp path."""
     if request.param == "fused":
         pytest.importorskip("numba")
     monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
