@@ -73,9 +73,13 @@ def run(cfg: Config, rng: np.random.Generator) -> dict:
                 x = layer(x)
                 lm.append(float(x.mean()))
                 ls.append(float(x.std()))
-                counts, _ = np.histogram(np.clip(x, *_edges(activation, 1)[[0, -1]]),
+                # ReLU: half the mass sits exactly at 0 and would flatten the plot, so the
+                # histogram covers the positive values and the zero fraction is kept apart
+                vals = x if activation == "tanh" else x[x > 0]
+                counts, _ = np.histogram(np.clip(vals, *_edges(activation, 1)[[0, -1]]),
                                          bins=_edges(activation, cfg.bins))
-                lh.append((counts / x.size).tolist())
+                lh.append({"frac": (counts / x.size).tolist(),
+                           "zeros": float(np.mean(x == 0))})
             means.append(lm)
             stds.append(ls)
             hist = lh
@@ -106,8 +110,7 @@ def plot(results: dict, out_dir) -> list:
                             label=f"{INIT_LABELS[kind]}{' + BN' if bn == 'bn' else ''}")
             ax.set_xlabel("layer")
             ax.set_ylabel(f"activation {stat}")
-            if stat == "std":
-                ax.set_yscale("symlog", linthresh=1e-8)
+            ax.set_yscale("symlog", linthresh=1e-8 if stat == "std" else 1e-3)
             ax.set_title(f"{activation}: per-layer {stat} (dashed: with BN)")
         axes[0][1].legend(fontsize=7, ncol=2)
         paths.append(save_figure(fig, out_dir, f"{activation}_mean_std"))
@@ -120,14 +123,19 @@ def plot(results: dict, out_dir) -> list:
                 h = results["hists"][f"{activation}/{kind}/{bn}"]
                 for c, layer_i in enumerate(show):
                     ax = axes[r][c]
-                    ax.bar(centers, h[layer_i - 1], width=edges[1] - edges[0], color="C0")
+                    cell = h[layer_i - 1]
+                    ax.bar(centers, cell["frac"], width=edges[1] - edges[0], color="C0")
+                    if activation == "relu":
+                        ax.text(0.97, 0.9, f"zeros {cell['zeros']:.0%}", transform=ax.transAxes,
+                                ha="right", va="top", fontsize=7)
                     ax.set_yticks([])
                     if r == 0:
                         ax.set_title(f"layer {layer_i}", fontsize=9)
                     if c == 0:
                         ax.set_ylabel(INIT_LABELS[kind], fontsize=8)
             fig.suptitle(f"{activation} activations{' with BN' if bn == 'bn' else ''} "
-                         "(fraction per bin)", fontsize=10)
+                         "(fraction of all values per bin" + ("; positives only, last bin >= 3" if activation == "relu"
+                                                             else "") + ")", fontsize=10)
             paths.append(save_figure(fig, out_dir, f"{activation}_hist_{bn}"))
     return paths
 
