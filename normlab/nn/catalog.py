@@ -46,6 +46,39 @@ class ModuleCase:
         return rng.standard_normal(self.input_shape).astype(dtype)
 
 
+class ElementwiseAffine(nn.Module):
+    """``y = x * weight + bias`` with arrays of ``shape`` broadcast against a sample.
+
+    A test-only pre-layer for gradient checks: ``shape`` equal to the sample shape gives
+    one weight per element (needed before a norm layer, which is invariant to a
+    per-channel affine map), ``(C, 1, 1)`` gives one per channel. Weights are kept in
+    [0.5, 1.5] so no unit is nearly switched off.
+    """
+
+    def __init__(self, shape: tuple, rng: np.random.Generator):
+        super().__init__()
+        self.params["weight"] = rng.uniform(0.5, 1.5, shape)
+        self.params["bias"] = 0.5 * rng.standard_normal(shape)
+        self.zero_grad()
+
+    def forward(self, x):
+        self._cache = x
+        return x * self.params["weight"] + self.params["bias"]
+
+    def _reduce(self, g):
+        w = self.params["weight"]
+        lead = g.ndim - w.ndim
+        g = g.sum(axis=tuple(range(lead)))
+        axes = tuple(i for i, n in enumerate(w.shape) if n == 1 and g.shape[i] != 1)
+        return g.sum(axis=axes, keepdims=True) if axes else g
+
+    def backward(self, dout):
+        x = self._require_cache()
+        self.grads["weight"] = self._reduce(dout * x)
+        self.grads["bias"] = self._reduce(dout)
+        return dout * self.params["weight"]
+
+
 def _collect() -> list[ModuleCase]:
     """Gather ``CASES`` from every module of ``normlab.nn.cases`` (one file per topic)."""
     import importlib  # noqa: PLC0415

@@ -1,43 +1,19 @@
 """Cases for Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d.
 
-Gradient checks run with ``_ChannelAffine`` before the layer: a per-channel
+Gradient checks run with a per-channel ``ElementwiseAffine`` before the layer,
 ``x * a[c] + b[c]`` with its own parameters, so ``dx`` of the layer under test flows into
 a real parameter gradient.
 """
 
 from normlab import nn
-from normlab.nn.catalog import ModuleCase
-from normlab.nn.module import Module
+from normlab.nn.catalog import ElementwiseAffine, ModuleCase
 
 TOL = 1e-6  # conv/pool gradcheck threshold (STYLE)
 
 
-class _ChannelAffine(Module):
-    """``out = x * scale[c] + shift[c]`` on axis 1 (a test-only pre-layer)."""
-
-    def __init__(self, channels: int, rng):
-        super().__init__()
-        self.params["scale"] = rng.uniform(0.5, 1.5, channels)
-        self.params["shift"] = rng.uniform(-0.5, 0.5, channels)
-        self.zero_grad()
-
-    def _bc(self, a, ndim):
-        return a.reshape((1, -1) + (1,) * (ndim - 2))
-
-    def forward(self, x):
-        self._cache = x
-        return x * self._bc(self.params["scale"], x.ndim) + self._bc(self.params["shift"], x.ndim)
-
-    def backward(self, dout):
-        x = self._require_cache()
-        axes = (0,) + tuple(range(2, x.ndim))
-        self.grads["scale"] = (dout * x).sum(axis=axes)
-        self.grads["shift"] = dout.sum(axis=axes)
-        return dout * self._bc(self.params["scale"], x.ndim)
-
-
-def _pre(channels: int):
-    return lambda rng: _ChannelAffine(channels, rng)
+def _pre(channels: int, spatial_dims: int = 2):
+    """A per-channel affine map ``x * a[c] + b[c]`` before the layer under test."""
+    return lambda rng: ElementwiseAffine((channels,) + (1,) * spatial_dims, rng)
 
 
 CASES = [
@@ -50,22 +26,22 @@ CASES = [
     ModuleCase("Conv2d(1x1 pre)", lambda rng: nn.Conv2d(2, 3, 2, stride=2, rng=rng),
                (2, 2, 5, 5), (2, 3, 2, 2), pre=lambda rng: nn.Conv2d(2, 2, 1, rng=rng), tol=TOL),
     ModuleCase("Conv1d", lambda rng: nn.Conv1d(3, 4, 3, stride=2, padding=1, rng=rng),
-               (2, 3, 7), (2, 4, 4), pre=_pre(3), tol=TOL),
+               (2, 3, 7), (2, 4, 4), pre=_pre(3, 1), tol=TOL),
     ModuleCase("Conv1d(groups, dilation)",
                lambda rng: nn.Conv1d(4, 2, 2, dilation=2, groups=2, rng=rng),
-               (2, 4, 6), (2, 2, 4), pre=_pre(4), tol=TOL),
+               (2, 4, 6), (2, 2, 4), pre=_pre(4, 1), tol=TOL),
     ModuleCase("MaxPool2d", lambda rng: nn.MaxPool2d(2), (2, 3, 5, 4), (2, 3, 2, 2),
                pre=_pre(3), tol=TOL),
     ModuleCase("MaxPool2d(3, stride=2, padding=1)", lambda rng: nn.MaxPool2d(3, 2, 1),
                (2, 2, 5, 6), (2, 2, 3, 3), pre=_pre(2), tol=TOL),
     ModuleCase("MaxPool1d", lambda rng: nn.MaxPool1d(3, stride=2, padding=1), (2, 3, 7), (2, 3, 4),
-               pre=_pre(3), tol=TOL),
+               pre=_pre(3, 1), tol=TOL),
     ModuleCase("AvgPool2d", lambda rng: nn.AvgPool2d(2), (2, 3, 5, 4), (2, 3, 2, 2),
                pre=_pre(3), tol=TOL),
     ModuleCase("AvgPool2d(3, stride=2, padding=1)", lambda rng: nn.AvgPool2d(3, 2, 1),
                (2, 2, 5, 6), (2, 2, 3, 3), pre=_pre(2), tol=TOL),
     ModuleCase("AvgPool1d", lambda rng: nn.AvgPool1d(2, stride=1), (2, 3, 5), (2, 3, 4),
-               pre=_pre(3), tol=TOL),
+               pre=_pre(3, 1), tol=TOL),
     ModuleCase("AdaptiveAvgPool2d(1)", lambda rng: nn.AdaptiveAvgPool2d(1), (2, 3, 4, 5),
                (2, 3, 1, 1), pre=_pre(3), tol=TOL),
     ModuleCase("AdaptiveAvgPool2d((2, 3))", lambda rng: nn.AdaptiveAvgPool2d((2, 3)),

@@ -9,34 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import nn
-from normlab.nn.catalog import ModuleCase
+from normlab.nn.catalog import ElementwiseAffine, ModuleCase
 from normlab.nn.module import Module
-
-
-class _ElementwiseAffine(Module):
-    """``y = x * weight + bias`` with one weight and bias per element of a sample.
-
-    A private pre-layer for N-D inputs (a per-element map keeps the input's shape).
-    """
-
-    def __init__(self, shape: tuple, rng: np.random.Generator):
-        super().__init__()
-        # Weights kept away from 0: a near-constant group would make the numerical
-        # gradient (not the analytic one) inaccurate.
-        self.params["weight"] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-        self.params["bias"] = (0.5 * rng.standard_normal(shape)).astype(np.float32)
-        self.zero_grad()
-
-    def forward(self, x):
-        self._cache = x
-        return x * self.params["weight"] + self.params["bias"]
-
-    def backward(self, dout):
-        x = self._require_cache()
-        lead = tuple(range(dout.ndim - self.params["weight"].ndim))
-        self.grads["weight"] = (dout * x).sum(axis=lead)
-        self.grads["bias"] = dout.sum(axis=lead)
-        return dout * self.params["weight"]
 
 
 def _randomized(module: Module, rng: np.random.Generator) -> Module:
@@ -58,7 +32,7 @@ def _case(name: str, build, input_shape: tuple, pre_bias: bool = True) -> Module
             return nn.Linear(n, n, bias=pre_bias, rng=rng)
     else:
         def pre(rng, shape=input_shape[1:]):
-            return _ElementwiseAffine(shape, rng)
+            return ElementwiseAffine(shape, rng)
     return ModuleCase(name, lambda rng: _randomized(build(), rng), input_shape, input_shape,
                       pre=pre)
 
