@@ -43,6 +43,10 @@ _mode = "auto"
 # 16 GEMMs have an inner dimension too short for BLAS to beat the transforms' cost.
 MIN_CHANNELS = 16
 
+# Bytes of one chunk's input transform V (CPU). OpenBLAS's (F, C) @ (C, n*TH*TW) products
+# slowed down 1.5-2.5x past about 800 columns on 32 channels (measured 1 thread, AVX-512).
+CHUNK_BYTES = 2**20
+
 
 def use_winograd(mode) -> object:
     """Winograd fast path: ``True`` wherever it applies, ``False`` never, ``"auto"`` (the
@@ -148,28 +152,37 @@ def _tiles(H, W, padding):
     return OH, OW, -(-OH // 2), -(-OW // 2)
 
 
-def conv3x3(x, weight, padding):
+def _chunks(x, C, TH, TW):
+    return _kernels.batch_chunks(x, 16 * C * TH * TW * x.dtype.itemsize, CHUNK_BYTES)
+
+
+def conv3x3(x, weight, padding, keep=False):
     """Stride-1 3x3 cross-correlation of ``x`` (N, C, H, W) with ``weight`` (F, C, 3, 3),
-    zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW)."""
+    zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW).
+
+    With ``keep`` it returns ``(out, tiles)`` too: ``tiles`` is the list of ``(slice, V)``
+    per batch chunk, the input transforms that ``weight_grad3x3`` needs again.
+    """
     xp = backend.namespace(x, weight)
     N, C, H, W = x.shape
     F = weight.shape[0]
     OH, OW, TH, TW = _tiles(H, W, padding)
     U = _transform_weight(weight)  # (16, F, C)
     out = xp.empty((N, F, 2 * TH, 2 * TW), dtype=x.dtype)
-    per_sample = 16 * max(C, F) * TH * TW * x.dtype.itemsize
-    for sl in _kernels.batch_chunks(x, per_sample):
+    tiles = []
+    for sl in _chunks(x, C, TH, TW):
         n = sl.stop - sl.start
-        V = xp.empty((16, n, C, TH, TW), dtype=x.dtype)
-        _input_transform(_tile_pad(x[sl], padding, TH, TW), V)
-        # n GEMMs per tile position, (F, C) @ (C, TH*TW): keeps V and M in NCHW order, so
-        # neither transform needs a transposing copy (measured 25-40% faster transforms
-        # than one (F, C) @ (C, n*TH*TW) product on channel-major V, for the same GEMM time).
-        M = xp.matmul(U[:, None], V.reshape(16, n, C, TH * TW))  # (16, n, F, TH*TW)
-        _output_transform(M.reshape(16, n, F, TH, TW), out[sl])
+        # Channel-major V (16, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
+        # position, and the weight gradient's products get the inner dimension n*TH*TW.
+        V = xp.empty((16, C, n, TH, TW), dtype=x.dtype)
+        _input_transform(_tile_pad(x[sl], padding, TH, TW), V.transpose(0, 2, 1, 3, 4))
+        M = xp.matmul(U, V.reshape(16, C, n * TH * TW))  # (16, F, n*TH*TW)
+        _output_transform(M.reshape(16, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
+        if keep:
+            tiles.append((sl, V))
     if (OH, OW) != (2 * TH, 2 * TW):
         out = xp.ascontiguousarray(out[:, :, :OH, :OW])
-    return out
+    return (out, tiles) if keep else out
 
 
 def conv3x3_transpose(dout, weight, padding):
@@ -187,6 +200,10 @@ def conv3x3_transpose(dout, weight, padding):
 def _dout_transform(d, D):
     """``D[4a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 2x2 block at ``(2th, 2tw)``;
     ``d`` (n, F, 2TH, 2TW) zero-extended, ``D`` (16, n, F, TH, TW) written in place."""
+    nb = _kernels.compiled(d)
+    if nb is not None:
+        nb.winograd_dout(d, D)
+        return
     xp = backend.namespace(d)
     # A = [[1, 0], [1, 1], [1, -1], [0, -1]] along rows, then along columns.
     r0, r1 = d[:, :, 0::2], d[:, :, 1::2]  # (n, F, TH, 2TW)
@@ -200,25 +217,30 @@ def _dout_transform(d, D):
         xp.negative(c1, out=Da[3])
 
 
-def weight_grad3x3(x, dout, padding):
+def weight_grad3x3(x, dout, padding, tiles=None):
     """``dweight[f, c, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] xpad[n, c, oh + i, ow + j]``
-    by F(3x3, 2x2): x (N, C, H, W), dout (N, F, OH, OW) -> (F, C, 3, 3)."""
+    by F(3x3, 2x2): x (N, C, H, W), dout (N, F, OH, OW) -> (F, C, 3, 3).
+
+    ``tiles``: the forward's input transforms (``conv3x3(..., keep=True)``); computed
+    here again when None.
+    """
     xp = backend.namespace(x, dout)
     N, C, H, W = x.shape
     F = dout.shape[1]
     OH, OW, TH, TW = _tiles(H, W, padding)
+    if tiles is None:
+        tiles = [(sl, None) for sl in _chunks(x, C, TH, TW)]
     Msum = xp.zeros((16, F, C), dtype=x.dtype)
-    per_sample = 16 * (C + F) * TH * TW * x.dtype.itemsize
-    for sl in _kernels.batch_chunks(x, per_sample):
+    for sl, V in tiles:
         n = sl.stop - sl.start
-        V = xp.empty((16, n, C, TH, TW), dtype=x.dtype)
-        _input_transform(_tile_pad(x[sl], padding, TH, TW), V)
-        D = xp.empty((16, n, F, TH, TW), dtype=x.dtype)
+        if V is None:
+            V = xp.empty((16, C, n, TH, TW), dtype=x.dtype)
+            _input_transform(_tile_pad(x[sl], padding, TH, TW), V.transpose(0, 2, 1, 3, 4))
+        D = xp.empty((16, F, n, TH, TW), dtype=x.dtype)
         # zero-extend odd-sized dout to whole 2x2 blocks: (n, F, 2TH, 2TW)
-        _dout_transform(_tile_pad(dout[sl], (0, 0), TH - 1, TW - 1), D)
-        # (16, n, F, T) @ (16, n, T, C), then the sum over the chunk's samples
-        Msum += xp.matmul(D.reshape(16, n, F, -1),
-                          V.reshape(16, n, C, -1).swapaxes(-1, -2)).sum(axis=1)
+        _dout_transform(_tile_pad(dout[sl], (0, 0), TH - 1, TW - 1), D.transpose(0, 2, 1, 3, 4))
+        # one (F, n*T) @ (n*T, C) product per tile position: the chunk's sum is the GEMM's
+        Msum += xp.matmul(D.reshape(16, F, -1), V.reshape(16, C, -1).swapaxes(-1, -2))
     # dg = G^T M G: G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
     M = Msum.reshape(4, 4, F, C)
     rows = [M[0] + (M[1] + M[2]) * 0.5, (M[1] - M[2]) * 0.5, (M[1] + M[2]) * 0.5 + M[3]]
