@@ -47,6 +47,12 @@ MIN_CHANNELS = 16
 # slowed down 1.5-2.5x past about 800 columns on 32 channels (measured 1 thread, AVX-512).
 CHUNK_BYTES = 2**20
 
+# Smallest input channel count for which conv2d keeps the forward's input transforms for
+# the weight gradient. On 16x32x32 -> 16 (batch 128) the 33 MiB of fresh pages cost as
+# much as the transform they save (2.5 ms each); on 32 and 64 channels keeping them saved
+# 1.3-1.7 ms of 16-17.
+REUSE_MIN_CHANNELS = 32
+
 
 def use_winograd(mode) -> object:
     """Winograd fast path: ``True`` wherever it applies, ``False`` never, ``"auto"`` (the
@@ -170,11 +176,16 @@ def conv3x3(x, weight, padding, keep=False):
     U = _transform_weight(weight)  # (16, F, C)
     out = xp.empty((N, F, 2 * TH, 2 * TW), dtype=x.dtype)
     tiles = []
+    # one buffer for every chunk's V when they are kept (many separate allocations of
+    # about 1 MiB were measured up to 2x slower on 16 channels: fresh pages each time)
+    buf = xp.empty(16 * C * N * TH * TW if keep else 0, dtype=x.dtype)
     for sl in _chunks(x, C, TH, TW):
         n = sl.stop - sl.start
         # Channel-major V (16, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
         # position, and the weight gradient's products get the inner dimension n*TH*TW.
-        V = xp.empty((16, C, n, TH, TW), dtype=x.dtype)
+        size = 16 * C * n * TH * TW
+        V = (buf[16 * C * sl.start * TH * TW:][:size].reshape(16, C, n, TH, TW) if keep
+             else xp.empty((16, C, n, TH, TW), dtype=x.dtype))
         _input_transform(_tile_pad(x[sl], padding, TH, TW), V.transpose(0, 2, 1, 3, 4))
         M = xp.matmul(U, V.reshape(16, C, n * TH * TW))  # (16, F, n*TH*TW)
         _output_transform(M.reshape(16, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])

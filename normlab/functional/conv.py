@@ -40,7 +40,8 @@ class ConvCache(NamedTuple):
     squeeze: bool  # a conv1d call: drop the H axis again in backward
     winograd: bool = False  # forward ran the Winograd path; backward does too
     # Winograd only: the forward's input transforms, [(batch slice, V (16, C, n, TH, TW))],
-    # reused by the weight gradient (4x the input's memory, saves one transform pass)
+    # reused by the weight gradient (4x the input's memory, saves one transform pass);
+    # None when C < _winograd.REUSE_MIN_CHANNELS
     wino_tiles: object = None
 
 
@@ -50,7 +51,9 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
     if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
-        out, tiles = _winograd.conv3x3(x, weight, padding, keep=True)
+        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        out, tiles = _winograd.conv3x3(x, weight, padding, keep=keep) if keep else \
+            (_winograd.conv3x3(x, weight, padding), None)
         if bias is not None:
             out += bias.reshape(F, 1, 1)
         return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,

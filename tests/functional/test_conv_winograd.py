@@ -194,3 +194,11 @@ def test_weight_grad_reuses_forward_tiles_over_several_chunks(monkeypatch, kerne
     want = N.conv2d_backward_naive(dout, ref_cache)[1]
     np.testing.assert_array_equal(reused, recomputed)
     np.testing.assert_allclose(reused, want, **TIGHT)
+
+
+@pytest.mark.parametrize("C,kept", [(16, False), (32, True)])
+def test_forward_keeps_input_transforms_from_reuse_min_channels(C, kept):
+    _, cache = F.conv2d_forward(np.zeros((1, C, 6, 6), np.float32),
+                                np.zeros((16, C, 3, 3), np.float32), padding=1)
+    assert cache.winograd
+    assert (cache.wino_tiles is not None) is kept
