@@ -108,22 +108,33 @@ def _b_t(e0, e1, e2, e3):
 
 
 @_jit
-def winograd_input(xt, V):
+def winograd_input(x, ph, pw, V):
     """Winograd F(2x2, 3x3) input transform ``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]``,
-    ``d = xt[n, c, 2th:2th+4, 2tw:2tw+4]``; same operations in the same order as
-    ``_winograd._input_transform`` (rows first), so both are bit-identical.
+    ``d = xt[n, c, 2th:2th+4, 2tw:2tw+4]`` where ``xt = _winograd._tile_pad(x, (ph, pw),
+    TH, TW)``; same operations in the same order as ``_winograd._input_transform`` (rows
+    first), so both are bit-identical.
 
-    Writes one of the 16 planes of ``V`` at a time: interleaving all 16 write streams
-    (planes a multiple of 4 KiB apart) thrashed L1 and ran 2x slower than NumPy.
+    Each image is padded into a small scratch buffer (in L1) instead of a padded copy of
+    the whole chunk. Writes one of the 16 planes of ``V`` at a time: interleaving all 16
+    write streams (planes a multiple of 4 KiB apart) thrashed L1 and ran 2x slower than
+    NumPy.
     """
     _, N, C, TH, TW = V.shape
-    Wt = xt.shape[3]
+    H, W = x.shape[2], x.shape[3]
+    Ht, Wt = 2 * TH + 2, 2 * TW + 2
+    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
+    dh, dw = max(0, ph), max(0, pw)  # where it lands
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    xt = np.zeros((Ht, Wt), dtype=V.dtype)
     t = np.empty((4, Wt), dtype=V.dtype)
     for n in range(N):
         for c in range(C):
+            for i in range(h):
+                for j in range(w):
+                    xt[dh + i, dw + j] = x[n, c, sh + i, sw + j]
             for th in range(TH):
-                r0, r1 = xt[n, c, 2 * th], xt[n, c, 2 * th + 1]
-                r2, r3 = xt[n, c, 2 * th + 2], xt[n, c, 2 * th + 3]
+                r0, r1 = xt[2 * th], xt[2 * th + 1]
+                r2, r3 = xt[2 * th + 2], xt[2 * th + 3]
                 for q in range(Wt):  # B^T down whole image columns
                     t[0, q], t[1, q], t[2, q], t[3, q] = _b_t(r0[q], r1[q], r2[q], r3[q])
                 for a in range(4):  # then B along each tile row

@@ -45,19 +45,29 @@ def _a(e0, e1, e2, e3):
 
 
 @_jit
-def input_transform(xt, V):
-    """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]``, ``d = xt[n, c, 4th:4th+6, 4tw:4tw+6]``."""
+def input_transform(x, ph, pw, V):
+    """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]``, ``d = xt[n, c, 4th:4th+6, 4tw:4tw+6]``
+    with ``xt = _winograd4._tile_pad(x, (ph, pw), TH, TW)``, built per image in a small
+    scratch buffer instead of a padded copy of the chunk."""
     _, N, C, TH, TW = V.shape
-    Wt = xt.shape[3]
+    H, W = x.shape[2], x.shape[3]
+    Ht, Wt = 4 * TH + 2, 4 * TW + 2
+    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
+    dh, dw = max(0, ph), max(0, pw)  # where it lands
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    xs = np.zeros((Ht, Wt), dtype=V.dtype)
     t = np.empty((6, TH, Wt), dtype=V.dtype)
     for n in range(N):
         for c in range(C):
-            x = xt[n, c]
+            for i in range(h):
+                for j in range(w):
+                    xs[dh + i, dw + j] = x[n, c, sh + i, sw + j]
             for th in range(TH):  # B^T down whole image columns
                 for q in range(Wt):
                     t[0, th, q], t[1, th, q], t[2, th, q], t[3, th, q], t[4, th, q], \
-                        t[5, th, q] = _bt(x[4 * th, q], x[4 * th + 1, q], x[4 * th + 2, q],
-                                          x[4 * th + 3, q], x[4 * th + 4, q], x[4 * th + 5, q])
+                        t[5, th, q] = _bt(xs[4 * th, q], xs[4 * th + 1, q], xs[4 * th + 2, q],
+                                          xs[4 * th + 3, q], xs[4 * th + 4, q],
+                                          xs[4 * th + 5, q])
             for a in range(6):  # then B along the tile rows, 6 planes at a time
                 v0, v1, v2 = V[6 * a, n, c], V[6 * a + 1, n, c], V[6 * a + 2, n, c]
                 v3, v4, v5 = V[6 * a + 3, n, c], V[6 * a + 4, n, c], V[6 * a + 5, n, c]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from normlab import backend
 from normlab.functional import _kernels, _winograd
+from normlab.functional._winograd import view
 
 __all__ = ["conv3x3", "conv3x3_transpose", "weight_grad3x3"]
 
@@ -86,13 +87,15 @@ def _tile_pad(x, padding, TH, TW):
     return out
 
 
-def _input_transform(xt, V):
-    """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the 6x6 tile at ``(4th, 4tw)``;
-    ``V`` (36, n, C, TH, TW), possibly a transposed view, written in place."""
+def _input_transform(x, padding, V):
+    """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the 6x6 tile at ``(4th, 4tw)`` of
+    ``xt = _tile_pad(x, padding, TH, TW)``; ``V`` (36, n, C, TH, TW), possibly a
+    transposed view, written in place."""
     nb = _numba()
-    if nb is not None and not backend.is_cupy_array(xt):
-        nb.input_transform(xt, V)
+    if nb is not None and not backend.is_cupy_array(x):
+        nb.input_transform(x, padding[0], padding[1], V)
         return
+    xt = _tile_pad(x, padding, *V.shape[3:])
     TH, TW = V.shape[3:]
     r = [xt[:, :, i:i + 4 * TH:4] for i in range(6)]  # tile row i: (n, C, TH, Wt)
     for a in range(6):
@@ -150,14 +153,15 @@ def conv3x3(x, weight, padding, keep=False):
     U = _transform_weight(weight)  # (36, F, C)
     out = xp.empty((N, F, 4 * TH, 4 * TW), dtype=x.dtype)
     tiles = []
-    buf = xp.empty(36 * C * N * TH * TW if keep else 0, dtype=x.dtype)
-    for sl in _chunks(x, C, TH, TW):
+    chunks = _chunks(x, C, TH, TW)
+    T = TH * TW
+    Vbuf = _winograd.scratch(xp, x.dtype, 36 * C * T, chunks, whole=keep)
+    Mbuf = _winograd.scratch(xp, x.dtype, 36 * F * T, chunks)
+    for sl in chunks:
         n = sl.stop - sl.start
-        size = 36 * C * n * TH * TW
-        V = (buf[36 * C * sl.start * TH * TW:][:size].reshape(36, C, n, TH, TW) if keep
-             else xp.empty((36, C, n, TH, TW), dtype=x.dtype))
-        _input_transform(_tile_pad(x[sl], padding, TH, TW), V.transpose(0, 2, 1, 3, 4))
-        M = xp.matmul(U, V.reshape(36, C, n * TH * TW))  # (36, F, n*TH*TW)
+        V = view(Vbuf, (36, C, n, TH, TW), 36 * C * T * sl.start if keep else 0)
+        _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
+        M = xp.matmul(U, V.reshape(36, C, n * T), out=view(Mbuf, (36, F, n * T)))
         _output_transform(M.reshape(36, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
         if keep:
             tiles.append((sl, V))
@@ -182,15 +186,21 @@ def weight_grad3x3(x, dout, padding, tiles=None):
     OH, OW, TH, TW = _tiles(H, W, padding)
     if tiles is None:
         tiles = [(sl, None) for sl in _chunks(x, C, TH, TW)]
+    chunks = [sl for sl, _ in tiles]
+    T = TH * TW
+    Vbuf = _winograd.scratch(xp, x.dtype, 36 * C * T if tiles[0][1] is None else 0, chunks)
+    Dbuf = _winograd.scratch(xp, x.dtype, 36 * F * T, chunks)
     Msum = xp.zeros((36, F, C), dtype=x.dtype)
     for sl, V in tiles:
         n = sl.stop - sl.start
         if V is None:
-            V = xp.empty((36, C, n, TH, TW), dtype=x.dtype)
-            _input_transform(_tile_pad(x[sl], padding, TH, TW), V.transpose(0, 2, 1, 3, 4))
-        D = xp.empty((36, F, n, TH, TW), dtype=x.dtype)
-        d = xp.zeros((n, F, 4 * TH, 4 * TW), dtype=x.dtype)  # whole 4x4 blocks
-        d[:, :, :OH, :OW] = dout[sl]
+            V = view(Vbuf, (36, C, n, TH, TW))
+            _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
+        D = view(Dbuf, (36, F, n, TH, TW))
+        d = dout[sl]
+        if (OH, OW) != (4 * TH, 4 * TW):  # zero-extend to whole 4x4 blocks
+            d = xp.zeros((n, F, 4 * TH, 4 * TW), dtype=x.dtype)
+            d[:, :, :OH, :OW] = dout[sl]
         _dout_transform(d, D.transpose(0, 2, 1, 3, 4))
         Msum += xp.matmul(D.reshape(36, F, -1), V.reshape(36, C, -1).swapaxes(-1, -2))
     # dg = G^T M G
