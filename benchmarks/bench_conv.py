@@ -78,7 +78,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from normlab import functional as F
-from normlab.functional import _kernels, _winograd
+from normlab.functional import _kernels, _winograd, _winograd4
 
 # (name, input shape (N filled in), out channels, stride): ResNet-20's 3x3 convolutions.
 CONV_SHAPES = [
@@ -191,29 +191,39 @@ def profile_conv(x, w, stride, repeat, clock):
         "col2im": lambda: _kernels.col2im(dcols, np.zeros_like(xpad), (3, 3), (OH, OW), s, d),
     }
     if _winograd.chosen(C, Fo, (3, 3), s, d, 1):
-        stages = dict(winograd_stages(x, w, dout.reshape(N, Fo, OH, OW)), **{
-            "wino fwd": lambda: _winograd.conv3x3(x, w, p),
-            "wino dx": lambda: _winograd.conv3x3_transpose(dout.reshape(N, Fo, OH, OW), w, p),
-            "wino dW": lambda: _winograd.weight_grad3x3(x, dout.reshape(N, Fo, OH, OW), p)})
+        m = _winograd.tile_for(OH, OW)
+        wino = _winograd4 if m == 4 else _winograd
+        d4 = dout.reshape(N, Fo, OH, OW)
+        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        tiles = wino.conv3x3(x, w, p, keep=True)[1] if keep else None
+        stages = dict(winograd_stages(x, w, d4, wino, m), **{
+            f"F({m}x{m}) fwd": lambda: wino.conv3x3(x, w, p, keep=keep),
+            "dx": lambda: wino.conv3x3_transpose(d4, w, p),
+            "dW" + (" (V kept)" if keep else ""): lambda: wino.weight_grad3x3(x, d4, p, tiles)})
     return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
 
 
-def winograd_stages(x, w, dout):
-    """The Winograd forward's stages on the whole batch: tile padding, input transform,
-    16 GEMMs, output transform (the library runs them per cache-sized chunk)."""
+def winograd_stages(x, w, dout, wino, m):
+    """The Winograd forward's and weight gradient's stages on the whole batch: input
+    transform (padding included), the GEMMs, output transform, dout transform, the weight
+    gradient's GEMMs (the library runs them per cache-sized chunk)."""
     N, C, H, W = x.shape
     Fo = w.shape[0]
-    TH, TW = H // 2, W // 2
-    U = _winograd._transform_weight(w)
-    xt = _winograd._tile_pad(x, (1, 1), TH, TW)
-    V = np.empty((16, N, C, TH, TW), x.dtype)
-    M = np.matmul(U[:, None], V.reshape(16, N, C, -1))
+    TH, TW = H // m, W // m
+    k = (m + 2) ** 2
+    U = wino._transform_weight(w)
+    V = np.empty((k, C, N, TH, TW), x.dtype)
+    M = np.matmul(U, V.reshape(k, C, -1))
+    D = np.empty((k, Fo, N, TH, TW), x.dtype)
     out = np.empty((N, Fo, H, W), x.dtype)
     return {
-        "tile pad": lambda: _winograd._tile_pad(x, (1, 1), TH, TW),
-        "in-transform": lambda: _winograd._input_transform(xt, V),
-        "16 gemms": lambda: np.matmul(U[:, None], V.reshape(16, N, C, -1)),
-        "out-transform": lambda: _winograd._output_transform(M.reshape(16, N, Fo, TH, TW), out),
+        "in-transform": lambda: wino._input_transform(x, (1, 1), V.transpose(0, 2, 1, 3, 4)),
+        f"{k} gemms": lambda: np.matmul(U, V.reshape(k, C, -1)),
+        "out-transform": lambda: wino._output_transform(
+            M.reshape(k, Fo, N, TH, TW).transpose(0, 2, 1, 3, 4), out),
+        "dout-transform": lambda: wino._dout_transform(dout, D.transpose(0, 2, 1, 3, 4)),
+        f"dW {k} gemms": lambda: np.matmul(D.reshape(k, Fo, -1),
+                                           V.reshape(k, C, -1).swapaxes(-1, -2)),
     }
 
 

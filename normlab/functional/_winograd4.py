@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from normlab import backend
 from normlab.functional import _kernels, _winograd
-from normlab.functional._winograd import view
+from normlab.functional._winograd import _offset, planes, scratch
 
 __all__ = ["conv3x3", "conv3x3_transpose", "weight_grad3x3"]
 
@@ -155,13 +155,13 @@ def conv3x3(x, weight, padding, keep=False):
     tiles = []
     chunks = _chunks(x, C, TH, TW)
     T = TH * TW
-    Vbuf = _winograd.scratch(xp, x.dtype, 36 * C * T, chunks, whole=keep)
-    Mbuf = _winograd.scratch(xp, x.dtype, 36 * F * T, chunks)
-    for sl in chunks:
+    Vbuf = scratch(xp, x.dtype, 36, C * T, chunks, whole=keep)
+    Mbuf = scratch(xp, x.dtype, 36, F * T, chunks)
+    for i, sl in enumerate(chunks):
         n = sl.stop - sl.start
-        V = view(Vbuf, (36, C, n, TH, TW), 36 * C * T * sl.start if keep else 0)
+        V = planes(Vbuf, 36, (C, n, TH, TW), _offset(36, C * T, i, sl) if keep else 0)
         _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        M = xp.matmul(U, V.reshape(36, C, n * T), out=view(Mbuf, (36, F, n * T)))
+        M = xp.matmul(U, V.reshape(36, C, n * T), out=planes(Mbuf, 36, (F, n * T)))
         _output_transform(M.reshape(36, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
         if keep:
             tiles.append((sl, V))
@@ -188,15 +188,15 @@ def weight_grad3x3(x, dout, padding, tiles=None):
         tiles = [(sl, None) for sl in _chunks(x, C, TH, TW)]
     chunks = [sl for sl, _ in tiles]
     T = TH * TW
-    Vbuf = _winograd.scratch(xp, x.dtype, 36 * C * T if tiles[0][1] is None else 0, chunks)
-    Dbuf = _winograd.scratch(xp, x.dtype, 36 * F * T, chunks)
+    Vbuf = scratch(xp, x.dtype, 36 if tiles[0][1] is None else 0, C * T, chunks)
+    Dbuf = scratch(xp, x.dtype, 36, F * T, chunks)
     Msum = xp.zeros((36, F, C), dtype=x.dtype)
     for sl, V in tiles:
         n = sl.stop - sl.start
         if V is None:
-            V = view(Vbuf, (36, C, n, TH, TW))
+            V = planes(Vbuf, 36, (C, n, TH, TW))
             _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        D = view(Dbuf, (36, F, n, TH, TW))
+        D = planes(Dbuf, 36, (F, n, TH, TW))
         d = dout[sl]
         if (OH, OW) != (4 * TH, 4 * TW):  # zero-extend to whole 4x4 blocks
             d = xp.zeros((n, F, 4 * TH, 4 * TW), dtype=x.dtype)
