@@ -20,31 +20,56 @@ col2im), each timed on the whole batch at once (the library runs them on cache-s
 chunks of the batch, see ``normlab.functional._kernels.batch_chunks``).
 
 Where the time goes (2026-11, 2-core AMD EPYC with AVX-512 shared with other jobs, 1 thread,
-CPU clock, ms per forward+backward, OPENBLAS_CORETYPE=Haswell as the environment sets it;
-run ``--profile`` to repeat; PyTorch's own time varied 15-31 ms between runs on the
-16-channel layer, normlab's by < 2%, so compare normlab's column across runs):
+CPU clock, ms per forward+backward, run as ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE
+python benchmarks/bench_conv.py --threads 1 --clock cpu`` so that NumPy's OpenBLAS uses its
+SkylakeX kernels; ``--profile`` repeats it; PyTorch's own time varies 14-39 ms between runs
+on the 16-channel layer, normlab's by < 5%, so compare normlab's column across runs):
 
-Stride-1 3x3 (Winograd F(2x2, 3x3), ``normlab.functional._winograd``, chosen for >= 16
-channels; ``--winograd off`` gives the im2col path):
+Stride-1 3x3 (Winograd, chosen for >= 16 channels in and out: F(4x4, 3x3)
+``normlab.functional._winograd4`` where the output is >= 16x16, else F(2x2, 3x3)
+``_winograd``; ``--winograd off`` gives the im2col path):
 
-    case              im2col  winograd  torch   ratio before -> after
-    16x32x32 -> 16     51.8     33.7     14.7   (3.5) -> 2.30
-    32x16x16 -> 32     32.4     26.1     10.1    3.26 -> 2.58
-    64x8x8 -> 64       28.1     23.6      8.9    3.12 -> 2.65
+    case              F(2x2) before   now (tile)    torch   ratio before -> now
+    16x32x32 -> 16        34.1       21.5-23.3 (4)  14-34   1.45 -> 0.7 (torch erratic)
+    32x16x16 -> 32        20.1       12.6-13.4 (4)  10.3-11  1.96 -> 1.22
+    64x8x8 -> 64          19.0       12.6-12.7 (2)   9.2-9.3 2.07 -> 1.35-1.38
 
-  Winograd stages per pass (whole batch): tile padding 0.3-0.4, input transform 2.2-2.8
-  (numba; the NumPy version of 20 strided array operations takes 4-8), 16 GEMMs 3.5-6.0,
-  output transform 1.3-3.0; each of forward, dx, dW is one pass (dx is the Winograd
-  forward of dout with the flipped, channel-swapped kernel; dW reuses the input transform
-  and 16 GEMMs ``dY_k @ V_k^T``, 8.8-12.8 against im2col+GEMM 9.6-16). What is left: the
-  GEMMs still run at OpenBLAS Haswell speed on short (C = 16..64) inner dimensions, and
-  the three transforms are memory-bound passes over arrays 4x the activation, done three
-  times per forward+backward. With OPENBLAS_CORETYPE unset (AVX-512 kernels; one run,
-  not the configured environment) the 16 GEMMs drop to 1.7 ms on 32/64 channels and
-  the ratios to 1.92, 2.09, 2.30.
+  What changed, each measured on its own: (1) V (the input transform) is laid out
+  channel-major, (16|36, C, n, TH, TW), so the forward is one (F, C) @ (C, n*T) GEMM per
+  tile position and the weight gradient one (F, n*T) @ (n*T, C) GEMM per tile position
+  (was n per-sample products plus a sum: 64 channels dW 7.4 -> 6.4 ms, 4.4 with V kept); (2) the forward
+  keeps V for the weight gradient from 32 input channels on (saves one input transform,
+  1.3-1.7 ms; costs 4x (F(2x2)) or 2.25x (F(4x4)) the input's memory: 9.4 MiB on
+  32x16x16, 16.8 MiB on 64x8x8 at batch 128; on 16 channels the fresh pages cost what
+  the reuse saved, so it is off there); (3) a numba dout transform (NumPy: 2.4 ms); (4)
+  F(4x4, 3x3) on outputs >= 16x16 (32 channels 17.0 -> 13.9 ms; on 8x8 outputs it was
+  1.5x slower: 2x2 tiles per image leave the compiled loops too short); (5) 1 MiB chunks
+  (OpenBLAS's 32-channel products slowed 1.5-2.5x past ~800 columns), the chunk's padding
+  fused into the numba input transform, one scratch buffer per call instead of one per
+  chunk, and the tile-position planes 16 elements further apart than their size (planes
+  a multiple of 4 KiB apart share L1 sets: 5-25% faster transforms; 32 channels
+  14.8-15.7 -> 12.5-13.0 ms). float32 error against float64 (relative, Frobenius, ResNet-sized
+  data, Kaiming weights): F(2x2) 1.6e-7 to 3.7e-7, F(4x4) 1.0e-6 to 1.9e-6.
+
+  Stages now (whole batch, ``--profile``): 32x16x16 -> 32, F(4x4): input transform 2.8,
+  36 GEMMs 1.4, output transform 2.5, dout transform 1.9, dW GEMMs 2.4; per pass (chunked)
+  forward 5.2, dx 4.7, dW with V kept 2.5. 64x8x8 -> 64, F(2x2): input transform 2.3,
+  16 GEMMs 1.9, output transform 0.9, dout transform 1.7, dW GEMMs 2.6; forward 4.0, dx 3.8,
+  dW 4.6. What is left: the transforms are scalar numba loops over short rows (4-8 tiles
+  per image row) and together still cost as much as the GEMMs; the weight gradient's
+  (F, n*T) @ (n*T, C) products with F, C = 32..64 run at ~100 GFLOP/s (the forward's at
+  ~180); glibc page faults on the fresh output/dx/V buffers (0.5-2 ms, depending on the
+  process's allocation history; PyTorch's 16-channel time swings for the same reason).
 
 Stride 2 (im2col):
 
+- Now (SkylakeX kernels): 32x16x16 -> 64: pad 0.4, im2col 1.0, GEMM forward 1.9, GEMM
+  dweight 3.2, GEMM dcols 1.7, col2im 1.9 (im2col again in backward 1.0): the GEMMs are
+  two thirds. normlab 11.7-12.1 ms against PyTorch's 6.7-8.1 (ratio 1.50-1.76). The
+  dweight product is n per-sample (F, OH*OW) @ (OH*OW, C*9) products with OH*OW = 64
+  summed; channel-major columns ``(C*9, n*OH*OW)`` (as the Winograd path does) measured
+  3.16 -> 2.74 ms for it, the columns themselves 1.81 -> 1.53 ms, at the price of a
+  transposing copy of each output chunk and a strided col2im: not done.
 - 32x16x16 -> 32 (before Winograd): im2col 4.9, GEMM forward 7.1, GEMM dweight 7.5, GEMM dcols 8.1, col2im
   5.7 (NumPy slice loop: 11.4). Total 32 ms against PyTorch's 10 ms. The three GEMMs
   alone take 23 ms: OpenBLAS's DYNAMIC_ARCH picks its Haswell (AVX2) kernels on this CPU
@@ -78,7 +103,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from normlab import functional as F
-from normlab.functional import _kernels, _winograd
+from normlab.functional import _kernels, _winograd, _winograd4
 
 # (name, input shape (N filled in), out channels, stride): ResNet-20's 3x3 convolutions.
 CONV_SHAPES = [
@@ -191,29 +216,39 @@ def profile_conv(x, w, stride, repeat, clock):
         "col2im": lambda: _kernels.col2im(dcols, np.zeros_like(xpad), (3, 3), (OH, OW), s, d),
     }
     if _winograd.chosen(C, Fo, (3, 3), s, d, 1):
-        stages = dict(winograd_stages(x, w, dout.reshape(N, Fo, OH, OW)), **{
-            "wino fwd": lambda: _winograd.conv3x3(x, w, p),
-            "wino dx": lambda: _winograd.conv3x3_transpose(dout.reshape(N, Fo, OH, OW), w, p),
-            "wino dW": lambda: _winograd.weight_grad3x3(x, dout.reshape(N, Fo, OH, OW), p)})
+        m = _winograd.tile_for(OH, OW)
+        wino = _winograd4 if m == 4 else _winograd
+        d4 = dout.reshape(N, Fo, OH, OW)
+        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        tiles = wino.conv3x3(x, w, p, keep=True)[1] if keep else None
+        stages = dict(winograd_stages(x, w, d4, wino, m), **{
+            f"F({m}x{m}) fwd": lambda: wino.conv3x3(x, w, p, keep=keep),
+            "dx": lambda: wino.conv3x3_transpose(d4, w, p),
+            "dW" + (" (V kept)" if keep else ""): lambda: wino.weight_grad3x3(x, d4, p, tiles)})
     return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
 
 
-def winograd_stages(x, w, dout):
-    """The Winograd forward's stages on the whole batch: tile padding, input transform,
-    16 GEMMs, output transform (the library runs them per cache-sized chunk)."""
+def winograd_stages(x, w, dout, wino, m):
+    """The Winograd forward's and weight gradient's stages on the whole batch: input
+    transform (padding included), the GEMMs, output transform, dout transform, the weight
+    gradient's GEMMs (the library runs them per cache-sized chunk)."""
     N, C, H, W = x.shape
     Fo = w.shape[0]
-    TH, TW = H // 2, W // 2
-    U = _winograd._transform_weight(w)
-    xt = _winograd._tile_pad(x, (1, 1), TH, TW)
-    V = np.empty((16, N, C, TH, TW), x.dtype)
-    M = np.matmul(U[:, None], V.reshape(16, N, C, -1))
+    TH, TW = H // m, W // m
+    k = (m + 2) ** 2
+    U = wino._transform_weight(w)
+    V = np.empty((k, C, N, TH, TW), x.dtype)
+    M = np.matmul(U, V.reshape(k, C, -1))
+    D = np.empty((k, Fo, N, TH, TW), x.dtype)
     out = np.empty((N, Fo, H, W), x.dtype)
     return {
-        "tile pad": lambda: _winograd._tile_pad(x, (1, 1), TH, TW),
-        "in-transform": lambda: _winograd._input_transform(xt, V),
-        "16 gemms": lambda: np.matmul(U[:, None], V.reshape(16, N, C, -1)),
-        "out-transform": lambda: _winograd._output_transform(M.reshape(16, N, Fo, TH, TW), out),
+        "in-transform": lambda: wino._input_transform(x, (1, 1), V.transpose(0, 2, 1, 3, 4)),
+        f"{k} gemms": lambda: np.matmul(U, V.reshape(k, C, -1)),
+        "out-transform": lambda: wino._output_transform(
+            M.reshape(k, Fo, N, TH, TW).transpose(0, 2, 1, 3, 4), out),
+        "dout-transform": lambda: wino._dout_transform(dout, D.transpose(0, 2, 1, 3, 4)),
+        f"dW {k} gemms": lambda: np.matmul(D.reshape(k, Fo, -1),
+                                           V.reshape(k, C, -1).swapaxes(-1, -2)),
     }
 
 

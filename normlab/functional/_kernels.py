@@ -77,15 +77,16 @@ def crop2d(x, padding, size):
     return xp.ascontiguousarray(x[:, :, ph:ph + H, pw:pw + W])
 
 
-def batch_chunks(a, bytes_per_sample: int):
-    """Slices of the batch axis, processed one after another by conv on CPU.
+def batch_chunks(a, bytes_per_sample: int, chunk_bytes: int | None = None):
+    """Slices of the batch axis, processed one after another by conv on CPU: as many
+    samples as fit in ``chunk_bytes`` (default ``CHUNK_BYTES``), at least one.
 
     One slice (the whole batch) for CuPy arrays: a GPU wants the largest products.
     """
     N = a.shape[0]
     if backend.is_cupy_array(a):
         return [slice(0, N)]
-    size = max(1, CHUNK_BYTES // max(1, bytes_per_sample))
+    size = max(1, (chunk_bytes or CHUNK_BYTES) // max(1, bytes_per_sample))
     return [slice(s, min(s + size, N)) for s in range(0, N, size)]
 
 

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
-           "avg_pool_backward", "winograd_input", "winograd_output"]
+           "avg_pool_backward", "winograd_input", "winograd_output", "winograd_dout"]
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
@@ -108,22 +108,33 @@ def _b_t(e0, e1, e2, e3):
 
 
 @_jit
-def winograd_input(xt, V):
+def winograd_input(x, ph, pw, V):
     """Winograd F(2x2, 3x3) input transform ``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]``,
-    ``d = xt[n, c, 2th:2th+4, 2tw:2tw+4]``; same operations in the same order as
-    ``_winograd._input_transform`` (rows first), so both are bit-identical.
+    ``d = xt[n, c, 2th:2th+4, 2tw:2tw+4]`` where ``xt = _winograd._tile_pad(x, (ph, pw),
+    TH, TW)``; same operations in the same order as ``_winograd._input_transform`` (rows
+    first), so both are bit-identical.
 
-    Writes one of the 16 planes of ``V`` at a time: interleaving all 16 write streams
-    (planes a multiple of 4 KiB apart) thrashed L1 and ran 2x slower than NumPy.
+    Each image is padded into a small scratch buffer (in L1) instead of a padded copy of
+    the whole chunk. Writes one of the 16 planes of ``V`` at a time: interleaving all 16
+    write streams (planes a multiple of 4 KiB apart) thrashed L1 and ran 2x slower than
+    NumPy.
     """
     _, N, C, TH, TW = V.shape
-    Wt = xt.shape[3]
+    H, W = x.shape[2], x.shape[3]
+    Ht, Wt = 2 * TH + 2, 2 * TW + 2
+    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
+    dh, dw = max(0, ph), max(0, pw)  # where it lands
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    xt = np.zeros((Ht, Wt), dtype=V.dtype)
     t = np.empty((4, Wt), dtype=V.dtype)
     for n in range(N):
         for c in range(C):
+            for i in range(h):
+                for j in range(w):
+                    xt[dh + i, dw + j] = x[n, c, sh + i, sw + j]
             for th in range(TH):
-                r0, r1 = xt[n, c, 2 * th], xt[n, c, 2 * th + 1]
-                r2, r3 = xt[n, c, 2 * th + 2], xt[n, c, 2 * th + 3]
+                r0, r1 = xt[2 * th], xt[2 * th + 1]
+                r2, r3 = xt[2 * th + 2], xt[2 * th + 3]
                 for q in range(Wt):  # B^T down whole image columns
                     t[0, q], t[1, q], t[2, q], t[3, q] = _b_t(r0[q], r1[q], r2[q], r3[q])
                 for a in range(4):  # then B along each tile row
@@ -163,3 +174,38 @@ def winograd_output(M, out):
                         _a_t(s00, s10, s20, s30)
                     out[n, f, 2 * th, 2 * tw + 1], out[n, f, 2 * th + 1, 2 * tw + 1] = \
                         _a_t(s01, s11, s21, s31)
+
+
+@_jit
+def winograd_dout(d, D):
+    """F(3x3, 2x2) transform of the output gradient, ``D[4a+b, n, f, th, tw] =
+    (A dY A^T)[a, b]`` of the 2x2 block ``d[n, f, 2th:2th+2, 2tw:2tw+2]``; same operations
+    in the same order as ``_winograd._dout_transform`` (rows first, then columns).
+
+    One plane of ``D`` at a time, as in ``winograd_input`` (16 interleaved write streams
+    ran 2-4x slower than the NumPy version).
+    """
+    _, N, F, TH, TW = D.shape
+    W2 = d.shape[3]
+    t = np.empty((4, W2), dtype=D.dtype)
+    for n in range(N):
+        for f in range(F):
+            for th in range(TH):
+                r0, r1 = d[n, f, 2 * th], d[n, f, 2 * th + 1]
+                for q in range(W2):  # A = [[1, 0], [1, 1], [1, -1], [0, -1]] down rows
+                    t[0, q], t[1, q], t[2, q], t[3, q] = r0[q], r0[q] + r1[q], \
+                        r0[q] - r1[q], -r1[q]
+                for a in range(4):  # then along the columns, one output plane per loop
+                    ta = t[a]
+                    v = D[4 * a, n, f, th]
+                    for tw in range(TW):
+                        v[tw] = ta[2 * tw]
+                    v = D[4 * a + 1, n, f, th]
+                    for tw in range(TW):
+                        v[tw] = ta[2 * tw] + ta[2 * tw + 1]
+                    v = D[4 * a + 2, n, f, th]
+                    for tw in range(TW):
+                        v[tw] = ta[2 * tw] - ta[2 * tw + 1]
+                    v = D[4 * a + 3, n, f, th]
+                    for tw in range(TW):
+                        v[tw] = -ta[2 * tw + 1]

@@ -35,13 +35,25 @@ from __future__ import annotations
 from normlab import backend
 from normlab.functional import _kernels
 
-__all__ = ["use_winograd", "chosen", "conv3x3", "conv3x3_transpose", "weight_grad3x3"]
+__all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "conv3x3_transpose",
+           "weight_grad3x3"]
 
 _mode = "auto"
+_tile = "auto"
 
 # Smallest channel counts (in and out) for which "auto" picks Winograd: below 16 the
 # 16 GEMMs have an inner dimension too short for BLAS to beat the transforms' cost.
 MIN_CHANNELS = 16
+
+# Bytes of one chunk's input transform V (CPU). OpenBLAS's (F, C) @ (C, n*TH*TW) products
+# slowed down 1.5-2.5x past about 800 columns on 32 channels (measured 1 thread, AVX-512).
+CHUNK_BYTES = 2**20
+
+# Smallest input channel count for which conv2d keeps the forward's input transforms for
+# the weight gradient. On 16x32x32 -> 16 (batch 128) the 33 MiB of fresh pages cost as
+# much as the transform they save (2.5 ms each); on 32 and 64 channels keeping them saved
+# 1.3-1.7 ms of 16-17.
+REUSE_MIN_CHANNELS = 32
 
 
 def use_winograd(mode) -> object:
@@ -52,6 +64,31 @@ def use_winograd(mode) -> object:
         raise ValueError(f"use_winograd: expected True, False or 'auto', got {mode!r}.")
     old, _mode = _mode, mode
     return old
+
+
+# Smallest output height and width for which "auto" picks F(4x4, 3x3) (``_winograd4``).
+# Measured (1 thread, batch 128, fwd+bwd): 16x32x32 -> 16 27.3 -> 19.6 ms and
+# 32x16x16 -> 32 17.0 -> 13.9 ms with it, but 64x8x8 -> 64 13.7 -> 20.0 ms: on 2x2 tiles
+# per image the compiled transforms' loops are too short.
+F4_MIN_OUT = 16
+
+
+def use_tile(tile) -> object:
+    """Winograd output tile: ``2`` (F(2x2, 3x3)), ``4`` (F(4x4, 3x3)) or ``"auto"`` (the
+    default: 4 where the output is at least ``F4_MIN_OUT`` square). Returns the old setting."""
+    global _tile
+    if not (tile in (2, 4) and isinstance(tile, int) and not isinstance(tile, bool)
+            or (isinstance(tile, str) and tile == "auto")):
+        raise ValueError(f"use_tile: expected 2, 4 or 'auto', got {tile!r}.")
+    old, _tile = _tile, tile
+    return old
+
+
+def tile_for(OH: int, OW: int) -> int:
+    """Output tile size (2 or 4) for a Winograd conv with output ``(OH, OW)``."""
+    if _tile != "auto":
+        return _tile
+    return 4 if min(OH, OW) >= F4_MIN_OUT else 2
 
 
 def chosen(C: int, F: int, kernel, stride, dilation, groups) -> bool:
@@ -95,16 +132,15 @@ def _tile_pad(x, padding, TH, TW):
     return out
 
 
-def _input_transform(xt, V):
-    """``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the tile at ``(2th, 2tw)``.
-
-    ``xt`` (n, C, 2TH + 2, 2TW + 2); ``V`` (16, n, C, TH, TW) is written in place.
-    """
-    nb = _kernels.compiled(xt)
-    if nb is not None:  # one pass instead of 20 strided array operations
-        nb.winograd_input(xt, V)
-        return
+def _input_transform(x, padding, V):
+    """``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the tile at ``(2th, 2tw)`` of
+    ``xt = _tile_pad(x, padding, TH, TW)``; ``V`` (16, n, C, TH, TW) is written in place."""
     TH, TW = V.shape[3:]
+    nb = _kernels.compiled(x)
+    if nb is not None:  # one pass, no padded copy, instead of 20 strided array operations
+        nb.winograd_input(x, padding[0], padding[1], V)
+        return
+    xt = _tile_pad(x, padding, TH, TW)
     r = [xt[:, :, i:i + 2 * TH:2] for i in range(4)]  # tile row i: (n, C, TH, Wt)
     # B^T along rows on whole image rows (contiguous), then B along tile columns.
     t = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]]
@@ -148,28 +184,75 @@ def _tiles(H, W, padding):
     return OH, OW, -(-OH // 2), -(-OW // 2)
 
 
-def conv3x3(x, weight, padding):
+def _chunks(x, C, TH, TW):
+    return _kernels.batch_chunks(x, 16 * C * TH * TW * x.dtype.itemsize, CHUNK_BYTES)
+
+
+# Elements between the tile-position planes of V, M and D beyond their size: planes a
+# multiple of 4 KiB apart (e.g. 32 channels x 14 samples x 16 tiles) all fall into the same
+# L1 sets, and the transforms touch 4-6 planes at once (padding them measured 5-25%
+# faster transforms).
+PLANE_PAD = 16
+
+
+def scratch(xp, dtype, k, per_sample, chunks, whole=False):
+    """One flat buffer for ``k`` planes of ``per_sample`` elements per sample, for the
+    largest chunk (reused by every chunk through ``planes``) or, with ``whole``, for every
+    chunk side by side. One allocation per call instead of one per chunk: freeing and
+    reallocating ~1 MiB blocks made glibc return and re-fault the pages."""
+    if whole:
+        return xp.empty(k * (per_sample * chunks[-1].stop + PLANE_PAD * len(chunks)), dtype=dtype)
+    n = max(sl.stop - sl.start for sl in chunks)
+    return xp.empty(k * (per_sample * n + PLANE_PAD), dtype=dtype)
+
+
+def planes(buf, k, shape, offset=0):
+    """``(k,) + shape`` view of ``buf[offset:]``: ``k`` contiguous planes, each
+    ``PLANE_PAD`` elements further from the next than its size."""
+    size = 1
+    for d in shape:
+        size *= d
+    a = buf[offset:offset + k * (size + PLANE_PAD)].reshape(k, size + PLANE_PAD)
+    return a[:, :size].reshape((k,) + tuple(shape))
+
+
+def _offset(k, per_sample, i, sl):
+    """Where chunk ``i`` (slice ``sl``) starts in a ``scratch(..., whole=True)`` buffer."""
+    return k * (per_sample * sl.start + PLANE_PAD * i)
+
+
+def conv3x3(x, weight, padding, keep=False):
     """Stride-1 3x3 cross-correlation of ``x`` (N, C, H, W) with ``weight`` (F, C, 3, 3),
-    zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW)."""
+    zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW).
+
+    With ``keep`` it returns ``(out, tiles)`` too: ``tiles`` is the list of ``(slice, V)``
+    per batch chunk, the input transforms that ``weight_grad3x3`` needs again.
+    """
     xp = backend.namespace(x, weight)
     N, C, H, W = x.shape
     F = weight.shape[0]
     OH, OW, TH, TW = _tiles(H, W, padding)
     U = _transform_weight(weight)  # (16, F, C)
     out = xp.empty((N, F, 2 * TH, 2 * TW), dtype=x.dtype)
-    per_sample = 16 * max(C, F) * TH * TW * x.dtype.itemsize
-    for sl in _kernels.batch_chunks(x, per_sample):
+    tiles = []
+    chunks = _chunks(x, C, TH, TW)
+    T = TH * TW
+    # kept: one buffer holding every chunk's V; else one V reused by every chunk
+    Vbuf = scratch(xp, x.dtype, 16, C * T, chunks, whole=keep)
+    Mbuf = scratch(xp, x.dtype, 16, F * T, chunks)
+    for i, sl in enumerate(chunks):
         n = sl.stop - sl.start
-        V = xp.empty((16, n, C, TH, TW), dtype=x.dtype)
-        _input_transform(_tile_pad(x[sl], padding, TH, TW), V)
-        # n GEMMs per tile position, (F, C) @ (C, TH*TW): keeps V and M in NCHW order, so
-        # neither transform needs a transposing copy (measured 25-40% faster transforms
-        # than one (F, C) @ (C, n*TH*TW) product on channel-major V, for the same GEMM time).
-        M = xp.matmul(U[:, None], V.reshape(16, n, C, TH * TW))  # (16, n, F, TH*TW)
-        _output_transform(M.reshape(16, n, F, TH, TW), out[sl])
+        # Channel-major V (16, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
+        # position, and the weight gradient's products get the inner dimension n*TH*TW.
+        V = planes(Vbuf, 16, (C, n, TH, TW), _offset(16, C * T, i, sl) if keep else 0)
+        _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
+        M = xp.matmul(U, V.reshape(16, C, n * T), out=planes(Mbuf, 16, (F, n * T)))
+        _output_transform(M.reshape(16, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
+        if keep:
+            tiles.append((sl, V))
     if (OH, OW) != (2 * TH, 2 * TW):
         out = xp.ascontiguousarray(out[:, :, :OH, :OW])
-    return out
+    return (out, tiles) if keep else out
 
 
 def conv3x3_transpose(dout, weight, padding):
@@ -187,6 +270,10 @@ def conv3x3_transpose(dout, weight, padding):
 def _dout_transform(d, D):
     """``D[4a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 2x2 block at ``(2th, 2tw)``;
     ``d`` (n, F, 2TH, 2TW) zero-extended, ``D`` (16, n, F, TH, TW) written in place."""
+    nb = _kernels.compiled(d)
+    if nb is not None:
+        nb.winograd_dout(d, D)
+        return
     xp = backend.namespace(d)
     # A = [[1, 0], [1, 1], [1, -1], [0, -1]] along rows, then along columns.
     r0, r1 = d[:, :, 0::2], d[:, :, 1::2]  # (n, F, TH, 2TW)
@@ -200,25 +287,37 @@ def _dout_transform(d, D):
         xp.negative(c1, out=Da[3])
 
 
-def weight_grad3x3(x, dout, padding):
+def weight_grad3x3(x, dout, padding, tiles=None):
     """``dweight[f, c, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] xpad[n, c, oh + i, ow + j]``
-    by F(3x3, 2x2): x (N, C, H, W), dout (N, F, OH, OW) -> (F, C, 3, 3)."""
+    by F(3x3, 2x2): x (N, C, H, W), dout (N, F, OH, OW) -> (F, C, 3, 3).
+
+    ``tiles``: the forward's input transforms (``conv3x3(..., keep=True)``); computed
+    here again when None.
+    """
     xp = backend.namespace(x, dout)
     N, C, H, W = x.shape
     F = dout.shape[1]
     OH, OW, TH, TW = _tiles(H, W, padding)
+    if tiles is None:
+        tiles = [(sl, None) for sl in _chunks(x, C, TH, TW)]
+    chunks = [sl for sl, _ in tiles]
+    T = TH * TW
+    Vbuf = scratch(xp, x.dtype, 16 if tiles[0][1] is None else 0, C * T, chunks)
+    Dbuf = scratch(xp, x.dtype, 16, F * T, chunks)
     Msum = xp.zeros((16, F, C), dtype=x.dtype)
-    per_sample = 16 * (C + F) * TH * TW * x.dtype.itemsize
-    for sl in _kernels.batch_chunks(x, per_sample):
+    for sl, V in tiles:
         n = sl.stop - sl.start
-        V = xp.empty((16, n, C, TH, TW), dtype=x.dtype)
-        _input_transform(_tile_pad(x[sl], padding, TH, TW), V)
-        D = xp.empty((16, n, F, TH, TW), dtype=x.dtype)
+        if V is None:
+            V = planes(Vbuf, 16, (C, n, TH, TW))
+            _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
+        D = planes(Dbuf, 16, (F, n, TH, TW))
         # zero-extend odd-sized dout to whole 2x2 blocks: (n, F, 2TH, 2TW)
-        _dout_transform(_tile_pad(dout[sl], (0, 0), TH - 1, TW - 1), D)
-        # (16, n, F, T) @ (16, n, T, C), then the sum over the chunk's samples
-        Msum += xp.matmul(D.reshape(16, n, F, -1),
-                          V.reshape(16, n, C, -1).swapaxes(-1, -2)).sum(axis=1)
+        d = dout[sl]
+        if (OH, OW) != (2 * TH, 2 * TW):
+            d = _tile_pad(d, (0, 0), TH - 1, TW - 1)
+        _dout_transform(d, D.transpose(0, 2, 1, 3, 4))
+        # one (F, n*T) @ (n*T, C) product per tile position: the chunk's sum is the GEMM's
+        Msum += xp.matmul(D.reshape(16, F, -1), V.reshape(16, C, -1).swapaxes(-1, -2))
     # dg = G^T M G: G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
     M = Msum.reshape(4, 4, F, C)
     rows = [M[0] + (M[1] + M[2]) * 0.5, (M[1] - M[2]) * 0.5, (M[1] + M[2]) * 0.5 + M[3]]

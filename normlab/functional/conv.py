@@ -12,9 +12,12 @@ the columns (9x larger for 3x3), and backward unfolds each chunk again. The read
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
 
 Stride-1 3x3 convolutions with groups 1 and at least 16 channels in and out run through
-Winograd F(2x2, 3x3) instead (``_winograd.py``, measured 1.2-1.5x faster forward+backward
-on ResNet-20's layers; ``_winograd.use_winograd`` switches it); backward follows the path
-the forward took (``ConvCache.winograd``).
+Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16,
+F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
+forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
+``use_tile`` switch them); backward follows the path the forward took
+(``ConvCache.winograd``, ``wino_tile``) and reuses the forward's input transform from
+32 input channels on (``wino_tiles``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels, _winograd
+from normlab.functional import _kernels, _winograd, _winograd4
 from normlab.functional._spatial import conv_args
 
 __all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
@@ -39,6 +42,11 @@ class ConvCache(NamedTuple):
     has_bias: bool
     squeeze: bool  # a conv1d call: drop the H axis again in backward
     winograd: bool = False  # forward ran the Winograd path; backward does too
+    # Winograd only: the forward's input transforms, [(batch slice, V (16, C, n, TH, TW))],
+    # reused by the weight gradient (4x the input's memory, saves one transform pass);
+    # None when C < _winograd.REUSE_MIN_CHANNELS
+    wino_tiles: object = None
+    wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
 
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
@@ -47,11 +55,15 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
     if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
-        out = _winograd.conv3x3(x, weight, padding)
+        m = _winograd.tile_for(OH, OW)
+        wino = _winograd4 if m == 4 else _winograd
+        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
+            (wino.conv3x3(x, weight, padding), None)
         if bias is not None:
             out += bias.reshape(F, 1, 1)
         return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
-                              bias is not None, squeeze, True)
+                              bias is not None, squeeze, True, tiles, m)
     xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
@@ -108,7 +120,7 @@ def conv2d_backward(dout, cache: ConvCache):
     -------
     dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
     """
-    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache
+    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
     xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
     F, Cg, KH, KW = weight.shape
@@ -116,8 +128,9 @@ def conv2d_backward(dout, cache: ConvCache):
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if winograd:  # xpad is x itself here
-        return (_winograd.conv3x3_transpose(dout, weight, padding),
-                _winograd.weight_grad3x3(xpad, dout, padding), dbias)
+        wino = _winograd4 if cache.wino_tile == 4 else _winograd
+        return (wino.conv3x3_transpose(dout, weight, padding),
+                wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias)
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)

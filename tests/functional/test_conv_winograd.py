@@ -148,3 +148,57 @@ def test_use_winograd_returns_old_setting_and_rejects_bad_mode():
             _winograd.use_winograd(1)
     finally:
         _winograd.use_winograd(old)
+
+
+def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views():
+    """The compiled transforms do the NumPy versions' operations in the same order, also
+    on the channel-major (16, C, n, TH, TW) buffers viewed as (16, n, C, TH, TW)."""
+    pytest.importorskip("numba")
+    from normlab.functional import _kernels
+
+    rng = np.random.default_rng(3)
+    n, C, TH, TW = 2, 3, 3, 4
+    xt = rng.standard_normal((n, C, 2 * TH + 1, 2 * TW - 1)).astype(np.float32)  # crop, pad
+    M = rng.standard_normal((16, C, n, TH, TW)).astype(np.float32).transpose(0, 2, 1, 3, 4)
+    d = rng.standard_normal((n, C, 2 * TH, 2 * TW)).astype(np.float32)
+    results = {}
+    for compiled in (False, True):
+        old = _kernels.use_compiled(compiled)
+        try:
+            V = np.empty((16, C, n, TH, TW), np.float32)
+            _winograd._input_transform(xt, (-1, 0), V.transpose(0, 2, 1, 3, 4))
+            D = np.empty((16, C, n, TH, TW), np.float32)
+            _winograd._dout_transform(d, D.transpose(0, 2, 1, 3, 4))
+            out = np.empty((n, C, 2 * TH, 2 * TW), np.float32)
+            _winograd._output_transform(M, out)
+        finally:
+            _kernels.use_compiled(old)
+        results[compiled] = (V, D, out)
+    for a, b in zip(results[False], results[True]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_weight_grad_reuses_forward_tiles_over_several_chunks(monkeypatch, kernels):
+    """Backward through the cached input transforms equals recomputing them, and both
+    match the loop reference when the batch runs in several chunks."""
+    monkeypatch.setattr(_winograd, "CHUNK_BYTES", 1)  # one sample per chunk
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 5, 6))
+    w = rng.standard_normal((3, 2, 3, 3))
+    out, cache = _winograd.conv3x3(x, w, (1, 1), keep=True)
+    assert [sl for sl, _ in cache] == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    dout = rng.standard_normal(out.shape)
+    reused = _winograd.weight_grad3x3(x, dout, (1, 1), cache)
+    recomputed = _winograd.weight_grad3x3(x, dout, (1, 1))
+    _, ref_cache = N.conv2d_forward_naive(x, w, padding=1)
+    want = N.conv2d_backward_naive(dout, ref_cache)[1]
+    np.testing.assert_array_equal(reused, recomputed)
+    np.testing.assert_allclose(reused, want, **TIGHT)
+
+
+@pytest.mark.parametrize("C,kept", [(16, False), (32, True)])
+def test_forward_keeps_input_transforms_from_reuse_min_channels(C, kept):
+    _, cache = F.conv2d_forward(np.zeros((1, C, 6, 6), np.float32),
+                                np.zeros((16, C, 3, 3), np.float32), padding=1)
+    assert cache.winograd
+    assert (cache.wino_tiles is not None) is kept
