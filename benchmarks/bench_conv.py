@@ -70,6 +70,17 @@ Stride 2 (im2col):
   summed; channel-major columns ``(C*9, n*OH*OW)`` (as the Winograd path does) measured
   3.16 -> 2.74 ms for it, the columns themselves 1.81 -> 1.53 ms, at the price of a
   transposing copy of each output chunk and a strided col2im: not done.
+  Also measured and dropped (2026-11-23, same command, whole batch unless said):
+  (a) numba im2col/col2im with the padding fused in (no pad, no crop): im2col 2.5 ms
+  sample-major, 3.4 channel-major (NumPy pad+im2col 1.4), col2im 2.4 sample-major and
+  4.9 through a transposed view (numba's strided 'A' layout; NumPy-index col2im 1.8): the
+  8-wide output rows are too short for the scalar loops, total 14.9 ms. (b) Channel-major
+  columns built once in the forward and kept for the weight gradient (2.25x the input,
+  like F(4x4)'s V): dW as one NT product 2.4 ms (dout transpose 0.06, output transpose
+  0.08), but the channel-major unfold costs 1.55 and the whole-batch forward GEMM 2.1;
+  total 11.9 ms (12.0 before), 25 MiB instead of 20, and the 16x32x32 -> 32 stride-2
+  case got slower (16.3 -> 17.6). (c) ``matmul(out=)`` into the output / one reused
+  scratch for the dW and dcols products: 11.7-12.0 ms, within noise.
 - 32x16x16 -> 32 (before Winograd): im2col 4.9, GEMM forward 7.1, GEMM dweight 7.5, GEMM dcols 8.1, col2im
   5.7 (NumPy slice loop: 11.4). Total 32 ms against PyTorch's 10 ms. The three GEMMs
   alone take 23 ms: OpenBLAS's DYNAMIC_ARCH picks its Haswell (AVX2) kernels on this CPU
