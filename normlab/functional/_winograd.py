@@ -32,6 +32,8 @@ batch is processed in cache-sized chunks (``_kernels.batch_chunks``).
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 from normlab import backend
 from normlab.functional import _kernels
 
@@ -117,13 +119,14 @@ def _transform_weight(w):
     return U.reshape(16, F, C)
 
 
-def _tile_pad(x, padding, TH, TW):
-    """``x`` (n, C, H, W) zero-padded to (n, C, 2TH + 2, 2TW + 2): ``padding`` before,
-    the rest after. A negative padding crops instead (used by the transposed conv)."""
+def _tile_pad(x, padding, TH, TW, m=2):
+    """``x`` (n, C, H, W) zero-padded to (n, C, m TH + 2, m TW + 2) for output tiles of
+    ``m``: ``padding`` before, the rest after. A negative padding crops instead (used by
+    the transposed conv)."""
     xp = backend.namespace(x)
     n, C, H, W = x.shape
     ph, pw = padding
-    out = xp.zeros((n, C, 2 * TH + 2, 2 * TW + 2), dtype=x.dtype)
+    out = xp.zeros((n, C, m * TH + 2, m * TW + 2), dtype=x.dtype)
     sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
     dh, dw = max(0, ph), max(0, pw)  # where it lands
     h = min(H - sh, out.shape[2] - dh)
@@ -178,14 +181,16 @@ def _output_transform(M, out):
         y1 -= s[3][j]
 
 
-def _tiles(H, W, padding):
+def _tiles(H, W, padding, m=2):
+    """Output size and the number of ``m x m`` output tiles along each axis."""
     ph, pw = padding
     OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
-    return OH, OW, -(-OH // 2), -(-OW // 2)
+    return OH, OW, -(-OH // m), -(-OW // m)
 
 
-def _chunks(x, C, TH, TW):
-    return _kernels.batch_chunks(x, 16 * C * TH * TW * x.dtype.itemsize, CHUNK_BYTES)
+def _chunks(x, C, TH, TW, k=16):
+    """Batch chunks whose input transform (``k`` planes) stays near ``CHUNK_BYTES``."""
+    return _kernels.batch_chunks(x, k * C * TH * TW * x.dtype.itemsize, CHUNK_BYTES)
 
 
 # Elements between the tile-position planes of V, M and D beyond their size: planes a
@@ -221,42 +226,64 @@ def _offset(k, per_sample, i, sl):
     return k * (per_sample * sl.start + PLANE_PAD * i)
 
 
-def conv3x3(x, weight, padding, keep=False):
+class Scheme(NamedTuple):
+    """One Winograd F(m x m, 3x3) algorithm: its tile size and its four transforms.
+
+    ``transform_weight(w) -> U (k, F, C)``; ``input_transform(x, padding, V)``,
+    ``output_transform(M, out)`` and ``dout_transform(d, D)`` write in place;
+    ``weight_from_sum(M (k, F, C)) -> dw (F, C, 3, 3)`` applies ``G^T . G``. ``k`` is the
+    number of tile positions ``(m + 2)^2``. The drivers below run any scheme.
+    """
+
+    m: int
+    transform_weight: Callable
+    input_transform: Callable
+    output_transform: Callable
+    dout_transform: Callable
+    weight_from_sum: Callable
+
+    @property
+    def k(self) -> int:
+        return (self.m + 2) ** 2
+
+
+def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
     """Stride-1 3x3 cross-correlation of ``x`` (N, C, H, W) with ``weight`` (F, C, 3, 3),
-    zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW).
+    zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW), by scheme ``s``.
 
     With ``keep`` it returns ``(out, tiles)`` too: ``tiles`` is the list of ``(slice, V)``
-    per batch chunk, the input transforms that ``weight_grad3x3`` needs again.
+    per batch chunk, the input transforms that ``run_weight_grad3x3`` needs again.
     """
     xp = backend.namespace(x, weight)
     N, C, H, W = x.shape
     F = weight.shape[0]
-    OH, OW, TH, TW = _tiles(H, W, padding)
-    U = _transform_weight(weight)  # (16, F, C)
-    out = xp.empty((N, F, 2 * TH, 2 * TW), dtype=x.dtype)
+    m, k = s.m, s.k
+    OH, OW, TH, TW = _tiles(H, W, padding, m)
+    U = s.transform_weight(weight)  # (k, F, C)
+    out = xp.empty((N, F, m * TH, m * TW), dtype=x.dtype)
     tiles = []
-    chunks = _chunks(x, C, TH, TW)
+    chunks = _chunks(x, C, TH, TW, k)
     T = TH * TW
     # kept: one buffer holding every chunk's V; else one V reused by every chunk
-    Vbuf = scratch(xp, x.dtype, 16, C * T, chunks, whole=keep)
-    Mbuf = scratch(xp, x.dtype, 16, F * T, chunks)
+    Vbuf = scratch(xp, x.dtype, k, C * T, chunks, whole=keep)
+    Mbuf = scratch(xp, x.dtype, k, F * T, chunks)
     for i, sl in enumerate(chunks):
         n = sl.stop - sl.start
-        # Channel-major V (16, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
+        # Channel-major V (k, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
         # position, and the weight gradient's products get the inner dimension n*TH*TW.
-        V = planes(Vbuf, 16, (C, n, TH, TW), _offset(16, C * T, i, sl) if keep else 0)
-        _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        M = xp.matmul(U, V.reshape(16, C, n * T), out=planes(Mbuf, 16, (F, n * T)))
-        _output_transform(M.reshape(16, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
+        V = planes(Vbuf, k, (C, n, TH, TW), _offset(k, C * T, i, sl) if keep else 0)
+        s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
+        M = xp.matmul(U, V.reshape(k, C, n * T), out=planes(Mbuf, k, (F, n * T)))
+        s.output_transform(M.reshape(k, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
         if keep:
             tiles.append((sl, V))
-    if (OH, OW) != (2 * TH, 2 * TW):
+    if (OH, OW) != (m * TH, m * TW):
         out = xp.ascontiguousarray(out[:, :, :OH, :OW])
     return (out, tiles) if keep else out
 
 
-def conv3x3_transpose(dout, weight, padding):
-    """Gradient w.r.t. the input of ``conv3x3(x, weight, padding)``: (N, C, H, W).
+def run_conv3x3_transpose(s: Scheme, dout, weight, padding):
+    """Gradient w.r.t. the input of ``run_conv3x3(s, x, weight, padding)``: (N, C, H, W).
 
     A stride-1 correlation's adjoint is a full correlation of ``dout`` with the kernel
     flipped in both spatial axes and its channel axes swapped, padding ``2 - p``.
@@ -264,7 +291,43 @@ def conv3x3_transpose(dout, weight, padding):
     ph, pw = padding
     wt = weight[:, :, ::-1, ::-1].swapaxes(0, 1)  # (C, F, 3, 3)
     # Output size OH + 2(2 - p) - 2 = H: a padding above 2 crops dout instead.
-    return conv3x3(dout, wt, (2 - ph, 2 - pw))
+    return run_conv3x3(s, dout, wt, (2 - ph, 2 - pw))
+
+
+def run_weight_grad3x3(s: Scheme, x, dout, padding, tiles=None):
+    """``dweight[f, c, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] xpad[n, c, oh + i, ow + j]``
+    by the transposed algorithm F(3x3, m x m): x (N, C, H, W), dout (N, F, OH, OW) ->
+    (F, C, 3, 3).
+
+    ``tiles``: the forward's input transforms (``run_conv3x3(..., keep=True)``); computed
+    here again when None.
+    """
+    xp = backend.namespace(x, dout)
+    N, C, H, W = x.shape
+    F = dout.shape[1]
+    m, k = s.m, s.k
+    OH, OW, TH, TW = _tiles(H, W, padding, m)
+    if tiles is None:
+        tiles = [(sl, None) for sl in _chunks(x, C, TH, TW, k)]
+    chunks = [sl for sl, _ in tiles]
+    T = TH * TW
+    Vbuf = scratch(xp, x.dtype, k if tiles[0][1] is None else 0, C * T, chunks)
+    Dbuf = scratch(xp, x.dtype, k, F * T, chunks)
+    Msum = xp.zeros((k, F, C), dtype=x.dtype)
+    for sl, V in tiles:
+        n = sl.stop - sl.start
+        if V is None:
+            V = planes(Vbuf, k, (C, n, TH, TW))
+            s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
+        D = planes(Dbuf, k, (F, n, TH, TW))
+        d = dout[sl]
+        if (OH, OW) != (m * TH, m * TW):  # zero-extend odd-sized dout to whole m x m blocks
+            d = xp.zeros((n, F, m * TH, m * TW), dtype=x.dtype)
+            d[:, :, :OH, :OW] = dout[sl]
+        s.dout_transform(d, D.transpose(0, 2, 1, 3, 4))
+        # one (F, n*T) @ (n*T, C) product per tile position: the chunk's sum is the GEMM's
+        Msum += xp.matmul(D.reshape(k, F, -1), V.reshape(k, C, -1).swapaxes(-1, -2))
+    return s.weight_from_sum(Msum)
 
 
 def _dout_transform(d, D):
@@ -287,43 +350,37 @@ def _dout_transform(d, D):
         xp.negative(c1, out=Da[3])
 
 
-def weight_grad3x3(x, dout, padding, tiles=None):
-    """``dweight[f, c, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] xpad[n, c, oh + i, ow + j]``
-    by F(3x3, 2x2): x (N, C, H, W), dout (N, F, OH, OW) -> (F, C, 3, 3).
+def _weight_from_sum(Msum):
+    """``dg = G^T M G`` per (f, c): (16, F, C) -> (F, C, 3, 3).
 
-    ``tiles``: the forward's input transforms (``conv3x3(..., keep=True)``); computed
-    here again when None.
+    G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
     """
-    xp = backend.namespace(x, dout)
-    N, C, H, W = x.shape
-    F = dout.shape[1]
-    OH, OW, TH, TW = _tiles(H, W, padding)
-    if tiles is None:
-        tiles = [(sl, None) for sl in _chunks(x, C, TH, TW)]
-    chunks = [sl for sl, _ in tiles]
-    T = TH * TW
-    Vbuf = scratch(xp, x.dtype, 16 if tiles[0][1] is None else 0, C * T, chunks)
-    Dbuf = scratch(xp, x.dtype, 16, F * T, chunks)
-    Msum = xp.zeros((16, F, C), dtype=x.dtype)
-    for sl, V in tiles:
-        n = sl.stop - sl.start
-        if V is None:
-            V = planes(Vbuf, 16, (C, n, TH, TW))
-            _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        D = planes(Dbuf, 16, (F, n, TH, TW))
-        # zero-extend odd-sized dout to whole 2x2 blocks: (n, F, 2TH, 2TW)
-        d = dout[sl]
-        if (OH, OW) != (2 * TH, 2 * TW):
-            d = _tile_pad(d, (0, 0), TH - 1, TW - 1)
-        _dout_transform(d, D.transpose(0, 2, 1, 3, 4))
-        # one (F, n*T) @ (n*T, C) product per tile position: the chunk's sum is the GEMM's
-        Msum += xp.matmul(D.reshape(16, F, -1), V.reshape(16, C, -1).swapaxes(-1, -2))
-    # dg = G^T M G: G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]].
+    xp = backend.namespace(Msum)
+    F, C = Msum.shape[1:]
     M = Msum.reshape(4, 4, F, C)
     rows = [M[0] + (M[1] + M[2]) * 0.5, (M[1] - M[2]) * 0.5, (M[1] + M[2]) * 0.5 + M[3]]
-    dw = xp.empty((F, C, 3, 3), dtype=x.dtype)
+    dw = xp.empty((F, C, 3, 3), dtype=Msum.dtype)
     for i, r in enumerate(rows):  # r (4, F, C) over the column index
         dw[:, :, i, 0] = r[0] + (r[1] + r[2]) * 0.5
         dw[:, :, i, 1] = (r[1] - r[2]) * 0.5
         dw[:, :, i, 2] = (r[1] + r[2]) * 0.5 + r[3]
     return dw
+
+
+F2 = Scheme(2, _transform_weight, _input_transform, _output_transform, _dout_transform,
+            _weight_from_sum)
+
+
+def conv3x3(x, weight, padding, keep=False):
+    """F(2x2, 3x3) ``run_conv3x3``: stride-1 3x3 correlation, (N, C, H, W) -> (N, F, OH, OW)."""
+    return run_conv3x3(F2, x, weight, padding, keep)
+
+
+def conv3x3_transpose(dout, weight, padding):
+    """F(2x2, 3x3) ``run_conv3x3_transpose``: gradient w.r.t. the input."""
+    return run_conv3x3_transpose(F2, dout, weight, padding)
+
+
+def weight_grad3x3(x, dout, padding, tiles=None):
+    """F(3x3, 2x2) ``run_weight_grad3x3``: gradient w.r.t. the weight, (F, C, 3, 3)."""
+    return run_weight_grad3x3(F2, x, dout, padding, tiles)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from normlab import backend
 from normlab.functional import _kernels, _winograd
-from normlab.functional._winograd import _offset, planes, scratch
 
 __all__ = ["conv3x3", "conv3x3_transpose", "weight_grad3x3"]
 
@@ -75,16 +74,7 @@ def _transform_weight(w):
 
 def _tile_pad(x, padding, TH, TW):
     """``x`` (n, C, H, W) zero-padded (or cropped) to (n, C, 4TH + 2, 4TW + 2)."""
-    xp = backend.namespace(x)
-    n, C, H, W = x.shape
-    ph, pw = padding
-    out = xp.zeros((n, C, 4 * TH + 2, 4 * TW + 2), dtype=x.dtype)
-    sh, sw = max(0, -ph), max(0, -pw)
-    dh, dw = max(0, ph), max(0, pw)
-    h = min(H - sh, out.shape[2] - dh)
-    w = min(W - sw, out.shape[3] - dw)
-    out[:, :, dh:dh + h, dw:dw + w] = x[:, :, sh:sh + h, sw:sw + w]
-    return out
+    return _winograd._tile_pad(x, padding, TH, TW, 4)
 
 
 def _input_transform(x, padding, V):
@@ -133,81 +123,35 @@ def _dout_transform(d, D):
             D[6 * a + b] = _lin(A[b], c)
 
 
-def _tiles(H, W, padding):
-    ph, pw = padding
-    OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
-    return OH, OW, -(-OH // 4), -(-OW // 4)
+def _weight_from_sum(Msum):
+    """``dg = G^T M G`` per (f, c): (36, F, C) -> (F, C, 3, 3)."""
+    xp = backend.namespace(Msum)
+    F, C = Msum.shape[1:]
+    M = Msum.reshape(6, 6, F, C)
+    rows = [_lin([g[i] for g in G], [M[a] for a in range(6)]) for i in range(3)]  # (6, F, C)
+    dw = xp.empty((F, C, 3, 3), dtype=Msum.dtype)
+    for i, r in enumerate(rows):
+        for j in range(3):
+            dw[:, :, i, j] = _lin([g[j] for g in G], [r[b] for b in range(6)])
+    return dw
 
 
-def _chunks(x, C, TH, TW):
-    return _kernels.batch_chunks(x, 36 * C * TH * TW * x.dtype.itemsize, _winograd.CHUNK_BYTES)
+F4 = _winograd.Scheme(4, _transform_weight, _input_transform, _output_transform,
+                      _dout_transform, _weight_from_sum)
 
 
 def conv3x3(x, weight, padding, keep=False):
-    """Stride-1 3x3 cross-correlation by F(4x4, 3x3): as ``_winograd.conv3x3`` (same
-    arguments, ``keep`` returns the (slice, V (36, C, n, TH, TW)) list too)."""
-    xp = backend.namespace(x, weight)
-    N, C, H, W = x.shape
-    F = weight.shape[0]
-    OH, OW, TH, TW = _tiles(H, W, padding)
-    U = _transform_weight(weight)  # (36, F, C)
-    out = xp.empty((N, F, 4 * TH, 4 * TW), dtype=x.dtype)
-    tiles = []
-    chunks = _chunks(x, C, TH, TW)
-    T = TH * TW
-    Vbuf = scratch(xp, x.dtype, 36, C * T, chunks, whole=keep)
-    Mbuf = scratch(xp, x.dtype, 36, F * T, chunks)
-    for i, sl in enumerate(chunks):
-        n = sl.stop - sl.start
-        V = planes(Vbuf, 36, (C, n, TH, TW), _offset(36, C * T, i, sl) if keep else 0)
-        _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        M = xp.matmul(U, V.reshape(36, C, n * T), out=planes(Mbuf, 36, (F, n * T)))
-        _output_transform(M.reshape(36, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
-        if keep:
-            tiles.append((sl, V))
-    if (OH, OW) != (4 * TH, 4 * TW):
-        out = xp.ascontiguousarray(out[:, :, :OH, :OW])
-    return (out, tiles) if keep else out
+    """F(4x4, 3x3) ``_winograd.run_conv3x3`` (same arguments; ``keep`` returns the
+    (slice, V (36, C, n, TH, TW)) list too)."""
+    return _winograd.run_conv3x3(F4, x, weight, padding, keep)
 
 
 def conv3x3_transpose(dout, weight, padding):
     """Gradient w.r.t. the input of ``conv3x3(x, weight, padding)`` (see ``_winograd``)."""
-    ph, pw = padding
-    wt = weight[:, :, ::-1, ::-1].swapaxes(0, 1)
-    return conv3x3(dout, wt, (2 - ph, 2 - pw))
+    return _winograd.run_conv3x3_transpose(F4, dout, weight, padding)
 
 
 def weight_grad3x3(x, dout, padding, tiles=None):
     """``dweight`` (F, C, 3, 3) by F(3x3, 4x4); ``tiles`` from ``conv3x3(..., keep=True)``
     or None (recomputed)."""
-    xp = backend.namespace(x, dout)
-    N, C, H, W = x.shape
-    F = dout.shape[1]
-    OH, OW, TH, TW = _tiles(H, W, padding)
-    if tiles is None:
-        tiles = [(sl, None) for sl in _chunks(x, C, TH, TW)]
-    chunks = [sl for sl, _ in tiles]
-    T = TH * TW
-    Vbuf = scratch(xp, x.dtype, 36 if tiles[0][1] is None else 0, C * T, chunks)
-    Dbuf = scratch(xp, x.dtype, 36, F * T, chunks)
-    Msum = xp.zeros((36, F, C), dtype=x.dtype)
-    for sl, V in tiles:
-        n = sl.stop - sl.start
-        if V is None:
-            V = planes(Vbuf, 36, (C, n, TH, TW))
-            _input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        D = planes(Dbuf, 36, (F, n, TH, TW))
-        d = dout[sl]
-        if (OH, OW) != (4 * TH, 4 * TW):  # zero-extend to whole 4x4 blocks
-            d = xp.zeros((n, F, 4 * TH, 4 * TW), dtype=x.dtype)
-            d[:, :, :OH, :OW] = dout[sl]
-        _dout_transform(d, D.transpose(0, 2, 1, 3, 4))
-        Msum += xp.matmul(D.reshape(36, F, -1), V.reshape(36, C, -1).swapaxes(-1, -2))
-    # dg = G^T M G
-    M = Msum.reshape(6, 6, F, C)
-    rows = [_lin([g[i] for g in G], [M[a] for a in range(6)]) for i in range(3)]  # (6, F, C)
-    dw = xp.empty((F, C, 3, 3), dtype=x.dtype)
-    for i, r in enumerate(rows):
-        for j in range(3):
-            dw[:, :, i, j] = _lin([g[j] for g in G], [r[b] for b in range(6)])
-    return dw
+    return _winograd.run_weight_grad3x3(F4, x, dout, padding, tiles)
