@@ -23,12 +23,21 @@ def winograd():
     _winograd.use_winograd(old)
 
 
+@pytest.fixture(params=[2, 4], ids=["F2x2", "F4x4"])
+def tile(request):
+    """Force Winograd with output tile 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3))."""
+    old_mode, old_tile = _winograd.use_winograd(True), _winograd.use_tile(request.param)
+    yield request.param
+    _winograd.use_winograd(old_mode)
+    _winograd.use_tile(old_tile)
+
+
 @st.composite
 def winograd_configs(draw):
     ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
-    # padded input at least 3x3; odd and even output sizes both occur
-    h = draw(st.integers(max(1, 3 - 2 * ph), 7))
-    w = draw(st.integers(max(1, 3 - 2 * pw), 7))
+    # padded input at least 3x3; output sizes of every residue mod 2 and mod 4
+    h = draw(st.integers(max(1, 3 - 2 * ph), 11))
+    w = draw(st.integers(max(1, 3 - 2 * pw), 11))
     return dict(x=(draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w),
                 f=draw(st.integers(1, 3)), padding=(ph, pw), bias=draw(st.booleans()),
                 seed=draw(st.integers(0, 2**16)))
@@ -37,14 +46,14 @@ def winograd_configs(draw):
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cfg=winograd_configs())
-def test_winograd_matches_loop_reference_float64(cfg, winograd, kernels):
+def test_winograd_matches_loop_reference_float64(cfg, tile, kernels):
     rng = np.random.default_rng(cfg["seed"])
     x = rng.standard_normal(cfg["x"])
     w = rng.standard_normal((cfg["f"], cfg["x"][1], 3, 3))
     b = rng.standard_normal(cfg["f"]) if cfg["bias"] else None
     x0, w0 = x.copy(), w.copy()
     out, cache = F.conv2d_forward(x, w, b, padding=cfg["padding"])
-    assert cache.winograd
+    assert cache.winograd and cache.wino_tile == tile
     ref, ref_cache = N.conv2d_forward_naive(x, w, b, padding=cfg["padding"])
     np.testing.assert_allclose(out, ref, **TIGHT)
     dout = rng.standard_normal(out.shape)
@@ -67,13 +76,13 @@ def test_winograd_matches_loop_reference_float64(cfg, winograd, kernels):
     ((2, 2, 5, 5), 3, 2),
     ((1, 2, 4, 6), 2, (3, 1)),  # padding above 2: dx crops dout
 ])
-def test_winograd_torch_parity_float64(shape, f, padding, winograd, kernels):
+def test_winograd_torch_parity_float64(shape, f, padding, tile, kernels):
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape)
     w = rng.standard_normal((f, shape[1], 3, 3))
     b = rng.standard_normal(f)
     out, cache = F.conv2d_forward(x, w, b, padding=padding)
-    assert cache.winograd
+    assert cache.winograd and cache.wino_tile == tile
     dout = rng.standard_normal(out.shape)
     dx, dw, db = F.conv2d_backward(dout, cache)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))

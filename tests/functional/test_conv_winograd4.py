@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) conv path: loop reference, PyTorch parity, float32 accuracy, dispatch."""
+"""Winograd F(4x4, 3x3): exact transform matrices, float32 accuracy, transforms, dispatch."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from normlab import functional as F
 from normlab.functional import _kernels, _winograd, _winograd4
@@ -41,65 +38,8 @@ def test_transform_matrices_compute_f43_exactly():
         assert y == [sum(d[i + k] * g[k] for k in range(3)) for i in range(4)]
 
 
-@st.composite
-def configs(draw):
-    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
-    # padded input at least 3x3; output sizes of every residue mod 4
-    h = draw(st.integers(max(1, 3 - 2 * ph), 11))
-    w = draw(st.integers(max(1, 3 - 2 * pw), 11))
-    return dict(x=(draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w),
-                f=draw(st.integers(1, 3)), padding=(ph, pw), bias=draw(st.booleans()),
-                seed=draw(st.integers(0, 2**16)))
-
-
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cfg=configs())
-def test_f4_matches_loop_reference_float64(cfg, f4, kernels):
-    rng = np.random.default_rng(cfg["seed"])
-    x = rng.standard_normal(cfg["x"])
-    w = rng.standard_normal((cfg["f"], cfg["x"][1], 3, 3))
-    b = rng.standard_normal(cfg["f"]) if cfg["bias"] else None
-    x0, w0 = x.copy(), w.copy()
-    out, cache = F.conv2d_forward(x, w, b, padding=cfg["padding"])
-    assert cache.winograd and cache.wino_tile == 4
-    ref, ref_cache = N.conv2d_forward_naive(x, w, b, padding=cfg["padding"])
-    np.testing.assert_allclose(out, ref, **TIGHT)
-    dout = rng.standard_normal(out.shape)
-    got = F.conv2d_backward(dout, cache)
-    want = N.conv2d_backward_naive(dout, ref_cache)
-    for g, t in zip(got, want):
-        if t is None:
-            assert g is None
-        else:
-            assert g.shape == t.shape
-            np.testing.assert_allclose(g, t, **TIGHT)
-    np.testing.assert_array_equal(x, x0)
-    np.testing.assert_array_equal(w, w0)
-
-
-@pytest.mark.parametrize("shape,f,padding", [
-    ((2, 3, 8, 8), 4, 1),  # whole 4x4 tiles
-    ((2, 2, 7, 9), 3, 1),  # last tiles padded and cropped
-    ((1, 3, 6, 5), 2, 0),
-    ((2, 2, 5, 5), 3, 2),
-    ((1, 2, 4, 6), 2, (3, 1)),  # padding above 2: dx crops dout
-])
-def test_f4_torch_parity_float64(shape, f, padding, f4, kernels):
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal(shape)
-    w = rng.standard_normal((f, shape[1], 3, 3))
-    b = rng.standard_normal(f)
-    out, cache = F.conv2d_forward(x, w, b, padding=padding)
-    assert cache.wino_tile == 4
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = F.conv2d_backward(dout, cache)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    tout = torch.nn.functional.conv2d(tx, tw, tb, padding=padding)
-    tout.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-7, atol=1e-12)
-    for got, want in ((dx, tx.grad), (dw, tw.grad), (db, tb.grad)):
-        np.testing.assert_allclose(got, want.numpy(), rtol=1e-7, atol=1e-12)
+# The float64 sweep against the loop reference and the torch parity tests run for both
+# tile sizes in test_conv_winograd.py (fixture ``tile``).
 
 
 def _rel(a, ref):

@@ -11,7 +11,7 @@ symmetry of all-zero weights: a constant layer stays constant (its variance is 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
