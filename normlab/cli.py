@@ -93,7 +93,8 @@ def _cmd_experiment_run(args) -> int:
                                  overrides=overrides)
         _print_summary(run_dir)
         dirs.append(run_dir)
-    report = write_report(dirs, args.report or (dirs[-1] / "report.html"))
+    default = dirs[0] / "report.html" if len(dirs) == 1 else Path(args.out) / "report.html"
+    report = write_report(dirs, args.report or default)
     print(f"report: {report}")
     return 0
 
@@ -197,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the experiment's Generator")
     r.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields")
-    r.add_argument("--report", default=None, help="path of the HTML report "
-                   "(default: report.html in the last run folder)")
+    r.add_argument("--report", default=None, help="path of the HTML report (default: "
+                   "report.html in the run folder, or in OUT for several experiments)")
     r.set_defaults(func=_cmd_experiment_run)
     rep = exsub.add_parser("report", help="write one HTML page for run folders")
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run folders")

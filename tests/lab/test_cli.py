@@ -119,3 +119,10 @@ def test_train_model_that_cannot_take_the_data(capsys, tmp_path):
 def test_train_bad_arguments(capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_several_experiments_share_one_report_in_out(capsys, tmp_path):
+    assert main(["experiment", "run", "activation-stats", "activation-stats", "--smoke",
+                 "--out", str(tmp_path)]) == 0
+    assert f"report: {tmp_path / 'report.html'}" in capsys.readouterr().out
+    assert (tmp_path / "report.html").read_text().count("<h2>") == 2
