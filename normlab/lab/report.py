@@ -56,9 +56,25 @@ def _table(rows: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _section(run: dict[str, Any]) -> str:
+def _overview(runs: list[dict[str, Any]]) -> str:
+    """One row per run: a link to its section, how many claim checks hold, wall time."""
+    rows = ["<table><tr><th>experiment</th><th>claim checks</th><th>size</th>"
+            "<th>wall time (s)</th></tr>"]
+    for i, run in enumerate(runs):
+        s = run["summary"]
+        checks = s.get("checks", {})
+        held = sum(bool(v) for v in checks.values())
+        cls = "pass" if held == len(checks) else "fail"
+        size = "smoke" if run["config"].get("smoke") else "full"
+        rows.append(f"<tr><td><a href='#run{i}'>{html.escape(s['experiment'])}</a></td>"
+                    f"<td class='{cls}'>{held} of {len(checks)} hold</td><td>{size}</td>"
+                    f"<td>{s.get('wall_time_s', '?')}</td></tr>")
+    return "\n".join(rows) + "</table>"
+
+
+def _section(run: dict[str, Any], anchor: str = "") -> str:
     s = run["summary"]
-    parts = [f"<h2>{html.escape(s.get('title', s['experiment']))}</h2>",
+    parts = [f"<h2 id='{anchor}'>{html.escape(s.get('title', s['experiment']))}</h2>",
              f"<p>run folder: <code>{html.escape(str(run['dir']))}</code> · wall time "
              f"{s.get('wall_time_s', '?')} s · seed {run['config'].get('seed')}"
              f"{' · smoke size' if run['config'].get('smoke') else ''}</p>",
@@ -96,7 +112,9 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
         If a folder is not a run folder.
     """
     runs = [load_run(d) for d in run_dirs]
-    body = "\n".join(_section(r) for r in runs)
+    body = "\n".join(_section(r, f"run{i}") for i, r in enumerate(runs))
+    if len(runs) > 1:
+        body = _overview(runs) + "\n" + body
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>normlab report</title>"
             f"<style>{_CSS}</style></head><body><h1>normlab report</h1>"
             f"<p>{len(runs)} run(s).</p>{body}</body></html>")

@@ -125,4 +125,7 @@ def test_several_experiments_share_one_report_in_out(capsys, tmp_path):
     assert main(["experiment", "run", "activation-stats", "activation-stats", "--smoke",
                  "--out", str(tmp_path)]) == 0
     assert f"report: {tmp_path / 'report.html'}" in capsys.readouterr().out
-    assert (tmp_path / "report.html").read_text().count("<h2>") == 2
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<h2 id=") == 2
+    assert page.count("5 of 5 hold") == 2  # the overview table links both runs
+    assert "href='#run0'" in page and "href='#run1'" in page
