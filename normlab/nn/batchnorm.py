@@ -72,6 +72,26 @@ def _check_float_input(owner: str, x) -> None:
         )
 
 
+def _add_affine(module: Module, shape, dtype, bias: bool) -> None:
+    """Learnable ``weight`` (ones) and, with ``bias``, ``bias`` (zeros) of ``shape``."""
+    module.params["weight"] = np.ones(shape, dtype=dtype)
+    if bias:
+        module.params["bias"] = np.zeros(shape, dtype=dtype)
+
+
+def _param_as(module: Module, key: str, dtype):
+    """``module.params[key]`` cast to the input's dtype, or None where the layer has none."""
+    p = module.params.get(key)
+    return None if p is None else p.astype(dtype, copy=False)
+
+
+def _store(module: Module, dgamma, dbeta) -> None:
+    """Store the affine gradients in the parameters' own dtype (absent ones are skipped)."""
+    for key, g in (("weight", dgamma), ("bias", dbeta)):
+        if g is not None and key in module.params:
+            module.grads[key] = g.astype(module.params[key].dtype, copy=False)
+
+
 class _NormBase(Module):
     """Parameters and buffers shared by batch and instance norm (PyTorch's ``_NormBase``).
 
@@ -92,9 +112,7 @@ class _NormBase(Module):
         self.track_running_stats = bool(track_running_stats)
         C = self.num_features
         if self.affine:
-            self.params["weight"] = np.ones(C, dtype=dtype)
-            if bias:
-                self.params["bias"] = np.zeros(C, dtype=dtype)
+            _add_affine(self, C, dtype, bias)
         if self.track_running_stats:
             self.buffers["running_mean"] = np.zeros(C, dtype=dtype)
             self.buffers["running_var"] = np.ones(C, dtype=dtype)
@@ -110,15 +128,6 @@ class _NormBase(Module):
             self.buffers["num_batches_tracked"] = xp.zeros_like(
                 self.buffers["num_batches_tracked"])
 
-    def _param(self, key, dtype):
-        p = self.params.get(key)
-        return None if p is None else p.astype(dtype, copy=False)
-
-    def _store_grads(self, dgamma, dbeta) -> None:
-        if dgamma is not None and "weight" in self.params:
-            self.grads["weight"] = dgamma.astype(self.params["weight"].dtype, copy=False)
-        if dbeta is not None and "bias" in self.params:
-            self.grads["bias"] = dbeta.astype(self.params["bias"].dtype, copy=False)
 
     def _check_channels(self, x) -> None:
         if x.shape[1] != self.num_features:
@@ -187,7 +196,7 @@ class _BatchNorm(_NormBase):
         self._check_input_dim(x)
         self._check_channels(x)
         axes = self._axes(x)
-        gamma, beta = self._param("weight", x.dtype), self._param("bias", x.dtype)
+        gamma, beta = _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype)
         if self.training or not self.track_running_stats:
             if x.size // self.num_features == 1:
                 raise ValueError(
@@ -221,7 +230,7 @@ class _BatchNorm(_NormBase):
             dx, dgamma, dbeta = F.batch_norm_backward(dout, cache)
         else:
             dx, dgamma, dbeta = F.batch_norm_eval_backward(dout, cache)
-        self._store_grads(dgamma, dbeta)
+        _store(self, dgamma, dbeta)
         return dx
 
 

@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 
 from normlab import functional as F
-from normlab.nn.batchnorm import (_check_eps, _check_float_input, _check_num_features,
-                                  _NormBase)
+from normlab.nn.batchnorm import (_add_affine, _check_eps, _check_float_input,
+                                  _check_num_features, _NormBase, _param_as, _store)
 from normlab.nn.module import Module
 
 __all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm"]
@@ -96,25 +96,6 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={'bias' in self.params}")
-
-
-def _add_affine(module: Module, shape, dtype, bias: bool) -> None:
-    """Learnable ``weight`` (ones) and, with ``bias``, ``bias`` (zeros) of ``shape``."""
-    module.params["weight"] = np.ones(shape, dtype=dtype)
-    if bias:
-        module.params["bias"] = np.zeros(shape, dtype=dtype)
-
-
-def _param_as(module: Module, key: str, dtype):
-    """``module.params[key]`` cast to the input's dtype, or None where the layer has none."""
-    p = module.params.get(key)
-    return None if p is None else p.astype(dtype, copy=False)
-
-
-def _store(module: Module, dgamma, dbeta) -> None:
-    for key, g in (("weight", dgamma), ("bias", dbeta)):
-        if g is not None and key in module.params:
-            module.grads[key] = g.astype(module.params[key].dtype, copy=False)
 
 
 class GroupNorm(Module):
@@ -236,7 +217,7 @@ class _InstanceNorm(_NormBase):
                 f"{owner}: input has {x.shape[1]} channels but num_features="
                 f"{self.num_features}; num_features is unused because affine=False and "
                 "track_running_stats=False.", UserWarning, stacklevel=2)
-        gamma, beta = self._param("weight", x.dtype), self._param("bias", x.dtype)
+        gamma, beta = _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype)
         if self.training or not self.track_running_stats:
             if math.prod(x.shape[2:]) == 1:
                 raise ValueError(
@@ -269,7 +250,7 @@ class _InstanceNorm(_NormBase):
             dx, dgamma, dbeta = F.instance_norm_backward(dout, cache)
         else:
             dx, dgamma, dbeta = F.batch_norm_eval_backward(dout, cache)
-        self._store_grads(dgamma, dbeta)
+        _store(self, dgamma, dbeta)
         return dx[0] if unbatched else dx
 
 
