@@ -12,12 +12,13 @@ histories) instead of a pickle of the whole model; they load with ``allow_pickle
 
 from __future__ import annotations
 
+import io
 import json
-import os
 
 import numpy as np
 
 from normlab import backend
+from normlab._io import atomic_write_bytes
 from normlab.cs231n import optim
 
 __all__ = ["Solver"]
@@ -124,13 +125,11 @@ class Solver:
             "train_acc_history": [float(x) for x in self.train_acc_history],
             "val_acc_history": [float(x) for x in self.val_acc_history],
         }
-        # temporary file, then rename: a crash never leaves a half-written checkpoint
-        tmp = stem + ".tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, stem + ".npz")
-        with open(stem + ".json.tmp", "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=1)
-        os.replace(stem + ".json.tmp", stem + ".json")
+        # temporary file, fsync, rename: a crash never leaves a half-written checkpoint
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(stem + ".npz", buf.getvalue())
+        atomic_write_bytes(stem + ".json", json.dumps(meta, indent=1).encode("utf-8"))
         if self.verbose:
             print(f'Saving checkpoint to "{stem}.npz" and "{stem}.json"')
 

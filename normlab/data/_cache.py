@@ -8,11 +8,13 @@ half-written cache entry; they are read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from normlab._io import atomic_write_bytes
 
 __all__ = ["cache_dir", "cache_path", "load_cached", "save_cached", "fingerprint"]
 
@@ -42,17 +44,12 @@ def load_cached(key: str) -> dict[str, np.ndarray] | None:
 
 
 def save_cached(key: str, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` under ``key`` atomically (temporary file, then rename)."""
+    """Write ``arrays`` under ``key`` atomically (temporary file, fsync, rename)."""
     path = cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(os.fspath(path), buf.getvalue())
     return path
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from normlab._io import atomic_write_bytes
 from normlab.lab.registry import get_experiment
 
 __all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
@@ -45,11 +46,9 @@ def _jsonable(obj: Any):
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON atomically (temporary file, fsync, rename)."""
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    atomic_write_bytes(os.fspath(path), text.encode("utf-8"))
 
 
 def apply_overrides(cfg, overrides: dict[str, str]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from normlab.train.checkpoint import atomic_write_bytes
+from normlab._io import atomic_write_bytes
 
 __all__ = ["History", "RECORD_KEYS"]
 
