@@ -27,7 +27,7 @@ def _check_virtual_batch_size(owner: str, value) -> int:
     if value <= 0:
         raise ValueError(
             f"{owner}: expected virtual_batch_size to be a positive int, got {value!r}. It "
-            "is the number of samples per virtual batch (Hoffer et al. use 32)."
+            "is the number of samples per virtual batch (default 32)."
         )
     return int(value)
 

@@ -7,8 +7,8 @@ convolution uses ``W_hat``. The gradient flows through the standardisation (it i
 norm's backward over each filter), so ``grads["weight"]`` is the gradient with respect
 to the raw ``W``. Conventions, since implementations differ: the variance is **biased**
 (divide by the filter size) and ``eps`` (default 1e-5) is added **inside** the square
-root, as timm's ``StdConv2d`` does (timm's default eps is 1e-6); the paper's reference
-code divides by ``std + 1e-5`` with the unbiased std.
+root, as timm's ``StdConv2d`` computes it; the paper's reference code divides by
+``std + 1e-5`` with the unbiased std instead.
 """
 
 from __future__ import annotations
