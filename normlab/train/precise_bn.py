@@ -11,8 +11,9 @@ in BatchNorm"; SWA's ``update_bn``). Two estimators:
 - ``"population"`` (fvcore's PreciseBN estimator): the count-weighted mean and the biased
   variance of all values the layer saw, merged exactly with Chan's formula.
 
-Both run the whole model in train mode (each BN normalises with its batch statistics, as
-during training) and restore every module's ``momentum`` and mode afterwards.
+Both run the whole model in train mode (each layer computes what it computes in training:
+BN and Ghost BN normalise with batch statistics, Batch Renorm corrects towards the running
+statistics being rebuilt) and restore every module's ``momentum`` and mode afterwards.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _first(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def update_bn_stats(model: Module, batches, estimator: str = "average") -> Module:
+def update_bn_stats(model: Module, batches, estimator: str = "average",
+                    num_batches: int | None = None) -> Module:
     """Re-estimate the running statistics of every batch-norm layer of ``model``.
 
     Parameters
@@ -70,6 +72,9 @@ def update_bn_stats(model: Module, batches, estimator: str = "average") -> Modul
     estimator : {"average", "population"}, default "average"
         "average": equal weight per batch, unbiased variance (PyTorch's ``update_bn``).
         "population": count-weighted mean and biased variance of all values.
+    num_batches : int or None, default None
+        Use only the first ``num_batches`` batches (an endless loader needs it); None uses
+        them all.
 
     Returns
     -------
@@ -82,7 +87,7 @@ def update_bn_stats(model: Module, batches, estimator: str = "average") -> Modul
     TypeError
         If ``model`` is not a normlab Module.
     ValueError
-        For an unknown estimator, a model without a batch-norm layer that tracks running
+        For an unknown estimator, a ``num_batches`` below 1, a model without a batch-norm layer that tracks running
         statistics, or ``batches`` that yields nothing. On any error every buffer,
         momentum and mode is restored.
     """
@@ -92,6 +97,11 @@ def update_bn_stats(model: Module, batches, estimator: str = "average") -> Modul
     if estimator not in ESTIMATORS:
         raise ValueError(f"update_bn_stats: expected estimator in {ESTIMATORS}, got "
                          f"{estimator!r}.")
+    if num_batches is not None and (isinstance(num_batches, bool)
+                                    or not isinstance(num_batches, (int, np.integer))
+                                    or num_batches < 1):
+        raise ValueError(f"update_bn_stats: expected num_batches to be a positive int or None, "
+                         f"got {num_batches!r}.")
     bns = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not bns:
         raise ValueError(
@@ -113,6 +123,8 @@ def update_bn_stats(model: Module, batches, estimator: str = "average") -> Modul
         model.train()
         n_batches = 0
         for batch in batches:
+            if num_batches is not None and n_batches == num_batches:
+                break
             model(_first(batch))
             n_batches += 1
         if n_batches == 0:

@@ -143,3 +143,18 @@ def test_bad_estimator_and_model():
         update_bn_stats(_bn64(), BATCHES, estimator="median")
     with pytest.raises(TypeError, match="update_bn_stats: expected a normlab Module, got list"):
         update_bn_stats([], BATCHES)
+
+
+def test_num_batches_takes_the_first_batches_of_an_endless_loader():
+    def endless():
+        while True:
+            yield from BATCHES
+
+    m = _bn64()
+    update_bn_stats(m, endless(), num_batches=2, estimator="population")
+    np.testing.assert_allclose(m.buffers["running_mean"], [5.6], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.buffers["running_var"], [11.84], rtol=0, atol=1e-12)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="update_bn_stats: expected num_batches to be a "
+                                             "positive int or None, got "):
+            update_bn_stats(m, BATCHES, num_batches=bad)
