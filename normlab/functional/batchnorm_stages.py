@@ -24,7 +24,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from normlab import backend
-from normlab.functional import _bn_kernels
+from normlab.functional import dispatch
 from normlab.functional._normalize import (channel_shape, normalize_backward,
                                            reduced_count, sum_of_products, sum_over)
 
@@ -80,8 +80,14 @@ def check_axes(x, axes) -> tuple:
     return axes
 
 
-def _fused(x, axes) -> bool:
-    return _bn_kernels.usable(x, axes)
+def _compiled(op: str, x, axes, *others):
+    """The compiled kernel for ``op`` (``dispatch.lookup``) if its layout applies: float32
+    or float64 data reduced over every axis but the channel axis, of one array type."""
+    if (x.dtype not in (np.float32, np.float64) or x.size == 0
+            or tuple(axes) != (0,) + tuple(range(2, x.ndim))
+            or any(type(o) is not type(x) for o in others)):
+        return None
+    return dispatch.lookup(op, backend.namespace(x))
 
 
 def batch_moments(x, axes) -> Moments:
@@ -119,8 +125,9 @@ def batch_moments(x, axes) -> Moments:
     sdt = stat_dtype(x.dtype)
     if count == 0:
         return Moments(xp.zeros(C, dtype=sdt), xp.zeros(C, dtype=sdt), 0)
-    if _fused(x, axes):
-        mean, var = _bn_kernels.moments(x)
+    impl = _compiled("bn_moments", x, axes)
+    if impl is not None:  # -> float64 (C,) mean, var
+        mean, var = impl(x)
         return Moments(mean, var, count)
     index = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
     shift = x[index]  # one sample per channel, keepdims
@@ -225,8 +232,9 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     sdt = stat_dtype(dt)
     mean = moments.mean.astype(sdt, copy=False)
     inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
-    if _fused(x, axes):
-        out, x_hat = _bn_kernels.normalize_affine(x, mean, inv_std, gamma, beta)
+    impl = _compiled("bn_normalize_affine", x, axes)
+    if impl is not None:  # -> out, x_hat; the difference x - mean taken in float64
+        out, x_hat = impl(x, mean, inv_std, gamma, beta)
     else:
         # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x (Sterbenz),
         # so a float32 mean of 1e4 costs no digits of data with std 0.1.
@@ -257,8 +265,9 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     x_hat, axes = cache.x_hat, cache.axes
     C = x_hat.shape[1]
     sdt = stat_dtype(x_hat.dtype)
-    if _fused(x_hat, axes) and type(dout) is type(x_hat):
-        return _bn_kernels.grad_sums(dout, x_hat)
+    impl = _compiled("bn_grad_sums", x_hat, axes, dout)
+    if impl is not None:  # -> float64 (C,) sum_dy, sum_dy_xhat
+        return impl(dout, x_hat)
     sum_dy = sum_over(dout, axes).reshape(C).astype(sdt)
     sum_dy_xhat = sum_of_products(dout, x_hat, axes).reshape(C).astype(sdt)
     return sum_dy, sum_dy_xhat
@@ -293,11 +302,12 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     sdt = stat_dtype(x_hat.dtype)
     sum_dy = xp.asarray(sum_dy).astype(sdt, copy=False)
     sum_dy_xhat = xp.asarray(sum_dy_xhat).astype(sdt, copy=False)
-    if _fused(x_hat, axes) and type(dout) is type(x_hat):
+    impl = _compiled("bn_grad_input", x_hat, axes, dout)
+    if impl is not None:  # dx = k * (dy - shift - x_hat * slope), float64 (C,) k/shift/slope
         k = inv_std.reshape(C).astype(sdt)
         if gamma is not None:
             k = k * gamma.astype(sdt)
-        return _bn_kernels.grad_input(dout, x_hat, k, sum_dy / count, sum_dy_xhat / count)
+        return impl(dout, x_hat, k, sum_dy / count, sum_dy_xhat / count)
     dt, ks = x_hat.dtype, inv_std.shape
     scale = None if gamma is None else gamma.reshape(channel_shape(x_hat.ndim))
     return normalize_backward(dout, x_hat, inv_std, axes, scale=scale,

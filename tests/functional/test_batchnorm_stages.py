@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from normlab import functional as F
-from normlab.functional import _bn_kernels
 from normlab.gradcheck import numerical_gradient, rel_error
 
 SHAPES = [((12, 3), (0,)), ((11, 3, 5), (0, 2)), ((13, 2, 3, 2), (0, 2, 3))]
@@ -21,13 +20,10 @@ SPLITS = [(5,), (2, 7), (0, 4)]
 SPLIT_IDS = ["2-way", "3-way", "3-way-empty"]
 
 
-@pytest.fixture(autouse=True, params=["fused", "portable"])
-def bn_path(request, monkeypatch):
+@pytest.fixture(autouse=True)
+def bn_path(kernel_setting):
     """Run every test on the compiled numba kernels and on the reference xp path."""
-    if request.param == "fused":
-        pytest.importorskip("numba")
-    monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
-    return request.param
+    return kernel_setting
 
 
 def _parts(x, cuts):

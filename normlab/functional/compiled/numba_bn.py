@@ -1,11 +1,12 @@
-"""Optional fused CPU kernels for batch norm (NumPy arrays only, needs numba).
+"""Compiled (numba) CPU kernels for the stages of batch norm, NumPy arrays only.
 
-The portable path in ``batchnorm.py`` makes about eleven passes over the data with
-NumPy ufuncs; these kernels make five (forward: mean, variance, output; backward: sums,
-``dx``) and accumulate in float64, so they are both faster and more accurate in float32.
-They compute the same two-pass statistics and the same closed-form backward.
-``batch_norm_forward`` uses them when ``usable(x)`` holds (NumPy float32/float64 input,
-numba importable, ``ENABLED``); otherwise, and always on CuPy, it uses the ``xp`` path.
+The reference stages in ``batchnorm_stages.py`` make about eleven passes over the data
+with ufuncs; these kernels make five (moments: mean, variance; forward: normalise +
+affine; backward: both sums, ``dx``) and accumulate in float64, so they are both faster
+and more accurate in float32. Same two-pass statistics, same closed-form backward.
+Registered with the dispatch as ``bn_moments``, ``bn_normalize_affine``,
+``bn_grad_sums``, ``bn_grad_input`` for ``"numpy"``; the call sites use them only for
+float32/float64 input reduced over every axis but the channel axis 1, ``(0, 2, 3, ...)``.
 
 The input is viewed as ``(A, C, B)``: ``A`` = product of the axes before the channel
 axis, ``B`` = product of those after (``(N, C)``: B = 1; ``(N, C, H, W)``: B = H*W).
@@ -14,38 +15,21 @@ Kernels run on one thread; numba compiles them on first use (cached on disk).
 
 from __future__ import annotations
 
-import importlib
 import math
 
+import numba
 import numpy as np
 
-__all__ = ["ENABLED", "usable", "moments", "normalize_affine", "grad_sums", "grad_input"]
+from normlab.functional.dispatch import register
 
-ENABLED = True  # tests switch this off to exercise the portable path
-_numba = None
+__all__ = ["moments", "normalize_affine", "grad_sums", "grad_input"]
+
+PROVIDER = f"numba {numba.__version__}"
 _kernels = None
 
 
-def _get_numba():
-    global _numba
-    if _numba is None:
-        try:
-            _numba = importlib.import_module("numba")
-        except Exception:  # not installed, or a broken LLVM
-            _numba = False
-    return _numba
-
-
-def usable(x, axes) -> bool:
-    """True when the fused kernels can run on ``x`` reduced over ``axes``."""
-    return (ENABLED and type(x) is np.ndarray and x.dtype in (np.float32, np.float64)
-            and x.ndim >= 2 and tuple(axes) == (0,) + tuple(range(2, x.ndim))
-            and x.size > 0 and bool(_get_numba()))
-
-
 def _build(cache: bool = True):
-    nb = _get_numba()
-    jit = nb.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
+    jit = numba.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
 
     @jit
     def stats(x, mean, var):  # x (A, C, B); mean, var (C,) float64
@@ -222,3 +206,9 @@ def grad_input(dout, x_hat, k, shift, slope):
                         np.ascontiguousarray(shift, np.float64),
                         np.ascontiguousarray(slope, np.float64), dx.reshape(dyv.shape))
     return dx
+
+
+register("bn_moments", "numpy", moments)
+register("bn_normalize_affine", "numpy", normalize_affine)
+register("bn_grad_sums", "numpy", grad_sums)
+register("bn_grad_input", "numpy", grad_input)
