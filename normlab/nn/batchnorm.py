@@ -254,7 +254,8 @@ class _BatchNorm(_NormBase):
             self._update_buffers(cache.mean, cache.var, cache.count)
         return out, ("train", cache)
 
-    def _batch_backward(self, dout, payload):
+    def _batch_backward(self, dout, mode: str, payload):
+        """Gradients of ``_batch_forward``; ``mode`` is the tag it stored ("train" here)."""
         return F.batch_norm_backward(dout, payload)
 
     def _update_buffers(self, mean, var, count: int) -> None:
@@ -278,7 +279,7 @@ class _BatchNorm(_NormBase):
         if mode == "eval":
             dx, dgamma, dbeta = F.batch_norm_eval_backward(dout, cache)
         else:
-            dx, dgamma, dbeta = self._batch_backward(dout, cache)
+            dx, dgamma, dbeta = self._batch_backward(dout, mode, cache)
         _store(self, dgamma, dbeta)
         return dx
 

@@ -95,45 +95,50 @@ class _BatchRenorm(_BatchNorm):
         self._d_max = _check_bound(type(self).__name__, "d_max", value, 0.0,
                                    "d is clipped to [-d_max, d_max]; 0 disables it.")
 
-    def corrections(self, batch_mean, batch_var):
-        """``(r, d)`` of shape (C,) for a batch's mean and biased variance (input dtype)."""
+    def corrections(self, batch_mean, batch_var, dtype=None):
+        """``(r, d)`` of shape (C,) for a batch's mean and biased variance.
+
+        Computed in the statistics' dtype and returned in ``dtype`` (default: theirs).
+        """
         xp = backend.namespace(batch_mean)
         b = self.buffers
-        dtype = batch_mean.dtype
-        sigma = xp.sqrt(b["running_var"].astype(dtype, copy=False) + self.eps)
+        sdt = batch_mean.dtype
+        sigma = xp.sqrt(b["running_var"].astype(sdt) + self.eps)
         sigma_b = xp.sqrt(batch_var + self.eps)
         r = xp.clip(sigma_b / sigma, 1.0 / self._r_max, self._r_max)
-        d = xp.clip((batch_mean - b["running_mean"].astype(dtype, copy=False)) / sigma,
+        d = xp.clip((batch_mean - b["running_mean"].astype(sdt)) / sigma,
                     -self._d_max, self._d_max)
+        dtype = sdt if dtype is None else dtype
         return r.astype(dtype, copy=False), d.astype(dtype, copy=False)
 
     def _batch_forward(self, x, gamma, beta, axes):
         if not self.training:  # unreachable: running stats are always tracked
             return super()._batch_forward(x, gamma, beta, axes)
         xp = backend.namespace(x)
-        # r and d from the batch moments and the running statistics before they move
-        # (two-pass mean/var, used only for r and d), then one batch-norm step with the
-        # folded affine map (weight * r, weight * d + bias).
-        r, d = self.corrections(x.mean(axis=axes), x.var(axis=axes))
+        # The stages: the batch moments, r and d from them and the running statistics
+        # before they move, then normalisation with those moments and the folded affine
+        # map (weight * r, weight * d + bias). batch_norm_forward is these two stages, so
+        # r = 1, d = 0 reproduces batch norm bit for bit.
+        moments = F.batch_moments(x, axes)
+        r, d = self.corrections(moments.mean, moments.var, x.dtype)
         g_eff = r if gamma is None else gamma * r
         b_eff = d if gamma is None else gamma * d
         if beta is not None:
             b_eff = b_eff + beta
         if gamma is None and bool(xp.all(r == 1)) and bool(xp.all(d == 0)):
             g_eff = b_eff = None  # affine=False with no correction: batch norm exactly
-        out, cache = F.batch_norm_forward(x, g_eff, b_eff, axes=axes, eps=self.eps)
+        out, cache = F.batch_norm_forward_from_moments(x, g_eff, b_eff, moments, axes=axes,
+                                                       eps=self.eps)
         self._update_buffers(cache.mean, cache.var, cache.count)
         return out, ("renorm", (cache, r, d, g_eff is None))
 
-    def _batch_backward(self, dout, payload):
-        if not isinstance(payload, tuple) or len(payload) != 4:
-            return super()._batch_backward(dout, payload)
+    def _batch_backward(self, dout, mode: str, payload):
+        if mode != "renorm":
+            return super()._batch_backward(dout, mode, payload)
         cache, r, d, plain = payload
         dx, dg_eff, db_eff = F.batch_norm_backward(dout, cache)
         if plain or "weight" not in self.params:
             return dx, None, None
-        if db_eff is None:  # a one-call API that omits dbeta for a None beta
-            db_eff = (dout.sum(axis=cache.axes)).reshape(r.shape)
         # g_eff = weight * r and b_eff = weight * d + bias with r, d constant
         dgamma = dg_eff * r + db_eff * d
         return dx, dgamma, db_eff if "bias" in self.params else None

@@ -102,10 +102,9 @@ class _GhostBatchNorm(_BatchNorm):
             caches.append(cache)
         return xp.concatenate(outs, axis=0), ("ghost", (V, caches))
 
-    def _batch_backward(self, dout, payload):
-        if not (isinstance(payload, tuple) and len(payload) == 2
-                and isinstance(payload[1], list)):
-            return super()._batch_backward(dout, payload)
+    def _batch_backward(self, dout, mode: str, payload):
+        if mode != "ghost":
+            return super()._batch_backward(dout, mode, payload)
         V, caches = payload
         xp = backend.namespace(dout)
         dxs, dgamma, dbeta = [], None, None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normlab import backend
+from normlab import functional as F
 from normlab.nn.batchnorm import _BatchNorm
 from normlab.nn.module import Module
 
@@ -30,25 +30,18 @@ ESTIMATORS = ("average", "population")
 
 
 class _Population:
-    """Running count, mean and sum of squared deviations (Chan et al.), in float64."""
+    """Collects the ``Moments`` a BN layer updates its statistics from (float64)."""
 
     def __init__(self) -> None:
-        self.count, self.mean, self.m2 = 0, None, None
+        self.moments: list = []
 
     def __call__(self, mean, var, count) -> None:
-        count = int(count)
-        if count == 0:
-            return
-        mean = backend.to_numpy(mean).astype(np.float64)
-        m2 = backend.to_numpy(var).astype(np.float64) * count  # var is biased
-        if self.count == 0:
-            self.count, self.mean, self.m2 = count, mean, m2
-            return
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (count / total)
-        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
-        self.count = total
+        self.moments.append(F.Moments(mean.astype(np.float64), var.astype(np.float64),
+                                      int(count)))
+
+    def merged(self):
+        """Chan's merge (``functional.merge_moments``): count-weighted, exact."""
+        return F.merge_moments(self.moments) if self.moments else None
 
 
 def _first(batch):
@@ -133,11 +126,11 @@ def update_bn_stats(model: Module, batches, estimator: str = "average",
                 "a loader (or list) that yields a few training batches."
             )
         for m, pop in population.items():
-            if pop.count > 0:
+            merged = pop.merged()
+            if merged is not None and merged.count > 0:
                 rm = m.buffers["running_mean"]
-                xp = backend.namespace(rm)
-                m.buffers["running_mean"] = xp.asarray(pop.mean, dtype=rm.dtype)
-                m.buffers["running_var"] = xp.asarray(pop.m2 / pop.count, dtype=rm.dtype)
+                m.buffers["running_mean"] = merged.mean.astype(rm.dtype)
+                m.buffers["running_var"] = merged.var.astype(rm.dtype)
         ok = True
     finally:
         for m in bns:
