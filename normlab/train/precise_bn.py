@@ -80,9 +80,9 @@ def update_bn_stats(model: Module, batches, estimator: str = "average",
     TypeError
         If ``model`` is not a normlab Module.
     ValueError
-        For an unknown estimator, a ``num_batches`` below 1, a model without a batch-norm layer that tracks running
-        statistics, or ``batches`` that yields nothing. On any error every buffer,
-        momentum and mode is restored.
+        For an unknown estimator, a ``num_batches`` below 1, a model without a batch-norm
+        layer that tracks running statistics, or ``batches`` that yields nothing. On any
+        error every buffer, momentum and mode is restored.
     """
     if not isinstance(model, Module):
         raise TypeError(f"update_bn_stats: expected a normlab Module, got "
