@@ -291,13 +291,24 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     count : int
         Values per channel in the global batch (``cache.count`` for one process).
 
+    Raises
+    ------
+    ValueError
+        If ``count`` is smaller than this input's values per channel.
+
     Shape
     -----
     dout (N, C, *) -> dx (N, C, *), dtype of the forward's input.
     """
     x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
     xp = backend.namespace(dout, x_hat)
-    count = int(count)
+    count, local = int(count), reduced_count(x_hat.shape, axes)
+    if count < local:
+        raise ValueError(
+            f"batch_norm_backward_elementwise: expected the global count of values per "
+            f"channel (at least the {local} of this input), got count={count}. Pass the count "
+            "of the moments the forward used (cache.count)."
+        )
     if count == 0 or x_hat.size == 0:
         return xp.zeros_like(x_hat)
     C = x_hat.shape[1]

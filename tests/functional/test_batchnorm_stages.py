@@ -201,6 +201,16 @@ def test_elementwise_with_zero_global_count_gives_zeros():
     assert out.shape == dx.shape == (0, 2) and cache.count == 0
 
 
+def test_elementwise_rejects_a_count_below_the_local_one(rng):
+    x = rng.standard_normal((4, 3, 2))
+    out, cache = F.batch_norm_forward(x, None, None, axes=(0, 2))
+    sums = F.batch_norm_backward_reduce(out, cache)
+    with pytest.raises(ValueError, match=r"batch_norm_backward_elementwise: expected the global "
+                                         r"count of values per channel \(at least the 8 of this "
+                                         r"input\), got count=5"):
+        F.batch_norm_backward_elementwise(out, cache, *sums, 5)
+
+
 def test_forward_from_moments_rejects_wrong_shape(rng):
     m = F.Moments(np.zeros(4), np.ones(4), 10)
     with pytest.raises(ValueError, match=r"batch_norm_forward_from_moments: expected moments "
