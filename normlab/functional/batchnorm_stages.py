@@ -151,6 +151,10 @@ def merge_moments(moments: Sequence[Moments]) -> Moments:
     ----------
     moments : sequence of Moments, each with (C,) statistics
 
+    Shape
+    -----
+    k Moments of (C,) statistics -> one Moments of (C,) statistics.
+
     Returns
     -------
     Moments

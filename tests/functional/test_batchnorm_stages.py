@@ -8,6 +8,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from normlab import functional as F
 from normlab.gradcheck import numerical_gradient, rel_error
@@ -133,6 +135,27 @@ def test_merge_is_order_independent(rng):
         assert m.count == ref.count
         np.testing.assert_allclose(m.mean, ref.mean, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(m.var, ref.var, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(0, 9), min_size=1, max_size=5),
+       seed=st.integers(0, 2**32 - 1), offset=st.floats(-1e3, 1e3))
+def test_merge_of_any_split_equals_moments_of_the_whole(sizes, seed, offset):
+    rng = np.random.default_rng(seed)
+    parts = [offset + rng.standard_normal((n, 2, 3)) * rng.uniform(0.1, 10) for n in sizes]
+    merged = F.merge_moments([F.batch_moments(p, (0, 2)) for p in parts])
+    whole = np.concatenate(parts)
+    assert merged.count == whole.size // 2
+    if merged.count == 0:
+        np.testing.assert_array_equal(merged.mean, np.zeros(2))
+        np.testing.assert_array_equal(merged.var, np.zeros(2))
+        return
+    scale = 1.0 + abs(offset)
+    np.testing.assert_allclose(merged.mean, whole.mean(axis=(0, 2)), rtol=1e-12,
+                               atol=1e-12 * scale)
+    np.testing.assert_allclose(merged.var, whole.var(axis=(0, 2)), rtol=1e-10,
+                               atol=1e-12 * scale ** 2)
 
 
 def test_merge_rejects_bad_input():
