@@ -160,11 +160,11 @@ def _input_transform(x, padding, V):
 def _output_transform(M, out):
     """``out[n, f, 2th + i, 2tw + j] = (A^T M A)[i, j]``; ``M`` (16, n, F, TH, TW), ``out``
     (n, F, 2TH, 2TW) written in place."""
-    impl = dispatch.lookup("winograd2_output", backend.namespace(M))
+    xp = backend.namespace(M)
+    impl = dispatch.lookup("winograd2_output", xp)
     if impl is not None:
         impl(M, out)
         return
-    xp = backend.namespace(M)
     s = []
     for a in range(4):  # A along tile columns: s[a][j] (n, F, TH, TW)
         m0, m1, m2, m3 = M[4 * a], M[4 * a + 1], M[4 * a + 2], M[4 * a + 3]
@@ -333,11 +333,11 @@ def run_weight_grad3x3(s: Scheme, x, dout, padding, tiles=None):
 def _dout_transform(d, D):
     """``D[4a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 2x2 block at ``(2th, 2tw)``;
     ``d`` (n, F, 2TH, 2TW) zero-extended, ``D`` (16, n, F, TH, TW) written in place."""
-    impl = dispatch.lookup("winograd2_dout", backend.namespace(d))
+    xp = backend.namespace(d)
+    impl = dispatch.lookup("winograd2_dout", xp)
     if impl is not None:
         impl(d, D)
         return
-    xp = backend.namespace(d)
     # A = [[1, 0], [1, 1], [1, -1], [0, -1]] along rows, then along columns.
     r0, r1 = d[:, :, 0::2], d[:, :, 1::2]  # (n, F, TH, 2TW)
     t = [r0, r0 + r1, r0 - r1, -r1]

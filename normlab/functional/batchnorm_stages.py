@@ -80,14 +80,14 @@ def check_axes(x, axes) -> tuple:
     return axes
 
 
-def _compiled(op: str, x, axes, *others):
+def _compiled(op: str, xp, x, axes, *others):
     """The compiled kernel for ``op`` (``dispatch.lookup``) if its layout applies: float32
     or float64 data reduced over every axis but the channel axis, of one array type."""
     if (x.dtype not in (np.float32, np.float64) or x.size == 0
             or tuple(axes) != (0,) + tuple(range(2, x.ndim))
             or any(type(o) is not type(x) for o in others)):
         return None
-    return dispatch.lookup(op, backend.namespace(x))
+    return dispatch.lookup(op, xp)
 
 
 def batch_moments(x, axes) -> Moments:
@@ -125,7 +125,7 @@ def batch_moments(x, axes) -> Moments:
     sdt = stat_dtype(x.dtype)
     if count == 0:
         return Moments(xp.zeros(C, dtype=sdt), xp.zeros(C, dtype=sdt), 0)
-    impl = _compiled("bn_moments", x, axes)
+    impl = _compiled("bn_moments", xp, x, axes)
     if impl is not None:  # -> float64 (C,) mean, var
         mean, var = impl(x)
         return Moments(mean, var, count)
@@ -150,6 +150,10 @@ def merge_moments(moments: Sequence[Moments]) -> Moments:
     Parameters
     ----------
     moments : sequence of Moments, each with (C,) statistics
+
+    Shape
+    -----
+    k Moments of (C,) statistics -> one Moments of (C,) statistics.
 
     Returns
     -------
@@ -228,20 +232,22 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     axes = check_axes(x, axes)
     _check_moments(x, moments)
     xp = backend.namespace(x)
-    dt, cs = x.dtype, channel_shape(x.ndim)
+    dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
     sdt = stat_dtype(dt)
     mean = moments.mean.astype(sdt, copy=False)
     inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
-    impl = _compiled("bn_normalize_affine", x, axes)
+    impl = _compiled("bn_normalize_affine", xp, x, axes)
     if impl is not None:  # -> out, x_hat; the difference x - mean taken in float64
         out, x_hat = impl(x, mean, inv_std, gamma, beta)
     else:
         # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x (Sterbenz),
         # so a float32 mean of 1e4 costs no digits of data with std 0.1.
+        # The lo pass is skipped where lo / std is below half an ulp of 1 in x's dtype.
         hi = mean.astype(dt)
         x_hat = x - hi.reshape(cs)
-        if sdt != dt:
-            x_hat -= (mean - hi.astype(sdt)).astype(dt).reshape(cs)
+        lo = mean - hi.astype(sdt)
+        if sdt != dt and C and float(xp.max(xp.abs(lo) * inv_std)) > xp.finfo(dt).eps / 2:
+            x_hat -= lo.astype(dt).reshape(cs)
         x_hat *= inv_std.astype(dt).reshape(cs)
         out = x_hat * gamma.reshape(cs) if gamma is not None else x_hat.copy()
         if beta is not None:
@@ -265,7 +271,7 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     x_hat, axes = cache.x_hat, cache.axes
     C = x_hat.shape[1]
     sdt = stat_dtype(x_hat.dtype)
-    impl = _compiled("bn_grad_sums", x_hat, axes, dout)
+    impl = _compiled("bn_grad_sums", backend.namespace(dout, x_hat), x_hat, axes, dout)
     if impl is not None:  # -> float64 (C,) sum_dy, sum_dy_xhat
         return impl(dout, x_hat)
     sum_dy = sum_over(dout, axes).reshape(C).astype(sdt)
@@ -289,20 +295,31 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     count : int
         Values per channel in the global batch (``cache.count`` for one process).
 
+    Raises
+    ------
+    ValueError
+        If ``count`` is smaller than this input's values per channel.
+
     Shape
     -----
     dout (N, C, *) -> dx (N, C, *), dtype of the forward's input.
     """
     x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
     xp = backend.namespace(dout, x_hat)
-    count = int(count)
+    count, local = int(count), reduced_count(x_hat.shape, axes)
+    if count < local:
+        raise ValueError(
+            f"batch_norm_backward_elementwise: expected the global count of values per "
+            f"channel (at least the {local} of this input), got count={count}. Pass the count "
+            "of the moments the forward used (cache.count)."
+        )
     if count == 0 or x_hat.size == 0:
         return xp.zeros_like(x_hat)
     C = x_hat.shape[1]
     sdt = stat_dtype(x_hat.dtype)
     sum_dy = xp.asarray(sum_dy).astype(sdt, copy=False)
     sum_dy_xhat = xp.asarray(sum_dy_xhat).astype(sdt, copy=False)
-    impl = _compiled("bn_grad_input", x_hat, axes, dout)
+    impl = _compiled("bn_grad_input", xp, x_hat, axes, dout)
     if impl is not None:  # dx = k * (dy - shift - x_hat * slope), float64 (C,) k/shift/slope
         k = inv_std.reshape(C).astype(sdt)
         if gamma is not None:

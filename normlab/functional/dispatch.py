@@ -56,7 +56,15 @@ def _check_setting(setting) -> str:
     return setting
 
 
-_setting = _check_setting(os.environ.get("NORMLAB_KERNELS", "compiled"))
+def _from_environment() -> str:
+    value = os.environ.get("NORMLAB_KERNELS", "compiled")
+    if value not in SETTINGS:
+        raise ValueError(f"NORMLAB_KERNELS: expected 'compiled' or 'reference', got {value!r}. "
+                         "Unset it to get the default 'compiled'.")
+    return value
+
+
+_setting = _from_environment()
 
 
 class kernels:  # noqa: N801 (used like a function: normlab.kernels("reference"))
@@ -99,7 +107,8 @@ def get_kernels() -> str:
 
 
 def _backend_name(xp) -> str:
-    return getattr(xp, "__name__", str(xp)).split(".")[0]
+    name = getattr(xp, "__name__", None)  # "numpy", "cupy" (a module's name)
+    return (name if isinstance(name, str) else str(xp)).partition(".")[0]
 
 
 def register(op: str, backend: str, impl: Callable) -> None:

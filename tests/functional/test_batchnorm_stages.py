@@ -8,6 +8,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from normlab import functional as F
 from normlab.gradcheck import numerical_gradient, rel_error
@@ -135,6 +137,27 @@ def test_merge_is_order_independent(rng):
         np.testing.assert_allclose(m.var, ref.var, rtol=1e-12, atol=1e-12)
 
 
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(0, 9), min_size=1, max_size=5),
+       seed=st.integers(0, 2**32 - 1), offset=st.floats(-1e3, 1e3))
+def test_merge_of_any_split_equals_moments_of_the_whole(sizes, seed, offset):
+    rng = np.random.default_rng(seed)
+    parts = [offset + rng.standard_normal((n, 2, 3)) * rng.uniform(0.1, 10) for n in sizes]
+    merged = F.merge_moments([F.batch_moments(p, (0, 2)) for p in parts])
+    whole = np.concatenate(parts)
+    assert merged.count == whole.size // 2
+    if merged.count == 0:
+        np.testing.assert_array_equal(merged.mean, np.zeros(2))
+        np.testing.assert_array_equal(merged.var, np.zeros(2))
+        return
+    scale = 1.0 + abs(offset)
+    np.testing.assert_allclose(merged.mean, whole.mean(axis=(0, 2)), rtol=1e-12,
+                               atol=1e-12 * scale)
+    np.testing.assert_allclose(merged.var, whole.var(axis=(0, 2)), rtol=1e-10,
+                               atol=1e-12 * scale ** 2)
+
+
 def test_merge_rejects_bad_input():
     m = F.Moments(np.zeros(3), np.ones(3), 4)
     with pytest.raises(ValueError, match="merge_moments: expected at least one Moments, got "
@@ -199,6 +222,16 @@ def test_elementwise_with_zero_global_count_gives_zeros():
     out, cache = F.batch_norm_forward_from_moments(x, None, None, m, axes=(0,))
     dx = F.batch_norm_backward_elementwise(out, cache, np.zeros(2), np.zeros(2), 0)
     assert out.shape == dx.shape == (0, 2) and cache.count == 0
+
+
+def test_elementwise_rejects_a_count_below_the_local_one(rng):
+    x = rng.standard_normal((4, 3, 2))
+    out, cache = F.batch_norm_forward(x, None, None, axes=(0, 2))
+    sums = F.batch_norm_backward_reduce(out, cache)
+    with pytest.raises(ValueError, match=r"batch_norm_backward_elementwise: expected the global "
+                                         r"count of values per channel \(at least the 8 of this "
+                                         r"input\), got count=5"):
+        F.batch_norm_backward_elementwise(out, cache, *sums, 5)
 
 
 def test_forward_from_moments_rejects_wrong_shape(rng):

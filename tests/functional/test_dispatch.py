@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,12 +50,19 @@ def test_bad_setting_raises(bad):
     assert normlab.get_kernels() == "compiled"
 
 
-def test_environment_variable_sets_the_default():
+def _import_with(value):
     code = "import normlab; print(normlab.get_kernels())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"NORMLAB_KERNELS": "reference", "PATH": ""}, check=True,
-                         cwd=str(__import__("pathlib").Path(normlab.__file__).parents[1]))
-    assert out.stdout.strip() == "reference"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"NORMLAB_KERNELS": value, "PATH": ""},
+                          cwd=str(Path(normlab.__file__).parents[1]))
+
+
+def test_environment_variable_sets_the_default():
+    out = _import_with("reference")
+    assert out.returncode == 0 and out.stdout.strip() == "reference"
+    out = _import_with("fast")
+    assert out.returncode != 0
+    assert "NORMLAB_KERNELS: expected 'compiled' or 'reference', got 'fast'" in out.stderr
 
 
 def test_lookup_finds_the_numba_kernels_for_numpy_only():
