@@ -1,6 +1,7 @@
 """fold_batchnorm: same eval logits, no BN left, input untouched, refusals."""
 
 import copy
+from functools import partial
 
 import numpy as np
 import pytest
@@ -108,3 +109,35 @@ def test_refuses_size_mismatch():
                                          r"many features as the layer before it has outputs \(2\), "
                                          r"got 4"):
         fold_batchnorm(model)
+
+
+@pytest.mark.parametrize("norm", [
+    partial(nn.GhostBatchNorm2d, virtual_batch_size=2),
+    partial(nn.BatchRenorm2d, r_max=2.0, d_max=1.0),
+    nn.BatchNorm2d,
+])
+@pytest.mark.parametrize("name", ["lenet", "resnet20"])
+def test_bn_family_recognised_by_type_and_folded(name, norm):
+    """Every layer whose eval map is BN's folds, whatever its class (Ghost BN, Batch Renorm)
+    and however the model got it (norm= callable, rank siblings in LeNet)."""
+    build = {"lenet": LeNet, "resnet20": partial(resnet20, base_width=4)}[name]
+    model = build(norm=norm, dtype=np.float64, rng=0)
+    shape = (1, 28, 28) if name == "lenet" else (3, 8, 8)
+    x = np.random.default_rng(0).standard_normal((4, *shape))
+    model = _trained(model, x)
+    folded = fold_batchnorm(model)
+    np.testing.assert_allclose(folded(x), model(x), rtol=1e-10, atol=1e-10)
+    assert not any(isinstance(m, nn.NormLayer) for m in folded.modules())
+
+
+def test_frozen_batchnorm_with_buffer_affine_folds(rng):
+    seq = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.BatchNorm1d(4)).to(dtype=np.float64)
+    seq[1].params["weight"] = 1.0 + rng.standard_normal(4)
+    seq[1].params["bias"] = rng.standard_normal(4)
+    seq(rng.standard_normal((6, 3)))
+    nn.freeze_batchnorm(seq.eval())
+    assert "weight" in seq[1].buffers
+    x = rng.standard_normal((5, 3))
+    folded = fold_batchnorm(seq)
+    assert isinstance(folded[1], nn.Identity)
+    np.testing.assert_allclose(folded(x), seq(x), rtol=1e-12, atol=1e-12)

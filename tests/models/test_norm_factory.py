@@ -1,5 +1,7 @@
 """make_norm: one factory maps norm kinds to layers."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,47 @@ def test_instance_on_vectors_raises():
     with pytest.raises(ValueError, match=r"make_norm: expected \(N, C, L\) or \(N, C, H, W\) "
                                          r"features for norm='instance', got \(N, C\) vectors"):
         make_norm("instance", 4, 0)
+
+
+def test_callable_makes_the_layer_in_the_models_dtype():
+    layer = make_norm(partial(nn.GhostBatchNorm2d, virtual_batch_size=16), 8, 2, np.float64)
+    assert type(layer) is nn.GhostBatchNorm2d and layer.virtual_batch_size == 16
+    assert all(a.dtype == np.float64 for a in (*layer.params.values(),
+                                                layer.buffers["running_mean"]))
+    custom = make_norm(lambda C: nn.GroupNorm(2, C), 6, 0)
+    assert type(custom) is nn.GroupNorm and custom.num_channels == 6
+
+
+@pytest.mark.parametrize("cls, spatial, expected", [
+    (nn.GhostBatchNorm2d, 0, nn.GhostBatchNorm1d), (nn.GhostBatchNorm1d, 2, nn.GhostBatchNorm2d),
+    (nn.BatchRenorm2d, 1, nn.BatchRenorm1d), (nn.BatchNorm2d, 0, nn.BatchNorm1d),
+    (nn.FrozenBatchNorm2d, 0, nn.FrozenBatchNorm1d), (nn.BatchNorm1d, 1, nn.BatchNorm1d),
+])
+def test_callable_bn_family_layer_gets_the_sibling_for_the_rank(cls, spatial, expected):
+    layer = make_norm(cls, 4, spatial)
+    assert type(layer) is expected
+
+
+def test_callable_must_return_a_module():
+    with pytest.raises(TypeError, match=r"make_norm: expected norm\(num_features\) to return a "
+                                        r"normlab Module, got int"):
+        make_norm(lambda C: C, 4, 2)
+
+
+@pytest.mark.parametrize("name, shape, kw", [
+    ("resnet20", (4, 3, 8, 8), {"base_width": 4}),
+    ("mlp", (4, 12), {"input_dim": 12, "hidden_dims": (6,)}),
+    ("lenet", (4, 1, 28, 28), {}),
+    ("convnet", (4, 3, 8, 8), {"input_dim": (3, 8, 8), "hidden_dim": 5, "num_filters": 4}),
+    ("mnist1d-mlp", (4, 40), {"hidden": 8}),
+    ("mnist1d-cnn", (4, 40), {"channels": 4}),
+])
+def test_every_builder_takes_a_callable(name, shape, kw):
+    from normlab.models import build  # noqa: PLC0415
+
+    model = build(name, norm=partial(nn.GhostBatchNorm2d, virtual_batch_size=2), rng=0, **kw)
+    norms = [m for m in model.modules() if isinstance(m, nn.NormLayer)]
+    assert norms and all(isinstance(m, (nn.GhostBatchNorm1d, nn.GhostBatchNorm2d)) for m in norms)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    out = model(x)
+    assert model.backward(np.ones_like(out)).shape == x.shape

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from normlab import nn
-from normlab.functional import _bn_kernels
 
 KINDS = {
     "1d-2D": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 3)),
@@ -25,13 +24,10 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(params=["fused", "portable"])
-def bn_path(request, monkeypatch):
-    """The fused numba kernels (numba is a dependency; the xp path is the fallback) and the portable xp path."""
-    if request.param == "fused":
-        pytest.importorskip("numba")
-    monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
-    return request.param
+@pytest.fixture
+def bn_path(kernel_setting):
+    """The compiled numba kernels (numba is a dependency) and the reference xp path."""
+    return kernel_setting
 
 
 def _close(ours, theirs):
@@ -239,6 +235,8 @@ def test_one_value_per_channel_is_fine_in_eval_with_running_stats():
     ({"num_features": 0}, ValueError, r"BatchNorm1d: expected num_features to be a positive "
                                       r"int, got 0"),
     ({"num_features": 2.0}, ValueError, r"expected num_features to be a positive int, got 2\.0"),
+    ({"unbiased_running_var": "no"}, TypeError, r"BatchNorm1d: expected unbiased_running_var to "
+                                                r"be a bool, got str\. True is PyTorch's rule"),
 ])
 def test_bad_hyperparameters_rejected_at_construction(kw, exc, msg):
     kw = {"num_features": 3, **kw}
@@ -250,3 +248,57 @@ def test_integer_input_rejected():
     with pytest.raises(TypeError, match=r"BatchNorm1d: expected a floating-point array, got "
                                         r"int64\. Cast it with x\.astype\(np\.float32\)"):
         nn.BatchNorm1d(3)(np.zeros((4, 3), dtype=np.int64))
+
+
+# ---------------------------------------------------------------- d2l/Keras running variance
+def _d2l_batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
+    """d2l's ``batch_norm`` (chapter 8.5), training branch, written out in NumPy."""
+    axes = (0,) + tuple(range(2, X.ndim))
+    mean = X.mean(axis=axes)
+    var = ((X - X.mean(axis=axes, keepdims=True)) ** 2).mean(axis=axes)  # biased
+    shape = (1, -1) + (1,) * (X.ndim - 2)
+    X_hat = (X - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    moving_mean = momentum * moving_mean + (1.0 - momentum) * mean
+    moving_var = momentum * moving_var + (1.0 - momentum) * var
+    return gamma.reshape(shape) * X_hat + beta.reshape(shape), moving_mean, moving_var
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_d2l_convention_matches_d2l_with_momentum_one_minus_d2ls(rng, kind, bn_path):
+    """``unbiased_running_var=False, momentum=0.1`` is d2l's ``momentum=0.9``."""
+    cls, _, shape = KINDS[kind]
+    m = cls(3, momentum=0.1, unbiased_running_var=False).to(dtype=np.float64)
+    gamma, beta = 1.0 + rng.standard_normal(3), rng.standard_normal(3)
+    m.params["weight"], m.params["bias"] = gamma.copy(), beta.copy()
+    mm, mv = np.zeros(3), np.ones(3)
+    for step in range(3):
+        x = 2.0 * rng.standard_normal(shape) + step
+        y, mm, mv = _d2l_batch_norm(x, gamma, beta, mm, mv, 1e-5, 0.9)
+        np.testing.assert_allclose(m(x), y, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(m.buffers["running_mean"], mm, rtol=1e-13)
+        np.testing.assert_allclose(m.buffers["running_var"], mv, rtol=1e-13)
+    assert "unbiased_running_var=False" in repr(m)
+
+
+def test_biased_running_var_closed_form_with_cumulative_momentum():
+    """momentum=None: running_var is the plain average of the biased batch variances."""
+    m = nn.BatchNorm1d(1, momentum=None, unbiased_running_var=False).to(dtype=np.float64)
+    m(np.array([[1.0], [3.0]]))  # biased var 1
+    m(np.array([[5.0], [9.0], [10.0]]))  # biased var 14/3
+    np.testing.assert_allclose(m.buffers["running_var"], [(1.0 + 14.0 / 3.0) / 2], rtol=1e-15)
+    np.testing.assert_allclose(m.buffers["running_mean"], [5.0], rtol=1e-15)
+
+
+def test_biased_running_var_keeps_the_running_mean_and_outputs_of_pytorch_rule(rng, bn_path):
+    a, b = nn.BatchNorm2d(2), nn.BatchNorm2d(2, unbiased_running_var=False)
+    for _ in range(2):
+        x = rng.standard_normal((3, 2, 2, 2)).astype(np.float32)
+        np.testing.assert_array_equal(a(x), b(x))
+        np.testing.assert_array_equal(a.buffers["running_mean"], b.buffers["running_mean"])
+    assert not np.array_equal(a.buffers["running_var"], b.buffers["running_var"])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_explicit_pytorch_convention_matches_torch(rng, kind, bn_path):
+    ours_cls, theirs_cls, shape = KINDS[kind]
+    run_torch_parity(ours_cls(3, unbiased_running_var=True), theirs_cls(3), shape, rng)

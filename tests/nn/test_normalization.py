@@ -1,4 +1,4 @@
-"""LayerNorm, GroupNorm, InstanceNorm1d/2d, RMSNorm: PyTorch parity, buffers, errors."""
+"""LayerNorm, GroupNorm, InstanceNorm1d/2d/3d, RMSNorm: PyTorch parity, buffers, errors."""
 
 from __future__ import annotations
 
@@ -48,6 +48,19 @@ MODULES = {
     "InstanceNorm2d(bias=False)": (lambda: nn.InstanceNorm2d(2, affine=True, bias=False),
                                    lambda: torch.nn.InstanceNorm2d(2, affine=True, bias=False),
                                    (2, 2, 3, 3)),
+    "InstanceNorm3d": (lambda: nn.InstanceNorm3d(2), lambda: torch.nn.InstanceNorm3d(2),
+                       (2, 2, 3, 2, 2)),
+    "InstanceNorm3d unbatched(affine)": (lambda: nn.InstanceNorm3d(2, affine=True),
+                                         lambda: torch.nn.InstanceNorm3d(2, affine=True),
+                                         (2, 2, 3, 2)),
+    "InstanceNorm3d(affine, track, momentum=0.2)": (
+        lambda: nn.InstanceNorm3d(3, momentum=0.2, affine=True, track_running_stats=True),
+        lambda: torch.nn.InstanceNorm3d(3, momentum=0.2, affine=True, track_running_stats=True),
+        (2, 3, 2, 3, 2)),
+    "InstanceNorm3d(track, momentum=None)": (
+        lambda: nn.InstanceNorm3d(2, momentum=None, track_running_stats=True),
+        lambda: torch.nn.InstanceNorm3d(2, momentum=None, track_running_stats=True),
+        (3, 2, 2, 2, 2)),
     "RMSNorm(5)": (lambda: nn.RMSNorm(5), lambda: torch.nn.RMSNorm(5), (4, 5)),
     "RMSNorm((3, 4), eps)": (lambda: nn.RMSNorm((3, 4), eps=1e-3),
                              lambda: torch.nn.RMSNorm((3, 4), eps=1e-3), (2, 3, 4)),
@@ -165,6 +178,10 @@ def _f32(shape):
     (lambda: nn.InstanceNorm2d(3, affine=True), (2, 4, 3, 3),
      r"InstanceNorm2d: expected input with 3 channels \(num_features\) at dim 1, got input "
      r"of shape \(2, 4, 3, 3\)"),
+    (lambda: nn.InstanceNorm3d(3), (2, 3, 4), r"InstanceNorm3d: expected 4D \(unbatched\) or "
+                                              r"5D input \(N, C, D, H, W\), got 3D input"),
+    (lambda: nn.InstanceNorm3d(3), (2, 3, 1, 1, 1), r"InstanceNorm3d: expected more than 1 "
+                                                    r"spatial element when training"),
     (lambda: nn.InstanceNorm1d(3), (2, 3, 1), r"InstanceNorm1d: expected more than 1 spatial "
                                               r"element when training, got input shape "
                                               r"\(2, 3, 1\)"),
