@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_data_options(t)
     add_data_parser(sub, _Parser)
+    from normlab.lab.export_command import add_export_parser  # noqa: PLC0415
+
+    add_export_parser(sub)
     d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
                        "(offline, a few minutes on 2 cores) and write an HTML report")
     d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")

@@ -20,10 +20,20 @@ from normlab.lab.runs import env_info, write_json
 from normlab.lab.training import make_optimizer
 from normlab.train import BestModel, Trainer
 
-__all__ = ["train_model", "OPTIMIZERS", "resolve_augment", "make_loaders"]
+__all__ = ["train_model", "OPTIMIZERS", "resolve_augment", "make_loaders", "build_model"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 CIFAR_SETS = ("cifar10", "cifar100", "cifar-synthetic")
+
+
+def build_model(model: str, *, norm, hidden, input_shape, num_classes: int, rng):
+    """The registered ``model`` as ``normlab train`` builds it (also used by ``export``)."""
+    kw = {"num_classes": int(num_classes), "rng": rng, "input_shape": tuple(input_shape)}
+    if model != "mnist1d-linear":
+        kw["norm"] = norm
+    if model == "mlp":
+        kw["hidden_dims"] = list(hidden)
+    return models.build(model, **kw)
 
 
 def resolve_augment(augment: str, model: str, data: str) -> str:
@@ -64,12 +74,8 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
     augment = resolve_augment(augment, model, data)
     ds = load_dataset(data, seed=seed, download=download)
     parse_augment(augment, ds.input_shape)  # a bad --augment fails before any folder is written
-    kw = {"num_classes": ds.num_classes, "rng": rng, "input_shape": tuple(ds.input_shape)}
-    if model != "mnist1d-linear":
-        kw["norm"] = norm
-    if model == "mlp":
-        kw["hidden_dims"] = list(hidden)
-    net = models.build(model, **kw)
+    net = build_model(model, norm=norm, hidden=hidden, input_shape=ds.input_shape,
+                      num_classes=ds.num_classes, rng=rng)
     X, y = ds.X_train, ds.y_train
     net.eval()  # a dry run in eval mode (buffers untouched) catches shape errors before any
     net(X[:2])  # run folder is written
@@ -90,6 +96,7 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
               "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
               "hidden": list(hidden) if model == "mlp" else None, "n_train": len(X),
               "num_parameters": net.num_parameters(), "augment": augment,
+              "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
               "checkpoint_every": checkpoint_every}
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "env.json", env_info())
