@@ -7,7 +7,7 @@ replacement), and ``normlab.data.preprocessing`` (``Centering``, ``Standardizer`
 crash-safe fetching of CIFAR-10/100, MNIST, Fashion-MNIST; runs only when called).
 """
 
-from normlab.data import preprocessing
+from normlab.data import preprocessing, transforms
 from normlab.data.dataset import Dataset
 from normlab.data.datasets import DATASETS, load_dataset
 from normlab.data.downloads import ChecksumError, DownloadError, download
@@ -25,6 +25,7 @@ __all__ = [
     "RandomBatchSampler",
     "sample_batches",
     "preprocessing",
+    "transforms",
     "Centering",
     "Standardizer",
     "PCA",

@@ -28,8 +28,9 @@ Nothing is downloaded unless asked. The real sets read a local folder ``root`` (
 ``$NORMLAB_DATA/<name folder>``, ``$NORMLAB_DATA`` defaulting to ``~/data``); see
 ``normlab.data.files`` for where to get the files. ``download=True`` first runs
 ``normlab.data.download(name, root, mirror)`` (verified, crash-safe; ``root`` is then the
-parent folder the download fills, default ``$NORMLAB_DATA``) and reads what it left. Converted arrays are cached as ``.npz``
-under ``$NORMLAB_CACHE`` (default ``~/.cache/normlab``), see ``normlab.data._cache``.
+parent folder the download fills, default ``$NORMLAB_DATA``) and reads what it left.
+Converted arrays are cached as ``.npz`` under ``$NORMLAB_CACHE`` (default
+``~/.cache/normlab``), see ``normlab.data._cache``.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ AUGMENTATIONS = ("crop", "flip")
 
 def _check_batch(owner: str, x, ndim: int = 4):
     if getattr(x, "ndim", None) != ndim:
-        raise ValueError(f"{owner}: expected a batch of shape (N, C, H, W), got "
-                         f"{'shape ' + str(tuple(x.shape)) if hasattr(x, 'shape') else type(x).__name__}.")
+        got = f"shape {tuple(x.shape)}" if hasattr(x, "shape") else type(x).__name__
+        raise ValueError(f"{owner}: expected a batch of shape (N, C, H, W), got {got}.")
 
 
 def _pair(owner: str, name: str, v) -> tuple[int, int]:

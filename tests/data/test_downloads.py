@@ -1,4 +1,4 @@
-"""normlab.data.downloads (download): verified, resumable, crash-safe fetching from a loopback server.
+"""normlab.data.downloads: verified, resumable, crash-safe fetching from a loopback server.
 
 The files are tiny archives and IDX files made here; their digests are passed in through
 ``files=`` or by patching ``SOURCES``, so no real digest or network is involved.

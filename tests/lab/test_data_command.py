@@ -76,7 +76,8 @@ def test_train_download_fetches_verifies_and_trains(tmp_path, capsys, monkeypatc
         assert "trained mlp on cifar10" in capsys.readouterr().out
         assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").is_file()
         assert len(srv.log) == 1
-        assert main(argv + ["--out", str(tmp_path / "again")]) == 0  # the second run finds the verified folder: no transfer
+        # The second run finds the verified folder: no transfer.
+        assert main(argv + ["--out", str(tmp_path / "again")]) == 0
         assert len(srv.log) == 1
     finally:
         srv.stop()
