@@ -2,7 +2,8 @@
 
 ``fetch(url, part)`` appends to an existing ``part`` file with a ``Range: bytes=<size>-``
 request when the server answers ``206 Partial Content`` starting at that byte; a ``200``
-(the server ignores ranges) or a ``416`` restarts the file from zero, cleanly. A transfer
+(the server ignores ranges) or a ``416`` restarts the file from zero, cleanly, except a
+``416`` saying the file is exactly as long as the part (a crash after the last byte). A transfer
 cut short (fewer bytes than ``Content-Length`` / ``Content-Range`` announced) is resumed
 automatically up to ``retries`` times; after that the partial file is kept, so the next call
 resumes it. Checksums are the caller's business (``normlab.data.download``): this module
@@ -45,6 +46,10 @@ class _Restart(Exception):
     """The server did not continue where the partial file ends: start from zero."""
 
 
+class _Complete(Exception):
+    """416 with ``Content-Range: bytes */<size of the partial file>``: it is all there."""
+
+
 def _progress_on(progress) -> bool:
     if progress is None:
         isatty = getattr(sys.stderr, "isatty", None)
@@ -59,9 +64,12 @@ def _open(url: str, start: int, timeout: float, owner: str):
     try:
         return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (http/https/file only)
     except urllib.error.HTTPError as e:
-        if e.code == 416 and start:  # the partial file is not a prefix of the served file
+        if e.code == 416 and start:
+            total = (e.headers.get("Content-Range") or "").removeprefix("bytes */")
             e.close()
-            raise _Restart from None
+            if total.isdigit() and int(total) == start:  # crashed after the last byte
+                raise _Complete from None
+            raise _Restart from None  # the partial file is longer than the served file
         e.close()
         raise DownloadError(
             f"{owner}: expected HTTP 200 from {url}, got HTTP {e.code} ({e.reason}). Check the "
@@ -158,6 +166,8 @@ def fetch(url: str, part, *, retries: int = 3, progress=None, timeout: float = 6
     while True:
         try:
             _fetch_once(url, part, progress, timeout, owner)
+            return part
+        except _Complete:
             return part
         except _Restart:
             restarts += 1

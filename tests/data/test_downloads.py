@@ -187,6 +187,15 @@ def test_server_without_range_support_restarts_cleanly(tmp_path, server, cifar):
     assert (tmp_path / CIFAR_TGZ).read_bytes() == data
 
 
+def test_complete_part_left_by_a_crash_is_verified_without_a_transfer(tmp_path, server,
+                                                                      cifar):
+    data, _, files = cifar
+    (tmp_path / (CIFAR_TGZ + ".part")).write_bytes(data)
+    download("cifar10", tmp_path, server.url, files=files)  # 416 bytes */len: all there
+    assert server.log == [(f"/cifar10/{CIFAR_TGZ}", f"bytes={len(data)}-")]
+    assert (tmp_path / CIFAR_TGZ).read_bytes() == data
+
+
 def test_partial_file_longer_than_the_served_file_restarts(tmp_path, server, cifar):
     data, _, files = cifar
     (tmp_path / (CIFAR_TGZ + ".part")).write_bytes(b"x" * (len(data) + 5))
