@@ -223,11 +223,17 @@ def _group_norm(m, g, x, xv, where):
     return h, _run(m, xv)
 
 
-@converter(nn.ReLU, nn.Sigmoid, nn.Tanh)
-def _activation(m, g, x, xv, where):
-    op = {"ReLU": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh"}[
-        next(c.__name__ for c in type(m).__mro__ if c in (nn.ReLU, nn.Sigmoid, nn.Tanh))]
-    return g.node(op, [x], where), _run(m, xv)
+_ELEMENTWISE = {nn.ReLU: "Relu", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh"}
+
+
+def _elementwise(op: str):
+    def convert(m, g, x, xv, where):
+        return g.node(op, [x], where), _run(m, xv)
+    return convert
+
+
+for _cls, _op in _ELEMENTWISE.items():
+    converter(_cls)(_elementwise(_op))
 
 
 @converter(nn.LeakyReLU)
