@@ -129,6 +129,7 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from normlab.lab.data_command import train_data_kwargs  # noqa: PLC0415
     from normlab.lab.train_command import train_model  # noqa: PLC0415
 
     if args.lr is None:
@@ -144,8 +145,8 @@ def _cmd_train(args) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             optimizer=args.optimizer, seed=args.seed, out=args.out, hidden=hidden,
             n_train=args.n_train, resume=args.resume,
-            progress=False if args.no_progress else None)
-    except (ValueError, FileNotFoundError) as e:
+            progress=False if args.no_progress else None, **train_data_kwargs(args))
+    except (ValueError, OSError) as e:  # OSError: missing files, download failures
         print(f"normlab train: {e}", file=sys.stderr)
         return 2
     print(f"trained {args.model} on {args.data} (norm={args.norm}) for {summary['steps']} steps "
@@ -247,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a run from its checkpoint folder (bit-identical)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
+    from normlab.lab.data_command import add_data_parser, add_train_data_options  # noqa: PLC0415
+
+    add_train_data_options(t)
+    add_data_parser(sub, _Parser)
+    from normlab.lab.export_command import add_export_parser  # noqa: PLC0415
+
+    add_export_parser(sub)
     d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
                        "(offline, a few minutes on 2 cores) and write an HTML report")
     d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")

@@ -12,21 +12,25 @@ blobs              Gaussian blobs (``synthetic.make_blobs``)    (dim,)          
 spirals            CS231n k-arm spiral                          (2,)            k
 cifar-synthetic    coloured gratings + noise                    (3, 32, 32)     10
 cifar10            local ``cifar-10-batches-py`` folder          (3, 32, 32)     10
+cifar100           local ``cifar-100-python`` folder             (3, 32, 32)     100 (20)
 mnist              local IDX folder                             (1, 28, 28)     10
 fashion-mnist      local IDX folder                             (1, 28, 28)     10
 =================  ===========================================  ==============  ======
 
 Every set comes as float32 features (pixels scaled to [0, 1]) and int64 labels, split into
 train/val/test by ``seed``: where the source has an official test split (mnist1d, cifar10,
-mnist, fashion-mnist) it is kept and ``val_fraction`` of the training set (per class) becomes
+cifar100, mnist, fashion-mnist) it is kept and ``val_fraction`` of the training set (per class) becomes
 the validation set; otherwise ``test_fraction`` and ``val_fraction`` of every class are held
 out. ``flatten=True`` returns ``(N, D)`` features. ``seed`` changes the split (and, for the
 synthetic sets, the data); MNIST-1D itself is always the official generation (its seed 42).
 
-Nothing is downloaded, ever. The real sets read a local folder ``root`` (default
+Nothing is downloaded unless asked. The real sets read a local folder ``root`` (default
 ``$NORMLAB_DATA/<name folder>``, ``$NORMLAB_DATA`` defaulting to ``~/data``); see
-``normlab.data.files`` for where to get the files. Converted arrays are cached as ``.npz``
-under ``$NORMLAB_CACHE`` (default ``~/.cache/normlab``), see ``normlab.data._cache``.
+``normlab.data.files`` for where to get the files. ``download=True`` first runs
+``normlab.data.download(name, root, mirror)`` (verified, crash-safe; ``root`` is then the
+parent folder the download fills, default ``$NORMLAB_DATA``) and reads what it left.
+Converted arrays are cached as ``.npz`` under ``$NORMLAB_CACHE`` (default
+``~/.cache/normlab``), see ``normlab.data._cache``.
 """
 
 from __future__ import annotations
@@ -208,6 +212,18 @@ def _cifar10(seed, *, root=None, val_fraction=0.1):
                         seed, val_fraction)
 
 
+def _cifar100(seed, *, root=None, val_fraction=0.1, label_mode="fine"):
+    root = data_root() / "cifar-100-python" if root is None else Path(root).expanduser()
+    folder = files.find_cifar100_folder(root)
+    key = f"cifar100-{label_mode}-{_source_fingerprint(folder)}"
+    a = load_cached(key)
+    if a is None:
+        a = files.read_cifar100(folder, label_mode)
+        save_cached(key, a)
+    return _split_train("cifar100", a["x_train"], a["y_train"], a["x_test"], a["y_test"],
+                        100 if label_mode == "fine" else 20, seed, val_fraction)
+
+
 def _idx_set(name, folder_name, seed, root, val_fraction):
     root = data_root() / folder_name if root is None else Path(root).expanduser()
     files.check_idx_folder(root, name)
@@ -237,13 +253,15 @@ _LOADERS = {
     "spirals": _spirals,
     "cifar-synthetic": _cifar_synthetic,
     "cifar10": _cifar10,
+    "cifar100": _cifar100,
     "mnist": _mnist,
     "fashion-mnist": _fashion_mnist,
 }
 DATASETS = tuple(_LOADERS)
 
 
-def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, **kw) -> Dataset:
+def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, download: bool = False,
+                 mirror=None, **kw) -> Dataset:
     """Load data set ``name`` split into train/val/test by ``seed``.
 
     Parameters
@@ -254,9 +272,16 @@ def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, **kw) -> Da
         Seeds the split (and the synthetic generators). Same seed, same arrays.
     flatten : bool
         Return ``(N, D)`` features instead of ``(N, C, H, W)`` / ``(N, C, L)``.
+    download : bool
+        For cifar10, cifar100, mnist, fashion-mnist: fetch and verify the files first
+        (``normlab.data.download``; a complete folder is reused without network). ``root``
+        is then the parent folder to fill (default ``$NORMLAB_DATA``).
+    mirror : str or path, optional
+        With ``download=True``: base URL or local folder serving ``<name>/<file>``.
     **kw
         Per-set options: ``val_fraction``, ``test_fraction`` (sets without an official
-        test split), ``root`` (cifar10, mnist, fashion-mnist), ``num_samples`` (mnist1d),
+        test split), ``root`` (cifar10, cifar100, mnist, fashion-mnist), ``label_mode``
+        (cifar100: "fine" or "coarse"), ``num_samples`` (mnist1d),
         ``n_samples``, ``num_classes``, ``dim``, ``cluster_std``, ``noise`` (synthetic).
 
     Returns
@@ -286,5 +311,16 @@ def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, **kw) -> Da
             f"load_dataset: expected options of {name!r} among {allowed + ['flatten']}, got "
             f"{unknown}."
         )
+    if download or mirror is not None:
+        from normlab.data.downloads import SOURCES, download as fetch  # noqa: PLC0415
+
+        if name not in SOURCES:
+            raise ValueError(f"load_dataset: expected download=True only for "
+                             f"{', '.join(SOURCES)}, got {name!r}. It is generated or "
+                             "shipped offline.")
+        if not download:
+            raise ValueError("load_dataset: expected download=True with mirror=, got "
+                             "download=False. Nothing is downloaded unless asked.")
+        kw["root"] = fetch(name, kw.get("root"), mirror)
     ds = fn(int(seed), **kw)
     return ds.flatten() if flatten else ds

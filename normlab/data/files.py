@@ -1,9 +1,12 @@
-"""Readers for the official on-disk formats: CIFAR-10 python batches and IDX (MNIST).
+"""Readers for the official on-disk formats: CIFAR-10/100 python batches and IDX (MNIST).
 
-Nothing here downloads. The user fetches the files once and passes their folder as ``root``:
+Nothing here downloads (``normlab.data.download`` does, when asked). The files' folders:
 
 - CIFAR-10: https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extracted to a folder
   ``cifar-10-batches-py/`` holding ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``.
+  CIFAR-100: https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, extracted to
+  ``cifar-100-python/`` holding ``train`` and ``test`` (labels under ``fine_labels`` and
+  ``coarse_labels``).
   Those batches are Python pickles: that *is* the official format. They are read with a
   restricted unpickler that only accepts the plain containers and NumPy array reconstruction
   the official files use, and refuses any other object, so a tampered file cannot run code.
@@ -27,6 +30,8 @@ __all__ = [
     "IDX_FILES",
     "read_cifar10_batch",
     "read_cifar10",
+    "read_cifar100",
+    "find_cifar100_folder",
     "read_idx",
     "read_idx_folder",
     "check_idx_folder",
@@ -71,9 +76,16 @@ def _missing(what: str, where: Path, how: str) -> FileNotFoundError:
 
 
 _CIFAR_HOW = (
-    "Download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extract it and pass "
-    "root='<folder>/cifar-10-batches-py' (normlab does not download data)."
+    "Run `normlab data fetch cifar10` (or pass download=True), or download "
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extract it and pass "
+    "root='<folder>/cifar-10-batches-py'."
 )
+_CIFAR100_HOW = (
+    "Run `normlab data fetch cifar100` (or pass download=True), or download "
+    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, extract it and pass "
+    "root='<folder>/cifar-100-python'."
+)
+CIFAR100_FILES = ("train", "test")
 
 
 def find_cifar10_folder(root) -> Path:
@@ -90,8 +102,10 @@ def find_cifar10_folder(root) -> Path:
     )
 
 
-def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar10_batch(path, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: ``(X uint8 (N, 3, 32, 32), y int64 (N,))``.
+
+    ``label_key="fine_labels"`` or ``"coarse_labels"`` reads a CIFAR-100 file.
 
     Raises
     ------
@@ -104,13 +118,13 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(d, dict):
         raise ValueError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
-    if "data" not in d or "labels" not in d:
+    if "data" not in d or label_key not in d:
         raise ValueError(
-            f"read_cifar10_batch: expected keys 'data' and 'labels' in {path}, got "
-            f"{sorted(d)}. Is this a CIFAR-100 or a foreign file?"
+            f"read_cifar10_batch: expected keys 'data' and {label_key!r} in {path}, got "
+            f"{sorted(d)}. Is this a CIFAR-100 (label_key='fine_labels') or a foreign file?"
         )
     data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d["labels"], dtype=np.int64)
+    labels = np.asarray(d[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise ValueError(
             f"read_cifar10_batch: expected data of shape (N, 3072) and N labels in {path}, got "
@@ -141,6 +155,42 @@ def read_cifar10(root) -> dict[str, np.ndarray]:
     x_test, y_test = read_cifar10_batch(folder / CIFAR10_TEST_FILE)
     return {"x_train": np.concatenate(xs), "y_train": np.concatenate(ys),
             "x_test": x_test, "y_test": y_test}
+
+
+def find_cifar100_folder(root) -> Path:
+    """The folder holding the CIFAR-100 files: ``root`` or ``root/cifar-100-python``."""
+    root = Path(root).expanduser()
+    for cand in (root, root / "cifar-100-python"):
+        if (cand / "test").is_file():
+            return cand
+    if not root.is_dir():
+        raise _missing("cifar100", root, _CIFAR100_HOW)
+    raise _missing("cifar100", root / "test",
+                   "The folder must hold train and test. " + _CIFAR100_HOW)
+
+
+def read_cifar100(root, label_mode: str = "fine") -> dict[str, np.ndarray]:
+    """CIFAR-100 ``train``/``test`` under ``root``: uint8 ``x_*``, int64 ``y_*``.
+
+    ``label_mode`` is ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or a file is missing.
+    ValueError
+        For another ``label_mode`` or a file that is not a CIFAR-100 batch.
+    """
+    if label_mode not in ("fine", "coarse"):
+        raise ValueError(f"cifar100: expected label_mode 'fine' or 'coarse', got {label_mode!r}.")
+    folder = find_cifar100_folder(root)
+    out = {}
+    for split in CIFAR100_FILES:
+        p = folder / split
+        if not p.is_file():
+            raise _missing("cifar100", p, "The folder must hold train and test. " + _CIFAR100_HOW)
+        out[f"x_{split}"], out[f"y_{split}"] = read_cifar10_batch(p, f"{label_mode}_labels")
+    return out
 
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -201,7 +251,8 @@ def check_idx_folder(root, dataset: str = "mnist") -> dict[str, Path]:
     how = (
         f"Put the four IDX files ({', '.join(IDX_FILES.values())}, optionally .gz) there "
         "(MNIST: http://yann.lecun.com/exdb/mnist/ or a mirror; Fashion-MNIST: "
-        "https://github.com/zalandoresearch/fashion-mnist); normlab does not download data."
+        "https://github.com/zalandoresearch/fashion-mnist), or run `normlab data fetch "
+        f"{dataset}` (download=True)."
     )
     if not root.is_dir():
         raise _missing(dataset, root, how)

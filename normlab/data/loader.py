@@ -96,6 +96,11 @@ class DataLoader:
     drop_last : bool
     rng : None, int or np.random.Generator
         Source of the permutations, kept in ``self.rng``.
+    transform : callable, optional
+        ``transform(xb, rng) -> xb`` applied to every batch (augmentation, see
+        ``normlab.data.transforms``), drawing from ``self.rng`` right after the batch is
+        indexed, so ``state_dict``/resume reproduce the augmented batches too. Use it on
+        the training loader only.
 
     Raises
     ------
@@ -107,8 +112,11 @@ class DataLoader:
     """
 
     def __init__(self, X, y, batch_size: int, shuffle: bool = True, drop_last: bool = False,
-                 rng=None):
+                 rng=None, transform=None):
         owner = "DataLoader"
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: expected transform a callable t(xb, rng) or None, got "
+                            f"{type(transform).__name__}.")
         N = _check_xy(owner, X, y)
         self.batch_size = _check_batch_size(owner, batch_size)
         if drop_last and self.batch_size > N:
@@ -122,6 +130,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.rng = as_generator(rng)
+        self.transform = transform
         self.num_samples = N
         self._epoch_start = None  # rng state before the running epoch's permutation
         self._position = 0  # batches of the running epoch already handed out
@@ -139,10 +148,16 @@ class DataLoader:
         skip, self._resume_at = self._resume_at, 0
         self._epoch_start, self._position = start, skip
         bs = self.batch_size
+        if self.transform is not None:
+            for b in range(skip):  # redraw the skipped batches' augmentation: same rng stream
+                self.transform(self.X[order[b * bs:(b + 1) * bs]], self.rng)
         for b in range(skip, len(self)):
             idx = order[b * bs:(b + 1) * bs]
             self._position = b + 1
-            yield self.X[idx], self.y[idx]
+            xb = self.X[idx]
+            if self.transform is not None:
+                xb = self.transform(xb, self.rng)
+            yield xb, self.y[idx]
         self._epoch_start, self._position = None, 0
 
     def state_dict(self) -> dict:

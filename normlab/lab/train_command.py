@@ -15,20 +15,55 @@ import numpy as np
 
 from normlab import models
 from normlab.data import DataLoader, load_dataset
+from normlab.data.transforms import parse_augment
 from normlab.lab.runs import env_info, write_json
 from normlab.lab.training import make_optimizer
 from normlab.train import BestModel, Trainer
 
-__all__ = ["train_model", "OPTIMIZERS"]
+__all__ = ["train_model", "OPTIMIZERS", "resolve_augment", "make_loaders", "build_model"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+CIFAR_SETS = ("cifar10", "cifar100", "cifar-synthetic")
+
+
+def build_model(model: str, *, norm, hidden, input_shape, num_classes: int, rng):
+    """The registered ``model`` as ``normlab train`` builds it (also used by ``export``)."""
+    kw = {"num_classes": int(num_classes), "rng": rng, "input_shape": tuple(input_shape)}
+    if model != "mnist1d-linear":
+        kw["norm"] = norm
+    if model == "mlp":
+        kw["hidden_dims"] = list(hidden)
+    return models.build(model, **kw)
+
+
+def resolve_augment(augment: str, model: str, data: str) -> str:
+    """``"auto"`` becomes ``"crop,flip"`` for a ResNet on a CIFAR set, else ``"none"``."""
+    if augment != "auto":
+        return augment
+    return "crop,flip" if model.startswith("resnet") and data in CIFAR_SETS else "none"
+
+
+def make_loaders(X, y, X_val, y_val, *, batch_size: int, augment: str, input_shape, rng):
+    """The training loader (shuffled, augmented per ``augment``, drawing from ``rng``) and
+    the validation loader (in order, never augmented)."""
+    transform = parse_augment(augment, input_shape)
+    train = DataLoader(X, y, batch_size=batch_size, shuffle=True,
+                       drop_last=len(X) > batch_size, rng=rng, transform=transform)
+    val = DataLoader(X_val, y_val, batch_size=512, shuffle=False)
+    return train, val
 
 
 def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_size: int,
                 lr: float, optimizer: str, seed: int, out: str | Path, hidden: tuple = (100, 100),
                 n_train: int | None = None, resume: str | None = None,
-                progress: bool | None = None) -> tuple[Path, dict]:
+                progress: bool | None = None, augment: str = "auto", download: bool = False,
+                checkpoint_every: int | None = None) -> tuple[Path, dict]:
     """Train and evaluate; returns the run folder and the summary dict.
+
+    ``augment`` is ``"auto"`` (crop,flip for ResNets on CIFAR sets), ``"none"`` or names
+    such as ``"crop,flip"`` (training loader only); ``download=True`` fetches a real data
+    set first (``normlab.data.download``); ``checkpoint_every`` also checkpoints every that
+    many steps (default: at epoch ends only).
 
     Raises
     ------
@@ -36,13 +71,11 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
         For a model that cannot take the data set's input shape, or bad sizes.
     """
     rng = np.random.default_rng(seed)
-    ds = load_dataset(data, seed=seed)
-    kw = {"num_classes": ds.num_classes, "rng": rng, "input_shape": tuple(ds.input_shape)}
-    if model != "mnist1d-linear":
-        kw["norm"] = norm
-    if model == "mlp":
-        kw["hidden_dims"] = list(hidden)
-    net = models.build(model, **kw)
+    augment = resolve_augment(augment, model, data)
+    ds = load_dataset(data, seed=seed, download=download)
+    parse_augment(augment, ds.input_shape)  # a bad --augment fails before any folder is written
+    net = build_model(model, norm=norm, hidden=hidden, input_shape=ds.input_shape,
+                      num_classes=ds.num_classes, rng=rng)
     X, y = ds.X_train, ds.y_train
     net.eval()  # a dry run in eval mode (buffers untouched) catches shape errors before any
     net(X[:2])  # run folder is written
@@ -62,15 +95,17 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
     config = {"model": model, "data": data, "norm": norm, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
               "hidden": list(hidden) if model == "mlp" else None, "n_train": len(X),
-              "num_parameters": net.num_parameters()}
+              "num_parameters": net.num_parameters(), "augment": augment,
+              "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
+              "checkpoint_every": checkpoint_every}
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "env.json", env_info())
-    train_loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, drop_last=len(X) > batch_size,
-                              rng=rng)
-    val_loader = DataLoader(ds.X_val, ds.y_val, batch_size=512, shuffle=False)
+    train_loader, val_loader = make_loaders(X, y, ds.X_val, ds.y_val, batch_size=batch_size,
+                                            augment=augment, input_shape=ds.input_shape, rng=rng)
     best = BestModel(monitor="val_acc", mode="max", restore=True)
     trainer = Trainer(net, make_optimizer(optimizer, net, lr), callbacks=[best],
-                      checkpoint_dir=run_dir / "checkpoint", progress=progress)
+                      checkpoint_dir=run_dir / "checkpoint", progress=progress,
+                      checkpoint_every=checkpoint_every)
     t0 = time.perf_counter()
     trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume and Path(resume))
     wall = time.perf_counter() - t0
