@@ -304,7 +304,9 @@ def _write_decoy_and_cifar(cwd: Path) -> None:
 
 def _run(tmp_path, code):
     _write_decoy_and_cifar(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    # one BLAS thread: on a loaded 2-core machine two OpenBLAS threads slow small matmuls 100x
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg",
+           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -19,7 +19,8 @@ def test_visualize_grid_shape_and_range(N, padding):
     assert grid.min() == 0.0 and grid.max() == pytest.approx(255.0)
     for n in range(G * G):
         r, c = divmod(n, G)
-        tile = grid[r * (H + padding):r * (H + padding) + H, c * (W + padding):c * (W + padding) + W]
+        y, x = r * (H + padding), c * (W + padding)
+        tile = grid[y:y + H, x:x + W]
         if n < N:  # every image on its own min-max scale: its min is 0, its max ubound
             x = Xs[n]
             np.testing.assert_allclose(tile, 255.0 * (x - x.min()) / (x.max() - x.min()),

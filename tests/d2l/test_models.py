@@ -4,9 +4,9 @@ same weights and batches (float64)."""
 import numpy as np
 import pytest
 import torch
-from _book import (BookResidual, book_lenet_bn, book_resnet18, book_resnet_chapter)
+from _book import BookResidual, book_lenet_bn, book_resnet18, book_resnet_chapter
 
-from normlab.d2l import Residual, lenet_bn, resnet18, resnet_chapter
+from normlab.d2l import BatchNorm, Residual, lenet_bn, resnet18, resnet_chapter
 from normlab.gradcheck import check_module
 
 
@@ -127,3 +127,23 @@ def test_residual_refuses_an_identity_shortcut_of_the_wrong_shape():
     with pytest.raises(ValueError, match="Residual: expected use_1x1conv=True when the shape "
                                          "changes"):
         Residual(3, 6)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: BatchNorm(3, 4), (4, 3, 5, 5)),
+    (lambda: BatchNorm(3, 2), (4, 3)),
+    (lambda: Residual(3, 4, use_1x1conv=True, strides=2, rng=0), (2, 3, 6, 6)),
+])
+def test_module_contract(rng, make, shape):
+    """dtype kept, input untouched, state_dict round trip, same numbers from the same state."""
+    m = make()
+    x = rng.standard_normal(shape).astype(np.float32)
+    x0 = x.copy()
+    out = m(x)
+    assert out.dtype == np.float32 and np.array_equal(x, x0)
+    assert m.backward(np.ones_like(out)).dtype == np.float32
+    twin = make()
+    twin.load_state_dict(m.state_dict())
+    for a in (m, twin):
+        a.eval()
+    np.testing.assert_array_equal(m(x), twin(x))
