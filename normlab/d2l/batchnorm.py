@@ -19,6 +19,8 @@ unbiased variance into ``running_var``.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from normlab import backend
@@ -51,9 +53,9 @@ def _channel_vector(owner: str, name: str, a, C: int):
 
 
 def _check_hyper(owner: str, eps, momentum) -> tuple[float, float]:
-    if not (isinstance(eps, (int, float)) and eps > 0):
+    if not (isinstance(eps, numbers.Real) and eps > 0):
         raise ValueError(f"{owner}: expected eps > 0, got {eps!r}.")
-    if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
+    if not (isinstance(momentum, numbers.Real) and 0.0 <= momentum <= 1.0):
         raise ValueError(
             f"{owner}: expected momentum in [0, 1] (the weight of the OLD moving value, "
             f"0.9 in the book), got {momentum!r}."
