@@ -10,10 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+import nbclient  # the 'test' extra installs nbclient, nbformat and ipykernel
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat", reason="the 'test' extra installs nbformat")
-nbclient = pytest.importorskip("nbclient", reason="the 'test' extra installs nbclient")
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((REPO / "docs" / "tutorials").glob("*.ipynb"))
