@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.cs231n import layer_utils as _layer_utils
+from normlab.cs231n.layer_utils import *  # noqa: F401,F403 (the course's star-import surface)
 from normlab.cs231n.layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -26,7 +28,10 @@ from normlab.cs231n.layers import (
     softmax_loss,
 )
 
-__all__ = ["TwoLayerNet", "FullyConnectedNet"]
+# The course's fc_net.py star-imports ``..layers`` and ``..layer_utils``, so a notebook's
+# ``from cs231n.classifiers.fc_net import *`` brings every layer and sandwich into scope
+# (the BatchNormalization and Dropout notebooks call batchnorm_forward etc. after it).
+__all__ = list(dict.fromkeys(["TwoLayerNet", "FullyConnectedNet"] + _layer_utils.__all__))
 
 
 def _l2(reg, weights):
