@@ -38,20 +38,39 @@ class ShardedLoader:
         E.g. ``normlab.data.DataLoader``; identical on every rank (same seed).
     comm : Communicator
         Gives ``rank`` and ``size``.
+    min_shard : int, default 1
+        Fewest samples a rank may get: a global batch smaller than ``min_shard * size``
+        raises (on every rank alike). ``0`` allows empty slices, for models that accept
+        an empty batch (convolutions here do not).
+
+    Raises
+    ------
+    ValueError
+        While iterating, for a global batch too small to give each rank ``min_shard``.
 
     ``len()``, ``rng``, ``batch_size``, ``state_dict()`` and ``load_state_dict()`` are
     the wrapped loader's, so the Trainer's resume logic sees the global loader.
     ``last_global_size`` is the size of the global batch last sliced.
     """
 
-    def __init__(self, loader, comm):
+    def __init__(self, loader, comm, min_shard: int = 1):
+        if isinstance(min_shard, bool) or not isinstance(min_shard, int) or min_shard < 0:
+            raise ValueError(f"ShardedLoader: expected min_shard to be an int >= 0, got "
+                             f"{min_shard!r}.")
         self.loader = loader
         self.comm = comm
+        self.min_shard = min_shard
         self.last_global_size = None
 
     def __iter__(self):
         for xb, yb in self.loader:
             n = len(yb)
+            if n < self.min_shard * self.comm.size:
+                raise ValueError(
+                    f"ShardedLoader: expected global batches of at least "
+                    f"{self.min_shard * self.comm.size} samples ({self.min_shard} per process "
+                    f"on {self.comm.size}), got a batch of {n}. Use a larger batch size, "
+                    "drop_last=True, or fewer processes.")
             start, stop = shard_bounds(n, self.comm.size, self.comm.rank)
             self.last_global_size = n
             yield xb[start:stop], yb[start:stop]

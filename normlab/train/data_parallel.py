@@ -88,10 +88,13 @@ class DataParallelTrainer(Trainer):
     def world_size(self) -> int:
         return self.comm.size
 
-    def _shard(self, loader):
+    def _shard(self, loader, evaluation: bool = False):
         if isinstance(loader, ShardedLoader):
-            return loader
-        return ShardedLoader(loader, self.comm)
+            if not evaluation:
+                return loader  # the caller's own (e.g. min_shard=0 for an MLP)
+            loader = loader.loader
+        # evaluation forwards nothing that communicates, so a rank may get no sample
+        return ShardedLoader(loader, self.comm, min_shard=0 if evaluation else 1)
 
     def _sum_over_ranks(self, loss_sum, correct, count):
         tot = self.comm.allreduce(np.array([loss_sum, correct, count], dtype=np.float64))
@@ -122,7 +125,7 @@ class DataParallelTrainer(Trainer):
 
     # ------------------------------------------------------------------ one step
     def _forward_backward(self, xb, yb):
-        logits = self.model(xb)  # on every rank, even an empty slice: SyncBN communicates
+        logits = self.model(xb)  # on every rank (min_shard=0 gives empty slices): SyncBN
         n = int(len(yb))
         mean = getattr(self.loss_fn, "reduction", "mean") == "mean"
         local, correct = 0.0, 0

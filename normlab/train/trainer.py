@@ -199,12 +199,12 @@ class Trainer(ResumableTrainerMixin):
         loss_sum, correct, count = 0.0, 0, 0
         try:
             with quiet_overflow():
-                for batch in self._shard(loader):
+                for batch in self._shard(loader, evaluation=True):
                     xb, yb = self._on_model_device(batch)
-                    logits = self.model(xb)
                     n = int(len(yb))
                     if n == 0:  # an empty shard of a small batch (data parallel)
                         continue
+                    logits = self.model(xb)
                     loss_sum += float(backend.to_numpy(self.loss_fn(logits, yb))) * n
                     if "accuracy" in self.metrics:
                         correct += self._correct(logits, yb)
@@ -293,7 +293,7 @@ class Trainer(ResumableTrainerMixin):
         """Processes training together (1 here; see ``DataParallelTrainer``)."""
         return 1
 
-    def _shard(self, loader):
+    def _shard(self, loader, evaluation: bool = False):
         """This process's part of ``loader`` (all of it, in one process)."""
         return loader
 
