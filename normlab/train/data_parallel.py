@@ -117,6 +117,11 @@ class DataParallelTrainer(Trainer):
                                  "Build the loaders with the same seed on every rank.")
         return super().fit(train_loader, val_loader, **kwargs)
 
+    def load(self, path) -> dict:
+        """As :meth:`Trainer.load` on every rank, once rank 0 has finished writing."""
+        self.comm.barrier()
+        return super().load(path)
+
     def save(self, path=None):
         """Rank 0 writes the checkpoint (returns its path); other ranks return None."""
         out = super().save(path) if self.is_main else None
