@@ -14,7 +14,7 @@ import pytest
 
 from normlab import nn, optim
 from normlab.data import DataLoader
-from normlab.distributed import DistributedError, GradientBuckets, SingleProcessCommunicator
+from normlab.distributed import DistributedError, SingleProcessCommunicator
 from normlab.models import resnet20
 from normlab.train import DataParallelTrainer, Trainer
 
@@ -103,26 +103,6 @@ def test_one_process_data_parallel_equals_trainer():
         np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-13)
         assert a["train_acc"] == b["train_acc"] and a["val_acc"] == b["val_acc"]
     assert dp.is_main and dp.world_size == 1
-
-
-def test_gradient_buckets_one_call_per_bucket():
-    model = _mlp()
-    model(np.random.default_rng(0).standard_normal((5, 6)))
-    model.backward(np.ones((5, 3)))
-    grads = [r.grad.copy() for r in model.parameters()]
-    comm = CountingComm(size=3)  # three identical ranks: sums are 3x
-    buckets = GradientBuckets(model.parameters(), comm, bucket_mb=30 * 8 / 2**20)
-    assert 1 < len(buckets.buckets) < len(grads)
-    assert sorted(i for b in buckets.buckets for i in b) == list(range(len(grads)))
-    assert buckets.buckets[0][0] == len(grads) - 1  # reverse order: last layer first
-    buckets.allreduce()
-    assert comm.calls["allreduce"] == len(buckets.buckets)
-    for ref, r in zip(grads, model.parameters()):
-        np.testing.assert_array_equal(r.grad, 3 * ref)
-    one = GradientBuckets(model.parameters(), CountingComm(size=1))
-    assert len(one.buckets) == 1  # default 25 MiB holds this whole model
-    with pytest.raises(ValueError, match="GradientBuckets: expected bucket_mb > 0"):
-        GradientBuckets(model.parameters(), comm, bucket_mb=0)
 
 
 class _Disagreeing(CountingComm):
