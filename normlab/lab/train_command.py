@@ -75,14 +75,6 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
             run_dir.mkdir(parents=True, exist_ok=False)
         if distributed:
             run_dir = Path(comm.broadcast(None if run_dir is None else str(run_dir)))
-    config = {"model": model, "data": data, "norm": norm, "epochs": epochs,
-              "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
-              "hidden": list(hidden) if model == "mlp" else None, "n_train": len(X),
-              "num_parameters": net.num_parameters(),
-              "nproc": comm.size if distributed else 1}
-    if main:
-        write_json(run_dir / "config.json", config)
-        write_json(run_dir / "env.json", env_info())
     train_loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, drop_last=len(X) > batch_size,
                               rng=rng)
     val_loader = DataLoader(ds.X_val, ds.y_val, batch_size=512, shuffle=False)
@@ -92,8 +84,18 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
         trainer = DataParallelTrainer(net, make_optimizer(optimizer, net, lr), comm=comm, **kw)
     else:
         trainer = Trainer(net, make_optimizer(optimizer, net, lr), **kw)
+    if resume is not None:  # before anything is written: refuses e.g. another --nproc
+        trainer.load(Path(resume))
+    config = {"model": model, "data": data, "norm": norm, "epochs": epochs,
+              "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
+              "hidden": list(hidden) if model == "mlp" else None, "n_train": len(X),
+              "num_parameters": net.num_parameters(),
+              "nproc": comm.size if distributed else 1}
+    if main:
+        write_json(run_dir / "config.json", config)
+        write_json(run_dir / "env.json", env_info())
     t0 = time.perf_counter()
-    trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume and Path(resume))
+    trainer.fit(train_loader, val_loader, epochs=epochs)
     wall = time.perf_counter() - t0
     summary = {"wall_time_s": round(wall, 2), "steps": trainer.step, "best_val_acc": best.best}
     for split, (Xs, ys) in (("train", (X, y)), ("val", (ds.X_val, ds.y_val)),
