@@ -161,22 +161,25 @@ def _launch_train(args) -> int:
 
 def _cmd_train(args) -> int:
     from normlab.distributed import init, launched_by_mpiexec  # noqa: PLC0415
+    from normlab.distributed.comm import say  # noqa: PLC0415
 
     under_mpi = launched_by_mpiexec()
     nproc = args.nproc if args.nproc is not None else 1
     comm = init() if under_mpi else None
+    main_rank = comm is None or comm.rank == 0
     if comm is not None:
         if args.nproc is not None and args.nproc != comm.size:
-            raise _UsageError(f"normlab train: error: expected --nproc {comm.size} (the "
-                              f"processes mpiexec started), got --nproc {args.nproc}. Leave "
-                              "--nproc out under mpiexec")
+            if main_rank:  # every rank finds it; one says it
+                say(f"normlab train: error: expected --nproc {comm.size} (the processes "
+                    f"mpiexec started), got --nproc {args.nproc}. Leave --nproc out under "
+                    "mpiexec")
+            return 2
         nproc = comm.size
     if nproc > args.batch_size:
-        message = (f"normlab train: error: expected --nproc at most --batch-size "
-                   f"({args.batch_size}), got {nproc} processes. Every process needs a part "
-                   "of each batch")
-        if comm is None or comm.rank == 0:
-            print(message, file=sys.stderr)
+        if main_rank:
+            say(f"normlab train: error: expected --nproc at most --batch-size "
+                f"({args.batch_size}), got {nproc} processes. Every process needs a part "
+                "of each batch")
         return 2
     if comm is None and nproc > 1:
         return _launch_train(args)
@@ -185,9 +188,9 @@ def _cmd_train(args) -> int:
             return _train_here(args, comm)
         except BaseException as e:  # noqa: BLE001 - one rank failing must stop all of them
             text = str(e).splitlines()[0] if str(e) else ""
-            print(f"normlab train: rank {comm.rank} of {comm.size} failed: "
-                  f"{type(e).__name__}: {text}", file=sys.stderr, flush=True)
-            comm.abort(1)
+            say(f"normlab train: rank {comm.rank} of {comm.size} failed: "
+                f"{type(e).__name__}: {text}")
+            comm.abort(1)  # never returns: mpiexec ends every rank
     return _train_here(args, comm)
 
 

@@ -174,7 +174,17 @@ class MPICommunicator(Communicator):
     def abort(self, code: int = 1) -> None:  # pragma: no cover - ends the process
         sys.stdout.flush()
         sys.stderr.flush()
-        self.comm.Abort(int(code))
+        try:
+            self.comm.Abort(int(code))
+        finally:  # Abort may return while mpiexec is already tearing the job down
+            os._exit(int(code))
+
+
+def say(line: str) -> None:
+    """Write one line to stderr in one call, so lines of several ranks do not interleave."""
+    sys.stderr.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _abort_on_uncaught(comm: Communicator) -> None:
@@ -188,8 +198,8 @@ def _abort_on_uncaught(comm: Communicator) -> None:
     def hook(kind, value, tb):
         previous(kind, value, tb)
         line = str(value).splitlines()[0] if str(value) else ""
-        print(f"normlab.distributed: rank {comm.rank} of {comm.size} failed: "
-              f"{kind.__name__}: {line}", file=sys.stderr, flush=True)
+        say(f"normlab.distributed: rank {comm.rank} of {comm.size} failed: "
+            f"{kind.__name__}: {line}")
         comm.abort(1)
 
     sys.excepthook = hook

@@ -101,3 +101,17 @@ def test_strip_nproc():
 
     assert _strip_nproc(["train", "--nproc", "2", "--x", "1"]) == ["train", "--x", "1"]
     assert _strip_nproc(["train", "--nproc=3"]) == ["train"]
+
+
+def test_nproc_run_failing_on_the_ranks_ends_with_one_line_each(tmp_path, capfd):
+    bad = ["train", "--model", "resnet20", "--data", "blobs", "--nproc", "2", "--out",
+           str(tmp_path)]
+    assert main(bad) == 1
+    err = capfd.readouterr().err.splitlines()
+    failed = [line for line in err if "normlab train: rank" in line]
+    assert 1 <= len(failed) <= 2 and all(
+        line.endswith("failed: ValueError: build: expected input_shape (C, H, W) for an image "
+                      "model, got (2,).") for line in failed)
+    assert err[-1] == ("normlab train: expected the 2 processes under mpiexec to succeed, got "
+                       "exit status 1. The failing rank's error is printed above.")
+    assert not (tmp_path / "train").exists()
