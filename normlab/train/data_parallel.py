@@ -112,6 +112,8 @@ class DataParallelTrainer(Trainer):
     def fit(self, train_loader, val_loader=None, **kwargs):
         """As :meth:`Trainer.fit`, with loaders of *global* batches (sharded here)."""
         rng = loader_rng(train_loader)
+        if getattr(train_loader, "shuffle", True) is False:
+            rng = None  # a loader that draws nothing may have any state
         state = "" if rng is None else json.dumps(rng.bit_generator.state, default=str)
         self._same_on_every_rank("train loader generator state", state,
                                  "Build the loaders with the same seed on every rank.")
