@@ -107,7 +107,6 @@ def broadcast_module(module, comm, root: int = 0) -> None:
     for dtype, group in by_dtype.items():
         flat = np.concatenate([np.asarray(backend.to_numpy(s[k]), dtype=dtype).reshape(-1)
                                for s, k in group]) if group else np.empty(0, dtype)
-        flat = np.ascontiguousarray(flat)
         flat = comm.broadcast(flat, root=root)
         at = 0
         for store, key in group:

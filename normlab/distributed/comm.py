@@ -81,7 +81,7 @@ class Communicator:
         raise NotImplementedError
 
     def broadcast(self, obj, root: int = 0):
-        """``obj`` of rank ``root`` on every rank (arrays in place of a copy, else pickled)."""
+        """Rank ``root``'s ``obj`` (any picklable object) on every rank; others pass anything."""
         raise NotImplementedError
 
     def barrier(self) -> None:
@@ -163,9 +163,8 @@ class MPICommunicator(Communicator):
     def broadcast(self, obj, root: int = 0):
         if not 0 <= int(root) < self.size:
             raise ValueError(f"broadcast: expected root in [0, {self.size}), got {root!r}.")
-        if isinstance(obj, np.ndarray) and obj.flags.c_contiguous and obj.dtype.kind in "biuf":
-            self.comm.Bcast(obj, root=root)  # in place, no pickling
-            return obj
+        # pickled (arrays as out-of-band buffers): the other ranks may pass anything, e.g.
+        # None, as in ``broadcast(arr if rank == 0 else None)``
         return self.comm.bcast(obj, root=root)
 
     def barrier(self) -> None:

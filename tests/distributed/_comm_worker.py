@@ -24,6 +24,7 @@ def main(folder: str) -> None:
         "summed_int": comm.allreduce(np.arange(5, dtype=np.int64) * (r + 1)),
         "gathered": comm.allgather(mine),
         "bcast_array": comm.broadcast(np.full(3, float(r)), root=comm.size - 1),
+        "bcast_or_none": comm.broadcast(np.arange(4.0) if r == 0 else None),
     }
     obj = comm.broadcast({"from": r, "list": [1, 2]} if r == 0 else None)
     comm.barrier()

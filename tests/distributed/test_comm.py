@@ -31,6 +31,7 @@ def test_mpi_communicator_collectives_on_three_processes(tmp_path):
         np.testing.assert_array_equal(o["summed_int"], np.arange(5) * 6)
         np.testing.assert_array_equal(o["gathered"], np.stack(parts))
         np.testing.assert_array_equal(o["bcast_array"], np.full(3, K - 1.0))
+        np.testing.assert_array_equal(o["bcast_or_none"], np.arange(4.0))
 
 
 def test_single_process_communicator():
