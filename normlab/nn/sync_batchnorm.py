@@ -21,6 +21,8 @@ those of every other parameter. Summing them here as well would count them twice
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from normlab import backend
@@ -114,9 +116,22 @@ class SyncBatchNorm(_BatchNorm):
         out, cache = F.batch_norm_forward_from_moments(x, gamma, beta, merged, axes=axes,
                                                        eps=self.eps)
         if self.track_running_stats:
-            self._update_buffers(cache)  # cache.count is the global count
+            self._update_running(cache)  # cache.count is the global count
         self._cache = ("sync", cache)
         return out
+
+    def _update_running(self, cache) -> None:
+        """The base class's running-statistics step, fed the global moments and count.
+
+        Calls ``_update_buffers(cache)`` or, where the base class takes the statistics
+        themselves, ``_update_buffers(mean, var, count)`` (the BN-family base class of
+        the parallel ``i11family`` branch); both apply the same PyTorch rule.
+        """
+        update = self._update_buffers
+        if len(inspect.signature(update).parameters) == 3:
+            update(cache.mean, cache.var, cache.count)
+        else:
+            update(cache)
 
     def backward(self, dout):
         mode, cache = self._require_cache()
@@ -149,6 +164,8 @@ def _to_sync(bn: _BatchNorm, comm) -> SyncBatchNorm:
         dst.clear()
         dst.update({k: v.copy() for k, v in src.items()})
     new.training = bn.training
+    if hasattr(bn, "unbiased_running_var"):  # a base-class option where it exists
+        new.unbiased_running_var = bn.unbiased_running_var
     return new
 
 
