@@ -17,8 +17,8 @@ Every rank holds the whole model and the same loaders (same data, same seed). Pe
 At construction the parameters and buffers of rank 0 are broadcast to every rank.
 Only rank 0 shows the progress bar and writes ``history.jsonl`` and checkpoints; a
 checkpoint records the number of processes and resuming refuses another number.
-Callbacks run on every rank with identical records (write files only where
-``trainer.is_main``). Dropout draws from each rank's own generator, so a model with
+Callbacks run on every rank with the same records (but for ``time``); write files
+only where ``trainer.is_main``. Dropout draws from each rank's own generator, so a model with
 dropout is equal to the one-process run in distribution only.
 """
 
