@@ -14,7 +14,9 @@ all-reduce in buckets where distributed, optimizer step), timed by a callback be
 consecutive step ends after ``--warmup`` steps; the median and the best are printed.
 The SyncBatchNorm overhead is the difference of the two 2-process medians (the
 all-gather of the moments and the all-reduce of the backward sums, 19 layers each,
-plus the waits they add). Scaling efficiency = t(1 x 1) / (2 * t(2 x 1)).
+plus the waits they add); the time rank 0 spends inside the collectives is printed too
+(all-gathers are SyncBN's; all-reduces are the gradient buckets, the loss totals and
+SyncBN's backward sums; both include waiting for the slower rank). Scaling efficiency = t(1 x 1) / (2 * t(2 x 1)).
 
 Run: ``python benchmarks/bench_distributed.py [--steps 5] [--warmup 2]``.
 Figures of one run are in the README and docs/distributed.md, with the machine's load.
@@ -59,7 +61,34 @@ def _normlab_worker(args) -> dict:
         def on_step_end(self, trainer, logs):
             self.ends.append(time.perf_counter())
 
-    comm = init()
+    from normlab.distributed import Communicator
+
+    class Timed(Communicator):
+        """The launch's communicator, adding up the seconds spent in each collective."""
+
+        def __init__(self, inner):
+            self.inner, self.rank, self.size = inner, inner.rank, inner.size
+            self.seconds = {"allgather": 0.0, "allreduce": 0.0}
+
+        def _timed(self, name, array):
+            t0 = time.perf_counter()
+            out = getattr(self.inner, name)(array)
+            self.seconds[name] += time.perf_counter() - t0
+            return out
+
+        def allreduce(self, array):
+            return self._timed("allreduce", array)
+
+        def allgather(self, array):
+            return self._timed("allgather", array)
+
+        def broadcast(self, obj, root=0):
+            return self.inner.broadcast(obj, root)
+
+        def barrier(self):
+            self.inner.barrier()
+
+    comm = Timed(init())
     X, y = _data(BATCH * (args.warmup + args.steps))
     model = resnet20(num_classes=CLASSES, rng=0)
     if comm.size > 1 and args.sync:
@@ -73,7 +102,9 @@ def _normlab_worker(args) -> dict:
 
     trainer.fit(DataLoader(X, y, batch_size=BATCH, shuffle=False, rng=0), epochs=1)
     times = np.diff(clock.ends)[args.warmup:]
-    return {"times": times.tolist(), "size": comm.size, "rank": comm.rank}
+    steps = args.warmup + args.steps
+    return {"times": times.tolist(), "size": comm.size, "rank": comm.rank,
+            "comm_ms": {k: v / steps * 1e3 for k, v in comm.seconds.items()}}
 
 
 def _torch_worker(args) -> dict:
@@ -144,9 +175,15 @@ def _run(label, worker, threads, nproc, args, sync=True):
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         raise SystemExit(f"{label} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    times = next(r["times"] for r in lines if r["rank"] == 0)
+    first = next(r for r in lines if r["rank"] == 0)
+    times = first["times"]
     med, best = statistics.median(times) * 1e3, min(times) * 1e3
-    print(f"{label:44s} {med:9.0f} {best:9.0f}", flush=True)
+    extra = ""
+    if nproc > 1:
+        c = first["comm_ms"]
+        extra = (f"  (rank 0 in collectives: all-gather {c['allgather']:.0f} ms, all-reduce "
+                 f"{c['allreduce']:.0f} ms per step, waits included)")
+    print(f"{label:44s} {med:9.0f} {best:9.0f}{extra}", flush=True)
     return med
 
 
