@@ -128,10 +128,77 @@ def _cmd_demo(args) -> int:
     return _cmd_experiment_run(args)
 
 
+def _strip_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N`` (what the launched ranks get)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _launch_train(args) -> int:
+    """``--nproc N``: run this same command on N processes under mpiexec and wait."""
+    from normlab.distributed import mpi_problem, run_mpiexec  # noqa: PLC0415
+
+    problem = mpi_problem()
+    if problem is not None:
+        print(f"normlab train: --nproc {args.nproc}: {problem}.", file=sys.stderr)
+        return 1
+    rank_argv = ["-m", "normlab", *_strip_nproc(args.argv)]
+    rc = run_mpiexec(args.nproc, rank_argv).returncode
+    if rc != 0:
+        print(f"normlab train: expected the {args.nproc} processes under mpiexec to succeed, "
+              f"got exit status {rc}. The failing rank's error is printed above.",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_train(args) -> int:
+    from normlab.distributed import init, launched_by_mpiexec  # noqa: PLC0415
+    from normlab.distributed.comm import say  # noqa: PLC0415
+
+    under_mpi = launched_by_mpiexec()
+    nproc = args.nproc if args.nproc is not None else 1
+    comm = init() if under_mpi else None
+    main_rank = comm is None or comm.rank == 0
+    if comm is not None:
+        if args.nproc is not None and args.nproc != comm.size:
+            if main_rank:  # every rank finds it; one says it
+                say(f"normlab train: error: expected --nproc {comm.size} (the processes "
+                    f"mpiexec started), got --nproc {args.nproc}. Leave --nproc out under "
+                    "mpiexec")
+            return 2
+        nproc = comm.size
+    if nproc > args.batch_size:
+        if main_rank:
+            say(f"normlab train: error: expected --nproc at most --batch-size "
+                f"({args.batch_size}), got {nproc} processes. Every process needs a part "
+                "of each batch")
+        return 2
+    if comm is None and nproc > 1:
+        return _launch_train(args)
+    if comm is not None and comm.size > 1:
+        try:
+            return _train_here(args, comm)
+        except BaseException as e:  # noqa: BLE001 - one rank failing must stop all of them
+            text = str(e).splitlines()[0] if str(e) else ""
+            say(f"normlab train: rank {comm.rank} of {comm.size} failed: "
+                f"{type(e).__name__}: {text}")
+            comm.abort(1)  # never returns: mpiexec ends every rank
+    return _train_here(args, comm)
+
+
+def _train_here(args, comm) -> int:
     from normlab.lab.data_command import train_data_kwargs  # noqa: PLC0415
     from normlab.lab.train_command import train_model  # noqa: PLC0415
 
+    main = comm is None or comm.rank == 0
     if args.lr is None:
         args.lr = 1e-3 if args.optimizer == "adam" else 0.05
     try:
@@ -145,10 +212,15 @@ def _cmd_train(args) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             optimizer=args.optimizer, seed=args.seed, out=args.out, hidden=hidden,
             n_train=args.n_train, resume=args.resume,
-            progress=False if args.no_progress else None, **train_data_kwargs(args))
+            progress=False if args.no_progress else None, comm=comm,
+            **train_data_kwargs(args))
     except (ValueError, OSError) as e:  # OSError: missing files, download failures
+        if comm is not None and comm.size > 1:
+            raise  # _cmd_train reports it and stops every rank
         print(f"normlab train: {e}", file=sys.stderr)
         return 2
+    if not main:
+        return 0
     print(f"trained {args.model} on {args.data} (norm={args.norm}) for {summary['steps']} steps "
           f"in {summary['wall_time_s']} s")
     for split in ("train", "val", "test"):
@@ -247,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, metavar="CHECKPOINT_DIR",
                    help="continue a run from its checkpoint folder (bit-identical)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=_positive(int), default=None, metavar="N",
+                   help="data-parallel on N processes: relaunches this command under mpiexec "
+                   "(needs normlab[mpi]); SyncBatchNorm keeps it equal to one process")
     t.set_defaults(func=_cmd_train)
     from normlab.lab.data_command import add_data_parser, add_train_data_options  # noqa: PLC0415
 
@@ -269,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except _UsageError as e:
@@ -279,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    args.argv = argv
     try:
         return int(args.func(args))
     except _UsageError as e:

@@ -3,6 +3,11 @@
 Writes a run folder ``<out>/train/<model>-<data>-<timestamp>/`` with ``config.json``,
 ``env.json``, ``checkpoint/`` (crash-safe, resumable with ``--resume``, and its
 ``history.jsonl``) and ``summary.json`` (final train/val/test loss and accuracy).
+
+With a communicator of several processes (``mpiexec -n N python -m normlab train`` or
+``--nproc N``) every rank builds the same model and loaders from the same seed, batch
+norm layers become ``SyncBatchNorm`` and a ``DataParallelTrainer`` trains on the shards
+of each global batch; only rank 0 creates the run folder and writes into it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from normlab import models
+from normlab import models, nn
 from normlab.data import DataLoader, load_dataset
 from normlab.data.transforms import parse_augment
 from normlab.lab.runs import env_info, write_json
 from normlab.lab.training import make_optimizer
-from normlab.train import BestModel, Trainer
+from normlab.train import BestModel, DataParallelTrainer, Trainer
 
 __all__ = ["train_model", "OPTIMIZERS", "resolve_augment", "make_loaders", "build_model"]
 
@@ -57,13 +62,15 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
                 lr: float, optimizer: str, seed: int, out: str | Path, hidden: tuple = (100, 100),
                 n_train: int | None = None, resume: str | None = None,
                 progress: bool | None = None, augment: str = "auto", download: bool = False,
-                checkpoint_every: int | None = None) -> tuple[Path, dict]:
+                checkpoint_every: int | None = None, comm=None) -> tuple[Path, dict]:
     """Train and evaluate; returns the run folder and the summary dict.
 
     ``augment`` is ``"auto"`` (crop,flip for ResNets on CIFAR sets), ``"none"`` or names
     such as ``"crop,flip"`` (training loader only); ``download=True`` fetches a real data
     set first (``normlab.data.download``); ``checkpoint_every`` also checkpoints every that
-    many steps (default: at epoch ends only).
+    many steps (default: at epoch ends only). ``comm`` (a ``normlab.distributed``
+    communicator) of more than one process trains data-parallel (see the module docstring);
+    every rank returns the same summary.
 
     Raises
     ------
@@ -80,6 +87,10 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
     net.eval()  # a dry run in eval mode (buffers untouched) catches shape errors before any
     net(X[:2])  # run folder is written
     net.train()
+    distributed = comm is not None and comm.size > 1
+    main = not distributed or comm.rank == 0
+    if distributed:
+        net = nn.convert_sync_batchnorm(net, comm)
     if n_train is not None:
         idx = rng.choice(len(X), size=min(n_train, len(X)), replace=False)
         X, y = X[idx], y[idx]
@@ -89,25 +100,35 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
             raise FileNotFoundError(f"train_model: expected a checkpoint folder to resume "
                                     f"from, got {resume!r}.")
     else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(out) / "train" / f"{model}-{data}-{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = None
+        if main:
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            run_dir = Path(out) / "train" / f"{model}-{data}-{stamp}"
+            run_dir.mkdir(parents=True, exist_ok=False)
+        if distributed:
+            run_dir = Path(comm.broadcast(None if run_dir is None else str(run_dir)))
+    train_loader, val_loader = make_loaders(X, y, ds.X_val, ds.y_val, batch_size=batch_size,
+                                            augment=augment, input_shape=ds.input_shape, rng=rng)
+    best = BestModel(monitor="val_acc", mode="max", restore=True)
+    kw = dict(callbacks=[best], checkpoint_dir=run_dir / "checkpoint", progress=progress,
+              checkpoint_every=checkpoint_every)
+    if distributed:
+        trainer = DataParallelTrainer(net, make_optimizer(optimizer, net, lr), comm=comm, **kw)
+    else:
+        trainer = Trainer(net, make_optimizer(optimizer, net, lr), **kw)
+    if resume is not None:  # before anything is written: refuses e.g. another --nproc
+        trainer.load(Path(resume))
     config = {"model": model, "data": data, "norm": norm, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
               "hidden": list(hidden) if model == "mlp" else None, "n_train": len(X),
               "num_parameters": net.num_parameters(), "augment": augment,
               "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
-              "checkpoint_every": checkpoint_every}
-    write_json(run_dir / "config.json", config)
-    write_json(run_dir / "env.json", env_info())
-    train_loader, val_loader = make_loaders(X, y, ds.X_val, ds.y_val, batch_size=batch_size,
-                                            augment=augment, input_shape=ds.input_shape, rng=rng)
-    best = BestModel(monitor="val_acc", mode="max", restore=True)
-    trainer = Trainer(net, make_optimizer(optimizer, net, lr), callbacks=[best],
-                      checkpoint_dir=run_dir / "checkpoint", progress=progress,
-                      checkpoint_every=checkpoint_every)
+              "checkpoint_every": checkpoint_every, "nproc": comm.size if distributed else 1}
+    if main:
+        write_json(run_dir / "config.json", config)
+        write_json(run_dir / "env.json", env_info())
     t0 = time.perf_counter()
-    trainer.fit(train_loader, val_loader, epochs=epochs, resume_from=resume and Path(resume))
+    trainer.fit(train_loader, val_loader, epochs=epochs)
     wall = time.perf_counter() - t0
     summary = {"wall_time_s": round(wall, 2), "steps": trainer.step, "best_val_acc": best.best}
     for split, (Xs, ys) in (("train", (X, y)), ("val", (ds.X_val, ds.y_val)),
@@ -115,5 +136,6 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
         if len(Xs):
             m = trainer.evaluate(DataLoader(Xs, ys, batch_size=512, shuffle=False))
             summary[f"{split}_loss"], summary[f"{split}_acc"] = m["loss"], m.get("accuracy")
-    write_json(run_dir / "summary.json", summary)
+    if main:
+        write_json(run_dir / "summary.json", summary)
     return run_dir, summary

@@ -7,11 +7,12 @@ first batches from the training loader's generator state at the start of that ep
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
-from normlab.train.checkpoint import load_checkpoint, save_checkpoint
+from normlab.train.checkpoint import _resolve, load_checkpoint, save_checkpoint
 from normlab.train.history import History
 
 __all__ = ["loader_rng", "ResumableTrainerMixin"]
@@ -21,6 +22,20 @@ def loader_rng(loader):
     """The loader's ``rng`` attribute if it is a ``np.random.Generator``, else ``None``."""
     rng = getattr(loader, "rng", None)
     return rng if isinstance(rng, np.random.Generator) else None
+
+
+def _saved_world_size(path) -> int:
+    """Processes that trained the checkpoint at ``path`` (1 for older checkpoints).
+
+    Unreadable checkpoints count as 1; ``load_checkpoint`` then names the real problem.
+    """
+    try:
+        with open(_resolve(path)) as f:
+            state = json.load(f).get("trainer_state") or {}
+    except (OSError, ValueError, AttributeError):
+        return 1
+    size = state.get("world_size", 1) if isinstance(state, dict) else 1
+    return size if isinstance(size, int) and size > 0 else 1
 
 
 class ResumableTrainerMixin:
@@ -34,6 +49,7 @@ class ResumableTrainerMixin:
             "elapsed": self._elapsed, "history_len": len(self.history),
             "callback_classes": [type(cb).__name__ for cb in self.callbacks],
             "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "world_size": self.world_size,
         }
 
     def save(self, path=None) -> str:
@@ -69,6 +85,12 @@ class ResumableTrainerMixin:
         FileNotFoundError, ValueError
             See :func:`load_checkpoint`; ValueError also if the callbacks differ.
         """
+        saved_size = _saved_world_size(path)
+        if saved_size != self.world_size:  # checked before anything is loaded
+            raise ValueError(
+                f"{type(self).__name__}.load: expected a checkpoint saved by {self.world_size} "
+                f"process(es), got one saved by {saved_size}. Resume with the same number of "
+                f"processes (--nproc {saved_size}).")
         meta = load_checkpoint(path, model=self.model, optimizer=self.optimizer,
                                scheduler=self.scheduler, rngs={"trainer": self.rng})
         ts = meta["trainer_state"]

@@ -199,10 +199,12 @@ class Trainer(ResumableTrainerMixin):
         loss_sum, correct, count = 0.0, 0, 0
         try:
             with quiet_overflow():
-                for batch in loader:
+                for batch in self._shard(loader, evaluation=True):
                     xb, yb = self._on_model_device(batch)
-                    logits = self.model(xb)
                     n = int(len(yb))
+                    if n == 0:  # an empty shard of a small batch (data parallel)
+                        continue
+                    logits = self.model(xb)
                     loss_sum += float(backend.to_numpy(self.loss_fn(logits, yb))) * n
                     if "accuracy" in self.metrics:
                         correct += self._correct(logits, yb)
@@ -210,6 +212,7 @@ class Trainer(ResumableTrainerMixin):
         finally:
             for m, mode in modes:
                 m.training = mode
+        loss_sum, correct, count = self._sum_over_ranks(loss_sum, correct, count)
         if count == 0:
             raise ValueError("Trainer.evaluate: expected a loader yielding at least one "
                              "batch, got none.")
@@ -232,28 +235,40 @@ class Trainer(ResumableTrainerMixin):
     def _train_step(self, batch) -> dict:
         xb, yb = self._on_model_device(batch)
         lr = self.current_lr()
-        model = self.model
-        model.train()
+        self.model.train()
         with quiet_overflow():
-            logits = model(xb)
-            loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
-            if not math.isfinite(loss):
-                raise self._diverged("a finite loss", f"{loss}")
-            model.backward(self.loss_fn.backward())
-            bad = first_nonfinite((n, g) for n, _, g in model.named_parameters())
-            if bad is not None:
-                raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
-            if self.grad_clip is not None:
-                clip_grad_norm(model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            bad = first_nonfinite((n, p) for n, p, _ in model.named_parameters())
-            if bad is not None:
-                raise self._diverged("finite parameters after the optimizer step",
-                                     f"a non-finite {bad!r}")
-        n = int(len(yb))
+            loss, correct, n = self._forward_backward(xb, yb)
+            self._update()
+        return self._finish_step(loss, correct, n, lr)
+
+    def _forward_backward(self, xb, yb):
+        """Forward, loss and backward of one batch: ``(loss, correct or None, n)``."""
+        logits = self.model(xb)
+        loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
+        if not math.isfinite(loss):
+            raise self._diverged("a finite loss", f"{loss}")
+        self.model.backward(self.loss_fn.backward())
+        correct = self._correct(logits, yb) if "accuracy" in self.metrics else None
+        return loss, correct, int(len(yb))
+
+    def _update(self) -> None:
+        """Check the gradients, clip, step the optimizer, check the parameters."""
+        model = self.model
+        bad = first_nonfinite((n, g) for n, _, g in model.named_parameters())
+        if bad is not None:
+            raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
+        if self.grad_clip is not None:
+            clip_grad_norm(model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        bad = first_nonfinite((n, p) for n, p, _ in model.named_parameters())
+        if bad is not None:
+            raise self._diverged("finite parameters after the optimizer step",
+                                 f"a non-finite {bad!r}")
+
+    def _finish_step(self, loss: float, correct, n: int, lr) -> dict:
+        """Epoch sums, per-step scheduler, counters; the step's history record."""
         acc = None
-        if "accuracy" in self.metrics:
-            correct = self._correct(logits, yb)
+        if correct is not None:
             acc = correct / n
             self._epoch_sums[1] += correct
         self._epoch_sums[0] += loss * n
@@ -266,6 +281,25 @@ class Trainer(ResumableTrainerMixin):
                 "train_acc": acc, "val_loss": None, "val_acc": None, "lr": lr,
                 "time": None, "epoch_end": False, "epoch_train_loss": None,
                 "epoch_train_acc": None}
+
+    # ------------------------------------------------------------------ data-parallel seams
+    @property
+    def is_main(self) -> bool:
+        """True where this process logs and writes files (always, in one process)."""
+        return True
+
+    @property
+    def world_size(self) -> int:
+        """Processes training together (1 here; see ``DataParallelTrainer``)."""
+        return 1
+
+    def _shard(self, loader, evaluation: bool = False):
+        """This process's part of ``loader`` (all of it, in one process)."""
+        return loader
+
+    def _sum_over_ranks(self, loss_sum: float, correct: int, count: int):
+        """Evaluation sums over every process (these, in one process)."""
+        return loss_sum, correct, count
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_loader, val_loader=None, *, epochs=None, steps=None, val_every=None,
@@ -301,9 +335,11 @@ class Trainer(ResumableTrainerMixin):
                              "None. It steps on the validation loss.")
         if resume_from is not None:
             self.load(resume_from)
+        train_loader = self._shard(train_loader)
+        val_loader = None if val_loader is None else self._shard(val_loader)
         self._apply_pending(train_loader, val_loader)
         self._loaders = (train_loader, val_loader)
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.is_main:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
             self.history.to_jsonl(os.path.join(self.checkpoint_dir, "history.jsonl"))
 
@@ -386,7 +422,7 @@ class Trainer(ResumableTrainerMixin):
 
     def _log(self, record: dict, bar) -> None:
         self.history.append(record)
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.is_main:
             append_jsonl(os.path.join(self.checkpoint_dir, "history.jsonl"), record)
         bar.update(record)
         for cb in self.callbacks:
