@@ -264,9 +264,18 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     These are ``dbeta`` and ``dgamma`` of this process's data; summed over processes
     (all-reduce) they feed ``batch_norm_backward_elementwise`` with the global count.
 
+    Parameters
+    ----------
+    dout : ndarray, shape of the forward's input
+    cache : BatchNormCache
+
     Shape
     -----
-    dout (N, C, *) -> sum_dy (C,), sum_dy_xhat (C,), float64 for float16/float32 data.
+    dout (N, C, *) -> sum_dy (C,), sum_dy_xhat (C,).
+
+    Returns
+    -------
+    sum_dy, sum_dy_xhat : ndarray (C,), float64 for float16/float32 data
     """
     x_hat, axes = cache.x_hat, cache.axes
     C = x_hat.shape[1]
@@ -295,14 +304,18 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     count : int
         Values per channel in the global batch (``cache.count`` for one process).
 
+    Shape
+    -----
+    dout (N, C, *) -> dx (N, C, *).
+
+    Returns
+    -------
+    dx : ndarray, dtype of the forward's input (zeros when ``count == 0``)
+
     Raises
     ------
     ValueError
         If ``count`` is smaller than this input's values per channel.
-
-    Shape
-    -----
-    dout (N, C, *) -> dx (N, C, *), dtype of the forward's input.
     """
     x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
     xp = backend.namespace(dout, x_hat)
