@@ -80,13 +80,17 @@ def check_axes(x, axes) -> tuple:
     return axes
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _compiled(op: str, xp, x, axes, *others):
     """The compiled kernel for ``op`` (``dispatch.lookup``) if its layout applies: float32
     or float64 data reduced over every axis but the channel axis, of one array type."""
-    if (x.dtype not in (np.float32, np.float64) or x.size == 0
-            or tuple(axes) != (0,) + tuple(range(2, x.ndim))
-            or any(type(o) is not type(x) for o in others)):
+    if x.dtype not in _KERNEL_DTYPES or x.size == 0 or axes != (0, *range(2, x.ndim)):
         return None
+    for other in others:
+        if type(other) is not type(x):
+            return None
     return dispatch.lookup(op, xp)
 
 
