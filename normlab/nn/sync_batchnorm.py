@@ -21,7 +21,6 @@ those of every other parameter. Summing them here as well would count them twice
 
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 
@@ -56,7 +55,7 @@ class SyncBatchNorm(_BatchNorm):
 
     Parameters
     ----------
-    num_features, eps, momentum, affine, track_running_stats, dtype, bias :
+    num_features, eps, momentum, affine, track_running_stats, dtype, bias, unbiased_running_var :
         As ``BatchNorm2d``.
     comm : Communicator, keyword only, optional
         Default ``normlab.distributed.init()`` (one process outside ``mpiexec``).
@@ -80,9 +79,9 @@ class SyncBatchNorm(_BatchNorm):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1,
                  affine: bool = True, track_running_stats: bool = True, dtype=np.float32,
-                 *, bias: bool = True, comm=None):
+                 *, bias: bool = True, unbiased_running_var: bool = True, comm=None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
-                         bias=bias)
+                         bias=bias, unbiased_running_var=unbiased_running_var)
         self.comm = _check_comm(type(self).__name__, comm)
 
     def _merged_moments(self, local):
@@ -116,22 +115,9 @@ class SyncBatchNorm(_BatchNorm):
         out, cache = F.batch_norm_forward_from_moments(x, gamma, beta, merged, axes=axes,
                                                        eps=self.eps)
         if self.track_running_stats:
-            self._update_running(cache)  # cache.count is the global count
+            self._update_buffers(cache.mean, cache.var, cache.count)  # global count
         self._cache = ("sync", cache)
         return out
-
-    def _update_running(self, cache) -> None:
-        """The base class's running-statistics step, fed the global moments and count.
-
-        Calls ``_update_buffers(cache)`` or, where the base class takes the statistics
-        themselves, ``_update_buffers(mean, var, count)`` (the BN-family base class of
-        the parallel ``i11family`` branch); both apply the same PyTorch rule.
-        """
-        update = self._update_buffers
-        if len(inspect.signature(update).parameters) == 3:
-            update(cache.mean, cache.var, cache.count)
-        else:
-            update(cache)
 
     def backward(self, dout):
         mode, cache = self._require_cache()
@@ -159,13 +145,12 @@ def _to_sync(bn: _BatchNorm, comm) -> SyncBatchNorm:
         dtype = bn.buffers.get("running_mean")
     dtype = np.float32 if dtype is None else dtype.dtype
     new = SyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine,
-                        bn.track_running_stats, dtype, bias="bias" in bn.params, comm=comm)
+                        bn.track_running_stats, dtype, bias="bias" in bn.params,
+                        unbiased_running_var=bn.unbiased_running_var, comm=comm)
     for src, dst in ((bn.params, new.params), (bn.grads, new.grads), (bn.buffers, new.buffers)):
         dst.clear()
         dst.update({k: v.copy() for k, v in src.items()})
     new.training = bn.training
-    if hasattr(bn, "unbiased_running_var"):  # a base-class option where it exists
-        new.unbiased_running_var = bn.unbiased_running_var
     return new
 
 
