@@ -16,6 +16,7 @@ import numpy as np
 
 from normlab import backend
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 
 __all__ = ["rel_error", "numerical_gradient", "GradcheckReport", "check_module"]
 
@@ -25,7 +26,7 @@ def rel_error(a, b) -> float:
     a = backend.to_numpy(a).astype(np.float64)
     b = backend.to_numpy(b).astype(np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"rel_error: expected equal shapes, got {a.shape} and {b.shape}.")
+        raise NormlabValueError(f"rel_error: expected equal shapes, got {a.shape} and {b.shape}.")
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))

@@ -12,6 +12,7 @@ import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 from normlab.functional.dropout import DropoutCache
 
 __all__ = [
@@ -48,7 +49,7 @@ def affine_forward(x, w, b):
     N = x.shape[0]
     D = int(np.prod(x.shape[1:]))
     if w.ndim != 2 or D != w.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"affine_forward: expected w of shape (D, M) with D = prod(x.shape[1:]) = {D}, "
             f"got w of shape {tuple(w.shape)}. The course layout is (in, out), the transpose "
             "of PyTorch's Linear.weight."
@@ -104,7 +105,7 @@ def dropout_forward(x, dropout_param):
     """
     p, mode = dropout_param["p"], dropout_param["mode"]
     if not 0.0 < p <= 1.0:
-        raise ValueError(
+        raise NormlabValueError(
             f"dropout_forward: expected dropout_param['p'] (the KEEP probability) in (0, 1], "
             f"got {p!r}. The course's p keeps units; PyTorch's p drops them."
         )
@@ -120,7 +121,7 @@ def dropout_forward(x, dropout_param):
         return x * mask, DropoutCache(mask)
     if mode == "test":
         return x, DropoutCache(None)
-    raise ValueError(
+    raise NormlabValueError(
         f"dropout_forward: expected dropout_param['mode'] 'train' or 'test', got {mode!r}."
     )
 
@@ -132,12 +133,12 @@ def dropout_backward(dout, cache):
 
 def _check_scores(x, y, owner):
     if x.ndim != 2:
-        raise ValueError(f"{owner}: expected scores x of shape (N, C), got shape {tuple(x.shape)}.")
+        raise NormlabValueError(f"{owner}: expected scores x of shape (N, C), got shape {tuple(x.shape)}.")
     N, C = x.shape
     if y.shape != (N,):
-        raise ValueError(f"{owner}: expected labels y of shape ({N},), got shape {tuple(y.shape)}.")
+        raise NormlabValueError(f"{owner}: expected labels y of shape ({N},), got shape {tuple(y.shape)}.")
     if N and (int(y.min()) < 0 or int(y.max()) >= C):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected labels in [0, {C}), got labels in "
             f"[{int(y.min())}, {int(y.max())}]."
         )

@@ -8,6 +8,7 @@ side, as PyTorch's ``padding``.
 
 from __future__ import annotations
 
+from normlab.errors import NormlabValueError
 from normlab.functional import conv_naive, pool_naive
 
 __all__ = [
@@ -29,19 +30,19 @@ def conv_hyper(x, w, conv_param, owner):
         For non-4D inputs, mismatched channels, or a non-positive stride / negative pad.
     """
     if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected x (N, C, H, W) and w (F, C, HH, WW), got shapes "
             f"{tuple(x.shape)} and {tuple(w.shape)}."
         )
     if x.shape[1] != w.shape[1]:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected w with {x.shape[1]} input channels (x.shape[1]), got "
             f"w of shape {tuple(w.shape)}."
         )
     stride = conv_param.get("stride", 1)
     pad = conv_param.get("pad", 0)
     if int(stride) != stride or stride < 1 or int(pad) != pad or pad < 0:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected conv_param stride >= 1 and pad >= 0 (ints), got "
             f"stride={stride!r}, pad={pad!r}."
         )
@@ -57,14 +58,14 @@ def pool_hyper(x, pool_param, owner):
         For non-4D input or non-positive window/stride.
     """
     if x.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected 4D input (N, C, H, W), got input of shape {tuple(x.shape)}."
         )
     ph = pool_param.get("pool_height", 2)
     pw = pool_param.get("pool_width", 2)
     stride = pool_param.get("stride", 2)
     if min(ph, pw, stride) < 1:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected pool_height, pool_width and stride >= 1, got "
             f"{ph!r}, {pw!r}, {stride!r}."
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from normlab import backend
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 
 __all__ = [
     "batchnorm_forward",
@@ -33,12 +34,12 @@ __all__ = [
 def _bn_forward(x, gamma, beta, bn_param, axes, owner):
     mode = bn_param.get("mode")
     if mode not in ("train", "test"):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected bn_param['mode'] 'train' or 'test', got {mode!r}."
         )
     C = x.shape[1]
     if gamma.shape != (C,) or beta.shape != (C,):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected gamma and beta of shape ({C},), got {tuple(gamma.shape)} and "
             f"{tuple(beta.shape)}."
         )
@@ -98,7 +99,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         For an unknown mode, non-2D input or mis-shaped gamma/beta.
     """
     if x.ndim != 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"batchnorm_forward: expected 2D input (N, D), got input of shape {tuple(x.shape)}. "
             "Use spatial_batchnorm_forward for (N, C, H, W)."
         )
@@ -138,7 +139,7 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
         For non-4D input, an unknown mode or mis-shaped gamma/beta.
     """
     if x.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             "spatial_batchnorm_forward: expected 4D input (N, C, H, W), got input of shape "
             f"{tuple(x.shape)}. Use batchnorm_forward for (N, D)."
         )
@@ -169,7 +170,7 @@ def layernorm_forward(x, gamma, beta, ln_param):
         For non-2D input.
     """
     if x.ndim != 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"layernorm_forward: expected 2D input (N, D), got input of shape {tuple(x.shape)}."
         )
     eps = ln_param.get("eps", 1e-5)
@@ -202,17 +203,17 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
         For non-4D input, G not dividing C, or mis-shaped gamma/beta.
     """
     if x.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             "spatial_groupnorm_forward: expected 4D input (N, C, H, W), got input of shape "
             f"{tuple(x.shape)}."
         )
     N, C, H, W = x.shape
     if not isinstance(G, int) or G <= 0 or C % G:
-        raise ValueError(
+        raise NormlabValueError(
             f"spatial_groupnorm_forward: expected G a positive int dividing C = {C}, got {G!r}."
         )
     if gamma.size != C or beta.size != C:
-        raise ValueError(
+        raise NormlabValueError(
             f"spatial_groupnorm_forward: expected gamma and beta of shape (1, {C}, 1, 1), got "
             f"{tuple(gamma.shape)} and {tuple(beta.shape)}."
         )

@@ -12,6 +12,7 @@ import os
 import pickle
 
 import numpy as np
+from normlab.errors import MissingPathError, NormlabValueError
 
 __all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "default_cifar10_dir"]
 
@@ -35,7 +36,7 @@ def load_CIFAR_batch(filename):
         If it does not hold ``data`` of n rows of 3072 values and n ``labels``.
     """
     if not os.path.isfile(filename):
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"load_CIFAR_batch: expected a CIFAR-10 batch file, got missing path {filename!r}."
         )
     with open(filename, "rb") as fh:
@@ -43,7 +44,7 @@ def load_CIFAR_batch(filename):
     X = np.asarray(d.get("data")) if isinstance(d, dict) else None
     Y = np.asarray(d.get("labels")) if isinstance(d, dict) else None
     if X is None or X.ndim != 2 or X.shape[1] != 3072 or Y is None or Y.shape != X.shape[:1]:
-        raise ValueError(
+        raise NormlabValueError(
             f"load_CIFAR_batch: expected a dict with 'data' (n, 3072) and 'labels' (n,), got "
             f"an unreadable batch in {filename!r}. Use the python version of CIFAR-10."
         )
@@ -62,7 +63,7 @@ def load_CIFAR10(root):
     names = _BATCHES + ["test_batch"]
     missing = [n for n in names if not os.path.isfile(os.path.join(root, n))]
     if missing:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"load_CIFAR10: expected the CIFAR-10 python batches in {root!r}, got missing "
             f"{missing}. Download cifar-10-python.tar.gz from "
             "https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and pass the "
@@ -96,7 +97,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
     root = default_cifar10_dir() if cifar10_dir is None else cifar10_dir
     X_train, y_train, X_test, y_test = load_CIFAR10(root)
     if num_training + num_validation > X_train.shape[0] or num_test > X_test.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"get_CIFAR10_data: expected num_training + num_validation <= {X_train.shape[0]} "
             f"and num_test <= {X_test.shape[0]}, got {num_training} + {num_validation} and "
             f"{num_test}."

@@ -14,6 +14,7 @@ from random import randrange
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.gradcheck import rel_error as _rel_error
 
 __all__ = [
@@ -32,12 +33,12 @@ def rel_error(x, y):
 
 def _check_writable(x, owner):
     if not isinstance(x, np.ndarray):
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected x to be a NumPy array (it is perturbed in place), got "
             f"{type(x).__name__}. Convert it with np.asarray(x, dtype=np.float64)."
         )
     if not x.flags.writeable:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected a writeable array (x is perturbed in place), got a "
             "read-only one. Pass x.copy()."
         )

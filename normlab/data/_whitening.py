@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab.data._preproc_base import Transformer, check_eps, covariance_eigh
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["PCA", "ZCAWhitening"]
 
@@ -53,12 +54,12 @@ class PCA(Transformer):
     def __init__(self, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):
         if n_components is not None:
             if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
-                raise TypeError(
+                raise NormlabTypeError(
                     f"PCA: expected n_components to be an int or None, got "
                     f"{type(n_components).__name__}."
                 )
             if n_components < 1:
-                raise ValueError(f"PCA: expected n_components >= 1, got {n_components}.")
+                raise NormlabValueError(f"PCA: expected n_components >= 1, got {n_components}.")
         self.n_components = n_components
         self.whiten = bool(whiten)
         self.eps = check_eps("PCA", eps)
@@ -71,7 +72,7 @@ class PCA(Transformer):
         D = X2.shape[1]
         K = D if self.n_components is None else int(self.n_components)
         if K > D:
-            raise ValueError(
+            raise NormlabValueError(
                 f"PCA: expected n_components <= {D} (the number of features), got {K}."
             )
         self.mean_ = X2.mean(axis=0)
@@ -105,7 +106,7 @@ class PCA(Transformer):
         self._check_fitted()
         K = self.components_.shape[0]
         if Z.ndim != 2 or Z.shape[1] != K:
-            raise ValueError(
+            raise NormlabValueError(
                 f"PCA: expected projections of shape (N, {K}), got {tuple(Z.shape)}. Pass the "
                 "output of transform()."
             )

@@ -20,6 +20,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from normlab.errors import MissingPathError, NormlabValueError
 
 __all__ = [
     "CIFAR10_TRAIN_FILES",
@@ -67,7 +68,7 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def _missing(what: str, where: Path, how: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{what}: expected {where}, got no such file or folder. {how}")
+    return MissingPathError(f"{what}: expected {where}, got no such file or folder. {how}")
 
 
 _CIFAR_HOW = (
@@ -102,17 +103,17 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
         d = _CifarUnpickler(f, encoding="bytes").load()
     if not isinstance(d, dict):
-        raise ValueError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
+        raise NormlabValueError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
-        raise ValueError(
+        raise NormlabValueError(
             f"read_cifar10_batch: expected keys 'data' and 'labels' in {path}, got "
             f"{sorted(d)}. Is this a CIFAR-100 or a foreign file?"
         )
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(d["labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"read_cifar10_batch: expected data of shape (N, 3072) and N labels in {path}, got "
             f"data {data.shape} and {labels.shape[0]} labels."
         )
@@ -162,7 +163,7 @@ def read_idx(path) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(
+        raise NormlabValueError(
             f"read_idx: expected an IDX file (magic 0x0000 then a type code) in {path}, got "
             f"header {raw[:4].hex() or 'empty'}. Is the file truncated or still compressed?"
         )
@@ -172,7 +173,7 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise NormlabValueError(
             f"read_idx: expected {expected} data bytes for shape {shape} in {path}, got "
             f"{len(raw) - header}. The file is truncated or corrupt; download it again."
         )
@@ -230,7 +231,7 @@ def read_idx_folder(root, dataset: str = "mnist") -> dict[str, np.ndarray]:
         out[key] = arr.astype(np.int64) if key.endswith("labels") else arr
     if out["train_images"].shape[0] != out["train_labels"].shape[0] or \
             out["test_images"].shape[0] != out["test_labels"].shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"{dataset}: expected as many labels as images in {root}, got "
             f"{out['train_images'].shape[0]}/{out['train_labels'].shape[0]} (train) and "
             f"{out['test_images'].shape[0]}/{out['test_labels'].shape[0]} (test)."

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab._random import as_generator
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["DataLoader", "RandomBatchSampler", "sample_batches"]
 
@@ -18,27 +19,27 @@ __all__ = ["DataLoader", "RandomBatchSampler", "sample_batches"]
 def _check_xy(owner: str, X, y):
     for name, a in (("X", X), ("y", y)):
         if not hasattr(a, "shape") or len(a.shape) < 1:
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected {name} to be an array with a leading sample axis, got "
                 f"{type(a).__name__}."
             )
     if X.shape[0] != y.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected X and y with the same number of samples, got {X.shape[0]} and "
             f"{y.shape[0]}."
         )
     if X.shape[0] == 0:
-        raise ValueError(f"{owner}: expected at least one sample, got 0.")
+        raise NormlabValueError(f"{owner}: expected at least one sample, got 0.")
     return int(X.shape[0])
 
 
 def _check_batch_size(owner: str, batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected batch_size to be an int, got {type(batch_size).__name__}."
         )
     if batch_size < 1:
-        raise ValueError(f"{owner}: expected batch_size >= 1, got {batch_size}.")
+        raise NormlabValueError(f"{owner}: expected batch_size >= 1, got {batch_size}.")
     return int(batch_size)
 
 
@@ -60,7 +61,7 @@ def _set_rng_state(owner: str, rng: np.random.Generator, state) -> None:
     want = type(rng.bit_generator).__name__
     got = state.get("bit_generator") if isinstance(state, dict) else None
     if got != want:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected a state of a {want} generator, got {got!r}. Load a state saved "
             "by a loader built with the same kind of generator."
         )
@@ -73,7 +74,7 @@ def _set_rng_state(owner: str, rng: np.random.Generator, state) -> None:
 def _check_position(owner: str, position, n_batches: int) -> int:
     if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or \
             not 0 <= position <= n_batches:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected position an int in [0, {n_batches}], got {position!r}."
         )
     return int(position)
@@ -112,7 +113,7 @@ class DataLoader:
         N = _check_xy(owner, X, y)
         self.batch_size = _check_batch_size(owner, batch_size)
         if drop_last and self.batch_size > N:
-            raise ValueError(
+            raise NormlabValueError(
                 f"DataLoader: expected batch_size <= {N} (the number of samples) with "
                 f"drop_last=True, got {self.batch_size}, which gives no batch at all. Use a "
                 "smaller batch_size or drop_last=False."
@@ -184,7 +185,7 @@ class RandomBatchSampler:
             num_batches = max(N // self.batch_size, 1)
         if isinstance(num_batches, bool) or not isinstance(num_batches, (int, np.integer)) \
                 or num_batches < 1:
-            raise ValueError(
+            raise NormlabValueError(
                 f"RandomBatchSampler: expected num_batches an int >= 1 or None, got "
                 f"{num_batches!r}."
             )

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab._random import as_generator
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["DropoutCache", "check_dropout_p", "dropout_forward", "dropout_backward"]
 
@@ -18,10 +19,10 @@ class DropoutCache(NamedTuple):
 def check_dropout_p(owner: str, p) -> float:
     """Return ``p`` as a float if it is a number in [0, 1]; raise otherwise."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{owner}: expected p to be a float in [0, 1], got "
+        raise NormlabTypeError(f"{owner}: expected p to be a float in [0, 1], got "
                         f"{type(p).__name__} {p!r}.")
     if not 0.0 <= float(p) <= 1.0:  # also rejects NaN
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected dropout probability p in [0, 1], got {p!r}. "
             "p is the probability of DROPPING a unit (PyTorch convention), not of keeping it."
         )

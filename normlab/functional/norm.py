@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab.functional._normalize import (channel_shape, normalize, normalize_backward,
                                            reduced_count)
 
@@ -48,7 +49,7 @@ class NormCache(NamedTuple):
 
 def _trailing_axes(x, normalized_ndim: int, owner: str) -> tuple:
     if not 1 <= normalized_ndim <= x.ndim:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected 1 <= normalized_ndim <= x.ndim ({x.ndim}), got "
             f"normalized_ndim={normalized_ndim}."
         )
@@ -130,7 +131,7 @@ def group_norm_forward(x, gamma, beta, *, num_groups: int, eps: float = 1e-5):
         If ``x`` has fewer than 2 dims or C is not divisible by ``num_groups``.
     """
     if x.ndim < 2 or x.shape[1] % num_groups:
-        raise ValueError(
+        raise NormlabValueError(
             f"group_norm_forward: expected input (N, C, *) with C divisible by num_groups="
             f"{num_groups}, got input of shape {tuple(x.shape)}."
         )
@@ -184,7 +185,7 @@ def instance_norm_forward(x, gamma, beta, *, eps: float = 1e-5):
         If ``x`` has fewer than 3 dims.
     """
     if x.ndim < 3:
-        raise ValueError(
+        raise NormlabValueError(
             f"instance_norm_forward: expected input (N, C, *spatial) with at least 3 dims, "
             f"got input of shape {tuple(x.shape)}. Add a batch axis with x[None]."
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 
 from normlab import backend, nn
+from normlab.errors import NormlabRuntimeError, NormlabValueError
 
 __all__ = ["fold_batchnorm"]
 
@@ -31,7 +32,7 @@ def _types(*names):
 def _fold_pair(layer, bn, where: str) -> None:
     """Rewrite ``layer``'s weight and bias in place so that it includes ``bn``."""
     if "running_mean" not in bn.buffers or not getattr(bn, "track_running_stats", True):
-        raise ValueError(
+        raise NormlabValueError(
             f"fold_batchnorm: expected BatchNorm layers with running statistics, got "
             f"track_running_stats=False at {where!r}. Such a layer normalises with batch "
             "statistics even in eval mode, so it cannot be folded."
@@ -40,7 +41,7 @@ def _fold_pair(layer, bn, where: str) -> None:
     xp = backend.namespace(W)
     rm, rv = bn.buffers["running_mean"], bn.buffers["running_var"]
     if W.shape[0] != rm.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"fold_batchnorm: expected the BatchNorm at {where!r} to have as many features as "
             f"the layer before it has outputs ({W.shape[0]}), got {rm.shape[0]}."
         )
@@ -84,7 +85,7 @@ def fold_batchnorm(model):
         whose size differs from the preceding layer's outputs.
     """
     if any(m.training for m in model.modules()):
-        raise RuntimeError(
+        raise NormlabRuntimeError(
             "fold_batchnorm: expected a model in eval mode, got training mode. "
             "Call model.eval() first."
         )

@@ -15,6 +15,7 @@ import numpy as np
 
 from normlab import models
 from normlab.data import DataLoader, load_dataset
+from normlab.errors import MissingPathError
 from normlab.lab.runs import env_info, write_json
 from normlab.lab.training import make_optimizer
 from normlab.train import BestModel, Trainer
@@ -53,7 +54,7 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
     if resume is not None:
         run_dir = Path(resume).parent
         if not (Path(resume) / "latest").exists() and not Path(resume).is_dir():
-            raise FileNotFoundError(f"train_model: expected a checkpoint folder to resume "
+            raise MissingPathError(f"train_model: expected a checkpoint folder to resume "
                                     f"from, got {resume!r}.")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

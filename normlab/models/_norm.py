@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import nn
+from normlab.errors import NormlabValueError
 
 __all__ = ["NORM_KINDS", "make_norm", "group_count", "check_norm_kind"]
 
@@ -47,7 +48,7 @@ NORM_KINDS = ("batch", "layer", "group", "instance", None)
 def check_norm_kind(owner: str, kind) -> None:
     """Raise ``ValueError`` unless ``kind`` is one of ``NORM_KINDS``."""
     if kind not in NORM_KINDS:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected norm in {NORM_KINDS}, got {kind!r}. Use None for no "
             "normalisation."
         )
@@ -87,7 +88,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     """
     check_norm_kind("make_norm", kind)
     if spatial_dims not in (0, 1, 2):
-        raise ValueError(
+        raise NormlabValueError(
             f"make_norm: expected spatial_dims in (0, 1, 2), got {spatial_dims!r}. Use 0 for "
             "(N, C), 1 for (N, C, L) and 2 for (N, C, H, W) features."
         )
@@ -101,7 +102,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     if kind == "group":
         return nn.GroupNorm(group_count(C, 8 if spatial_dims == 0 else 2), C, dtype=dtype)
     if spatial_dims == 0:
-        raise ValueError(
+        raise NormlabValueError(
             "make_norm: expected (N, C, L) or (N, C, H, W) features for norm='instance', got "
             "(N, C) vectors (spatial_dims=0). Instance norm needs spatial positions; use "
             "norm='layer' or 'group' here."

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 from normlab.nn.batchnorm import (_add_affine, _check_eps, _check_float_input,
                                   _check_num_features, _NormBase, _param_as, _store)
 from normlab.nn.module import Module
@@ -28,7 +29,7 @@ def _check_normalized_shape(owner: str, normalized_shape) -> tuple:
         shape = None
     if not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0
                         for d in shape):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected normalized_shape to be a positive int or a non-empty tuple "
             f"of positive ints, got {normalized_shape!r}."
         )
@@ -38,7 +39,7 @@ def _check_normalized_shape(owner: str, normalized_shape) -> tuple:
 def _check_trailing(owner: str, x, normalized_shape: tuple) -> None:
     k = len(normalized_shape)
     if x.ndim < k or tuple(x.shape[x.ndim - k:]) != normalized_shape:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected input of shape (*, {', '.join(map(str, normalized_shape))}) "
             f"ending in normalized_shape={normalized_shape}, got input of shape "
             f"{tuple(x.shape)}."
@@ -131,7 +132,7 @@ class GroupNorm(Module):
         self.num_groups = _check_num_features("GroupNorm", "num_groups", num_groups)
         self.num_channels = _check_num_features("GroupNorm", "num_channels", num_channels)
         if self.num_channels % self.num_groups:
-            raise ValueError(
+            raise NormlabValueError(
                 f"GroupNorm: expected num_channels divisible by num_groups, got "
                 f"num_channels={num_channels}, num_groups={num_groups}. Pick a divisor of "
                 f"{num_channels} for num_groups."
@@ -145,7 +146,7 @@ class GroupNorm(Module):
     def forward(self, x):
         _check_float_input("GroupNorm", x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(
+            raise NormlabValueError(
                 f"GroupNorm: expected input (N, C, *) with C={self.num_channels} channels "
                 f"(num_channels), got input of shape {tuple(x.shape)}."
             )
@@ -202,7 +203,7 @@ class _InstanceNorm(_NormBase):
         _check_float_input(owner, x)
         nd = self._batched_ndim
         if x.ndim not in (nd - 1, nd):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {nd - 1}D (unbatched) or {nd}D input {self._expected}, "
                 f"got {x.ndim}D input of shape {tuple(x.shape)}."
             )
@@ -220,7 +221,7 @@ class _InstanceNorm(_NormBase):
         gamma, beta = _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype)
         if self.training or not self.track_running_stats:
             if math.prod(x.shape[2:]) == 1:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected more than 1 spatial element when training, got "
                     f"input shape {shape_in}."
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.optim.optimizer import Optimizer
 
 __all__ = ["LRScheduler"]
@@ -15,7 +16,7 @@ def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {n} values for {name} (one per param group), got "
                 f"{len(value)}."
             )
@@ -25,7 +26,7 @@ def _format_param(owner: str, name: str, optimizer: Optimizer, value) -> list:
 
 def _check_int(owner: str, name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{owner}: expected {name} to be an int >= {minimum}, got {value!r}.")
+        raise NormlabValueError(f"{owner}: expected {name} to be an int >= {minimum}, got {value!r}.")
 
 
 class LRScheduler:
@@ -54,7 +55,7 @@ class LRScheduler:
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         owner = type(self).__name__
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected a normlab Optimizer, got {type(optimizer).__name__}."
             )
         _check_int(owner, "last_epoch", last_epoch, -1)
@@ -63,7 +64,7 @@ class LRScheduler:
             if last_epoch == -1:
                 group.setdefault("initial_lr", group["lr"])
             elif "initial_lr" not in group:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected 'initial_lr' in param_groups[{i}] when resuming with "
                     f"last_epoch={last_epoch}, got keys "
                     f"{sorted(k for k in group if k != 'params')}. "

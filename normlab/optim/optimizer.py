@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.module import ParamRef
 
 __all__ = ["Optimizer", "state_dict_to_arrays", "state_dict_from_arrays"]
@@ -63,12 +64,12 @@ class Optimizer:
         try:
             params = list(params)
         except TypeError:
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{self._owner}: expected params to be a list of ParamRef or of param-group "
                 f"dicts, got {type(params).__name__}. Pass model.parameters()."
             ) from None
         if not params:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{self._owner}: expected a non-empty parameter list, got an empty one. "
                 "Pass model.parameters() of a model with learnable parameters."
             )
@@ -102,12 +103,12 @@ class Optimizer:
             As the constructor.
         """
         if not isinstance(group, dict):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{self._owner}: expected every param group to be a dict, got "
                 f"{type(group).__name__}. Mixing ParamRefs and dicts is not supported."
             )
         if "params" not in group:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{self._owner}: expected a 'params' key in every param group, got keys "
                 f"{sorted(group)}."
             )
@@ -115,12 +116,12 @@ class Optimizer:
         refs = [refs] if isinstance(refs, ParamRef) else list(refs)
         for ref in refs:
             if not isinstance(ref, ParamRef):
-                raise TypeError(
+                raise NormlabTypeError(
                     f"{self._owner}: expected params to be normlab ParamRefs, got "
                     f"{type(ref).__name__}. Pass model.parameters(), not arrays."
                 )
             if _ref_key(ref) in self._seen:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{self._owner}: expected each parameter in one group only, got "
                     f"{ref.name!r} twice. Remove the duplicate."
                 )
@@ -205,18 +206,18 @@ class Optimizer:
         if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
             got = (sorted(state_dict) if isinstance(state_dict, dict)
                    else type(state_dict).__name__)
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected a dict with keys 'state' and 'param_groups', got {got}."
             )
         saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {len(self.param_groups)} param groups, got {len(saved)}. "
                 "Build the optimizer with the same param groups as the saved one."
             )
         for j, (mine, theirs) in enumerate(zip(self.param_groups, saved)):
             if len(mine["params"]) != len(theirs["params"]):
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected {len(mine['params'])} params in param group {j}, got "
                     f"{len(theirs['params'])}. The saved optimizer was built for another model."
                 )
@@ -225,7 +226,7 @@ class Optimizer:
         for key, s in state_dict["state"].items():
             i = int(key)
             if i not in refs:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected state indices in 0..{len(refs) - 1}, got {key!r}."
                 )
             p = refs[i].value
@@ -236,7 +237,7 @@ class Optimizer:
                     v = int(v)
                 elif hasattr(v, "shape"):
                     if tuple(v.shape) != tuple(p.shape):
-                        raise ValueError(
+                        raise NormlabValueError(
                             f"{owner}: expected state[{i}][{k!r}] of shape {tuple(p.shape)} "
                             f"(param {refs[i].name!r}), got {tuple(v.shape)}."
                         )
@@ -254,7 +255,7 @@ class Optimizer:
             hyper = {**self.defaults, **groups[gidx[id(group)]]}
             missing = sorted(set(self._init_state(ref.value, hyper)) - set(entry))
             if missing:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected state[{i}] to hold {missing}, got keys "
                     f"{sorted(entry)}. Was it saved by another optimizer class?"
                 )
@@ -305,7 +306,7 @@ def state_dict_from_arrays(arrays: dict[str, Any], meta: dict) -> dict[str, Any]
     for key in arrays:
         parts = key.split(".", 2)
         if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
-            raise ValueError(
+            raise NormlabValueError(
                 "state_dict_from_arrays: expected array keys 'state.{index}.{name}', got "
                 f"{key!r}."
             )
@@ -318,7 +319,7 @@ def _check_real(owner: str, hp: dict[str, Any], *names: str) -> None:
     for name in names:
         v = hp[name]
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected {name} to be a float, got {type(v).__name__} ({v!r})."
             )
 
@@ -328,4 +329,4 @@ def _check_nonneg(owner: str, hp: dict[str, Any], *names: str) -> None:
     _check_real(owner, hp, *names)
     for name in names:
         if not hp[name] >= 0.0:
-            raise ValueError(f"{owner}: expected {name} >= 0, got {hp[name]!r}.")
+            raise NormlabValueError(f"{owner}: expected {name} >= 0, got {hp[name]!r}.")

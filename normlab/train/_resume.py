@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab.train.checkpoint import load_checkpoint, save_checkpoint
 from normlab.train.history import History
 
@@ -46,7 +47,7 @@ class ResumableTrainerMixin:
         """
         path = self.checkpoint_dir if path is None else os.fspath(path)
         if path is None:
-            raise ValueError("Trainer.save: expected a path or a Trainer checkpoint_dir, got "
+            raise NormlabValueError("Trainer.save: expected a path or a Trainer checkpoint_dir, got "
                              "neither.")
         rngs = {"trainer": self.rng}
         val_rng = loader_rng(self._loaders[1])
@@ -74,7 +75,7 @@ class ResumableTrainerMixin:
         ts = meta["trainer_state"]
         names = [type(cb).__name__ for cb in self.callbacks]
         if names != ts["callback_classes"]:
-            raise ValueError(f"Trainer.load: expected callbacks {ts['callback_classes']} (as "
+            raise NormlabValueError(f"Trainer.load: expected callbacks {ts['callback_classes']} (as "
                              f"saved), got {names}. Pass the same callbacks in the same order.")
         for cb, state in zip(self.callbacks, ts["callbacks"]):
             cb.load_state_dict(state)
@@ -97,7 +98,7 @@ class ResumableTrainerMixin:
         rng = loader_rng(train_loader)
         if pending["train"] is not None:
             if rng is None:
-                raise ValueError("Trainer.fit: expected a train loader with an rng Generator "
+                raise NormlabValueError("Trainer.fit: expected a train loader with an rng Generator "
                                  "(the checkpoint saved one), got none. Resume with the same "
                                  "kind of loader.")
             rng.bit_generator.state = pending["train"]

@@ -35,6 +35,7 @@ import numpy as np
 
 from normlab import backend
 from normlab._io import atomic_write_bytes
+from normlab.errors import MissingPathError, NormlabTypeError, NormlabValueError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_bytes", "FORMAT"]
 
@@ -52,7 +53,7 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
     """JSON-able twin of ``obj``; arrays and NumPy scalars move to ``arrays[key]``."""
     if _is_array(obj) or isinstance(obj, np.generic):
         if obj.dtype == object:
-            raise TypeError(f"save_checkpoint: expected numeric arrays, got an object array "
+            raise NormlabTypeError(f"save_checkpoint: expected numeric arrays, got an object array "
                             f"under {key!r}. Checkpoints never pickle.")
         arrays[key] = np.asarray(backend.to_numpy(obj))
         return {"__ndarray__": key, "scalar": isinstance(obj, np.generic)}
@@ -64,14 +65,14 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
         items = []
         for i, (k, v) in enumerate(obj.items()):
             if not isinstance(k, (str, int, float)) or isinstance(k, bool):
-                raise TypeError(f"save_checkpoint: expected str or int dict keys, got "
+                raise NormlabTypeError(f"save_checkpoint: expected str or int dict keys, got "
                                 f"{type(k).__name__} key {k!r} under {key!r}.")
             items.append([k, _encode(v, f"{key}/{i}", arrays)])
         return {"__items__": items}
     if isinstance(obj, (list, tuple)):
         out = [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
         return {"__tuple__": out} if isinstance(obj, tuple) else out
-    raise TypeError(
+    raise NormlabTypeError(
         f"save_checkpoint: expected arrays, numbers, strings, lists or dicts in the state, "
         f"got {type(obj).__name__} under {key!r}. Convert it in state_dict()."
     )
@@ -100,7 +101,7 @@ def _generator_states(named) -> dict[str, Any]:
         elif isinstance(g, dict):
             out[name] = g
         else:
-            raise TypeError(f"save_checkpoint: expected a np.random.Generator or its "
+            raise NormlabTypeError(f"save_checkpoint: expected a np.random.Generator or its "
                             f"bit_generator.state dict for rng {name!r}, got "
                             f"{type(g).__name__}.")
     return out
@@ -191,12 +192,12 @@ def _resolve(path) -> str:
     if os.path.isfile(p) and p.endswith(".json"):
         return p
     if not os.path.isdir(p):
-        raise FileNotFoundError(f"load_checkpoint: expected a checkpoint folder, got {p!r}, "
+        raise MissingPathError(f"load_checkpoint: expected a checkpoint folder, got {p!r}, "
                                 "which does not exist. Check the path (save_checkpoint "
                                 "creates it).")
     pointer = os.path.join(p, "latest")
     if not os.path.isfile(pointer):
-        raise FileNotFoundError(f"load_checkpoint: expected a 'latest' file in {p!r}, got a "
+        raise MissingPathError(f"load_checkpoint: expected a 'latest' file in {p!r}, got a "
                                 "folder without one. Save a checkpoint there first.")
     with open(pointer) as f:
         return os.path.join(p, f.read().strip())
@@ -205,17 +206,17 @@ def _resolve(path) -> str:
 def _check_class(meta, kind: str, obj) -> None:
     saved = meta.get(f"{kind}_class")
     if saved is None:
-        raise ValueError(f"load_checkpoint: expected {kind} state in the checkpoint, got none. "
+        raise NormlabValueError(f"load_checkpoint: expected {kind} state in the checkpoint, got none. "
                          f"Pass {kind}=None or save it with save_checkpoint({kind}=...).")
     if saved != type(obj).__name__:
-        raise ValueError(f"load_checkpoint: expected a {saved} {kind} (as saved), got "
+        raise NormlabValueError(f"load_checkpoint: expected a {saved} {kind} (as saved), got "
                          f"{type(obj).__name__}. Build the same {kind} before loading.")
 
 
 def _set_states(kind: str, saved: dict, targets: dict) -> None:
     missing = sorted(set(targets) - set(saved))
     if missing:
-        raise ValueError(f"load_checkpoint: expected saved states for the {kind} generators "
+        raise NormlabValueError(f"load_checkpoint: expected saved states for the {kind} generators "
                          f"{missing}, got only {sorted(saved)}. Build the same objects "
                          "(e.g. the same Dropout layers) before loading.")
     for name, g in targets.items():
@@ -251,24 +252,24 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
     json_path = _resolve(path)
     folder = os.path.dirname(json_path)
     if not os.path.isfile(json_path):
-        raise FileNotFoundError(f"load_checkpoint: expected the checkpoint file {json_path!r}, "
+        raise MissingPathError(f"load_checkpoint: expected the checkpoint file {json_path!r}, "
                                 "got nothing there. The folder was modified by hand.")
     with open(json_path) as f:
         try:
             meta = json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"load_checkpoint: expected valid JSON in {json_path!r}, got "
+            raise NormlabValueError(f"load_checkpoint: expected valid JSON in {json_path!r}, got "
                              f"{e}. The file is corrupt.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"load_checkpoint: expected a {FORMAT} JSON file, got {json_path!r}.")
+        raise NormlabValueError(f"load_checkpoint: expected a {FORMAT} JSON file, got {json_path!r}.")
     npz_path = os.path.join(folder, meta["npz"])
     if not os.path.isfile(npz_path):
-        raise FileNotFoundError(f"load_checkpoint: expected the array file {npz_path!r}, got "
+        raise MissingPathError(f"load_checkpoint: expected the array file {npz_path!r}, got "
                                 "nothing there. The folder was modified by hand.")
     with open(npz_path, "rb") as f:
         data = f.read()
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise ValueError(f"load_checkpoint: expected {npz_path!r} to match the SHA-256 in "
+        raise NormlabValueError(f"load_checkpoint: expected {npz_path!r} to match the SHA-256 in "
                          f"{json_path!r}, got different bytes. The file is corrupt.")
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
@@ -283,7 +284,7 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
                  f"{tuple(current[k].shape)}" for k in state
                  if k in current and tuple(state[k].shape) != tuple(current[k].shape)]
     if problems:
-        raise ValueError(f"load_checkpoint: expected the model's state_dict to match the "
+        raise NormlabValueError(f"load_checkpoint: expected the model's state_dict to match the "
                          f"checkpoint ({meta['model_class']}), got " + "; ".join(problems)
                          + ". Build the same architecture before loading.")
     if optimizer is not None:

@@ -17,6 +17,7 @@ from normlab.cs231n.layer_utils import (
     affine_ln_relu_forward,
     affine_relu_backward,
     affine_relu_forward,
+from normlab.errors import NormlabValueError
 )
 from normlab.cs231n.layers import (
     affine_backward,
@@ -100,12 +101,12 @@ class FullyConnectedNet:
                  dropout_keep_ratio=1, normalization=None, reg=0.0, weight_scale=1e-2,
                  dtype=np.float32, seed=None):
         if normalization not in (None, "batchnorm", "layernorm"):
-            raise ValueError(
+            raise NormlabValueError(
                 "FullyConnectedNet: expected normalization None, 'batchnorm' or 'layernorm', "
                 f"got {normalization!r}."
             )
         if not 0 < dropout_keep_ratio <= 1:
-            raise ValueError(
+            raise NormlabValueError(
                 "FullyConnectedNet: expected dropout_keep_ratio (probability of keeping a "
                 f"unit) in (0, 1], got {dropout_keep_ratio!r}."
             )
