@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from normlab.errors import NormlabTypeError
 
 __all__ = ["as_generator"]

@@ -3,16 +3,19 @@
 Nothing is downloaded. Get the python version of CIFAR-10 from
 https://www.cs.toronto.edu/~kriz/cifar.html, unpack it, and point ``cifar10_dir`` (or the
 ``NORMLAB_CIFAR10`` environment variable) at the ``cifar-10-batches-py`` folder.
-The batch files are Python pickles by the data set's own format; only open files you trust.
+The batch files are Python pickles by the data set's own format; they are read with
+normlab's restricted unpickler (``normlab._safe_pickle``), which refuses anything but plain
+containers and NumPy arrays, so a crafted file cannot run code.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
-from normlab.errors import MissingPathError, NormlabValueError
+
+from normlab._safe_pickle import restricted_load
+from normlab.errors import DataError, MissingPathError, NormlabValueError
 
 __all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "default_cifar10_dir"]
 
@@ -40,11 +43,11 @@ def load_CIFAR_batch(filename):
             f"load_CIFAR_batch: expected a CIFAR-10 batch file, got missing path {filename!r}."
         )
     with open(filename, "rb") as fh:
-        d = pickle.load(fh, encoding="latin1")
+        d = restricted_load(fh, "load_CIFAR_batch", filename, encoding="latin1")
     X = np.asarray(d.get("data")) if isinstance(d, dict) else None
     Y = np.asarray(d.get("labels")) if isinstance(d, dict) else None
     if X is None or X.ndim != 2 or X.shape[1] != 3072 or Y is None or Y.shape != X.shape[:1]:
-        raise NormlabValueError(
+        raise DataError(
             f"load_CIFAR_batch: expected a dict with 'data' (n, 3072) and 'labels' (n,), got "
             f"an unreadable batch in {filename!r}. Use the python version of CIFAR-10."
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["Dataset", "stratified_split", "check_fraction"]

@@ -16,11 +16,13 @@ Nothing here downloads. The user fetches the files once and passes their folder 
 from __future__ import annotations
 
 import gzip
-import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
-from normlab.errors import MissingPathError, NormlabValueError
+
+from normlab._safe_pickle import restricted_load
+from normlab.errors import DataError, MissingPathError
 
 __all__ = [
     "CIFAR10_TRAIN_FILES",
@@ -43,29 +45,6 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-
-# The only globals the official CIFAR-10 pickles (and NumPy array pickles) reference.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
-                f"read_cifar10_batch: expected only NumPy arrays and plain containers in a "
-                f"CIFAR-10 batch, got a reference to {module}.{name}. The file is not an "
-                "official CIFAR-10 python batch; refusing to load it."
-            )
-        if module == "numpy.core.multiarray":
-            module = "numpy._core.multiarray"  # NumPy 2 name, avoids the deprecation shim
-        return super().find_class(module, name)
-
 
 def _missing(what: str, where: Path, how: str) -> FileNotFoundError:
     return MissingPathError(f"{what}: expected {where}, got no such file or folder. {how}")
@@ -101,19 +80,19 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     with open(path, "rb") as f:
-        d = _CifarUnpickler(f, encoding="bytes").load()
+        d = restricted_load(f, "read_cifar10_batch", path)
     if not isinstance(d, dict):
-        raise NormlabValueError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
+        raise DataError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or "labels" not in d:
-        raise NormlabValueError(
+        raise DataError(
             f"read_cifar10_batch: expected keys 'data' and 'labels' in {path}, got "
             f"{sorted(d)}. Is this a CIFAR-100 or a foreign file?"
         )
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(d["labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
-        raise NormlabValueError(
+        raise DataError(
             f"read_cifar10_batch: expected data of shape (N, 3072) and N labels in {path}, got "
             f"data {data.shape} and {labels.shape[0]} labels."
         )
@@ -160,10 +139,15 @@ def read_idx(path) -> np.ndarray:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"read_idx: expected a readable gzip file in {path}, got "
+                        f"{type(e).__name__}: {e}. The file is truncated or corrupt; download "
+                        "it again.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise NormlabValueError(
+        raise DataError(
             f"read_idx: expected an IDX file (magic 0x0000 then a type code) in {path}, got "
             f"header {raw[:4].hex() or 'empty'}. Is the file truncated or still compressed?"
         )
@@ -173,7 +157,7 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise NormlabValueError(
+        raise DataError(
             f"read_idx: expected {expected} data bytes for shape {shape} in {path}, got "
             f"{len(raw) - header}. The file is truncated or corrupt; download it again."
         )
@@ -231,7 +215,7 @@ def read_idx_folder(root, dataset: str = "mnist") -> dict[str, np.ndarray]:
         out[key] = arr.astype(np.int64) if key.endswith("labels") else arr
     if out["train_images"].shape[0] != out["train_labels"].shape[0] or \
             out["test_images"].shape[0] != out["test_labels"].shape[0]:
-        raise NormlabValueError(
+        raise DataError(
             f"{dataset}: expected as many labels as images in {root}, got "
             f"{out['train_images'].shape[0]}/{out['train_labels'].shape[0]} (train) and "
             f"{out['test_images'].shape[0]}/{out['test_labels'].shape[0]} (test)."

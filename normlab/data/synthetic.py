@@ -8,6 +8,7 @@ Each returns ``(X, y)`` with float32 features and int64 labels, samples ordered 
 from __future__ import annotations
 
 import numpy as np
+
 from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["make_blobs", "make_spirals", "make_cifar_synthetic"]

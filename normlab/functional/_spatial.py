@@ -8,6 +8,7 @@ the loop references and the modules.
 from __future__ import annotations
 
 import numpy as np
+
 from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["as_tuple", "check_input", "check_positive", "check_nonneg", "out_size",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
 from normlab.errors import NormlabValueError
 
 __all__ = ["progress", "mean_std", "new_figure", "save_figure"]

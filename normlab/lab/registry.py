@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
 from normlab.errors import NormlabValueError
 
 __all__ = ["EXPERIMENT_MODULES", "get_experiment", "experiment_names"]

@@ -10,6 +10,7 @@ resumed run continues with the same patience counter or best weights.
 from __future__ import annotations
 
 import math
+
 from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["Callback", "EarlyStopping", "BestModel"]

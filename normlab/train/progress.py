@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from tqdm.auto import tqdm
+
 from normlab.errors import NormlabTypeError
 
 __all__ = ["ProgressBar", "progress_enabled"]
