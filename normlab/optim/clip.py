@@ -9,6 +9,7 @@ import numpy as np
 from normlab import backend
 from normlab.errors import NormlabRuntimeError, NormlabTypeError, NormlabValueError
 from normlab.nn.module import Module, ParamRef
+from normlab.validation import check_real
 
 __all__ = ["clip_grad_norm"]
 
@@ -50,7 +51,7 @@ def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
     TypeError
         If ``params`` holds something other than ParamRefs.
     ValueError
-        If ``norm_type`` is not positive.
+        If ``norm_type`` is not positive or ``max_norm`` is negative or not finite.
     RuntimeError
         If ``error_if_nonfinite`` and the total norm is NaN or infinite.
     """
@@ -65,6 +66,8 @@ def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
                 f"clip_grad_norm: expected ParamRefs (model.parameters()), got "
                 f"{type(ref).__name__}."
             )
+    max_norm = check_real(max_norm, "max_norm", "clip_grad_norm", low=0.0,
+                          hint="Gradients are scaled to a norm of at most max_norm.")
     norm_type = float(norm_type)
     if not norm_type > 0:
         raise NormlabValueError(

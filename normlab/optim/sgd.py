@@ -46,6 +46,8 @@ class SGD(Optimizer):
                         maximize=bool(maximize))
         super().__init__(params, defaults)
 
+    _lazy_state = ("momentum_buffer",)
+
     def _check_hyper(self, hp: dict[str, Any]) -> None:
         _check_nonneg("SGD", hp, "lr", "momentum", "weight_decay")
         _check_real("SGD", hp, "dampening")
