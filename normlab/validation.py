@@ -19,7 +19,7 @@ from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError, Stat
 
 __all__ = ["is_array", "describe", "check_array", "check_vector", "check_dout", "check_real",
            "check_positive", "check_int", "check_mapping_keys", "native_byteorder",
-           "check_same_device"]
+           "check_same_device", "check_float_dtype"]
 
 
 def is_array(x) -> bool:
@@ -249,3 +249,21 @@ def check_mapping_keys(d, required: Iterable[str], owner: str, what: str = "stat
             f"(missing {missing})."
         )
     return d
+
+
+def check_float_dtype(dtype, owner: str):
+    """``dtype`` as a NumPy floating dtype; integer/bool/complex dtypes are refused.
+
+    Raises
+    ------
+    NormlabTypeError
+        For a non-floating or unknown dtype (``dtype=int`` would give all-zero weights).
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind != "f":
+        raise NormlabTypeError(f"{owner}: expected a floating dtype (np.float32 or np.float64), "
+                               f"got {dtype!r}.")
+    return dt

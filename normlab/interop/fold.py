@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from normlab import backend, nn
 from normlab.errors import NormlabRuntimeError, NormlabValueError
 
@@ -44,6 +46,12 @@ def _fold_pair(layer, bn, where: str) -> None:
         raise NormlabValueError(
             f"fold_batchnorm: expected the BatchNorm at {where!r} to have as many features as "
             f"the layer before it has outputs ({W.shape[0]}), got {rm.shape[0]}."
+        )
+    rv_host = backend.to_numpy(rv)
+    if not (np.isfinite(rv_host).all() and (rv_host >= 0).all()):
+        raise NormlabValueError(
+            f"fold_batchnorm: expected a finite, non-negative running_var at {where!r}, got "
+            f"minimum {rv_host.min()!r}. The statistics are corrupt; re-estimate them."
         )
     gamma = bn.params.get("weight")
     beta = bn.params.get("bias")

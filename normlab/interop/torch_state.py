@@ -96,5 +96,5 @@ def to_torch_state_dict(model) -> dict:
             f"to_torch_state_dict: expected PyTorch to be installed, got ImportError ({e}). "
             "Install it with `pip install torch`."
         ) from e
-    return {k: torch.from_numpy(np.ascontiguousarray(backend.to_numpy(v)).copy())
+    return {k: torch.from_numpy(np.array(backend.to_numpy(v), order="C", copy=True))
             for k, v in model.state_dict().items()}

@@ -17,6 +17,7 @@ from normlab import backend
 from normlab import functional as F
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
@@ -111,6 +112,7 @@ class _NormBase(Module):
         self.momentum = _check_momentum(owner, momentum)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
+        dtype = check_float_dtype(dtype, owner)
         C = self.num_features
         if self.affine:
             _add_affine(self, C, dtype, bias)

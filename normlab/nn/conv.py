@@ -10,6 +10,7 @@ from normlab.errors import NormlabValueError
 from normlab.functional._spatial import as_tuple, check_input, check_nonneg, check_positive
 from normlab.init import calculate_fan_in_and_fan_out, pytorch_default_uniform
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["Conv1d", "Conv2d"]
 
@@ -57,6 +58,7 @@ class _ConvNd(Module):
         check_nonneg(self.padding, "padding", owner)
         self.groups = int(groups)
         self.padding_mode = padding_mode
+        dtype = check_float_dtype(dtype, owner)
         rng = as_generator(rng)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         fan_in, _ = calculate_fan_in_and_fan_out(shape)  # in/groups * prod(kernel)

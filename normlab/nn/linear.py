@@ -9,6 +9,7 @@ from normlab.errors import NormlabValueError
 from normlab.init import calculate_fan_in_and_fan_out, pytorch_default_uniform
 from normlab._random import as_generator
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["Linear", "Identity", "Flatten"]
 
@@ -37,6 +38,7 @@ class Linear(Module):
                 raise NormlabValueError(f"Linear: expected {name} to be a positive int, got {v!r}.")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
+        dtype = check_float_dtype(dtype, "Linear")
         rng = as_generator(rng)
         shape = (self.out_features, self.in_features)
         fan_in, _ = calculate_fan_in_and_fan_out(shape)

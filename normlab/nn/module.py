@@ -16,7 +16,7 @@ import numpy as np
 
 from normlab import backend
 from normlab.errors import (CallOrderError, NormlabRuntimeError, NormlabTypeError,
-                            NormlabValueError)
+                            NormlabValueError, StateError)
 from normlab.validation import check_array, check_dout, is_array
 
 __all__ = ["Module", "ParamRef"]
@@ -89,6 +89,23 @@ def _checked_backward(backward):
 
     wrapper._normlab_checked = True
     return wrapper
+
+
+def _bad_state_value(key: str, v) -> str | None:
+    """What is wrong with a state-dict value (non-numeric, NaN/inf, negative variance), or None."""
+    a = backend.to_numpy(v) if is_array(v) or backend.is_cupy_array(v) else np.asarray(v)
+    if a.dtype.kind not in "fiu":
+        return f"{key!r}: expected a numeric array, got dtype {a.dtype}"
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        return f"{key!r}: expected finite values, got NaN or inf"
+    name = key.rsplit(".", 1)[-1]
+    if name == "running_var" and (a < 0).any():
+        return (f"{key!r}: expected a non-negative variance, got minimum {a.min()!r}; a "
+                "variance below 0 would make the eval-mode output NaN")
+    if name == "num_batches_tracked" and (a.dtype.kind != "i" and a.dtype.kind != "u"
+                                          or (a < 0).any()):
+        return f"{key!r}: expected a non-negative integer count, got {a!r}"
+    return None
 
 
 class Module:
@@ -253,10 +270,14 @@ class Module:
 
         Raises
         ------
-        ValueError
-            On missing or unexpected keys (when ``strict``) or on a shape mismatch,
-            naming every offending key.
+        StateError
+            (a ValueError and KeyError) on missing or unexpected keys (when ``strict``),
+            a shape mismatch, a non-numeric or non-finite value, a negative
+            ``running_var`` or a negative ``num_batches_tracked``, naming every offending key.
         """
+        if not hasattr(state, "items") or not hasattr(state, "__contains__"):
+            raise StateError(f"{type(self).__name__}.load_state_dict: expected a dict of "
+                             f"arrays from state_dict(), got {type(state).__name__}.")
         slots = {}
         for mname, m in self.named_modules():
             pre = f"{mname}." if mname else ""
@@ -277,8 +298,12 @@ class Module:
                 got = tuple(np.shape(v))
                 if want != got:
                     problems.append(f"{k!r}: expected shape {want}, got {got}")
+                else:
+                    bad = _bad_state_value(k, v)
+                    if bad:
+                        problems.append(bad)
         if problems:
-            raise NormlabValueError(
+            raise StateError(
                 f"{type(self).__name__}.load_state_dict: " + "; ".join(problems) + "."
             )
         for k, v in state.items():

@@ -16,6 +16,7 @@ from normlab.errors import NormlabValueError
 from normlab.nn.batchnorm import (_add_affine, _check_eps, _check_float_input,
                                   _check_num_features, _NormBase, _param_as, _store)
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm"]
 
@@ -74,6 +75,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, dtype=np.float32):
         super().__init__()
+        dtype = check_float_dtype(dtype, type(self).__name__)
         self.normalized_shape = _check_normalized_shape("LayerNorm", normalized_shape)
         self.eps = _check_eps("LayerNorm", eps)
         self.elementwise_affine = bool(elementwise_affine)
@@ -129,6 +131,7 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, dtype=np.float32, *, bias: bool = True):
         super().__init__()
+        dtype = check_float_dtype(dtype, type(self).__name__)
         self.num_groups = _check_num_features("GroupNorm", "num_groups", num_groups)
         self.num_channels = _check_num_features("GroupNorm", "num_channels", num_channels)
         if self.num_channels % self.num_groups:
@@ -296,6 +299,7 @@ class RMSNorm(Module):
     def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True,
                  dtype=np.float32):
         super().__init__()
+        dtype = check_float_dtype(dtype, type(self).__name__)
         self.normalized_shape = _check_normalized_shape("RMSNorm", normalized_shape)
         self.eps = _check_eps("RMSNorm", eps, allow_none=True)
         self.elementwise_affine = bool(elementwise_affine)
