@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from normlab import backend
+from normlab.validation import check_positive
 from normlab._random import as_generator
 from normlab.errors import NormlabValueError
 
@@ -56,6 +57,8 @@ def numerical_gradient(f: Callable, x, dout, h: float = 1e-5):
     -------
     ndarray shaped like ``x``.
     """
+    check_positive(h, "h", "numerical_gradient",
+                   hint="h is the finite-difference step; 1e-5 suits float64.")
     x = backend.to_numpy(x)
     dout = backend.to_numpy(dout).astype(np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)

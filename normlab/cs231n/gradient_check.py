@@ -16,6 +16,7 @@ import numpy as np
 
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.gradcheck import rel_error as _rel_error
+from normlab.validation import check_positive
 
 __all__ = [
     "eval_numerical_gradient",
@@ -87,6 +88,7 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     TypeError, ValueError
         If ``x`` is not a writeable NumPy array.
     """
+    check_positive(h, "h", "eval_numerical_gradient", hint="h is the finite-difference step; 1e-5 suits float64.")
     _check_writable(x, "eval_numerical_gradient")
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
@@ -104,6 +106,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     -------
     ndarray shaped like ``x``.
     """
+    check_positive(h, "h", "eval_numerical_gradient_array", hint="h is the finite-difference step; 1e-5 suits float64.")
     _check_writable(x, "eval_numerical_gradient_array")
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
@@ -123,6 +126,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
     list of float
         The relative errors (the course returns nothing; the list is an addition).
     """
+    check_positive(h, "h", "grad_check_sparse", hint="h is the finite-difference step; 1e-5 suits float64.")
     _check_writable(x, "grad_check_sparse")
     errors = []
     for _ in range(num_checks):

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab import backend
 from normlab.data._preproc_base import Transformer, check_eps, covariance_eigh
 from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["PCA", "ZCAWhitening"]
+
+
+def _check_rank(owner: str, vals, eps: float, knob) -> None:
+    """Whitening divides by ``sqrt(eigval + eps)``: refuse a (numerically) zero divisor.
+
+    An eigenvalue counts as zero below ``D * float64 eps * largest eigenvalue`` (the rank
+    tolerance of ``numpy.linalg.matrix_rank``).
+    """
+    vals = backend.to_numpy(vals)
+    if vals.size == 0:
+        return
+    tol = vals.size * np.finfo(np.float64).eps * max(float(vals.max()), 0.0)
+    zero = int((vals + eps <= tol).sum())
+    if zero:
+        fix = "Use eps > 0 (e.g. 1e-5)" + (f" or fewer {knob}" if knob else "")
+        raise NormlabValueError(
+            f"{owner}: expected full-rank data or eps > 0 for whitening, got {zero} of "
+            f"{vals.size} covariance eigenvalues at zero with eps={eps!r} (rank-deficient data "
+            f"would be divided by 0). {fix}."
+        )
 
 
 class PCA(Transformer):
@@ -78,6 +99,8 @@ class PCA(Transformer):
         self.mean_ = X2.mean(axis=0)
         vals, vecs = covariance_eigh(xp, X2 - self.mean_)
         total = vals.sum()
+        if self.whiten:
+            _check_rank("PCA", vals[:K], self.eps, "n_components")
         self.components_ = vecs[:K]
         self.explained_variance_ = vals[:K]
         self.explained_variance_ratio_ = vals[:K] / total if total > 0 else xp.zeros_like(vals[:K])
@@ -160,6 +183,7 @@ class ZCAWhitening(Transformer):
         X2 = X.reshape(X.shape[0], -1).astype(xp.float64)
         self.mean_ = X2.mean(axis=0)
         vals, vecs = covariance_eigh(xp, X2 - self.mean_)
+        _check_rank("ZCAWhitening", vals, self.eps, None)
         self.components_ = vecs
         self.explained_variance_ = vals
         # W and its inverse are symmetric: U^T diag(.) U with U's rows the eigenvectors.
