@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import backend
-from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.errors import CallOrderError, NormlabTypeError, NormlabValueError
 
 __all__ = ["NotFittedError", "check_eps", "Transformer", "covariance_eigh"]
 
 
-class NotFittedError(RuntimeError, AttributeError):
+class NotFittedError(CallOrderError, AttributeError):
     """Raised when ``transform`` or ``inverse_transform`` is called before ``fit``.
 
     A RuntimeError (wrong call order, as everywhere in normlab) that is also an

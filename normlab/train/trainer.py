@@ -33,7 +33,8 @@ from normlab.train.callbacks import Callback
 from normlab.train._resume import ResumableTrainerMixin, loader_rng
 from normlab.train.history import History, append_jsonl
 from normlab.optim.clip import clip_grad_norm
-from normlab.train.numerics import DivergenceError, first_nonfinite, quiet_overflow
+from normlab.train.numerics import (DivergenceError, check_finite_batch, first_nonfinite,
+                                    quiet_overflow)
 from normlab.train.progress import ProgressBar, progress_enabled
 
 __all__ = ["Trainer"]
@@ -204,7 +205,10 @@ class Trainer(ResumableTrainerMixin):
                     xb, yb = self._on_model_device(batch)
                     logits = self.model(xb)
                     n = int(len(yb))
-                    loss_sum += float(backend.to_numpy(self.loss_fn(logits, yb))) * n
+                    batch_loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
+                    if not math.isfinite(batch_loss):
+                        check_finite_batch("Trainer.evaluate", xb, "of the evaluation loader")
+                    loss_sum += batch_loss * n
                     if "accuracy" in self.metrics:
                         correct += self._correct(logits, yb)
                     count += n
@@ -239,10 +243,12 @@ class Trainer(ResumableTrainerMixin):
             logits = model(xb)
             loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
             if not math.isfinite(loss):
+                check_finite_batch("Trainer", xb, f"of step {self.step + 1}")
                 raise self._diverged("a finite loss", f"{loss}")
             model.backward(self.loss_fn.backward())
             bad = first_nonfinite((n, g) for n, _, g in model.named_parameters())
             if bad is not None:
+                check_finite_batch("Trainer", xb, f"of step {self.step + 1}")
                 raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
             if self.grad_clip is not None:
                 clip_grad_norm(model.parameters(), self.grad_clip)
