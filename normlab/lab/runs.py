@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from normlab._io import atomic_write_bytes
+from normlab.lab._runfolder import RunLock, make_run_dir
 from normlab.errors import MissingPathError, NormlabValueError
 from normlab.lab.registry import get_experiment
 
@@ -129,11 +130,13 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
     cfg = exp.Config.smoke() if smoke else exp.Config()
     cfg = apply_overrides(cfg, overrides or {})
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out) / name / stamp
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = Path(out) / name / f"{stamp}-{n}"
+    run_dir = make_run_dir(Path(out) / name, stamp)
+    with RunLock(run_dir):
+        return _run_in(run_dir, exp, name, cfg, smoke, seed)
+
+
+def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
+    """Run the experiment and fill ``run_dir`` (locked by the caller)."""
     (run_dir / "figures").mkdir(parents=True)
     write_json(run_dir / "config.json",
                {"experiment": name, "seed": seed, "smoke": smoke, **dataclasses.asdict(cfg)})

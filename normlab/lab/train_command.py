@@ -16,6 +16,7 @@ import numpy as np
 from normlab import models
 from normlab.data import DataLoader, load_dataset
 from normlab.errors import MissingPathError
+from normlab.lab._runfolder import RunLock, make_run_dir
 from normlab.lab.runs import env_info, write_json
 from normlab.lab.training import make_optimizer
 from normlab.train import BestModel, Trainer
@@ -58,13 +59,23 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
                                     f"from, got {resume!r}.")
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(out) / "train" / f"{model}-{data}-{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = make_run_dir(Path(out) / "train", f"{model}-{data}-{stamp}")
+    with RunLock(run_dir):
+        return _train_in(run_dir, net, ds, X, y, rng, model=model, data=data, norm=norm,
+                         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                         seed=seed, hidden=hidden, resume=resume, progress=progress)
+
+
+def _train_in(run_dir: Path, net, ds, X, y, rng, *, model, data, norm, epochs, batch_size, lr,
+              optimizer, seed, hidden, resume, progress) -> tuple[Path, dict]:
+    """Train in ``run_dir`` (locked by the caller) and write its files."""
     config = {"model": model, "data": data, "norm": norm, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
               "hidden": list(hidden) if model == "mlp" else None, "n_train": len(X),
               "num_parameters": net.num_parameters()}
-    write_json(run_dir / "config.json", config)
+    if resume is None or not (run_dir / "config.json").exists():
+        # a resumed run keeps the config it started with (its lr is the one in the checkpoint)
+        write_json(run_dir / "config.json", config)
     write_json(run_dir / "env.json", env_info())
     train_loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, drop_last=len(X) > batch_size,
                               rng=rng)
