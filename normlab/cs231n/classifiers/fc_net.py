@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab.cs231n.layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -17,7 +18,6 @@ from normlab.cs231n.layer_utils import (
     affine_ln_relu_forward,
     affine_relu_backward,
     affine_relu_forward,
-from normlab.errors import NormlabValueError
 )
 from normlab.cs231n.layers import (
     affine_backward,
