@@ -8,12 +8,15 @@ draws its mask from the GLOBAL ``np.random`` stream (and reseeds it when
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from normlab import backend
 from normlab import functional as F
 from normlab.errors import NormlabValueError
 from normlab.functional.dropout import DropoutCache
+from normlab.cs231n._params import int_entry, param_dict
 
 __all__ = [
     "affine_forward",
@@ -103,15 +106,17 @@ def dropout_forward(x, dropout_param):
     ValueError
         For a keep probability outside (0, 1] or an unknown mode.
     """
+    param_dict(dropout_param, "dropout_forward", "dropout_param", required=("p", "mode"))
     p, mode = dropout_param["p"], dropout_param["mode"]
-    if not 0.0 < p <= 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 < p <= 1.0:
         raise NormlabValueError(
             f"dropout_forward: expected dropout_param['p'] (the KEEP probability) in (0, 1], "
             f"got {p!r}. The course's p keeps units; PyTorch's p drops them."
         )
     if mode == "train":
         if dropout_param.get("seed") is not None:
-            np.random.seed(dropout_param["seed"])
+            np.random.seed(int_entry(dropout_param, "seed", "dropout_forward", "dropout_param",
+                                     0, 0))
         xp = backend.namespace(x)
         keep = np.random.rand(*x.shape) < p  # global stream: the course's seeded cells
         # the mask is the course's draw (keep where u < p), so it cannot come from
