@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from normlab._random import as_generator
-from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.errors import NormlabTypeError, NormlabValueError, StateError
+from normlab.validation import check_mapping_keys
 
 __all__ = ["DataLoader", "RandomBatchSampler", "sample_batches"]
 
@@ -65,10 +66,16 @@ def _set_rng_state(owner: str, rng: np.random.Generator, state) -> None:
             f"{owner}: expected a state of a {want} generator, got {got!r}. Load a state saved "
             "by a loader built with the same kind of generator."
         )
-    if want == "MT19937":
-        state = {**state, "state": {**state["state"],
-                                    "key": np.asarray(state["state"]["key"], dtype=np.uint32)}}
-    rng.bit_generator.state = state
+    try:
+        if want == "MT19937":
+            state = {**state, "state": {**state["state"],
+                                        "key": np.asarray(state["state"]["key"], dtype=np.uint32)}}
+        rng.bit_generator.state = state
+    except (KeyError, TypeError, ValueError) as e:
+        raise StateError(
+            f"{owner}: expected a complete {want} generator state, got a malformed one "
+            f"({type(e).__name__}: {e}). Load a state saved by state_dict()."
+        ) from None
 
 
 def _check_position(owner: str, position, n_batches: int) -> int:
@@ -158,6 +165,7 @@ class DataLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()``: the next ``iter()`` continues where it was taken."""
+        check_mapping_keys(state, ("rng",), "DataLoader.load_state_dict", "a loader state dict")
         position = _check_position("DataLoader", state.get("position", 0), len(self))
         _set_rng_state("DataLoader", self.rng, state["rng"])
         self._resume_at = position
@@ -219,6 +227,8 @@ class RandomBatchSampler:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()``: the next ``iter()`` continues where it was taken."""
+        check_mapping_keys(state, ("rng",), "RandomBatchSampler.load_state_dict",
+                           "a sampler state dict")
         position = _check_position("RandomBatchSampler", state.get("position", 0),
                                    self.num_batches)
         _set_rng_state("RandomBatchSampler", self.rng, state["rng"])

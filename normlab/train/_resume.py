@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from normlab.errors import NormlabValueError
+from normlab.errors import NormlabValueError, StateError
+from normlab.validation import check_mapping_keys
 from normlab.train.checkpoint import load_checkpoint, save_checkpoint
 from normlab.train.history import History
 
@@ -23,6 +24,10 @@ def loader_rng(loader):
     rng = getattr(loader, "rng", None)
     return rng if isinstance(rng, np.random.Generator) else None
 
+
+
+_TRAINER_KEYS = ("callback_classes", "callbacks", "step", "epoch", "batch_in_epoch",
+                 "epoch_start_rng", "epoch_sums", "elapsed")
 
 class ResumableTrainerMixin:
     """``state_dict`` / ``save`` / ``load`` of the Trainer."""
@@ -72,7 +77,8 @@ class ResumableTrainerMixin:
         """
         meta = load_checkpoint(path, model=self.model, optimizer=self.optimizer,
                                scheduler=self.scheduler, rngs={"trainer": self.rng})
-        ts = meta["trainer_state"]
+        ts = check_mapping_keys(meta["trainer_state"], _TRAINER_KEYS, "Trainer.load",
+                                "the checkpoint's trainer_state")
         names = [type(cb).__name__ for cb in self.callbacks]
         if names != ts["callback_classes"]:
             raise NormlabValueError(f"Trainer.load: expected callbacks {ts['callback_classes']} (as "
@@ -87,6 +93,12 @@ class ResumableTrainerMixin:
         self._pending = {"train": ts["epoch_start_rng"], "val": meta["rngs"].get("val_loader")}
         jsonl = os.path.join(os.path.dirname(meta["path"]), "history.jsonl")
         records = History.from_jsonl(jsonl).records if os.path.isfile(jsonl) else []
+        bad = [i for i, r in enumerate(records, 1)
+               if isinstance(r.get("step"), bool) or not isinstance(r.get("step"), int)]
+        if bad:
+            raise StateError(f"Trainer.load: expected an int 'step' in every record of {jsonl!r}, "
+                             f"got records without one at lines {bad[:5]}. The history is "
+                             "corrupt.")
         self.history = History([r for r in records if r["step"] <= self.step])
         self._last_saved_step = self.step
         return meta

@@ -35,7 +35,8 @@ import numpy as np
 
 from normlab import backend
 from normlab._io import atomic_write_bytes
-from normlab.errors import MissingPathError, NormlabTypeError, NormlabValueError
+from normlab.errors import MissingPathError, NormlabTypeError, NormlabValueError, StateError
+from normlab.validation import check_mapping_keys
 
 __all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_bytes", "FORMAT"]
 
@@ -76,6 +77,11 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
         f"save_checkpoint: expected arrays, numbers, strings, lists or dicts in the state, "
         f"got {type(obj).__name__} under {key!r}. Convert it in state_dict()."
     )
+
+
+# keys every checkpoint JSON holds (optimizer/scheduler only when saved)
+_META_KEYS = ("format", "npz", "sha256", "model_class", "model_keys", "model_generators", "rngs",
+              "trainer_state")
 
 
 def _decode(obj, arrays):
@@ -262,7 +268,12 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
                              f"{e}. The file is corrupt.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise NormlabValueError(f"load_checkpoint: expected a {FORMAT} JSON file, got {json_path!r}.")
-    npz_path = os.path.join(folder, meta["npz"])
+    check_mapping_keys(meta, _META_KEYS, "load_checkpoint", f"checkpoint meta {json_path!r}")
+    if not isinstance(meta["npz"], str) or not isinstance(meta["model_keys"], list):
+        raise StateError(f"load_checkpoint: expected 'npz' (a file name) and 'model_keys' (a "
+                         f"list) in {json_path!r}, got {type(meta['npz']).__name__} and "
+                         f"{type(meta['model_keys']).__name__}. The file is corrupt.")
+    npz_path = os.path.join(folder, os.path.basename(meta["npz"]))
     if not os.path.isfile(npz_path):
         raise MissingPathError(f"load_checkpoint: expected the array file {npz_path!r}, got "
                                 "nothing there. The folder was modified by hand.")
@@ -274,6 +285,18 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
 
+    absent = [k for k in meta["model_keys"] if f"model/{k}" not in arrays]
+    if absent:
+        raise StateError(f"load_checkpoint: expected arrays for every model key in {npz_path!r}, "
+                         f"got none for {absent}. The checkpoint is corrupt.")
+    try:  # decode everything before touching the objects: a bad file changes nothing
+        decoded = {k: _decode(meta[k], arrays) for k in ("model_generators", "rngs",
+                                                         "trainer_state", "optimizer",
+                                                         "scheduler") if k in meta}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise StateError(f"load_checkpoint: expected a consistent checkpoint in {json_path!r}, "
+                         f"got a reference that does not resolve ({type(e).__name__}: {e}). "
+                         "The file is corrupt.") from None
     state = {k: arrays[f"model/{k}"] for k in meta["model_keys"]}
     current = model.state_dict()
     problems = []
@@ -293,14 +316,14 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
         _check_class(meta, "scheduler", scheduler)
 
     model.load_state_dict(state)
-    _set_states("model", _decode(meta["model_generators"], arrays),
+    _set_states("model", decoded["model_generators"],
                 dict(model.named_generators()))
     if optimizer is not None:
-        optimizer.load_state_dict(_decode(meta["optimizer"], arrays))
+        optimizer.load_state_dict(decoded["optimizer"])
     if scheduler is not None:
-        scheduler.load_state_dict(_decode(meta["scheduler"], arrays))
-    saved_rngs = _decode(meta["rngs"], arrays)
+        scheduler.load_state_dict(decoded["scheduler"])
+    saved_rngs = decoded["rngs"]
     if rngs:
         _set_states("extra", saved_rngs, dict(rngs))
-    return {"trainer_state": _decode(meta["trainer_state"], arrays), "rngs": saved_rngs,
+    return {"trainer_state": decoded["trainer_state"], "rngs": saved_rngs,
             "path": json_path}
