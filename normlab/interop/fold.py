@@ -51,7 +51,7 @@ def _fold_pair(layer, bn, where: str) -> None:
     if not (np.isfinite(rv_host).all() and (rv_host >= 0).all()):
         raise NormlabValueError(
             f"fold_batchnorm: expected a finite, non-negative running_var at {where!r}, got "
-            f"minimum {rv_host.min()!r}. The statistics are corrupt; re-estimate them."
+            f"minimum {float(rv_host.min())}. The statistics are corrupt; re-estimate them."
         )
     gamma = bn.params.get("weight")
     beta = bn.params.get("bias")

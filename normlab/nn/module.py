@@ -100,7 +100,7 @@ def _bad_state_value(key: str, v) -> str | None:
         return f"{key!r}: expected finite values, got NaN or inf"
     name = key.rsplit(".", 1)[-1]
     if name == "running_var" and (a < 0).any():
-        return (f"{key!r}: expected a non-negative variance, got minimum {a.min()!r}; a "
+        return (f"{key!r}: expected a non-negative variance, got minimum {float(a.min())}; a "
                 "variance below 0 would make the eval-mode output NaN")
     if name == "num_batches_tracked" and (a.dtype.kind != "i" and a.dtype.kind != "u"
                                           or (a < 0).any()):
