@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
 from normlab.functional import _kernels
 from normlab.functional._spatial import as_tuple, check_input, pool_args
 from normlab.validation import check_dout, native_byteorder
@@ -336,6 +336,9 @@ def adaptive_avg_pool2d_forward(x, output_size):
     owner = "adaptive_avg_pool2d_forward"
     check_input(x, 2, owner)
     N, C, H, W = x.shape
+    if H == 0 or W == 0:
+        raise ShapeError(f"{owner}: expected a non-empty spatial size (H, W), got input of shape "
+                         f"{tuple(x.shape)}.")
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(H if o is None and k == 0 else W if o is None else o
                             for k, o in enumerate(output_size))
