@@ -19,7 +19,7 @@ from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError, Stat
 
 __all__ = ["is_array", "describe", "check_array", "check_vector", "check_dout", "check_real",
            "check_positive", "check_int", "check_mapping_keys", "native_byteorder",
-           "check_same_device", "check_float_dtype"]
+           "check_same_device", "check_float_dtype", "check_cache"]
 
 
 def is_array(x) -> bool:
@@ -267,3 +267,11 @@ def check_float_dtype(dtype, owner: str):
         raise NormlabTypeError(f"{owner}: expected a floating dtype (np.float32 or np.float64), "
                                f"got {dtype!r}.")
     return dt
+
+
+def check_cache(cache, cls, owner: str):
+    """``cache`` if it is the ``cls`` NamedTuple a forward returned; NormlabTypeError otherwise."""
+    if not isinstance(cache, cls):
+        raise NormlabTypeError(f"{owner}: expected the {cls.__name__} returned by the forward, "
+                               f"got {describe(cache)}.")
+    return cache

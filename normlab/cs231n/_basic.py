@@ -125,7 +125,7 @@ def dropout_forward(x, dropout_param):
         mask = xp.asarray(keep / p, dtype=x.dtype)
         return x * mask, DropoutCache(mask)
     if mode == "test":
-        return x, DropoutCache(None)
+        return x, DropoutCache(None, tuple(x.shape))
     raise NormlabValueError(
         f"dropout_forward: expected dropout_param['mode'] 'train' or 'test', got {mode!r}."
     )

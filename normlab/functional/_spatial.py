@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.validation import check_array, check_vector, describe, is_array
 
 __all__ = ["as_tuple", "check_input", "check_positive", "check_nonneg", "out_size",
            "check_window_fits", "check_pool_padding", "conv_args", "pool_args"]
@@ -63,8 +64,8 @@ def check_input(x, nd: int, owner: str, channels: int | None = None) -> None:
         On a wrong rank or a channel count other than ``channels``.
     """
     layout = "(N, C, L)" if nd == 1 else "(N, C, H, W)"
-    if not hasattr(x, "ndim"):
-        raise NormlabTypeError(f"{owner}: expected an ndarray input, got {type(x).__name__}.")
+    if not is_array(x):
+        raise NormlabTypeError(f"{owner}: expected an ndarray input, got {describe(x)}.")
     if x.ndim != nd + 2:
         raise NormlabValueError(
             f"{owner}: expected {nd + 2}D input {layout}, got {x.ndim}D input of shape "
@@ -128,10 +129,14 @@ def conv_args(x, weight, bias, stride, padding, dilation, groups, nd: int, owner
         Non-integer hyperparameters or a non-floating input.
     """
     check_input(x, nd, owner)
-    if not hasattr(weight, "ndim") or weight.ndim != nd + 2:
-        wshape = tuple(weight.shape) if hasattr(weight, "shape") else type(weight).__name__
+    if not is_array(weight):
+        raise NormlabTypeError(f"{owner}: expected weight to be an ndarray, got "
+                               f"{describe(weight)}.")
+    if weight.ndim != nd + 2:
         layout = "(F, C/groups, K)" if nd == 1 else "(F, C/groups, KH, KW)"
-        raise NormlabValueError(f"{owner}: expected {nd + 2}D weight {layout}, got {wshape}.")
+        raise NormlabValueError(f"{owner}: expected {nd + 2}D weight {layout}, got "
+                                f"{tuple(weight.shape)}.")
+    check_array(weight, owner, name="weight")
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups <= 0:
         raise NormlabValueError(f"{owner}: expected groups to be a positive int, got {groups!r}.")
     stride = as_tuple(stride, nd, "stride", owner)
@@ -152,8 +157,11 @@ def conv_args(x, weight, bias, stride, padding, dilation, groups, nd: int, owner
             f"{owner}: expected input with {Cg * groups} channels (weight {tuple(weight.shape)} "
             f"x groups={groups}), got {C} channels in input of shape {tuple(x.shape)}."
         )
-    if bias is not None and tuple(bias.shape) != (F,):
-        raise NormlabValueError(f"{owner}: expected bias of shape ({F},), got {tuple(bias.shape)}.")
+    if bias is not None and (not is_array(bias) or tuple(bias.shape) != (F,)):
+        got = tuple(bias.shape) if is_array(bias) else describe(bias)
+        raise NormlabValueError(f"{owner}: expected bias of shape ({F},), got {got}.")
+    if bias is not None:
+        check_vector(bias, F, owner, "bias")
     out = check_window_fits(x.shape[2:], weight.shape[2:], stride, padding, dilation, owner)
     return stride, padding, dilation, out
 
