@@ -55,7 +55,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
-    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
+    if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):  # N=0: im2col
         m = _winograd.tile_for(OH, OW)
         wino = _winograd4 if m == 4 else _winograd
         keep = C >= _winograd.REUSE_MIN_CHANNELS

@@ -11,6 +11,7 @@ import numpy as np
 
 from normlab import backend
 from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.validation import describe, is_array
 
 __all__ = ["REDUCTIONS", "check_reduction", "softmax_cross_entropy", "multi_margin_loss",
            "mse_loss"]
@@ -184,17 +185,25 @@ def mse_loss(pred, target, *, reduction: str = "mean"):
     ValueError
         For mismatched shapes, an empty input or an unknown reduction.
     TypeError
-        For a non-floating prediction.
+        For a non-array or non-floating prediction or target.
     """
     owner = "mse_loss"
     check_reduction(owner, reduction)
+    if not is_array(pred):
+        raise NormlabTypeError(f"{owner}: expected the prediction to be an ndarray, got "
+                               f"{describe(pred)}.")
     if np.dtype(pred.dtype).kind != "f":
         raise NormlabTypeError(
             f"{owner}: expected a floating prediction, got dtype {pred.dtype}. "
             "Cast with pred.astype(np.float32)."
         )
     xp = backend.namespace(pred)
-    target = xp.asarray(target)
+    if not is_array(target) or np.dtype(target.dtype).kind != "f":
+        raise NormlabTypeError(
+            f"{owner}: expected a floating target array, got {describe(target)}. Cast with "
+            "target.astype(pred.dtype) (as torch.nn.functional.mse_loss requires)."
+        )
+    target = backend.to_device(target, backend.device_of(pred))
     if tuple(target.shape) != tuple(pred.shape):
         raise NormlabValueError(
             f"{owner}: expected target of the prediction's shape {tuple(pred.shape)}, got "

@@ -101,7 +101,8 @@ def input_mutations(x) -> list[tuple[str, object]]:
         out.append((f"grow axis {ax}", np.ones(shape, x.dtype)))
         shape[ax] = 0
         out.append((f"empty axis {ax}", np.ones(shape, x.dtype)))
-    out.append(("nan", np.full_like(x, np.nan)))
+    if x.dtype.kind == "f":
+        out.append(("nan", np.full_like(x, np.nan)))
     out.append(("big-endian", x.astype(x.dtype.newbyteorder(">"))))
     out.append(("non-contiguous", np.asfortranarray(x)))
     return out
