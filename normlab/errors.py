@@ -66,7 +66,14 @@ class DataError(NormlabValueError):
 
 
 class NormlabOSError(NormlabError, OSError):
-    """A path normlab cannot use: missing, not writable, locked by another run."""
+    """A path normlab cannot use: missing, not writable, locked by another run.
+
+    ``errno``/``strerror``/``filename`` may be set from the underlying OSError; the printed
+    text stays normlab's message.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class MissingPathError(NormlabOSError, FileNotFoundError):

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from normlab import backend
-from normlab._io import atomic_write_bytes
+from normlab._io import atomic_write_bytes, make_dirs
 from normlab.errors import MissingPathError, NormlabTypeError, NormlabValueError, StateError
 from normlab.validation import check_mapping_keys
 
@@ -147,7 +147,7 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, trainer_stat
         If a state holds something other than arrays, numbers, strings, lists, dicts.
     """
     folder = os.fspath(path)
-    os.makedirs(folder, exist_ok=True)
+    make_dirs(folder, "save_checkpoint")
     seqs = _sequence_numbers(folder)
     seq = (seqs[-1] if seqs else 0) + 1
     stem = f"ckpt-{seq:08d}"

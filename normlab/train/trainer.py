@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from normlab._io import make_dirs
 from normlab import backend
 from normlab._random import as_generator
 from normlab.errors import NormlabTypeError, NormlabValueError
@@ -311,7 +312,7 @@ class Trainer(ResumableTrainerMixin):
         self._apply_pending(train_loader, val_loader)
         self._loaders = (train_loader, val_loader)
         if self.checkpoint_dir is not None:
-            os.makedirs(self.checkpoint_dir, exist_ok=True)
+            make_dirs(self.checkpoint_dir, "Trainer")
             self.history.to_jsonl(os.path.join(self.checkpoint_dir, "history.jsonl"))
 
         def done() -> bool:

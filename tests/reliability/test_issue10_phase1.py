@@ -382,3 +382,21 @@ def test_item10_torch_export_of_a_bn_model_loads_back():
 
 def test_every_error_above_is_a_normlab_error():
     assert issubclass(StateError, NormlabError) and issubclass(DataError, NormlabError)
+
+
+def test_item6_path_problems_are_normlab_os_errors(tmp_path):
+    import errno
+
+    from normlab.errors import NormlabOSError
+    from normlab.train import History, save_checkpoint
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    m = nn.Linear(2, 2, rng=0)
+    with pytest.raises(NormlabOSError, match=r"save_checkpoint: expected a folder at '.*afile' "
+                                             r"\(or nothing there\), got FileExistsError") as info:
+        save_checkpoint(blocker, model=m)
+    assert info.value.errno == errno.EEXIST
+    with pytest.raises(NormlabOSError, match=r"write: expected a writable file '.*x\.jsonl', got "
+                                             r"NotADirectoryError"):
+        History().to_jsonl(blocker / "x.jsonl")
