@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from tests.fuzz.engine import (CASES, build, dout_mutations, forward, hostile_dout_trial,
                                hostile_input_trial, input_mutations, valid_trial)
 
-FAST = settings(max_examples=60, deadline=None, derandomize=True,
+FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=2000, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 case_idx = st.integers(0, len(CASES) - 1)
 seeds = st.integers(0, 2 ** 16)
