@@ -18,7 +18,7 @@ from normlab.validation import (check_array, check_cache, check_dout, check_posi
                                 check_vector, describe)
 
 __all__ = ["check_bn_input", "check_bn_axes", "check_bn_affine", "check_bn_eps",
-           "check_training_count", "check_bn_dout"]
+           "check_training_count", "check_bn_dout", "check_running", "check_moment_shapes"]
 
 
 def check_bn_input(x, owner: str):
