@@ -5,8 +5,9 @@ Usage::
     python benchmarks/bench_norm.py [--threads 1] [--repeats 30]
 
 Prints the median time of one training forward+backward for each shape and the ratio
-normlab / torch (target <= 1.2), for the fused numba kernels (``fused``, the default on
-NumPy when numba is installed) and for the portable NumPy/CuPy ufunc path (``portable``). Both libraries run float32 on the CPU with the same
+normlab / torch (target <= 1.2), under both settings of ``normlab.kernels``: the compiled
+numba kernels (``compiled``, the default on NumPy) and the reference NumPy/CuPy ufunc code
+(``reference``). Both libraries run float32 on the CPU with the same
 thread count (``torch.set_num_threads`` and a threadpoolctl limit on NumPy's BLAS).
 The default clock is the process CPU time (``time.process_time``), which other processes
 on a shared machine disturb far less than wall time; ``--clock wall`` uses perf_counter.
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+import normlab
 from normlab import nn
-from normlab.functional import _bn_kernels
+from normlab.functional import dispatch
 
 CASES = [
     ("BatchNorm2d", (128, 64, 16, 16), nn.BatchNorm2d, torch.nn.BatchNorm2d),
@@ -85,18 +87,17 @@ def main(argv=None) -> int:
           f"torch={torch.__version__}")
     print(f"{'layer':<12} {'shape':<20} {'path':<9} {'normlab ms':>11} {'torch ms':>9} "
           f"{'ratio':>6}")
-    paths = {"fused": True, "portable": False}  # numba kernels vs the xp (CuPy-able) path
     with threadpool_limits(limits=args.threads):
         for name, shape, ours_cls, theirs_cls in CASES:
-            for path, enabled in paths.items():
-                _bn_kernels.ENABLED = enabled
-                if enabled and not _bn_kernels.usable(np.zeros((2, 2)), (0,)):
-                    print(f"{name:<12} {str(shape):<20} {path:<9} (numba not installed)")
-                    continue
-                t_ours, t_theirs = bench(shape, ours_cls, theirs_cls, args.repeats, rng, clock)
+            for path in ("compiled", "reference"):  # numba kernels vs the xp (CuPy-able) code
+                with normlab.kernels(path):
+                    if path == "compiled" and dispatch.lookup("bn_moments", np) is None:
+                        print(f"{name:<12} {str(shape):<20} {path:<9} (numba not installed)")
+                        continue
+                    t_ours, t_theirs = bench(shape, ours_cls, theirs_cls, args.repeats, rng,
+                                             clock)
                 print(f"{name:<12} {str(shape):<20} {path:<9} {t_ours * 1e3:>11.2f} "
                       f"{t_theirs * 1e3:>9.2f} {t_ours / t_theirs:>6.2f}")
-    _bn_kernels.ENABLED = True
     return 0
 
 

@@ -211,8 +211,25 @@ def _cmd_info(args) -> int:
     from normlab.lab.runs import env_info  # noqa: PLC0415
 
     for k, v in env_info().items():
+        if k == "kernels":
+            v = _kernels_line(v)
+        elif isinstance(v, dict):  # blas
+            v = ", ".join(f"{sk}={sv}" for sk, sv in v.items())
         print(f"{k:12s} {v}")
     return 0
+
+
+def _kernels_line(info: dict) -> str:
+    """``compiled (compiled kernels: numpy: numba 0.61.2, 15 ops; cupy: none)``."""
+    parts = []
+    for backend, entry in info.items():
+        if backend == "setting":
+            continue
+        desc = f"{entry['provider']}, {len(entry['ops'])} ops" if entry["ops"] else "none"
+        if entry.get("failed"):
+            desc += "; failed: " + ", ".join(f"{p} ({why})" for p, why in entry["failed"].items())
+        parts.append(f"{backend}: {desc}")
+    return f"{info['setting']} (compiled kernels: {'; '.join(parts)})"
 
 
 def build_parser() -> argparse.ArgumentParser:

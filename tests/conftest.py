@@ -7,6 +7,8 @@ import socket
 import numpy as np
 import pytest
 
+import normlab
+
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
@@ -26,3 +28,13 @@ def _no_network(monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=["compiled", "reference"])
+def kernel_setting(request):
+    """Run the test under both settings of ``normlab.kernels``: the compiled kernels where
+    registered (numba on NumPy), and the readable reference code of every op."""
+    if request.param == "compiled":
+        pytest.importorskip("numba")  # a dependency; guarded so the reference still runs
+    with normlab.kernels(request.param):
+        yield request.param

@@ -35,6 +35,13 @@ from normlab.functional.pool import (  # noqa: F401
     max_pool2d_forward,
 )
 from normlab.functional.batchnorm import (  # noqa: F401
+    BatchNormCache,
+    Moments,
+    batch_moments,
+    batch_norm_backward_elementwise,
+    batch_norm_backward_reduce,
+    batch_norm_forward_from_moments,
+    merge_moments,
     batch_norm_backward,
     batch_norm_backward_staged,
     batch_norm_eval_backward,

@@ -16,41 +16,15 @@ input: building ``(N*OH*OW, C*KH*KW)`` columns cost 29 ms against 7 ms for this 
 from __future__ import annotations
 
 from normlab import backend
+from normlab.functional import dispatch
 
 __all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d",
-           "use_compiled", "compiled", "batch_chunks"]
+           "batch_chunks"]
 
 # Column bytes per chunk of samples on CPU: small enough that the columns written by
 # im2col are still in cache when the matrix product reads them (measured best at
 # 2-3 MiB on a 16x32x32 ResNet layer; chunking also keeps peak memory near the input's).
 CHUNK_BYTES = 2 * 2**20
-
-_compiled_enabled = True
-_compiled_module = None
-
-
-def use_compiled(enabled: bool) -> bool:
-    """Switch the optional numba kernels on or off (tests run both paths); returns the old
-    setting. They are used only for NumPy arrays and only when numba imports."""
-    global _compiled_enabled
-    old, _compiled_enabled = _compiled_enabled, bool(enabled)
-    return old
-
-
-def compiled(*arrays):
-    """The numba kernel module ``_numba_kernels`` if it applies to ``arrays``, else None."""
-    global _compiled_module
-    if not _compiled_enabled or any(backend.is_cupy_array(a) for a in arrays):
-        return None
-    if _compiled_module is None:
-        try:
-            from normlab.functional import _numba_kernels  # noqa: PLC0415 (optional, slow import)
-        except ImportError:
-            _compiled_module = False
-        else:
-            _compiled_module = _numba_kernels
-    return _compiled_module or None
-
 
 def pad2d(x, padding, value=0.0):
     """``x`` (N, C, H, W) padded by ``padding = (ph, pw)`` on both sides with ``value``.
@@ -145,9 +119,9 @@ def col2im(dcols, dxpad, kernel, out_hw, stride, dilation):
     KH, KW = kernel
     OH, OW = out_hw
     d6 = dcols.reshape(N, C, KH, KW, OH, OW)
-    nb = compiled(dcols)
-    if nb is not None:  # one pass instead of KH*KW strided read-modify-writes
-        nb.col2im(d6, dxpad, *stride, *dilation)
+    impl = dispatch.lookup("col2im", backend.namespace(dcols))
+    if impl is not None:  # one pass instead of KH*KW strided read-modify-writes
+        impl(d6, dxpad, *stride, *dilation)
         return dxpad
     for i in range(KH):
         for j in range(KW):

@@ -128,7 +128,7 @@ def _normalize_scaled(d, mean, var, axes, count: int, eps: float):
 
 
 def normalize_backward(g, x_hat, inv_std, axes, *, scale=None, sum_g=None, sum_gx=None,
-                       center: bool = True):
+                       center: bool = True, count: int | None = None):
     """Gradient of ``normalize`` w.r.t. ``x`` given ``dL/dx_hat = scale * g``.
 
     ``dx = scale * inv_std / m * (m*g - sum(g) - x_hat * sum(g * x_hat))`` with sums over
@@ -144,14 +144,19 @@ def normalize_backward(g, x_hat, inv_std, axes, *, scale=None, sum_g=None, sum_g
     scale : ndarray or None, broadcastable, constant along ``axes``
     sum_g, sum_gx : ndarray or None, ``keepdims`` sums if the caller has them already
     center : bool
+    count : int or None
+        ``m``, the values behind each statistic. ``None`` counts them from ``x_hat``'s
+        shape, which is right only when the statistics came from this very array; batch
+        norm passes the count of the moments it normalised with (global under SyncBN,
+        where ``sum_g``/``sum_gx`` are all-reduced too).
 
     Returns
     -------
     dx : ndarray, fresh, shape of ``x_hat``
     """
     xp = backend.namespace(g, x_hat)
-    m = reduced_count(x_hat.shape, axes)
-    if m == 0:
+    m = reduced_count(x_hat.shape, axes) if count is None else int(count)
+    if m == 0 or x_hat.size == 0:
         return xp.zeros_like(x_hat)
     if sum_gx is None:
         sum_gx = sum_of_products(g, x_hat, axes)

@@ -35,7 +35,8 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels
+from normlab.errors import NormlabValueError
+from normlab.functional import _kernels, dispatch
 
 __all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "conv3x3_transpose",
            "weight_grad3x3"]
@@ -63,7 +64,7 @@ def use_winograd(mode) -> object:
     default) where it applies and was measured faster. Returns the old setting."""
     global _mode
     if not (mode is True or mode is False or (isinstance(mode, str) and mode == "auto")):
-        raise ValueError(f"use_winograd: expected True, False or 'auto', got {mode!r}.")
+        raise NormlabValueError(f"use_winograd: expected True, False or 'auto', got {mode!r}.")
     old, _mode = _mode, mode
     return old
 
@@ -81,7 +82,7 @@ def use_tile(tile) -> object:
     global _tile
     if not (tile in (2, 4) and isinstance(tile, int) and not isinstance(tile, bool)
             or (isinstance(tile, str) and tile == "auto")):
-        raise ValueError(f"use_tile: expected 2, 4 or 'auto', got {tile!r}.")
+        raise NormlabValueError(f"use_tile: expected 2, 4 or 'auto', got {tile!r}.")
     old, _tile = _tile, tile
     return old
 
@@ -139,9 +140,9 @@ def _input_transform(x, padding, V):
     """``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the tile at ``(2th, 2tw)`` of
     ``xt = _tile_pad(x, padding, TH, TW)``; ``V`` (16, n, C, TH, TW) is written in place."""
     TH, TW = V.shape[3:]
-    nb = _kernels.compiled(x)
-    if nb is not None:  # one pass, no padded copy, instead of 20 strided array operations
-        nb.winograd_input(x, padding[0], padding[1], V)
+    impl = dispatch.lookup("winograd2_input", backend.namespace(x))
+    if impl is not None:  # one pass, no padded copy, instead of 20 strided array operations
+        impl(x, padding[0], padding[1], V)
         return
     xt = _tile_pad(x, padding, TH, TW)
     r = [xt[:, :, i:i + 2 * TH:2] for i in range(4)]  # tile row i: (n, C, TH, Wt)
@@ -160,11 +161,11 @@ def _input_transform(x, padding, V):
 def _output_transform(M, out):
     """``out[n, f, 2th + i, 2tw + j] = (A^T M A)[i, j]``; ``M`` (16, n, F, TH, TW), ``out``
     (n, F, 2TH, 2TW) written in place."""
-    nb = _kernels.compiled(M)
-    if nb is not None:
-        nb.winograd_output(M, out)
-        return
     xp = backend.namespace(M)
+    impl = dispatch.lookup("winograd2_output", xp)
+    if impl is not None:
+        impl(M, out)
+        return
     s = []
     for a in range(4):  # A along tile columns: s[a][j] (n, F, TH, TW)
         m0, m1, m2, m3 = M[4 * a], M[4 * a + 1], M[4 * a + 2], M[4 * a + 3]
@@ -333,11 +334,11 @@ def run_weight_grad3x3(s: Scheme, x, dout, padding, tiles=None):
 def _dout_transform(d, D):
     """``D[4a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 2x2 block at ``(2th, 2tw)``;
     ``d`` (n, F, 2TH, 2TW) zero-extended, ``D`` (16, n, F, TH, TW) written in place."""
-    nb = _kernels.compiled(d)
-    if nb is not None:
-        nb.winograd_dout(d, D)
-        return
     xp = backend.namespace(d)
+    impl = dispatch.lookup("winograd2_dout", xp)
+    if impl is not None:
+        impl(d, D)
+        return
     # A = [[1, 0], [1, 1], [1, -1], [0, -1]] along rows, then along columns.
     r0, r1 = d[:, :, 0::2], d[:, :, 1::2]  # (n, F, TH, 2TW)
     t = [r0, r0 + r1, r0 - r1, -r1]

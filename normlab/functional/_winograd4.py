@@ -30,7 +30,7 @@ transposed conv for dx follow ``_winograd.py``.
 from __future__ import annotations
 
 from normlab import backend
-from normlab.functional import _kernels, _winograd
+from normlab.functional import _winograd, dispatch
 
 __all__ = ["conv3x3", "conv3x3_transpose", "weight_grad3x3"]
 
@@ -50,14 +50,6 @@ def _lin(coefs, arrays):
         term = a if c == 1 else (-a if c == -1 else a * float(c))
         out = term.copy() if out is None and term is a else (term if out is None else out + term)
     return out
-
-
-def _numba():
-    nb = _kernels.compiled()
-    if nb is None:
-        return None
-    from normlab.functional import _numba_winograd4  # noqa: PLC0415 (optional, slow import)
-    return _numba_winograd4
 
 
 def _transform_weight(w):
@@ -81,9 +73,9 @@ def _input_transform(x, padding, V):
     """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the 6x6 tile at ``(4th, 4tw)`` of
     ``xt = _tile_pad(x, padding, TH, TW)``; ``V`` (36, n, C, TH, TW), possibly a
     transposed view, written in place."""
-    nb = _numba()
-    if nb is not None and not backend.is_cupy_array(x):
-        nb.input_transform(x, padding[0], padding[1], V)
+    impl = dispatch.lookup("winograd4_input", backend.namespace(x))
+    if impl is not None:
+        impl(x, padding[0], padding[1], V)
         return
     xt = _tile_pad(x, padding, *V.shape[3:])
     TH, TW = V.shape[3:]
@@ -97,9 +89,9 @@ def _input_transform(x, padding, V):
 
 def _output_transform(M, out):
     """``out[n, f, 4th + i, 4tw + j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
-    nb = _numba()
-    if nb is not None and not backend.is_cupy_array(M):
-        nb.output_transform(M, out)
+    impl = dispatch.lookup("winograd4_output", backend.namespace(M))
+    if impl is not None:
+        impl(M, out)
         return
     s = [[_lin(AT[j], [M[6 * a + b] for b in range(6)]) for j in range(4)] for a in range(6)]
     for i in range(4):
@@ -110,9 +102,9 @@ def _output_transform(M, out):
 def _dout_transform(d, D):
     """``D[6a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 4x4 block at ``(4th, 4tw)``;
     ``d`` (n, F, 4TH, 4TW) zero-extended, ``D`` (36, n, F, TH, TW) written in place."""
-    nb = _numba()
-    if nb is not None and not backend.is_cupy_array(d):
-        nb.dout_transform(d, D)
+    impl = dispatch.lookup("winograd4_dout", backend.namespace(d))
+    if impl is not None:
+        impl(d, D)
         return
     A = list(zip(*AT))  # (6, 4)
     r = [d[:, :, i::4] for i in range(4)]  # (n, F, TH, 4TW)

@@ -10,13 +10,23 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _bn_kernels
-from normlab.functional._normalize import (channel_shape, normalize, normalize_backward,
-                                           reduced_count, sum_of_products, sum_over)
+from normlab.errors import NormlabValueError
+from normlab.functional._normalize import channel_shape
+from normlab.functional.batchnorm_stages import (BatchNormCache, Moments, batch_moments,
+                                                 batch_norm_backward_elementwise,
+                                                 batch_norm_backward_reduce,
+                                                 batch_norm_forward_from_moments,
+                                                 check_axes, merge_moments)
 
 __all__ = [
     "BatchNormCache",
     "BatchNormEvalCache",
+    "Moments",
+    "batch_moments",
+    "merge_moments",
+    "batch_norm_forward_from_moments",
+    "batch_norm_backward_reduce",
+    "batch_norm_backward_elementwise",
     "batch_norm_forward",
     "batch_norm_backward",
     "batch_norm_backward_staged",
@@ -24,17 +34,6 @@ __all__ = [
     "batch_norm_eval_backward",
     "update_running_stats",
 ]
-
-
-class BatchNormCache(NamedTuple):
-    x_hat: object  # (N, C, *) normalised input
-    inv_std: object  # keepdims (1, C, 1...) : 1 / sqrt(var + eps)
-    gamma: object  # (C,) or None
-    axes: tuple
-    mean: object  # (C,) batch mean
-    var: object  # (C,) biased batch variance
-    count: int  # values per channel, for the unbiased running variance
-    eps: float  # lets the staged backward rebuild sqrt(var + eps)
 
 
 class BatchNormEvalCache(NamedTuple):
@@ -54,20 +53,11 @@ def _affine(x_hat, gamma, beta):
     return out
 
 
-def _check_axes(x, axes) -> tuple:
-    axes = tuple(int(a) % x.ndim for a in axes)
-    if 1 in axes or x.ndim < 2:
-        raise ValueError(
-            f"batch_norm: expected reduced axes that exclude the channel axis 1 of an input "
-            f"with at least 2 dims, got axes={axes} for input of shape {tuple(x.shape)}."
-        )
-    return axes
-
-
 def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
     """Training-mode batch norm: ``out = gamma * (x - mean) / sqrt(var + eps) + beta``.
 
     ``mean`` and the biased ``var`` are per channel over ``axes`` (two-pass variance).
+    The stages on one process: ``batch_moments``, then ``batch_norm_forward_from_moments``.
 
     Parameters
     ----------
@@ -92,17 +82,8 @@ def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
     ValueError
         If ``axes`` contains the channel axis.
     """
-    axes = _check_axes(x, axes)
-    C = x.shape[1]
-    if _bn_kernels.usable(x, axes):  # fused NumPy kernels: same maths, fewer passes
-        out, x_hat, mean, var, inv_std = _bn_kernels.forward(x, gamma, beta, eps)
-        inv_std = inv_std.reshape((1,) + channel_shape(x.ndim))
-    else:
-        x_hat, mean, var, inv_std = normalize(x, axes, eps)
-        out = _affine(x_hat, gamma, beta)
-    cache = BatchNormCache(x_hat, inv_std, gamma, axes, mean.reshape(C), var.reshape(C),
-                           reduced_count(x.shape, axes), float(eps))
-    return out, cache
+    moments = batch_moments(x, axes)
+    return batch_norm_forward_from_moments(x, gamma, beta, moments, axes=axes, eps=eps)
 
 
 def batch_norm_backward(dout, cache: BatchNormCache):
@@ -110,24 +91,21 @@ def batch_norm_backward(dout, cache: BatchNormCache):
 
     ``dx = gamma / (m * sigma) * (m * dy - sum(dy) - x_hat * sum(dy * x_hat))``,
     ``dgamma = sum(dy * x_hat)``, ``dbeta = sum(dy)`` (sums over ``axes``, m values each).
+    The stages on one process: ``batch_norm_backward_reduce``, then
+    ``batch_norm_backward_elementwise`` with the local count ``cache.count``.
 
     Returns
     -------
-    dx : shape of x; dgamma, dbeta : (C,), or None when gamma was None
+    dx : shape of x
+    dgamma : (C,), or None when the forward had no gamma
+    dbeta : (C,), or None when the forward had no beta
     """
-    x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
-    C = x_hat.shape[1]
-    if _bn_kernels.usable(x_hat, axes) and type(dout) is type(x_hat):
-        dx, dgamma, dbeta = _bn_kernels.backward(dout, x_hat, inv_std.reshape(C), gamma)
-        return (dx, None, None) if gamma is None else (dx, dgamma, dbeta)
-    sum_dy = sum_over(dout, axes)
-    sum_dy_xhat = sum_of_products(dout, x_hat, axes)
-    scale = None if gamma is None else gamma.reshape(channel_shape(x_hat.ndim))
-    dx = normalize_backward(dout, x_hat, inv_std, axes, scale=scale, sum_g=sum_dy,
-                            sum_gx=sum_dy_xhat)
-    if gamma is None:
-        return dx, None, None
-    return dx, sum_dy_xhat.reshape(C), sum_dy.reshape(C)
+    sum_dy, sum_dy_xhat = batch_norm_backward_reduce(dout, cache)
+    dx = batch_norm_backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count)
+    dt = cache.x_hat.dtype
+    dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)
+    dbeta = sum_dy.astype(dt) if cache.has_beta else None
+    return dx, dgamma, dbeta
 
 
 def batch_norm_backward_staged(dout, cache: BatchNormCache):
@@ -137,7 +115,6 @@ def batch_norm_backward_staged(dout, cache: BatchNormCache):
     ``sqrtvar = sqrt(var + eps)``, ``ivar = 1 / sqrtvar``, ``xhat = xmu * ivar``,
     ``gammax = gamma * xhat``, ``out = gammax + beta``. The nodes not in the cache are
     rebuilt from it: ``sqrtvar = sqrt(var + eps)`` and ``xmu = xhat * sqrtvar``.
-    The beta gradient is returned even when beta was None together with gamma.
 
     Returns
     -------
@@ -175,9 +152,7 @@ def batch_norm_backward_staged(dout, cache: BatchNormCache):
     # mu = mean(x)
     dx2 = xp.ones_like(dout) * (dmu / m)
     dx = dx1 + dx2
-    if gamma is None:
-        return dx, None, None
-    return dx, dgamma, dbeta
+    return dx, (None if gamma is None else dgamma), (dbeta if cache.has_beta else None)
 
 
 def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, *, axes,
@@ -201,7 +176,7 @@ def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, *, axes,
     out : ndarray, shape and dtype of ``x``
     cache : BatchNormEvalCache
     """
-    axes = _check_axes(x, axes)
+    axes = check_axes(x, axes)
     cs = channel_shape(x.ndim)
     inv_std = 1.0 / backend.namespace(x).sqrt(running_var.reshape(cs) + eps)
     x_hat = x - running_mean.reshape(cs)
@@ -258,14 +233,14 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
     if count == 0:
         return running_mean.copy(), running_var.copy()
     if count == 1:
-        raise ValueError(
+        raise NormlabValueError(
             "update_running_stats: expected more than 1 value per statistic, got count=1. "
             "The unbiased variance needs at least 2 values."
         )
     if momentum is None:
         n = int(num_batches_tracked)
         if n < 1:
-            raise ValueError(
+            raise NormlabValueError(
                 "update_running_stats: expected num_batches_tracked >= 1 (incremented before "
                 f"the update) for momentum=None, got {n}."
             )

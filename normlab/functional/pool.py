@@ -10,8 +10,8 @@ Fast paths: non-overlapping windows (``stride == kernel_size``, no padding) are 
 ``(N, C, OH, KH, OW, KW)`` of the input, so backward is one broadcast write; otherwise a
 loop over the ``KH*KW`` kernel offsets updates one strided slice of the whole batch at a
 time. On NumPy arrays with numba installed, max and average pooling use the one-pass
-kernels of ``_numba_kernels.py`` instead (same results; ``_kernels.use_compiled(False)``
-forces the NumPy path). 1D pooling is the 2D routine on ``H = 1``. Loop references:
+kernels of ``compiled/numba_conv.py`` instead (same results, chosen by
+``dispatch.lookup``; ``normlab.kernels("reference")`` forces this file's code). 1D pooling is the 2D routine on ``H = 1``. Loop references:
 ``pool_naive.py``.
 """
 
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
-from normlab.functional import _kernels
+from normlab.functional import _kernels, dispatch
 from normlab.functional._spatial import as_tuple, check_input, pool_args
 from normlab.validation import check_dout, native_byteorder
 
@@ -102,11 +102,11 @@ def _max_forward(x, kernel, stride, padding, out_hw, squeeze):
     xpad = _kernels.pad2d(x, padding, value=-xp.inf)
     out = None
     idx_dtype = xp.uint8 if KH * KW < 256 else xp.int64
-    nb = _kernels.compiled(x)
-    if nb is not None:
+    impl = dispatch.lookup("max_pool_forward", xp)
+    if impl is not None:
         out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
         argmax = xp.empty(out.shape, dtype=idx_dtype)
-        nb.max_pool_forward(xpad, KH, KW, *stride, out, argmax)
+        impl(xpad, KH, KW, *stride, out, argmax)
         return out, PoolCache(argmax, x.shape, kernel, stride, padding, squeeze)
     for i in range(KH):
         for j in range(KW):
@@ -128,10 +128,10 @@ def _max_backward(dout, cache: PoolCache):
     N, C, H, W = x_shape
     KH, KW = kernel
     OH, OW = dout.shape[2:]
-    nb = _kernels.compiled(dout)
-    if nb is not None:
+    impl = dispatch.lookup("max_pool_backward", xp)
+    if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
-        nb.max_pool_backward(dout, argmax, KW, *stride, dxpad)
+        impl(dout, argmax, KW, *stride, dxpad)
         return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
         dx = xp.zeros(x_shape, dtype=dout.dtype)
@@ -149,11 +149,11 @@ def _max_backward(dout, cache: PoolCache):
 
 def _avg_forward(x, kernel, stride, padding, out_hw, squeeze):
     KH, KW = kernel
-    nb = _kernels.compiled(x)
-    if nb is not None:
-        xp = backend.namespace(x)
+    xp = backend.namespace(x)
+    impl = dispatch.lookup("avg_pool_forward", xp)
+    if impl is not None:
         out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
-        nb.avg_pool_forward(_kernels.pad2d(x, padding), KH, KW, *stride, out)
+        impl(_kernels.pad2d(x, padding), KH, KW, *stride, out)
         return out, PoolCache(None, x.shape, kernel, stride, padding, squeeze)
     if _tiled(kernel, stride, padding):
         out = _blocks(x, kernel, out_hw).sum(axis=(3, 5))
@@ -175,10 +175,10 @@ def _avg_backward(dout, cache: PoolCache):
     KH, KW = kernel
     OH, OW = dout.shape[2:]
     share = dout / float(KH * KW)
-    nb = _kernels.compiled(dout)
-    if nb is not None:
+    impl = dispatch.lookup("avg_pool_backward", xp)
+    if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
-        nb.avg_pool_backward(share, KH, KW, *stride, dxpad)
+        impl(share, KH, KW, *stride, dxpad)
         return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
         dx = xp.zeros(x_shape, dtype=dout.dtype)

@@ -102,8 +102,10 @@ def _git_commit() -> str | None:
 
 
 def env_info() -> dict[str, Any]:
-    """Versions, platform and git commit, for ``env.json`` and ``normlab info``."""
+    """Versions, platform, git commit, the kernel setting (``normlab.kernels``) with the
+    compiled ops it can use, and NumPy's BLAS, for ``env.json`` and ``normlab info``."""
     import normlab  # noqa: PLC0415
+    from normlab.functional import dispatch  # noqa: PLC0415
 
     info: dict[str, Any] = {
         "normlab": normlab.__version__,
@@ -114,6 +116,8 @@ def env_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "git_commit": _git_commit(),
         "time": _dt.datetime.now().isoformat(timespec="seconds"),
+        "kernels": dispatch.describe(),
+        "blas": dispatch.blas_info(),
     }
     for mod in ("matplotlib", "torch", "cupy"):
         try:

@@ -1,18 +1,15 @@
-"""Fixtures for functional tests: run kernels on both the NumPy path and the numba path."""
+"""Fixtures for functional tests: run kernels on the reference path and the compiled one."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from normlab.functional import _kernels
+from normlab.functional import dispatch
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def kernels(request):
-    """Run the test once with the pure NumPy kernels and once with the numba ones."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    old = _kernels.use_compiled(request.param == "numba")
-    assert (_kernels.compiled() is not None) == (request.param == "numba")
-    yield request.param
-    _kernels.use_compiled(old)
+@pytest.fixture
+def kernels(kernel_setting):
+    """Run the test once with the reference xp code and once with the compiled kernels."""
+    assert (dispatch.lookup("col2im", np) is not None) == (kernel_setting == "compiled")
+    return kernel_setting

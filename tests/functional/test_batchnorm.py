@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+import normlab
 from normlab import functional as F
-from normlab.functional import _bn_kernels
+from normlab.functional import batchnorm_stages
 from normlab.gradcheck import numerical_gradient, rel_error
 
 # (input shape, reduced axes): BatchNorm1d on (N, C) and (N, C, L), 2d, 3d.
@@ -16,31 +17,31 @@ SHAPES = [((6, 3), (0,)), ((4, 3, 5), (0, 2)), ((3, 2, 2, 3), (0, 2, 3)),
 SHAPE_IDS = ["2D", "3D", "4D", "5D"]
 
 
-@pytest.fixture(autouse=True, params=["fused", "portable"])
-def bn_path(request, monkeypatch):
-    """Run every test on the fused numba kernels and on the portable xp path."""
-    if request.param == "fused":
-        pytest.importorskip("numba")  # a dependency; guarded so the xp path still runs without it
-    monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
-    return request.param
+@pytest.fixture(autouse=True)
+def bn_path(kernel_setting):
+    """Run every test on the compiled numba kernels and on the reference xp path."""
+    return kernel_setting
 
 
-def test_fused_path_is_taken_only_when_enabled(bn_path):
+def test_compiled_path_is_taken_only_when_selected(bn_path):
     x = np.ones((2, 3, 4))
-    assert _bn_kernels.usable(x, (0, 2)) == (bn_path == "fused")
-    assert not _bn_kernels.usable(x, (0,))  # not the batch-norm axes: portable path
+    for op in ("bn_moments", "bn_normalize_affine", "bn_grad_sums", "bn_grad_input"):
+        chosen = batchnorm_stages._compiled(op, np, x, (0, 2))
+        assert (chosen is not None) == (bn_path == "compiled")
+        assert batchnorm_stages._compiled(op, np, x, (0,)) is None  # not BN's axes: reference
+        assert batchnorm_stages._compiled(op, np, x.astype(np.float16), (0, 2)) is None
 
 
 @pytest.mark.parametrize("shape,axes", SHAPES, ids=SHAPE_IDS)
-def test_fused_and_portable_paths_agree(rng, shape, axes, monkeypatch):
+def test_compiled_and_reference_paths_agree(rng, shape, axes):
     x, gamma, beta = _data(rng, shape)
     dout = rng.standard_normal(shape)
     results = []
-    for enabled in (True, False):
-        monkeypatch.setattr(_bn_kernels, "ENABLED", enabled)
-        out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes)
-        results.append((out, cache.x_hat, cache.inv_std, cache.mean, cache.var,
-                        *F.batch_norm_backward(dout, cache)))
+    for setting in ("compiled", "reference"):
+        with normlab.kernels(setting):
+            out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes)
+            results.append((out, cache.x_hat, cache.inv_std, cache.mean, cache.var,
+                            *F.batch_norm_backward(dout, cache)))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
@@ -151,9 +152,10 @@ def test_float32_large_mean_normalises_to_float64_accuracy(rng):
     """Mean 1e4, std 0.1 in float32 must normalise within 1e-3 of the float64 result.
 
     Measured max |error| (numpy 2.4, torch 2.13 CPU, these seeds): on (64, 8, 4, 4)
-    normlab 1.2e-7 (fused kernels, float64 accumulation) / 3.7e-7 (portable path, which
-    subtracts one sample per channel before summing), torch float32 6.3e-3; on (256, 16)
-    normlab 1.2e-7 / 1.6e-6, torch 1.4e-2, a plain float32 two-pass mean/var 5.3e-2.
+    normlab 1.2e-7 (compiled kernels, float64 accumulation) / 3.8e-7 (reference path, which
+    subtracts one sample per channel before summing and keeps the mean in float64), torch
+    float32 6.3e-3; on (256, 16) normlab 1.2e-7 / 1.5e-6, torch 1.4e-2, a plain float32
+    two-pass mean/var 5.3e-2.
     """
     x = (1e4 + 0.1 * rng.standard_normal((64, 8, 4, 4))).astype(np.float32)
     out32, cache32 = F.batch_norm_forward(x, None, None, axes=(0, 2, 3))

@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import normlab
 from normlab import functional as F
 from normlab.functional import _winograd
 from normlab.functional import conv_naive as N
@@ -163,8 +164,6 @@ def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views():
     """The compiled transforms do the NumPy versions' operations in the same order, also
     on the channel-major (16, C, n, TH, TW) buffers viewed as (16, n, C, TH, TW)."""
     pytest.importorskip("numba")
-    from normlab.functional import _kernels
-
     rng = np.random.default_rng(3)
     n, C, TH, TW = 2, 3, 3, 4
     xt = rng.standard_normal((n, C, 2 * TH + 1, 2 * TW - 1)).astype(np.float32)  # crop, pad
@@ -172,16 +171,13 @@ def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views():
     d = rng.standard_normal((n, C, 2 * TH, 2 * TW)).astype(np.float32)
     results = {}
     for compiled in (False, True):
-        old = _kernels.use_compiled(compiled)
-        try:
+        with normlab.kernels("compiled" if compiled else "reference"):
             V = np.empty((16, C, n, TH, TW), np.float32)
             _winograd._input_transform(xt, (-1, 0), V.transpose(0, 2, 1, 3, 4))
             D = np.empty((16, C, n, TH, TW), np.float32)
             _winograd._dout_transform(d, D.transpose(0, 2, 1, 3, 4))
             out = np.empty((n, C, 2 * TH, 2 * TW), np.float32)
             _winograd._output_transform(M, out)
-        finally:
-            _kernels.use_compiled(old)
         results[compiled] = (V, D, out)
     for a, b in zip(results[False], results[True]):
         np.testing.assert_array_equal(a, b)

@@ -7,8 +7,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+import normlab
 from normlab import functional as F
-from normlab.functional import _kernels, _winograd, _winograd4
+from normlab.functional import _winograd, _winograd4
 from normlab.functional import conv_naive as N
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -82,16 +83,13 @@ def test_numba_and_numpy_transforms_agree():
     d = rng.standard_normal((n, C, 4 * TH, 4 * TW))
     results = []
     for compiled in (False, True):
-        old = _kernels.use_compiled(compiled)
-        try:
+        with normlab.kernels("compiled" if compiled else "reference"):
             V = np.empty((36, C, n, TH, TW))
             _winograd4._input_transform(xt, (-1, 0), V.transpose(0, 2, 1, 3, 4))
             D = np.empty((36, C, n, TH, TW))
             _winograd4._dout_transform(d, D.transpose(0, 2, 1, 3, 4))
             out = np.empty((n, C, 4 * TH, 4 * TW))
             _winograd4._output_transform(M, out)
-        finally:
-            _kernels.use_compiled(old)
         results.append((V, D, out))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, **TIGHT)

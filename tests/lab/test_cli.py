@@ -55,6 +55,18 @@ def test_info(capsys):
     assert "numpy" in capsys.readouterr().out
 
 
+def test_info_prints_kernel_setting_and_blas(capsys):
+    import normlab  # noqa: PLC0415
+
+    with normlab.kernels("reference"):
+        assert main(["info"]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert lines["kernels"].split()[1] == "reference"
+    assert "numpy: numba" in lines["kernels"] and "cupy: none" in lines["kernels"]
+    assert "library=" in lines["blas"] and "version=" in lines["blas"]
+    assert "core=" in lines["blas"]
+
+
 def test_run_then_report(capsys, tmp_path):
     assert main(["experiment", "run", "activation-stats", "--smoke", "--out", str(tmp_path),
                  "--set", "depth=4"]) == 0

@@ -1,9 +1,13 @@
 import dataclasses
+import json
+import types
 
 import pytest
 
+import normlab
+from normlab.lab import runs
 from normlab.lab.registry import get_experiment
-from normlab.lab.runs import apply_overrides, load_run
+from normlab.lab.runs import apply_overrides, env_info, load_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,3 +43,33 @@ def test_unknown_experiment():
 def test_load_run_on_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected a run folder with summary.json"):
         load_run(tmp_path / "missing")
+
+
+def test_env_info_records_kernel_setting_and_blas():
+    assert env_info()["kernels"]["setting"] == "compiled"
+    with normlab.kernels("reference"):
+        info = env_info()
+    assert info["kernels"]["setting"] == "reference"
+    assert "bn_moments" in info["kernels"]["numpy"]["ops"]
+    assert info["blas"]["library"] and info["blas"]["version"]
+    json.dumps(info)
+
+
+def test_run_folder_env_json_records_kernel_setting(tmp_path, monkeypatch):
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        steps: int = 1
+
+        @classmethod
+        def smoke(cls):
+            return cls()
+
+    exp = types.SimpleNamespace(Config=Config, TITLE="t", CLAIM="c",
+                                run=lambda cfg, rng: {"metrics": [], "summary": {}},
+                                plot=lambda results, out: [], check=lambda results: {})
+    monkeypatch.setattr(runs, "get_experiment", lambda name: exp)
+    with normlab.kernels("reference"):
+        run_dir = runs.run_experiment("fake", smoke=True, out=tmp_path)
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["kernels"]["setting"] == "reference"
+    assert env["blas"]["library"]

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from normlab import nn
-from normlab.functional import _bn_kernels
 
 KINDS = {
     "1d-2D": (nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 3)),
@@ -25,13 +24,10 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(params=["fused", "portable"])
-def bn_path(request, monkeypatch):
-    """The fused numba kernels (numba is a dependency; the xp path is the fallback) and the portable xp path."""
-    if request.param == "fused":
-        pytest.importorskip("numba")
-    monkeypatch.setattr(_bn_kernels, "ENABLED", request.param == "fused")
-    return request.param
+@pytest.fixture
+def bn_path(kernel_setting):
+    """The compiled numba kernels (numba is a dependency) and the reference xp path."""
+    return kernel_setting
 
 
 def _close(ours, theirs):

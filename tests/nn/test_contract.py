@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 
+import normlab
 from normlab.gradcheck import check_module
 from normlab.nn.catalog import CASES
 
@@ -22,6 +23,12 @@ def _call(case, m, x, rng_target):
 @pytest.fixture(params=CASES, ids=IDS)
 def case(request):
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def kernels(kernel_setting):
+    """Every contract check runs under ``normlab.kernels("compiled")`` and ``("reference")``."""
+    return kernel_setting
 
 
 def _build(case, seed=0):
@@ -91,3 +98,19 @@ def test_gradcheck(case, mode):
     report = check_module(copy.deepcopy(m), case.input(rng, np.float64), rng,
                           target=target, pre=pre, tol=case.tol, h=case.h)
     assert report.passed, report.errors
+
+
+def test_compiled_and_reference_kernels_agree(case):
+    """Same outputs and gradients (float64, to round-off) under both kernel settings."""
+    results = []
+    for setting in ("compiled", "reference"):
+        with normlab.kernels(setting):
+            m = _build(case).to(dtype=np.float64)
+            x = case.input(np.random.default_rng(1), np.float64)
+            out = _call(case, m, x, np.random.default_rng(2))
+            dout = np.random.default_rng(4).standard_normal(np.shape(out)) if np.ndim(out) \
+                else 1.0
+            dx = m.backward(dout)
+            results.append([out, dx] + [g for _, _, g in m.named_parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

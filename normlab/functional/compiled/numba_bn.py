@@ -1,11 +1,12 @@
-"""Optional fused CPU kernels for batch norm (NumPy arrays only, needs numba).
+"""Compiled (numba) CPU kernels for the stages of batch norm, NumPy arrays only.
 
-The portable path in ``batchnorm.py`` makes about eleven passes over the data with
-NumPy ufuncs; these kernels make five (forward: mean, variance, output; backward: sums,
-``dx``) and accumulate in float64, so they are both faster and more accurate in float32.
-They compute the same two-pass statistics and the same closed-form backward.
-``batch_norm_forward`` uses them when ``usable(x)`` holds (NumPy float32/float64 input,
-numba importable, ``ENABLED``); otherwise, and always on CuPy, it uses the ``xp`` path.
+The reference stages in ``batchnorm_stages.py`` make about eleven passes over the data
+with ufuncs; these kernels make five (moments: mean, variance; forward: normalise +
+affine; backward: both sums, ``dx``) and accumulate in float64, so they are both faster
+and more accurate in float32. Same two-pass statistics, same closed-form backward.
+Registered with the dispatch as ``bn_moments``, ``bn_normalize_affine``,
+``bn_grad_sums``, ``bn_grad_input`` for ``"numpy"``; the call sites use them only for
+float32/float64 input reduced over every axis but the channel axis 1, ``(0, 2, 3, ...)``.
 
 The input is viewed as ``(A, C, B)``: ``A`` = product of the axes before the channel
 axis, ``B`` = product of those after (``(N, C)``: B = 1; ``(N, C, H, W)``: B = H*W).
@@ -14,38 +15,21 @@ Kernels run on one thread; numba compiles them on first use (cached on disk).
 
 from __future__ import annotations
 
-import importlib
 import math
 
+import numba
 import numpy as np
 
-__all__ = ["ENABLED", "usable", "forward", "backward"]
+from normlab.functional.dispatch import register
 
-ENABLED = True  # tests switch this off to exercise the portable path
-_numba = None
+__all__ = ["moments", "normalize_affine", "grad_sums", "grad_input"]
+
+PROVIDER = f"numba {numba.__version__}"
 _kernels = None
 
 
-def _get_numba():
-    global _numba
-    if _numba is None:
-        try:
-            _numba = importlib.import_module("numba")
-        except Exception:  # not installed, or a broken LLVM
-            _numba = False
-    return _numba
-
-
-def usable(x, axes) -> bool:
-    """True when the fused kernels can run on ``x`` reduced over ``axes``."""
-    return (ENABLED and type(x) is np.ndarray and x.dtype in (np.float32, np.float64)
-            and x.ndim >= 2 and tuple(axes) == (0,) + tuple(range(2, x.ndim))
-            and x.size > 0 and bool(_get_numba()))
-
-
 def _build(cache: bool = True):
-    nb = _get_numba()
-    jit = nb.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
+    jit = numba.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
 
     @jit
     def stats(x, mean, var):  # x (A, C, B); mean, var (C,) float64
@@ -174,44 +158,57 @@ def _view(a):
     return (a.reshape(A, C), True) if B == 1 else (a.reshape(A, C, B), False)
 
 
-def forward(x, gamma, beta, eps: float):
-    """Fused training forward. Returns ``(out, x_hat, mean, var, inv_std)``.
-
-    ``out`` and ``x_hat`` have the shape and dtype of ``x``; the statistics are (C,)
-    arrays of ``x.dtype``, ``inv_std = 1 / sqrt(var + eps)``.
-    """
-    dt = x.dtype
+def moments(x):
+    """Two-pass per-channel ``(mean, biased var)`` of ``x`` (N, C, *), float64 (C,) arrays."""
     C = x.shape[1]
     xv, flat = _view(x)
     mean = np.empty(C, np.float64)
     var = np.empty(C, np.float64)
     _kernel("stats", flat)(xv, mean, var)
-    inv_std = 1.0 / np.sqrt(var + eps)
+    return mean, var
+
+
+def normalize_affine(x, mean, inv_std, gamma, beta):
+    """``x_hat = (x - mean) * inv_std`` and ``out = x_hat * gamma + beta`` in one pass.
+
+    ``mean`` and ``inv_std`` are float64 (C,) vectors (the difference is taken in float64);
+    ``gamma``/``beta`` may be None. Returns ``(out, x_hat)`` of the shape and dtype of ``x``.
+    """
+    dt = x.dtype
+    C = x.shape[1]
+    xv, flat = _view(x)
     g = np.ones(C, dt) if gamma is None else np.ascontiguousarray(gamma, dtype=dt)
     b = np.zeros(C, dt) if beta is None else np.ascontiguousarray(beta, dtype=dt)
     x_hat = np.empty(x.shape, dt)
     out = np.empty(x.shape, dt)
-    xh_v, out_v = x_hat.reshape(xv.shape), out.reshape(xv.shape)
-    _kernel("affine", flat)(xv, mean, inv_std, g, b, xh_v, out_v)
-    return out, x_hat, mean.astype(dt), var.astype(dt), inv_std.astype(dt)
+    _kernel("affine", flat)(xv, np.ascontiguousarray(mean, np.float64),
+                            np.ascontiguousarray(inv_std, np.float64), g, b,
+                            x_hat.reshape(xv.shape), out.reshape(xv.shape))
+    return out, x_hat
 
 
-def backward(dout, x_hat, inv_std, gamma):
-    """Fused closed-form backward. Returns ``(dx, sum(dy * x_hat), sum(dy))`` per channel.
-
-    ``inv_std`` is the (C,) vector; ``gamma`` may be None.
-    """
-    dt = x_hat.dtype
+def grad_sums(dout, x_hat):
+    """Per-channel ``(sum(dy), sum(dy * x_hat))``, float64 (C,) arrays."""
     C = x_hat.shape[1]
-    m = x_hat.size // C
-    dyv, flat = _view(dout.astype(dt, copy=False))
-    xh_v = x_hat.reshape(dyv.shape)
+    dyv, flat = _view(dout.astype(x_hat.dtype, copy=False))
     sum_dy = np.empty(C, np.float64)
     sum_dyx = np.empty(C, np.float64)
-    _kernel("sums", flat)(dyv, xh_v, sum_dy, sum_dyx)
-    k = inv_std.astype(np.float64)
-    if gamma is not None:
-        k = k * gamma.astype(np.float64)
+    _kernel("sums", flat)(dyv, x_hat.reshape(dyv.shape), sum_dy, sum_dyx)
+    return sum_dy, sum_dyx
+
+
+def grad_input(dout, x_hat, k, shift, slope):
+    """``dx = k * (dy - shift - x_hat * slope)`` with float64 (C,) ``k``, ``shift``, ``slope``."""
+    dt = x_hat.dtype
+    dyv, flat = _view(dout.astype(dt, copy=False))
     dx = np.empty(x_hat.shape, dt)
-    _kernel("dx", flat)(dyv, xh_v, k, sum_dy / m, sum_dyx / m, dx.reshape(dyv.shape))
-    return dx, sum_dyx.astype(dt), sum_dy.astype(dt)
+    _kernel("dx", flat)(dyv, x_hat.reshape(dyv.shape), np.ascontiguousarray(k, np.float64),
+                        np.ascontiguousarray(shift, np.float64),
+                        np.ascontiguousarray(slope, np.float64), dx.reshape(dyv.shape))
+    return dx
+
+
+register("bn_moments", "numpy", moments)
+register("bn_normalize_affine", "numpy", normalize_affine)
+register("bn_grad_sums", "numpy", grad_sums)
+register("bn_grad_input", "numpy", grad_input)

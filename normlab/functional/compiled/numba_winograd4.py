@@ -3,7 +3,7 @@
 Each kernel computes the same linear combinations as the NumPy version in
 ``_winograd4.py`` (rows first, then columns; the sums may be grouped differently, so
 float results can differ in the last bit: both are tested against the loop reference).
-Like ``_numba_kernels.winograd_input`` they write a few output planes per inner loop:
+Like ``numba_conv.winograd_input`` they write a few output planes per inner loop:
 interleaving all 36 planes' write streams thrashes L1.
 """
 
@@ -12,8 +12,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.dispatch import register
+
 __all__ = ["input_transform", "output_transform", "dout_transform"]
 
+PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
 # float32 constants (exact in both precisions): a float64 literal would promote float32
@@ -130,3 +133,8 @@ def dout_transform(d, D):
                         v0[th, tw], v1[th, tw], v2[th, tw], v3[th, tw], v4[th, tw], \
                             v5[th, tw] = _a(ta[th, q], ta[th, q + 1], ta[th, q + 2],
                                             ta[th, q + 3])
+
+
+register("winograd4_input", "numpy", input_transform)
+register("winograd4_output", "numpy", output_transform)
+register("winograd4_dout", "numpy", dout_transform)

@@ -1,12 +1,14 @@
-"""Optional compiled CPU kernels (numba) for the memory-bound steps of conv and pooling.
+"""Compiled CPU kernels (numba) for the memory-bound steps of conv and pooling.
 
 Profiling (``benchmarks/bench_conv.py --profile``) showed that on CPU the vectorised NumPy
 versions of col2im and max pooling make several passes over large arrays (one strided
 read-modify-write per kernel offset, plus temporaries for ``where``); these loops make one.
-They compute exactly what the NumPy paths in ``_kernels.py`` / ``pool.py`` compute, in the
-same order of additions, and the tests run both. (im2col is a single copy in NumPy
-already and a loop here was slower, so it has no compiled twin.) Imported lazily, only for NumPy arrays
-and only when numba imports (it is a dependency; the NumPy code is the fallback).
+They compute exactly what the reference paths in ``_kernels.py`` / ``pool.py`` /
+``_winograd.py`` compute, in the same order of additions, and the tests run both. (im2col
+is a single copy in NumPy already and a loop here was slower, so it has no compiled twin.)
+Imported by ``dispatch`` on the first lookup for NumPy arrays, only when numba imports (it
+is a dependency; the reference code is the fallback). Each kernel registers under its op
+name (``col2im``, ``max_pool_forward``, ..., ``winograd2_input``) for ``"numpy"``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.dispatch import register
+
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
            "avg_pool_backward", "winograd_input", "winograd_output", "winograd_dout"]
 
+PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
 
@@ -209,3 +214,12 @@ def winograd_dout(d, D):
                     v = D[4 * a + 3, n, f, th]
                     for tw in range(TW):
                         v[tw] = -ta[2 * tw + 1]
+
+
+for _op, _impl in (("col2im", col2im), ("max_pool_forward", max_pool_forward),
+                   ("max_pool_backward", max_pool_backward),
+                   ("avg_pool_forward", avg_pool_forward),
+                   ("avg_pool_backward", avg_pool_backward),
+                   ("winograd2_input", winograd_input), ("winograd2_output", winograd_output),
+                   ("winograd2_dout", winograd_dout)):
+    register(_op, "numpy", _impl)

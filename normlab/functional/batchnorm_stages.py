@@ -1,0 +1,350 @@
+"""Batch norm as stages: statistics as values, so something can sit between the stages.
+
+The one-call ``batch_norm_forward``/``batch_norm_backward`` (``batchnorm.py``) are these
+stages run back to back on one process. Written apart, a communicator (SyncBatchNorm), a
+chunking rule (Ghost BN) or a re-estimation (precise BN) plugs in between them, as in
+PyTorch's SyncBatchNorm and apex::
+
+    forward:  batch_moments(x, axes) -> Moments(mean, var, count)     per process / chunk
+              merge_moments([...])    -> Moments                        Chan, count-weighted
+              batch_norm_forward_from_moments(x, gamma, beta, moments)  normalise + affine
+    backward: batch_norm_backward_reduce(dout, cache) -> sum(dy), sum(dy * x_hat)   (C,)
+              (all-reduce the two sums here)
+              batch_norm_backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, count) -> dx
+
+Statistics (``Moments.mean``/``var`` and the two backward sums) are kept in float64 for
+float16/float32 input, the precision the compiled kernels accumulate in: merging, or
+subtracting a mean of 1e4 from float32 data with std 0.1, would otherwise lose digits.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from normlab import backend
+from normlab.errors import NormlabValueError
+from normlab.functional import dispatch
+from normlab.functional._normalize import (channel_shape, normalize_backward,
+                                           reduced_count, sum_of_products, sum_over)
+
+__all__ = [
+    "Moments",
+    "BatchNormCache",
+    "batch_moments",
+    "merge_moments",
+    "batch_norm_forward_from_moments",
+    "batch_norm_backward_reduce",
+    "batch_norm_backward_elementwise",
+]
+
+
+class Moments(NamedTuple):
+    """Per-channel batch statistics of ``count`` values each.
+
+    ``mean`` and ``var`` (biased: divided by ``count``) have shape (C,) and dtype float64
+    for float16/float32 input (the input's dtype for float64). ``count`` is a Python int,
+    the number of values per channel; ``count == 0`` comes with ``mean == var == 0``.
+    """
+
+    mean: object  # (C,)
+    var: object  # (C,) biased
+    count: int
+
+
+class BatchNormCache(NamedTuple):
+    x_hat: object  # (N, C, *) normalised input
+    inv_std: object  # keepdims (1, C, 1...) : 1 / sqrt(var + eps)
+    gamma: object  # (C,) or None
+    axes: tuple
+    mean: object  # (C,) mean used (batch or merged), dtype of x
+    var: object  # (C,) biased variance used, dtype of x
+    count: int  # values per channel behind mean/var (the global count when merged)
+    eps: float  # lets the staged backward rebuild sqrt(var + eps)
+    has_beta: bool = True  # whether the forward had a beta (dbeta is returned only then)
+
+
+def stat_dtype(dtype):
+    """dtype the statistics of ``dtype`` data are kept in: float64, or wider."""
+    return np.promote_types(dtype, np.float64)
+
+
+def check_axes(x, axes) -> tuple:
+    """Non-negative reduced ``axes`` of ``x``; they must exclude the channel axis 1."""
+    axes = tuple(int(a) % x.ndim for a in axes) if x.ndim else tuple(axes)
+    if 1 in axes or x.ndim < 2:
+        raise NormlabValueError(
+            f"batch_norm: expected reduced axes that exclude the channel axis 1 of an input "
+            f"with at least 2 dims, got axes={axes} for input of shape {tuple(x.shape)}."
+        )
+    return axes
+
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled(op: str, xp, x, axes, *others):
+    """The compiled kernel for ``op`` (``dispatch.lookup``) if its layout applies: float32
+    or float64 data reduced over every axis but the channel axis, of one array type."""
+    if x.dtype not in _KERNEL_DTYPES or x.size == 0 or axes != (0, *range(2, x.ndim)):
+        return None
+    for other in others:
+        if type(other) is not type(x):
+            return None
+    return dispatch.lookup(op, xp)
+
+
+def batch_moments(x, axes) -> Moments:
+    """Per-channel mean and biased variance of ``x`` over ``axes``, and the count.
+
+    ``mean = sum(x) / m``, ``var = sum((x - mean)^2) / m`` with ``m = count`` values per
+    channel: two passes, never ``E[x^2] - E[x]^2``. The reference path first subtracts one
+    sample per channel (exact by Sterbenz's lemma when ``|mean| >> std``), so float32 data
+    with mean 1e4 and std 0.1 keeps its digits; the compiled kernel accumulates in float64.
+    An input with no values per channel (``N = 0``) gives ``count = 0`` and zero statistics.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, *)
+    axes : tuple of int
+        Reduced axes; must not contain the channel axis 1.
+
+    Shape
+    -----
+    x (N, C, *) -> mean (C,), var (C,).
+
+    Returns
+    -------
+    Moments
+
+    Raises
+    ------
+    ValueError
+        If ``axes`` contains the channel axis.
+    """
+    axes = check_axes(x, axes)
+    xp = backend.namespace(x)
+    C = x.shape[1]
+    count = reduced_count(x.shape, axes)
+    sdt = stat_dtype(x.dtype)
+    if count == 0:
+        return Moments(xp.zeros(C, dtype=sdt), xp.zeros(C, dtype=sdt), 0)
+    impl = _compiled("bn_moments", xp, x, axes)
+    if impl is not None:  # -> float64 (C,) mean, var
+        mean, var = impl(x)
+        return Moments(mean, var, count)
+    index = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
+    shift = x[index]  # one sample per channel, keepdims
+    d = x - shift
+    d_mean = sum_over(d, axes) * (1.0 / count)
+    d -= d_mean
+    var = sum_of_products(d, d, axes) * (1.0 / count)
+    mean = shift.reshape(C).astype(sdt) + d_mean.reshape(C).astype(sdt)
+    return Moments(mean, var.reshape(C).astype(sdt), count)
+
+
+def merge_moments(moments: Sequence[Moments]) -> Moments:
+    """Moments of the union of disjoint sets from the moments of each (Chan et al., 1979).
+
+    ``n = sum(n_i)``, ``mean = sum(n_i * mean_i) / n``,
+    ``var = sum(n_i * (var_i + (mean_i - mean)^2)) / n``: exact for uneven counts. Entries
+    with ``count == 0`` are ignored; the merge of one (non-empty) entry is that entry; if
+    every count is 0 the result has count 0 and zero statistics.
+
+    Parameters
+    ----------
+    moments : sequence of Moments, each with (C,) statistics
+
+    Shape
+    -----
+    k Moments of (C,) statistics -> one Moments of (C,) statistics.
+
+    Returns
+    -------
+    Moments
+
+    Raises
+    ------
+    ValueError
+        If ``moments`` is empty, a count is negative or the statistics' shapes differ.
+    """
+    moments = list(moments)
+    if not moments:
+        raise NormlabValueError("merge_moments: expected at least one Moments, got an empty "
+                         "sequence.")
+    shapes = {tuple(m.mean.shape) for m in moments} | {tuple(m.var.shape) for m in moments}
+    if len(shapes) != 1:
+        raise NormlabValueError(f"merge_moments: expected statistics of one shape (C,), got shapes "
+                         f"{sorted(shapes)}.")
+    counts = [int(m.count) for m in moments]
+    if min(counts) < 0:
+        raise NormlabValueError(f"merge_moments: expected counts >= 0, got {counts}.")
+    kept = [m for m, n in zip(moments, counts) if n > 0]
+    if not kept:
+        first = moments[0]
+        xp = backend.namespace(first.mean)
+        return Moments(xp.zeros_like(first.mean), xp.zeros_like(first.var), 0)
+    if len(kept) == 1:
+        return Moments(kept[0].mean, kept[0].var, int(kept[0].count))
+    total = sum(int(m.count) for m in kept)
+    mean = sum(m.mean * int(m.count) for m in kept) / total
+    m2 = sum((m.var + (m.mean - mean) ** 2) * int(m.count) for m in kept)
+    return Moments(mean, m2 / total, total)
+
+
+def _check_moments(x, moments) -> None:
+    C = x.shape[1]
+    if tuple(moments.mean.shape) != (C,) or tuple(moments.var.shape) != (C,):
+        raise NormlabValueError(
+            f"batch_norm_forward_from_moments: expected moments of shape ({C},) for input "
+            f"of shape {tuple(x.shape)}, got mean {tuple(moments.mean.shape)} and var "
+            f"{tuple(moments.var.shape)}."
+        )
+
+
+def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
+                                    eps: float = 1e-5):
+    """Normalise with given moments, then the affine map:
+    ``out = gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    The moments may be this batch's (``batch_moments``) or merged over processes or
+    chunks (``merge_moments``); ``cache.count`` is their count, which the backward uses.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, *)
+    gamma, beta : ndarray of shape (C,), or None (affine=False)
+    moments : Moments with (C,) statistics
+    axes : tuple of int
+        The reduced axes (must not contain the channel axis 1).
+    eps : float
+
+    Shape
+    -----
+    x (N, C, *) -> out (N, C, *).
+
+    Returns
+    -------
+    out : ndarray, dtype of ``x``
+    cache : BatchNormCache
+
+    Raises
+    ------
+    ValueError
+        If ``axes`` contains the channel axis or the moments are not (C,) vectors.
+    """
+    axes = check_axes(x, axes)
+    _check_moments(x, moments)
+    xp = backend.namespace(x)
+    dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
+    sdt = stat_dtype(dt)
+    mean = moments.mean.astype(sdt, copy=False)
+    inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
+    impl = _compiled("bn_normalize_affine", xp, x, axes)
+    if impl is not None:  # -> out, x_hat; the difference x - mean taken in float64
+        out, x_hat = impl(x, mean, inv_std, gamma, beta)
+    else:
+        # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x (Sterbenz),
+        # so a float32 mean of 1e4 costs no digits of data with std 0.1.
+        # The lo pass is skipped where lo / std is below half an ulp of 1 in x's dtype.
+        hi = mean.astype(dt)
+        x_hat = x - hi.reshape(cs)
+        lo = mean - hi.astype(sdt)
+        if sdt != dt and C and float(xp.max(xp.abs(lo) * inv_std)) > xp.finfo(dt).eps / 2:
+            x_hat -= lo.astype(dt).reshape(cs)
+        x_hat *= inv_std.astype(dt).reshape(cs)
+        out = x_hat * gamma.reshape(cs) if gamma is not None else x_hat.copy()
+        if beta is not None:
+            out += beta.reshape(cs)
+    cache = BatchNormCache(x_hat, inv_std.astype(dt).reshape((1,) + cs), gamma, axes,
+                           moments.mean.astype(dt), moments.var.astype(dt),
+                           int(moments.count), float(eps), beta is not None)
+    return out, cache
+
+
+def batch_norm_backward_reduce(dout, cache: BatchNormCache):
+    """The reduce stage of the backward: per-channel ``sum(dy)`` and ``sum(dy * x_hat)``.
+
+    These are ``dbeta`` and ``dgamma`` of this process's data; summed over processes
+    (all-reduce) they feed ``batch_norm_backward_elementwise`` with the global count.
+
+    Parameters
+    ----------
+    dout : ndarray, shape of the forward's input
+    cache : BatchNormCache
+
+    Shape
+    -----
+    dout (N, C, *) -> sum_dy (C,), sum_dy_xhat (C,).
+
+    Returns
+    -------
+    sum_dy, sum_dy_xhat : ndarray (C,), float64 for float16/float32 data
+    """
+    x_hat, axes = cache.x_hat, cache.axes
+    C = x_hat.shape[1]
+    sdt = stat_dtype(x_hat.dtype)
+    impl = _compiled("bn_grad_sums", backend.namespace(dout, x_hat), x_hat, axes, dout)
+    if impl is not None:  # -> float64 (C,) sum_dy, sum_dy_xhat
+        return impl(dout, x_hat)
+    sum_dy = sum_over(dout, axes).reshape(C).astype(sdt)
+    sum_dy_xhat = sum_of_products(dout, x_hat, axes).reshape(C).astype(sdt)
+    return sum_dy, sum_dy_xhat
+
+
+def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat,
+                                    count: int):
+    """The elementwise stage of the backward, from (possibly all-reduced) sums.
+
+    ``dx = gamma * inv_std * (dy - sum_dy / count - x_hat * sum_dy_xhat / count)`` with
+    the sums and ``count`` over the whole (global) batch the moments came from.
+
+    Parameters
+    ----------
+    dout : ndarray, shape of the forward's input
+    cache : BatchNormCache
+    sum_dy, sum_dy_xhat : ndarray (C,), from ``batch_norm_backward_reduce`` (summed over
+        processes for a distributed batch)
+    count : int
+        Values per channel in the global batch (``cache.count`` for one process).
+
+    Shape
+    -----
+    dout (N, C, *) -> dx (N, C, *).
+
+    Returns
+    -------
+    dx : ndarray, dtype of the forward's input (zeros when ``count == 0``)
+
+    Raises
+    ------
+    ValueError
+        If ``count`` is smaller than this input's values per channel.
+    """
+    x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
+    xp = backend.namespace(dout, x_hat)
+    count, local = int(count), reduced_count(x_hat.shape, axes)
+    if count < local:
+        raise NormlabValueError(
+            f"batch_norm_backward_elementwise: expected the global count of values per "
+            f"channel (at least the {local} of this input), got count={count}. Pass the count "
+            "of the moments the forward used (cache.count)."
+        )
+    if count == 0 or x_hat.size == 0:
+        return xp.zeros_like(x_hat)
+    C = x_hat.shape[1]
+    sdt = stat_dtype(x_hat.dtype)
+    sum_dy = xp.asarray(sum_dy).astype(sdt, copy=False)
+    sum_dy_xhat = xp.asarray(sum_dy_xhat).astype(sdt, copy=False)
+    impl = _compiled("bn_grad_input", xp, x_hat, axes, dout)
+    if impl is not None:  # dx = k * (dy - shift - x_hat * slope), float64 (C,) k/shift/slope
+        k = inv_std.reshape(C).astype(sdt)
+        if gamma is not None:
+            k = k * gamma.astype(sdt)
+        return impl(dout, x_hat, k, sum_dy / count, sum_dy_xhat / count)
+    dt, ks = x_hat.dtype, inv_std.shape
+    scale = None if gamma is None else gamma.reshape(channel_shape(x_hat.ndim))
+    return normalize_backward(dout, x_hat, inv_std, axes, scale=scale,
+                              sum_g=sum_dy.astype(dt).reshape(ks),
+                              sum_gx=sum_dy_xhat.astype(dt).reshape(ks), count=count)

@@ -1,0 +1,10 @@
+"""Compiled kernels, kept apart from the readable reference code of each op.
+
+Each module here registers its kernels with ``normlab.functional.dispatch`` on import
+(``register(op, backend, impl)``) and says what it is built with in ``PROVIDER``; the
+dispatch imports the modules of a backend on its first lookup. Today: numba CPU kernels
+for NumPy arrays (``numba_bn``: batch-norm stages; ``numba_conv``: col2im, pooling,
+Winograd F(2x2, 3x3) transforms; ``numba_winograd4``: Winograd F(4x4, 3x3) transforms).
+CuPy kernels and parallel CPU kernels go in new modules listed in
+``dispatch._PROVIDERS``. Nothing here is imported by ``import normlab``.
+"""
