@@ -27,9 +27,10 @@ from __future__ import annotations
 import importlib
 import os
 from typing import Callable
+
 from normlab.errors import NormlabTypeError, NormlabValueError
 
-__all__ = ["SETTINGS", "kernels", "get_kernels", "register", "lookup", "describe",
+__all__ = ["SETTINGS", "kernels", "get_kernels", "register", "lookup", "kernel_ready", "describe",
            "blas_info"]
 
 SETTINGS = ("compiled", "reference")
@@ -152,13 +153,34 @@ def _load(backend: str) -> None:
             _ok[name] = getattr(module, "PROVIDER", name)
 
 
-def lookup(op: str, xp):
+_KERNEL_FLOATS = ("float32", "float64")
+
+
+def kernel_ready(*arrays) -> bool:
+    """Whether compiled kernels may take ``arrays``: floating ones float32/float64, all native.
+
+    numba kernels are compiled for those types; float16 (no numba type) or a big-endian
+    array (wrong values) must run the reference code instead. This is the dispatch
+    boundary's type check; shapes are checked by the public functions before they get here.
+    """
+    for a in arrays:
+        dt = getattr(a, "dtype", None)
+        if dt is None:
+            continue
+        if not dt.isnative or (dt.kind == "f" and dt.name not in _KERNEL_FLOATS) or \
+                dt.kind not in "fiub":
+            return False
+    return True
+
+
+def lookup(op: str, xp, *arrays):
     """The compiled implementation of ``op`` for array module ``xp``, or ``None``.
 
     ``None`` means: run the reference code (setting ``"reference"``, nothing registered
-    for this op and backend, or its provider failed to import).
+    for this op and backend, its provider failed to import, or one of ``arrays`` (the
+    op's array arguments) has a dtype or byte order the kernel was not compiled for).
     """
-    if _setting == "reference":
+    if _setting == "reference" or (arrays and not kernel_ready(*arrays)):
         return None
     known = _names.get(id(xp))  # hot path: every op call asks
     if known is not None and known[0] is xp:

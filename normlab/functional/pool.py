@@ -102,7 +102,7 @@ def _max_forward(x, kernel, stride, padding, out_hw, squeeze):
     xpad = _kernels.pad2d(x, padding, value=-xp.inf)
     out = None
     idx_dtype = xp.uint8 if KH * KW < 256 else xp.int64
-    impl = dispatch.lookup("max_pool_forward", xp)
+    impl = dispatch.lookup("max_pool_forward", xp, xpad)
     if impl is not None:
         out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
         argmax = xp.empty(out.shape, dtype=idx_dtype)
@@ -128,7 +128,7 @@ def _max_backward(dout, cache: PoolCache):
     N, C, H, W = x_shape
     KH, KW = kernel
     OH, OW = dout.shape[2:]
-    impl = dispatch.lookup("max_pool_backward", xp)
+    impl = dispatch.lookup("max_pool_backward", xp, dout, argmax)
     if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
         impl(dout, argmax, KW, *stride, dxpad)
@@ -150,7 +150,7 @@ def _max_backward(dout, cache: PoolCache):
 def _avg_forward(x, kernel, stride, padding, out_hw, squeeze):
     KH, KW = kernel
     xp = backend.namespace(x)
-    impl = dispatch.lookup("avg_pool_forward", xp)
+    impl = dispatch.lookup("avg_pool_forward", xp, x)
     if impl is not None:
         out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
         impl(_kernels.pad2d(x, padding), KH, KW, *stride, out)
@@ -175,7 +175,7 @@ def _avg_backward(dout, cache: PoolCache):
     KH, KW = kernel
     OH, OW = dout.shape[2:]
     share = dout / float(KH * KW)
-    impl = dispatch.lookup("avg_pool_backward", xp)
+    impl = dispatch.lookup("avg_pool_backward", xp, share)
     if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
         impl(share, KH, KW, *stride, dxpad)
