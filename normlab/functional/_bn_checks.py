@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
-from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.validation import (check_array, check_cache, check_dout, check_positive,
-                                check_vector, describe)
+                                check_vector, describe, is_array)
 
 __all__ = ["check_bn_input", "check_bn_axes", "check_bn_affine", "check_bn_eps",
            "check_training_count", "check_bn_dout", "check_running", "check_moment_shapes"]
@@ -95,9 +95,9 @@ def check_running(x, running_mean, running_var, owner: str) -> None:
 
 
 def check_moment_shapes(x, moments, owner: str) -> None:
-    C = x.shape[1]
+    """``moments.mean``/``.var`` must be arrays (their shapes are checked by the caller)."""
     for name in ("mean", "var"):
         v = getattr(moments, name, None)
-        if v is None or tuple(getattr(v, "shape", ())) != (C,):
-            raise ShapeError(f"{owner}: expected moments of shape ({C},) for input of shape "
-                             f"{tuple(x.shape)}, got {name} {describe(v)}.")
+        if not is_array(v):
+            raise NormlabTypeError(f"{owner}: expected moments with (C,) arrays mean and var, "
+                                   f"got {name} {describe(v)}.")
