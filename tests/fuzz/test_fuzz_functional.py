@@ -23,7 +23,7 @@ from tests.fuzz.functional_cases import (PAIRS, array_trial, dout_trial, hyper_t
 
 COMPILED = ("batch_norm", "conv", "pool")
 SAFE = [p for p in PAIRS if not any(w in p.name for w in COMPILED)]
-FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 pair_idx = st.integers(0, len(SAFE) - 1)

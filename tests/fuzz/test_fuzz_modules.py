@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tests.fuzz.engine import (CASES, build, dout_mutations, forward, hostile_dout_trial,
                                hostile_input_trial, input_mutations, valid_trial)
 
-FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=2000, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
