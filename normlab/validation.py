@@ -27,6 +27,11 @@ def is_array(x) -> bool:
     return isinstance(x, np.ndarray) or backend.is_cupy_array(x) and hasattr(x, "shape")
 
 
+def _device(a) -> str:
+    """``backend.device_of`` with a fast path for NumPy arrays (checks run on every call)."""
+    return "cpu" if isinstance(a, np.ndarray) else backend.device_of(a)
+
+
 def describe(x) -> str:
     """Short description of ``x`` for messages: ``float32 array of shape (2, 3)``, ``list``."""
     if is_array(x):
@@ -138,10 +143,10 @@ def check_vector(v, size: int, owner: str, name: str, *, like=None, allow_none: 
 
 def check_same_device(a, like, owner: str, name: str) -> None:
     """Raise NormlabTypeError when ``a`` and ``like`` live on different devices."""
-    if backend.device_of(a) != backend.device_of(like):
+    if _device(a) != _device(like):
         raise NormlabTypeError(
-            f"{owner}: expected {name} on device {backend.device_of(like)!r} like the input, "
-            f"got device {backend.device_of(a)!r}. Move it with normlab.backend.to_device."
+            f"{owner}: expected {name} on device {_device(like)!r} like the input, "
+            f"got device {_device(a)!r}. Move it with normlab.backend.to_device."
         )
 
 
@@ -181,11 +186,11 @@ def check_dout(dout, shape, owner: str, *, like=None, device: str | None = None)
             f"{owner}: expected dout of shape {shape} (the forward output's), got shape "
             f"{tuple(dout.shape)}."
         )
-    device = backend.device_of(like) if like is not None else device
-    if device is not None and backend.device_of(dout) != device:
+    device = _device(like) if like is not None else device
+    if device is not None and _device(dout) != device:
         raise NormlabTypeError(
             f"{owner}: expected dout on device {device!r} like the forward output, got device "
-            f"{backend.device_of(dout)!r}. Move it with normlab.backend.to_device."
+            f"{_device(dout)!r}. Move it with normlab.backend.to_device."
         )
     return native_byteorder(dout)
 
@@ -201,7 +206,8 @@ def check_real(value, name: str, owner: str, *, low=None, high=None, low_open: b
     NormlabValueError
         NaN/inf, or outside the range.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool)
+                                     or not isinstance(value, numbers.Real)):
         raise NormlabTypeError(f"{owner}: expected {name} to be a real number, got "
                                f"{describe(value)} {value!r}."[:300])
     v = float(value)

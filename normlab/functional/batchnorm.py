@@ -20,7 +20,8 @@ from normlab.functional.batchnorm_stages import (BatchNormCache, Moments, batch_
                                                  batch_norm_backward_elementwise,
                                                  batch_norm_backward_reduce,
                                                  batch_norm_forward_from_moments,
-                                                 check_axes, merge_moments)
+                                                 _backward_reduce, _forward_from_moments,
+                                                 _moments, check_axes, merge_moments)
 
 __all__ = [
     "BatchNormCache",
@@ -92,8 +93,7 @@ def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
     check_bn_affine(x, gamma, beta, owner)
     eps = check_bn_eps(eps, owner)
     check_training_count(x, axes, owner)
-    moments = batch_moments(x, axes)
-    return batch_norm_forward_from_moments(x, gamma, beta, moments, axes=axes, eps=eps)
+    return _forward_from_moments(x, gamma, beta, _moments(x, axes), axes, eps)
 
 
 def batch_norm_backward(dout, cache: BatchNormCache):
@@ -111,7 +111,7 @@ def batch_norm_backward(dout, cache: BatchNormCache):
     dbeta : (C,), or None when the forward had no beta
     """
     dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward")
-    sum_dy, sum_dy_xhat = batch_norm_backward_reduce(dout, cache)
+    sum_dy, sum_dy_xhat = _backward_reduce(dout, cache)
     dx = batch_norm_backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count)
     dt = cache.x_hat.dtype
     dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)

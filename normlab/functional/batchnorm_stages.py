@@ -125,6 +125,11 @@ def batch_moments(x, axes) -> Moments:
     """
     x = check_bn_input(x, "batch_moments")
     axes = check_axes(x, axes, "batch_moments")
+    return _moments(x, axes)
+
+
+def _moments(x, axes) -> Moments:
+    """``batch_moments`` on checked arguments."""
     xp = backend.namespace(x)
     C = x.shape[1]
     count = reduced_count(x.shape, axes)
@@ -242,6 +247,11 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     eps = check_bn_eps(eps, owner)
     check_moment_shapes(x, moments, owner)
     _check_moments(x, moments)
+    return _forward_from_moments(x, gamma, beta, moments, axes, eps)
+
+
+def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps):
+    """``batch_norm_forward_from_moments`` on checked arguments."""
     xp = backend.namespace(x)
     dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
     sdt = stat_dtype(dt)
@@ -289,6 +299,11 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     sum_dy, sum_dy_xhat : ndarray (C,), float64 for float16/float32 data
     """
     dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward_reduce")
+    return _backward_reduce(dout, cache)
+
+
+def _backward_reduce(dout, cache: BatchNormCache):
+    """``batch_norm_backward_reduce`` on a checked ``dout``."""
     x_hat, axes = cache.x_hat, cache.axes
     C = x_hat.shape[1]
     sdt = stat_dtype(x_hat.dtype)

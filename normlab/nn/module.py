@@ -65,8 +65,8 @@ def _checked_forward(forward):
     def wrapper(self, x, *args, **kwargs):
         check_array(x, type(self).__name__, allow_empty=True)
         out = forward(self, x, *args, **kwargs)
-        self.__dict__["_out_meta"] = ((tuple(out.shape), backend.device_of(out))
-                                      if is_array(out) else None)
+        self.__dict__["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
+                                       else backend.device_of(out)) if is_array(out) else None)
         return out
 
     wrapper._normlab_checked = True
