@@ -90,3 +90,13 @@ def test_check_mapping_keys_and_float_dtype():
     with pytest.raises(NormlabTypeError, match=r"Linear: expected a floating dtype \(np\.float32 "
                                                r"or np\.float64\), got <class 'int'>"):
         V.check_float_dtype(int, "Linear")
+
+
+def test_check_cache():
+    from normlab.functional.linear import LinearCache
+
+    c = LinearCache(np.ones((2, 3)), np.ones((4, 3)), False)
+    assert V.check_cache(c, LinearCache, "linear_backward") is c
+    with pytest.raises(NormlabTypeError, match=r"linear_backward: expected the LinearCache "
+                                               r"returned by the forward, got dict"):
+        V.check_cache({}, LinearCache, "linear_backward")
