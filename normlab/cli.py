@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
+
+from normlab.errors import DataError, NormlabError, StateError
 
 __all__ = ["main", "build_parser", "DEMO_EXPERIMENTS"]
 
@@ -86,6 +89,14 @@ def _cmd_experiment_run(args) -> int:
     if overrides and len(names) > 1:
         raise _UsageError("normlab experiment run: error: expected one experiment with --set, "
                           f"got {len(names)}")
+    if overrides:
+        from normlab.lab.registry import get_experiment  # noqa: PLC0415
+        from normlab.lab.runs import apply_overrides  # noqa: PLC0415
+
+        try:
+            apply_overrides(get_experiment(names[0]).Config(), overrides)
+        except ValueError as e:
+            raise _UsageError(f"normlab experiment run: error: {e}") from None
     dirs = []
     for name in names:
         print(f"running {name}{' (smoke size)' if args.smoke else ''} ...", flush=True)
@@ -199,6 +210,11 @@ def _train_here(args, comm) -> int:
     from normlab.lab.train_command import train_model  # noqa: PLC0415
 
     main = comm is None or comm.rank == 0
+    if args.resume is not None and args.lr is not None:
+        raise _UsageError(
+            f"normlab train: error: expected no --lr with --resume (a resumed run continues "
+            f"bit-identically with the learning rate saved in its checkpoint), got --lr "
+            f"{args.lr}. Start a new run to train with another learning rate")
     if args.lr is None:
         args.lr = 1e-3 if args.optimizer == "adam" else 0.05
     try:
@@ -214,10 +230,12 @@ def _train_here(args, comm) -> int:
             n_train=args.n_train, resume=args.resume,
             progress=False if args.no_progress else None, comm=comm,
             **train_data_kwargs(args))
-    except (ValueError, OSError) as e:  # OSError: missing files, download failures
-        if comm is not None and comm.size > 1:
-            raise  # _cmd_train reports it and stops every rank
-        print(f"normlab train: {e}", file=sys.stderr)
+    except (DataError, StateError):
+        raise  # a corrupt data set or checkpoint: a failure (exit 1), not a usage error
+    except (ValueError, FileNotFoundError) as e:
+        if not isinstance(e, NormlabError) or (comm is not None and comm.size > 1):
+            raise  # unknown errors keep their traceback; under MPI _cmd_train stops every rank
+        print(f"normlab train: {_one_line(e)}", file=sys.stderr)
         return 2
     if not main:
         return 0
@@ -241,6 +259,23 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
         return v
     return parse
+
+
+def _seed(text):
+    """``--seed``: an int in [0, 2**63) (NumPy's Generator refuses negative seeds)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= v < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**63), got {text!r}")
+    return v
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: its message with newlines folded."""
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 def _cmd_info(args) -> int:
@@ -271,11 +306,13 @@ def _kernels_line(info: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="normlab", description="normlab: a deep-learning lab built around Batch "
                 "Normalization.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of a failure (default: one line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     g = sub.add_parser("gradcheck", help="numerically check every registered module (float64)")
     g.add_argument("--only", nargs="*", default=None, metavar="NAME",
                    help="check only modules whose name contains one of these")
-    g.add_argument("--seed", type=int, default=0, help="seed of inputs and random dout")
+    g.add_argument("--seed", type=_seed, default=0, help="seed of inputs and random dout")
     g.set_defaults(func=_cmd_gradcheck)
 
     ex = sub.add_parser("experiment", help="list, run and report the lab's experiments")
@@ -285,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = exsub.add_parser("run", help="run experiments and write run folders and a report")
     r.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
     r.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
-    r.add_argument("--seed", type=int, default=0, help="seed of the experiment's Generator")
+    r.add_argument("--seed", type=_seed, default=0, help="seed of the experiment's Generator")
     r.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields")
     r.add_argument("--report", default=None, help="path of the HTML report (default: "
@@ -314,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", default="100,100", help="MLP hidden widths (default: 100,100)")
     t.add_argument("--n-train", type=_positive(int), default=None,
                    help="use a random subset of the training set")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     t.add_argument("--resume", default=None, metavar="CHECKPOINT_DIR",
                    help="continue a run from its checkpoint folder (bit-identical)")
@@ -333,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
                        "(offline, a few minutes on 2 cores) and write an HTML report")
     d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
-    d.add_argument("--seed", type=int, default=0, help="seed of the experiments' Generator")
+    d.add_argument("--seed", type=_seed, default=0, help="seed of the experiments' Generator")
     d.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     d.add_argument("--report", default=None, help="HTML report path (default: OUT/demo-report.html)")
     d.set_defaults(func=_cmd_demo)
@@ -356,11 +393,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args.argv = argv
+    command = " ".join(x for x in ("normlab", args.command, getattr(args, "action", None)) if x)
     try:
         return int(args.func(args))
     except _UsageError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except (NormlabError, OSError, MemoryError) as e:
+        # A known failure (bad data, divergence, a full or read-only disk, a locked run
+        # folder): one line and exit 1; --debug adds the traceback.
+        if args.debug:
+            traceback.print_exc()
+        what = "" if isinstance(e, NormlabError) else f"{type(e).__name__}: "
+        if isinstance(e, OSError) and not isinstance(e, NormlabError) and e.strerror:
+            where = f" ({e.filename})" if e.filename else ""
+            print(f"{command}: expected a readable/writable disk, got {what}{e.strerror}{where}. "
+                  "Free space or choose another --out.", file=sys.stderr)
+        else:
+            print(f"{command}: {what}{_one_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from normlab.errors import NormlabValueError
 
 __all__ = ["visualize_grid", "vis_grid", "vis_nn"]
 
@@ -29,7 +30,7 @@ __all__ = ["visualize_grid", "vis_grid", "vis_nn"]
 def _check_images(owner: str, Xs) -> np.ndarray:
     Xs = np.asarray(Xs)
     if Xs.ndim != 4 or Xs.shape[0] == 0:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected a non-empty 4D array of images (N, H, W, C), got shape "
             f"{Xs.shape}. Conv weights (F, C, HH, WW) go in as W.transpose(0, 2, 3, 1)."
         )
@@ -87,7 +88,7 @@ def visualize_grid(Xs, ubound=255.0, padding=1):
     """
     Xs = _check_images("visualize_grid", Xs)
     if int(padding) != padding or padding < 0:
-        raise ValueError(f"visualize_grid: expected padding a non-negative int, got {padding!r}.")
+        raise NormlabValueError(f"visualize_grid: expected padding a non-negative int, got {padding!r}.")
     N = Xs.shape[0]
     G = int(math.ceil(math.sqrt(N)))
     flat = Xs.reshape(N, -1).astype(np.float64)
@@ -136,14 +137,14 @@ def vis_nn(rows):
     R = len(rows)
     D = len(rows[0]) if R else 0
     if R == 0 or D == 0 or any(len(r) != D for r in rows):
-        raise ValueError(
+        raise NormlabValueError(
             f"vis_nn: expected a non-empty list of equally long rows of images, got row "
             f"lengths {[len(r) for r in rows]}."
         )
     first = np.asarray(rows[0][0])
     shapes = {np.shape(img) for r in rows for img in r}
     if first.ndim != 3 or len(shapes) != 1:
-        raise ValueError(
+        raise NormlabValueError(
             f"vis_nn: expected images of one shape (H, W, C), got shapes {sorted(shapes)}."
         )
     dtype = first.dtype if np.issubdtype(first.dtype, np.floating) else np.float64

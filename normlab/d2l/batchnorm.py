@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab import backend
 from normlab import functional as F
 from normlab.nn.module import Module
@@ -35,7 +36,7 @@ def _axes(owner: str, X) -> tuple:
         return (0,)
     if getattr(X, "ndim", None) == 4:
         return (0, 2, 3)
-    raise ValueError(
+    raise NormlabValueError(
         f"{owner}: expected X of 2 dims (N, D) after a fully connected layer or 4 dims "
         f"(N, C, H, W) after a convolution, got shape {tuple(np.shape(X))}."
     )
@@ -45,7 +46,7 @@ def _channel_vector(owner: str, name: str, a, C: int):
     """The book keeps (1, C) or (1, C, 1, 1) arrays; functional wants (C,)."""
     if a is None or np.size(a) != C:
         got = None if a is None else tuple(np.shape(a))
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected {name} with {C} values (shape (1, {C}), (1, {C}, 1, 1) or "
             f"({C},)), got {got}."
         )
@@ -54,9 +55,9 @@ def _channel_vector(owner: str, name: str, a, C: int):
 
 def _check_hyper(owner: str, eps, momentum) -> tuple[float, float]:
     if not (isinstance(eps, numbers.Real) and eps > 0):
-        raise ValueError(f"{owner}: expected eps > 0, got {eps!r}.")
+        raise NormlabValueError(f"{owner}: expected eps > 0, got {eps!r}.")
     if not (isinstance(momentum, numbers.Real) and 0.0 <= momentum <= 1.0):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected momentum in [0, 1] (the weight of the OLD moving value, "
             f"0.9 in the book), got {momentum!r}."
         )
@@ -76,7 +77,7 @@ def _batch_norm(owner, is_training, X, gamma, beta, moving_mean, moving_var, eps
         Y, cache = F.batch_norm_eval_forward(X, g, b, mm, mv, axes=axes, eps=eps)
         return Y, moving_mean, moving_var, ("eval", cache)
     if X.size // C < 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected more than 1 value per channel when training, got X of shape "
             f"{tuple(X.shape)}. Use a batch of 2 or more."
         )
@@ -156,15 +157,15 @@ class BatchNorm(Module):
         super().__init__()
         if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) \
                 or num_features < 1:
-            raise ValueError(f"BatchNorm: expected num_features a positive int, got "
+            raise NormlabValueError(f"BatchNorm: expected num_features a positive int, got "
                              f"{num_features!r}.")
         if num_dims not in (2, 4):
-            raise ValueError(
+            raise NormlabValueError(
                 f"BatchNorm: expected num_dims 2 (after a fully connected layer) or 4 (after "
                 f"a convolution), got {num_dims!r}."
             )
         if moving_var_init not in ("ones", "zeros"):
-            raise ValueError(
+            raise NormlabValueError(
                 f"BatchNorm: expected moving_var_init 'ones' (second edition) or 'zeros' "
                 f"(first edition, d2lzh), got {moving_var_init!r}."
             )
@@ -181,7 +182,7 @@ class BatchNorm(Module):
 
     def forward(self, X):
         if getattr(X, "ndim", None) != self.num_dims:
-            raise ValueError(
+            raise NormlabValueError(
                 f"BatchNorm: expected {self.num_dims}D input for num_dims={self.num_dims}, got "
                 f"shape {tuple(np.shape(X))}."
             )

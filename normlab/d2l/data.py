@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab._random import as_generator
 from normlab.data import DataLoader
 from normlab.data.datasets import data_root
@@ -27,7 +28,7 @@ def _sizes(resize) -> tuple[int, int]:
     sizes = (resize, resize) if isinstance(resize, (int, np.integer)) else tuple(resize)
     if len(sizes) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                                   and s > 0 for s in sizes):
-        raise ValueError(
+        raise NormlabValueError(
             f"load_data_fashion_mnist: expected resize None, a positive int or (height, "
             f"width), got {resize!r}."
         )

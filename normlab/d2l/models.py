@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab import nn
 from normlab._random import as_generator
 from normlab.d2l.batchnorm import BatchNorm
@@ -87,7 +88,7 @@ class Residual(nn.Module):
                  strides: int = 1, *, dtype=np.float32, rng=None):
         super().__init__()
         if not use_1x1conv and (input_channels != num_channels or strides != 1):
-            raise ValueError(
+            raise NormlabValueError(
                 f"Residual: expected use_1x1conv=True when the shape changes, got "
                 f"input_channels={input_channels}, num_channels={num_channels}, "
                 f"strides={strides} with use_1x1conv=False. The sum X + Y needs equal shapes."

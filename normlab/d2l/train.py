@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab import init, nn
 from normlab._random import as_generator
 from normlab.optim import SGD
@@ -37,7 +38,7 @@ def evaluate_accuracy(net, data_iter) -> float:
     finally:
         net.train(was_training)
     if total == 0:
-        raise ValueError("evaluate_accuracy: expected at least one batch, got an empty data_iter.")
+        raise NormlabValueError("evaluate_accuracy: expected at least one batch, got an empty data_iter.")
     return correct / total
 
 
@@ -69,7 +70,7 @@ def _epoch(net, loss, updater, train_iter, epoch, history):
             history["train_loss"].append(l_sum / n)
             history["train_acc"].append(correct / n)
     if n == 0:
-        raise ValueError("train: expected at least one training batch, got an empty train_iter.")
+        raise NormlabValueError("train: expected at least one training batch, got an empty train_iter.")
     return l_sum / n, correct / n, n
 
 
@@ -95,7 +96,7 @@ def plot_curves(history, num_epochs, path=None):
 def _check_run(owner, num_epochs):
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) \
             or num_epochs < 1:
-        raise ValueError(f"{owner}: expected num_epochs a positive int, got {num_epochs!r}.")
+        raise NormlabValueError(f"{owner}: expected num_epochs a positive int, got {num_epochs!r}.")
 
 
 def train_ch6(net, train_iter, test_iter, num_epochs, lr, device="cpu", *, init_weights=True,

@@ -17,11 +17,12 @@ import secrets
 import shutil
 import tarfile
 from pathlib import Path
+from normlab.errors import DataError, NormlabValueError
 
 __all__ = ["UnsafeArchiveError", "check_members", "safe_unpack"]
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(DataError):
     """An archive member would escape the target folder or is not a plain file/folder."""
 
 
@@ -118,7 +119,7 @@ def safe_unpack(archive, root, folder: str) -> Path:
             tmp.mkdir()
             _extract(tar, members, tmp)
         if not (tmp / folder).is_dir():
-            raise ValueError(f"safe_unpack: expected a top folder {folder!r} in "
+            raise NormlabValueError(f"safe_unpack: expected a top folder {folder!r} in "
                              f"{Path(archive).name}, got {sorted(p.name for p in tmp.iterdir())}.")
         os.replace(tmp / folder, final)
     finally:

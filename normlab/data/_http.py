@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from normlab.errors import NormlabOSError
 
 __all__ = ["DownloadError", "fetch", "NO_NETWORK_HINT"]
 
@@ -30,7 +31,7 @@ NO_NETWORK_HINT = (
 )
 
 
-class DownloadError(OSError):
+class DownloadError(NormlabOSError):
     """A transfer failed: server error, no network, or a connection cut short."""
 
 

@@ -46,6 +46,7 @@ from normlab._random import as_generator
 from normlab.data import files, synthetic
 from normlab.data._cache import fingerprint, load_cached, save_cached
 from normlab.data.dataset import Dataset, check_fraction, stratified_split
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["load_dataset", "DATASETS", "data_root"]
 
@@ -72,7 +73,7 @@ def _split_all(name, X, y, num_classes, seed, val_fraction, test_fraction) -> Da
     vf = check_fraction(name, "val_fraction", val_fraction)
     tf = check_fraction(name, "test_fraction", test_fraction)
     if vf + tf >= 1.0:
-        raise ValueError(
+        raise NormlabValueError(
             f"{name}: expected val_fraction + test_fraction < 1, got {vf} + {tf}. "
             "Leave some data for training."
         )
@@ -136,7 +137,7 @@ def _mnist1d_arrays(num_samples: int) -> dict[str, np.ndarray]:
 def _mnist1d(seed, *, val_fraction=0.1, num_samples=5000):
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
             or num_samples < 20:
-        raise ValueError(
+        raise NormlabValueError(
             f"mnist1d: expected num_samples to be an int >= 20, got {num_samples!r}."
         )
     a = _mnist1d_arrays(int(num_samples))
@@ -298,16 +299,16 @@ def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, download: b
         A local set whose folder or files are missing (says where and how to get them).
     """
     if name not in _LOADERS:
-        raise ValueError(
+        raise NormlabValueError(
             f"load_dataset: expected one of {', '.join(DATASETS)}, got {name!r}."
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"load_dataset: expected seed to be an int, got {type(seed).__name__}.")
+        raise NormlabTypeError(f"load_dataset: expected seed to be an int, got {type(seed).__name__}.")
     fn = _LOADERS[name]
     allowed = [p for p in inspect.signature(fn).parameters if p != "seed"]
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
-        raise TypeError(
+        raise NormlabTypeError(
             f"load_dataset: expected options of {name!r} among {allowed + ['flatten']}, got "
             f"{unknown}."
         )
@@ -315,11 +316,11 @@ def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, download: b
         from normlab.data.downloads import SOURCES, download as fetch  # noqa: PLC0415
 
         if name not in SOURCES:
-            raise ValueError(f"load_dataset: expected download=True only for "
+            raise NormlabValueError(f"load_dataset: expected download=True only for "
                              f"{', '.join(SOURCES)}, got {name!r}. It is generated or "
                              "shipped offline.")
         if not download:
-            raise ValueError("load_dataset: expected download=True with mirror=, got "
+            raise NormlabValueError("load_dataset: expected download=True with mirror=, got "
                              "download=False. Nothing is downloaded unless asked.")
         kw["root"] = fetch(name, kw.get("root"), mirror)
     ds = fn(int(seed), **kw)

@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from normlab.errors import DataError, NormlabValueError
 from normlab._io import _fsync_dir
 from normlab.data._archive import UnsafeArchiveError, safe_unpack
 from normlab.data._http import DownloadError, fetch
@@ -39,7 +40,7 @@ __all__ = ["download", "SOURCES", "Source", "Resource", "ChecksumError", "Downlo
            "UnsafeArchiveError", "file_digest", "verify_file"]
 
 
-class ChecksumError(ValueError):
+class ChecksumError(DataError):
     """A downloaded file's digest differs from the published one."""
 
 
@@ -121,7 +122,7 @@ def verify_file(path, resource: Resource) -> None:
     """
     checks = [(a, getattr(resource, a)) for a in ("sha256", "md5") if getattr(resource, a)]
     if not checks:
-        raise ValueError(f"download: expected a sha256 or md5 digest for {resource.filename}, "
+        raise NormlabValueError(f"download: expected a sha256 or md5 digest for {resource.filename}, "
                          "got neither. Every downloaded file must be verified.")
     for algorithm, expected in checks:
         actual = file_digest(path, algorithm)
@@ -211,7 +212,7 @@ def download(name: str, root=None, mirror=None, *, files=None, progress=None,
     from normlab.data.datasets import data_root  # noqa: PLC0415 (datasets imports us)
 
     if name not in SOURCES:
-        raise ValueError(f"download: expected one of {', '.join(SOURCES)}, got {name!r}.")
+        raise NormlabValueError(f"download: expected one of {', '.join(SOURCES)}, got {name!r}.")
     source = SOURCES[name] if files is None else replace(SOURCES[name], files=tuple(files))
     root = data_root() if root is None else Path(root).expanduser()
     target = root / source.folder

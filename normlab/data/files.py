@@ -19,10 +19,13 @@ Nothing here downloads (``normlab.data.download`` does, when asked). The files' 
 from __future__ import annotations
 
 import gzip
-import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from normlab._safe_pickle import restricted_load
+from normlab.errors import DataError, MissingPathError, NormlabValueError
 
 __all__ = [
     "CIFAR10_TRAIN_FILES",
@@ -48,31 +51,8 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 
-# The only globals the official CIFAR-10 pickles (and NumPy array pickles) reference.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
-                f"read_cifar10_batch: expected only NumPy arrays and plain containers in a "
-                f"CIFAR-10 batch, got a reference to {module}.{name}. The file is not an "
-                "official CIFAR-10 python batch; refusing to load it."
-            )
-        if module == "numpy.core.multiarray":
-            module = "numpy._core.multiarray"  # NumPy 2 name, avoids the deprecation shim
-        return super().find_class(module, name)
-
-
 def _missing(what: str, where: Path, how: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{what}: expected {where}, got no such file or folder. {how}")
+    return MissingPathError(f"{what}: expected {where}, got no such file or folder. {how}")
 
 
 _CIFAR_HOW = (
@@ -114,19 +94,19 @@ def read_cifar10_batch(path, label_key: str = "labels") -> tuple[np.ndarray, np.
     """
     path = Path(path)
     with open(path, "rb") as f:
-        d = _CifarUnpickler(f, encoding="bytes").load()
+        d = restricted_load(f, "read_cifar10_batch", path)
     if not isinstance(d, dict):
-        raise ValueError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
+        raise DataError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
     if "data" not in d or label_key not in d:
-        raise ValueError(
+        raise DataError(
             f"read_cifar10_batch: expected keys 'data' and {label_key!r} in {path}, got "
             f"{sorted(d)}. Is this a CIFAR-100 (label_key='fine_labels') or a foreign file?"
         )
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(d[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise DataError(
             f"read_cifar10_batch: expected data of shape (N, 3072) and N labels in {path}, got "
             f"data {data.shape} and {labels.shape[0]} labels."
         )
@@ -182,7 +162,7 @@ def read_cifar100(root, label_mode: str = "fine") -> dict[str, np.ndarray]:
         For another ``label_mode`` or a file that is not a CIFAR-100 batch.
     """
     if label_mode not in ("fine", "coarse"):
-        raise ValueError(f"cifar100: expected label_mode 'fine' or 'coarse', got {label_mode!r}.")
+        raise NormlabValueError(f"cifar100: expected label_mode 'fine' or 'coarse', got {label_mode!r}.")
     folder = find_cifar100_folder(root)
     out = {}
     for split in CIFAR100_FILES:
@@ -209,10 +189,15 @@ def read_idx(path) -> np.ndarray:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"read_idx: expected a readable gzip file in {path}, got "
+                        f"{type(e).__name__}: {e}. The file is truncated or corrupt; download "
+                        "it again.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(
+        raise DataError(
             f"read_idx: expected an IDX file (magic 0x0000 then a type code) in {path}, got "
             f"header {raw[:4].hex() or 'empty'}. Is the file truncated or still compressed?"
         )
@@ -222,7 +207,7 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise DataError(
             f"read_idx: expected {expected} data bytes for shape {shape} in {path}, got "
             f"{len(raw) - header}. The file is truncated or corrupt; download it again."
         )
@@ -281,7 +266,7 @@ def read_idx_folder(root, dataset: str = "mnist") -> dict[str, np.ndarray]:
         out[key] = arr.astype(np.int64) if key.endswith("labels") else arr
     if out["train_images"].shape[0] != out["train_labels"].shape[0] or \
             out["test_images"].shape[0] != out["test_labels"].shape[0]:
-        raise ValueError(
+        raise DataError(
             f"{dataset}: expected as many labels as images in {root}, got "
             f"{out['train_images'].shape[0]}/{out['train_labels'].shape[0]} (train) and "
             f"{out['test_images'].shape[0]}/{out['test_labels'].shape[0]} (test)."

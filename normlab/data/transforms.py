@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 
 __all__ = ["RandomCrop", "RandomHorizontalFlip", "Normalize", "Compose", "parse_augment",
@@ -32,7 +33,7 @@ AUGMENTATIONS = ("crop", "flip")
 def _check_batch(owner: str, x, ndim: int = 4):
     if getattr(x, "ndim", None) != ndim:
         got = f"shape {tuple(x.shape)}" if hasattr(x, "shape") else type(x).__name__
-        raise ValueError(f"{owner}: expected a batch of shape (N, C, H, W), got {got}.")
+        raise NormlabValueError(f"{owner}: expected a batch of shape (N, C, H, W), got {got}.")
 
 
 def _pair(owner: str, name: str, v) -> tuple[int, int]:
@@ -40,7 +41,7 @@ def _pair(owner: str, name: str, v) -> tuple[int, int]:
         tuple(v) if isinstance(v, (tuple, list)) else (v,)
     if len(t) != 2 or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
                               for a in t):
-        raise TypeError(f"{owner}: expected {name} an int or a pair of ints, got {v!r}.")
+        raise NormlabTypeError(f"{owner}: expected {name} an int or a pair of ints, got {v!r}.")
     return int(t[0]), int(t[1])
 
 
@@ -69,9 +70,9 @@ class RandomCrop:
     def __init__(self, size, padding: int = 0, fill: float = 0.0):
         self.size = _pair("RandomCrop", "size", size)
         if min(self.size) < 1:
-            raise ValueError(f"RandomCrop: expected a positive size, got {size!r}.")
+            raise NormlabValueError(f"RandomCrop: expected a positive size, got {size!r}.")
         if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
-            raise ValueError(f"RandomCrop: expected padding an int >= 0, got {padding!r}.")
+            raise NormlabValueError(f"RandomCrop: expected padding an int >= 0, got {padding!r}.")
         self.padding, self.fill = int(padding), float(fill)
 
     def __call__(self, x, rng):
@@ -81,7 +82,7 @@ class RandomCrop:
         p, (h, w) = self.padding, self.size
         Hp, Wp = H + 2 * p, W + 2 * p
         if h > Hp or w > Wp:
-            raise ValueError(f"RandomCrop: expected a batch of at least {h}x{w} after padding "
+            raise NormlabValueError(f"RandomCrop: expected a batch of at least {h}x{w} after padding "
                              f"{p}, got {Hp}x{Wp}.")
         top = rng.integers(0, Hp - h + 1, size=N)
         left = rng.integers(0, Wp - w + 1, size=N)
@@ -107,12 +108,12 @@ class RandomHorizontalFlip:
 
     def __init__(self, p: float = 0.5):
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip: expected p in [0, 1], got {p!r}.")
+            raise NormlabValueError(f"RandomHorizontalFlip: expected p in [0, 1], got {p!r}.")
         self.p = float(p)
 
     def __call__(self, x, rng):
         if getattr(x, "ndim", 0) < 2:
-            raise ValueError(f"RandomHorizontalFlip: expected a batch (N, ..., W), got "
+            raise NormlabValueError(f"RandomHorizontalFlip: expected a batch (N, ..., W), got "
                              f"{getattr(x, 'shape', type(x).__name__)}.")
         xp = backend.namespace(x)
         flip = xp.asarray(rng.random(x.shape[0]) < self.p)
@@ -136,14 +137,14 @@ class Normalize:
         self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
         self.std = np.asarray(std, dtype=np.float64).reshape(-1)
         if self.mean.shape != self.std.shape:
-            raise ValueError(f"Normalize: expected mean and std of the same length, got "
+            raise NormlabValueError(f"Normalize: expected mean and std of the same length, got "
                              f"{self.mean.size} and {self.std.size}.")
         if np.any(self.std <= 0):
-            raise ValueError(f"Normalize: expected every std > 0, got {self.std.tolist()}.")
+            raise NormlabValueError(f"Normalize: expected every std > 0, got {self.std.tolist()}.")
 
     def __call__(self, x, rng=None):
         if getattr(x, "ndim", 0) < 2 or x.shape[1] != self.mean.size:
-            raise ValueError(f"Normalize: expected a batch with {self.mean.size} channels on "
+            raise NormlabValueError(f"Normalize: expected a batch with {self.mean.size} channels on "
                              f"axis 1, got shape {tuple(getattr(x, 'shape', ()))}.")
         xp = backend.namespace(x)
         shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -162,7 +163,7 @@ class Compose:
         self.transforms = list(transforms)
         for t in self.transforms:
             if not callable(t):
-                raise TypeError(f"Compose: expected callables t(x, rng), got "
+                raise NormlabTypeError(f"Compose: expected callables t(x, rng), got "
                                 f"{type(t).__name__}.")
 
     def __call__(self, x, rng):
@@ -190,13 +191,13 @@ def parse_augment(spec: str, input_shape, padding: int = 4):
         return None
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"augment: expected 'none' or names from {', '.join(AUGMENTATIONS)}, "
+        raise NormlabValueError(f"augment: expected 'none' or names from {', '.join(AUGMENTATIONS)}, "
                          f"got {spec!r}.")
     out = []
     for n in names:
         if n == "crop":
             if len(input_shape) != 3:
-                raise ValueError(f"augment: expected image inputs (C, H, W) for 'crop', got "
+                raise NormlabValueError(f"augment: expected image inputs (C, H, W) for 'crop', got "
                                  f"input shape {tuple(input_shape)}.")
             out.append(RandomCrop(tuple(input_shape[1:]), padding=padding))
         else:

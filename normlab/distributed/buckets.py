@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab import backend
 
 __all__ = ["GradientBuckets", "broadcast_module"]
@@ -60,7 +61,7 @@ class GradientBuckets:
     def __init__(self, params, comm, bucket_mb: float = 25.0):
         if isinstance(bucket_mb, bool) or not isinstance(bucket_mb, (int, float)) \
                 or not bucket_mb > 0:
-            raise ValueError(f"GradientBuckets: expected bucket_mb > 0, got {bucket_mb!r}.")
+            raise NormlabValueError(f"GradientBuckets: expected bucket_mb > 0, got {bucket_mb!r}.")
         self.params = list(params)
         self.comm = comm
         self.bucket_bytes = float(bucket_mb) * 2**20

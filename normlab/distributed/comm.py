@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 
+from normlab.errors import NormlabRuntimeError, NormlabTypeError, NormlabValueError
 from normlab import backend
 
 __all__ = ["Communicator", "SingleProcessCommunicator", "MPICommunicator", "init",
@@ -32,7 +33,7 @@ _LAUNCH_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS
 _world = None  # the communicator returned by init(), built once per process
 
 
-class DistributedError(RuntimeError):
+class DistributedError(NormlabRuntimeError):
     """A distributed run cannot go on (MPI missing, ranks out of step)."""
 
 
@@ -43,10 +44,10 @@ def launched_by_mpiexec() -> bool:
 
 def _as_array(owner: str, array):
     if not hasattr(array, "dtype") or not hasattr(array, "shape"):
-        raise TypeError(f"{owner}: expected a NumPy array, got {type(array).__name__}. "
+        raise NormlabTypeError(f"{owner}: expected a NumPy array, got {type(array).__name__}. "
                         "Wrap numbers with np.asarray(...).")
     if np.dtype(array.dtype).kind not in "biuf":
-        raise TypeError(f"{owner}: expected a numeric array, got dtype {array.dtype}.")
+        raise NormlabTypeError(f"{owner}: expected a numeric array, got dtype {array.dtype}.")
     return array
 
 
@@ -110,7 +111,7 @@ class SingleProcessCommunicator(Communicator):
 
     def broadcast(self, obj, root: int = 0):
         if root != 0:
-            raise ValueError(f"broadcast: expected root in [0, 1), got {root!r}.")
+            raise NormlabValueError(f"broadcast: expected root in [0, 1), got {root!r}.")
         return obj
 
     def barrier(self) -> None:
@@ -162,7 +163,7 @@ class MPICommunicator(Communicator):
 
     def broadcast(self, obj, root: int = 0):
         if not 0 <= int(root) < self.size:
-            raise ValueError(f"broadcast: expected root in [0, {self.size}), got {root!r}.")
+            raise NormlabValueError(f"broadcast: expected root in [0, {self.size}), got {root!r}.")
         # pickled (arrays as out-of-band buffers): the other ranks may pass anything, e.g.
         # None, as in ``broadcast(arr if rank == 0 else None)``
         return self.comm.bcast(obj, root=root)

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from normlab.errors import NormlabRuntimeError, NormlabValueError
 
 __all__ = ["find_mpiexec", "mpi_problem", "launch_env", "mpiexec_command", "run_mpiexec"]
 
@@ -80,10 +81,10 @@ def mpiexec_command(nproc: int, args, *, mpiexec: str | None = None,
         If no ``mpiexec`` is found (see :func:`mpi_problem`).
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"mpiexec_command: expected nproc to be a positive int, got {nproc!r}.")
+        raise NormlabValueError(f"mpiexec_command: expected nproc to be a positive int, got {nproc!r}.")
     mpiexec = mpiexec or find_mpiexec()
     if mpiexec is None:
-        raise RuntimeError(f"mpiexec_command: {mpi_problem()}.")
+        raise NormlabRuntimeError(f"mpiexec_command: {mpi_problem()}.")
     return [mpiexec, "-n", str(nproc), python or sys.executable, *map(str, args)]
 
 

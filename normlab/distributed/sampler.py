@@ -8,6 +8,7 @@ Drawing indices costs nothing next to a training step, and no index ever has to 
 """
 
 from __future__ import annotations
+from normlab.errors import NormlabValueError
 
 __all__ = ["shard_bounds", "ShardedLoader"]
 
@@ -22,7 +23,7 @@ def shard_bounds(n: int, size: int, rank: int) -> tuple[int, int]:
     """
     n, size, rank = int(n), int(size), int(rank)
     if n < 0 or size < 1 or not 0 <= rank < size:
-        raise ValueError(f"shard_bounds: expected n >= 0, size >= 1 and 0 <= rank < size, got "
+        raise NormlabValueError(f"shard_bounds: expected n >= 0, size >= 1 and 0 <= rank < size, got "
                          f"n={n}, size={size}, rank={rank}.")
     base, extra = divmod(n, size)
     start = rank * base + min(rank, extra)
@@ -55,7 +56,7 @@ class ShardedLoader:
 
     def __init__(self, loader, comm, min_shard: int = 1):
         if isinstance(min_shard, bool) or not isinstance(min_shard, int) or min_shard < 0:
-            raise ValueError(f"ShardedLoader: expected min_shard to be an int >= 0, got "
+            raise NormlabValueError(f"ShardedLoader: expected min_shard to be an int >= 0, got "
                              f"{min_shard!r}.")
         self.loader = loader
         self.comm = comm
@@ -66,7 +67,7 @@ class ShardedLoader:
         for xb, yb in self.loader:
             n = len(yb)
             if n < self.min_shard * self.comm.size:
-                raise ValueError(
+                raise NormlabValueError(
                     f"ShardedLoader: expected global batches of at least "
                     f"{self.min_shard * self.comm.size} samples ({self.min_shard} per process "
                     f"on {self.comm.size}), got a batch of {n}. Use a larger batch size, "

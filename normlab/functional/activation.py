@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
+from normlab.validation import check_array, check_cache, check_dout, check_real
 
 __all__ = [
     "ReluCache", "LeakyReluCache", "TanhCache", "SigmoidCache",
@@ -48,6 +49,7 @@ def relu_forward(x):
     out : ndarray
     cache : ReluCache
     """
+    x = check_array(x, "relu_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
     positive = x > 0
     # maximum (not x * mask) so that NaN propagates as in torch.relu
@@ -61,6 +63,8 @@ def relu_backward(dout, cache: ReluCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    ref = check_cache(cache, ReluCache, "relu_backward").positive
+    dout = check_dout(dout, ref.shape, "relu_backward", like=ref)
     xp = backend.namespace(dout)
     return xp.where(cache.positive, dout, 0)
 
@@ -79,9 +83,11 @@ def leaky_relu_forward(x, negative_slope: float = 0.01):
     out : ndarray, shape and dtype of ``x``
     cache : LeakyReluCache
     """
+    x = check_array(x, "leaky_relu_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
     positive = x > 0
-    slope = float(negative_slope)  # a Python float keeps float32 arrays float32
+    # a Python float keeps float32 arrays float32
+    slope = check_real(negative_slope, "negative_slope", "leaky_relu_forward")
     return xp.where(positive, x, x * slope), LeakyReluCache(positive, slope)
 
 
@@ -92,6 +98,8 @@ def leaky_relu_backward(dout, cache: LeakyReluCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    ref = check_cache(cache, LeakyReluCache, "leaky_relu_backward").positive
+    dout = check_dout(dout, ref.shape, "leaky_relu_backward", like=ref)
     xp = backend.namespace(dout)
     return xp.where(cache.positive, dout, dout * cache.negative_slope)
 
@@ -104,6 +112,7 @@ def tanh_forward(x):
     out : ndarray, shape and dtype of ``x``
     cache : TanhCache
     """
+    x = check_array(x, "tanh_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
     out = xp.tanh(x)
     return out, TanhCache(out)
@@ -116,6 +125,8 @@ def tanh_backward(dout, cache: TanhCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    ref = check_cache(cache, TanhCache, "tanh_backward").out
+    dout = check_dout(dout, ref.shape, "tanh_backward", like=ref)
     y = cache.out
     return dout * (1.0 - y * y)
 
@@ -131,6 +142,7 @@ def sigmoid_forward(x):
     out : ndarray, shape and dtype of ``x``
     cache : SigmoidCache
     """
+    x = check_array(x, "sigmoid_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
     e = xp.exp(-xp.abs(x))
     denom = 1.0 + e
@@ -145,5 +157,7 @@ def sigmoid_backward(dout, cache: SigmoidCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    ref = check_cache(cache, SigmoidCache, "sigmoid_backward").out
+    dout = check_dout(dout, ref.shape, "sigmoid_backward", like=ref)
     s = cache.out
     return dout * (1.0 - s) * s

@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.functional import _kernels, _winograd, _winograd4
-from normlab.functional._spatial import conv_args
+from normlab.functional._spatial import conv_args, out_size
+from normlab.validation import check_cache, check_dout, native_byteorder
 
 __all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
 
@@ -54,7 +55,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
-    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
+    if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):  # N=0: im2col
         m = _winograd.tile_for(OH, OW)
         wino = _winograd4 if m == 4 else _winograd
         keep = C >= _winograd.REUSE_MIN_CHANNELS
@@ -107,7 +108,22 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     """
     s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
                                 "conv2d_forward")
+    x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
     return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False)
+
+
+def _checked_dout(dout, cache, owner):
+    """``dout`` against the forward output's shape, before any kernel runs.
+
+    A smaller ``dout`` would otherwise flow through the reshapes into a wrong gradient.
+    """
+    cache = check_cache(cache, ConvCache, owner)
+    N, C, H, W = cache.x_shape
+    F, _, KH, KW = cache.weight.shape
+    (ph, pw), (sh, sw), (dh, dw) = cache.padding, cache.stride, cache.dilation
+    OH, OW = out_size(H, KH, sh, ph, dh), out_size(W, KW, sw, pw, dw)
+    return check_dout(dout, (N, F, OW) if cache.squeeze else (N, F, OH, OW), owner,
+                      like=cache.weight)
 
 
 def conv2d_backward(dout, cache: ConvCache):
@@ -119,7 +135,16 @@ def conv2d_backward(dout, cache: ConvCache):
     Returns
     -------
     dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
+
+    Raises
+    ------
+    ShapeError, NormlabTypeError
+        A ``dout`` other than the forward output's shape, or not a floating array.
     """
+    return _backward(_checked_dout(dout, cache, "conv2d_backward"), cache)
+
+
+def _backward(dout, cache: ConvCache):
     xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
     xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
@@ -171,6 +196,7 @@ def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     """
     s, p, d, out_l = conv_args(x, weight, bias, stride, padding, dilation, groups, 1,
                                "conv1d_forward")
+    x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
     out, cache = _forward(x[:, :, None, :], weight[:, :, None, :], bias, (1,) + s, (0,) + p,
                           (1,) + d, int(groups), (1,) + out_l, True)
     return out[:, :, 0, :], cache
@@ -183,5 +209,6 @@ def conv1d_backward(dout, cache: ConvCache):
     -------
     dx : (N, C, L); dweight : (F, C/groups, K); dbias : (F,) or None
     """
-    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache)
+    dout = _checked_dout(dout, cache, "conv1d_backward")
+    dx, dweight, dbias = _backward(dout[:, :, None, :], cache)
     return dx[:, :, 0, :], dweight[:, :, 0, :], dbias

@@ -35,6 +35,7 @@ import os
 
 import numpy as np
 
+from normlab.errors import NormlabRuntimeError, NormlabValueError
 from normlab import backend, nn
 from normlab.interop._onnx_graph import Graph
 from normlab.interop.fold import fold_batchnorm
@@ -71,7 +72,7 @@ def _find(m):
 def _convert(m, g: Graph, x: str, xv, where: str):
     fn = _find(m)
     if fn is None:
-        raise ValueError(
+        raise NormlabValueError(
             f"export_onnx: expected modules with an ONNX converter, got {type(m).__name__} at "
             f"{where or 'the top level'!r}. Supported: "
             f"{', '.join(sorted({c.__name__ for c in CONVERTERS}))}."
@@ -170,7 +171,7 @@ def _conv(m, g, x, xv, where):
 @converter(nn.BatchNorm1d, nn.BatchNorm2d)
 def _batch_norm(m, g, x, xv, where):
     if "running_mean" not in m.buffers:
-        raise ValueError(f"export_onnx: expected BatchNorm with running statistics, got "
+        raise NormlabValueError(f"export_onnx: expected BatchNorm with running statistics, got "
                          f"track_running_stats=False at {where!r}. It normalises with batch "
                          "statistics even in eval mode; ONNX inference cannot.")
     C = m.buffers["running_mean"].shape[0]
@@ -195,7 +196,7 @@ def _layer_norm(m, g, x, xv, where):
 @converter(nn.InstanceNorm1d, nn.InstanceNorm2d)
 def _instance_norm(m, g, x, xv, where):
     if "running_mean" in m.buffers:
-        raise ValueError(f"export_onnx: expected InstanceNorm with instance statistics, got "
+        raise NormlabValueError(f"export_onnx: expected InstanceNorm with instance statistics, got "
                          f"track_running_stats=True at {where!r}, which has no ONNX operator.")
     C = xv.shape[1]
     ins = [x, g.const(m.params.get("weight", np.ones(C)), f"{where}.weight"),
@@ -264,7 +265,7 @@ def _adaptive_avg_pool(m, g, x, xv, where):
     if (OH, OW) == (1, 1):
         return g.node("GlobalAveragePool", [x], where), yv
     if H % OH or W % OW:
-        raise ValueError(f"export_onnx: expected AdaptiveAvgPool2d bins of equal size, got "
+        raise NormlabValueError(f"export_onnx: expected AdaptiveAvgPool2d bins of equal size, got "
                          f"{H}x{W} -> {OH}x{OW} at {where!r}. Export with an input size that "
                          "the output size divides.")
     k = [H // OH, W // OW]
@@ -325,11 +326,11 @@ def export_onnx(model, path, input_shape, fold_bn: bool = True):
 
     where = _training_module(model)
     if where is not None:
-        raise RuntimeError(f"export_onnx: expected a model in eval mode, got training mode at "
+        raise NormlabRuntimeError(f"export_onnx: expected a model in eval mode, got training mode at "
                            f"{where!r}. Call model.eval() first.")
     shape = tuple(int(s) for s in input_shape)
     if len(shape) < 2 or min(shape) < 1:
-        raise ValueError(f"export_onnx: expected input_shape (N, ...) of positive ints with "
+        raise NormlabValueError(f"export_onnx: expected input_shape (N, ...) of positive ints with "
                          f"the batch axis first, got {tuple(input_shape)}.")
     net = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
     net.to("cpu")

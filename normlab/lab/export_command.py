@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from normlab.errors import MissingPathError
 
 __all__ = ["export_run", "add_export_parser", "cmd_export"]
 
@@ -24,7 +25,7 @@ def _model_from_run(run_dir: Path):
 
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"export: expected a run folder of `normlab train` with a "
+        raise MissingPathError(f"export: expected a run folder of `normlab train` with a "
                                 f"config.json, got {str(run_dir)!r} without one.")
     cfg = json.loads(cfg_path.read_text())
     shape, k = cfg.get("input_shape"), cfg.get("num_classes")

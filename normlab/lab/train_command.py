@@ -12,6 +12,7 @@ of each global batch; only rank 0 creates the run folder and writes into it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 from normlab import models, nn
 from normlab.data import DataLoader, load_dataset
 from normlab.data.transforms import parse_augment
+from normlab.errors import MissingPathError
+from normlab.lab._runfolder import RunLock, make_run_dir
 from normlab.lab.runs import env_info, write_json
 from normlab.lab.training import make_optimizer
 from normlab.train import BestModel, DataParallelTrainer, Trainer
@@ -97,16 +100,29 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
     if resume is not None:
         run_dir = Path(resume).parent
         if not (Path(resume) / "latest").exists() and not Path(resume).is_dir():
-            raise FileNotFoundError(f"train_model: expected a checkpoint folder to resume "
+            raise MissingPathError(f"train_model: expected a checkpoint folder to resume "
                                     f"from, got {resume!r}.")
     else:
         run_dir = None
         if main:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            run_dir = Path(out) / "train" / f"{model}-{data}-{stamp}"
-            run_dir.mkdir(parents=True, exist_ok=False)
+            run_dir = make_run_dir(Path(out) / "train", f"{model}-{data}-{stamp}")
         if distributed:
             run_dir = Path(comm.broadcast(None if run_dir is None else str(run_dir)))
+    # only the writing rank holds the run folder's lock (a second run there is refused)
+    with RunLock(run_dir) if main else contextlib.nullcontext():
+        return _train_in(run_dir, net, ds, X, y, rng, comm=comm, model=model, data=data,
+                         norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
+                         optimizer=optimizer, seed=seed, hidden=hidden, resume=resume,
+                         progress=progress, augment=augment, checkpoint_every=checkpoint_every)
+
+
+def _train_in(run_dir: Path, net, ds, X, y, rng, *, comm, model, data, norm, epochs, batch_size,
+              lr, optimizer, seed, hidden, resume, progress, augment,
+              checkpoint_every) -> tuple[Path, dict]:
+    """Train in ``run_dir`` (locked by the caller on the writing rank) and write its files."""
+    distributed = comm is not None and comm.size > 1
+    main = not distributed or comm.rank == 0
     train_loader, val_loader = make_loaders(X, y, ds.X_val, ds.y_val, batch_size=batch_size,
                                             augment=augment, input_shape=ds.input_shape, rng=rng)
     best = BestModel(monitor="val_acc", mode="max", restore=True)
@@ -125,7 +141,9 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
               "input_shape": list(ds.input_shape), "num_classes": ds.num_classes,
               "checkpoint_every": checkpoint_every, "nproc": comm.size if distributed else 1}
     if main:
-        write_json(run_dir / "config.json", config)
+        if resume is None or not (run_dir / "config.json").exists():
+            # a resumed run keeps the config it started with (its lr is the checkpoint's)
+            write_json(run_dir / "config.json", config)
         write_json(run_dir / "env.json", env_info())
     t0 = time.perf_counter()
     trainer.fit(train_loader, val_loader, epochs=epochs)

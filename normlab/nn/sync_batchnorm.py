@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
 from normlab.distributed.comm import Communicator, init
@@ -38,7 +39,7 @@ def _check_comm(owner: str, comm):
     if comm is None:
         return init()
     if not isinstance(comm, Communicator):
-        raise TypeError(f"{owner}: expected comm to be a normlab.distributed "
+        raise NormlabTypeError(f"{owner}: expected comm to be a normlab.distributed "
                         f"Communicator, got {type(comm).__name__}. Use "
                         "normlab.distributed.init().")
     return comm
@@ -106,7 +107,7 @@ class SyncBatchNorm(_BatchNorm):
         axes = self._axes(x)
         merged = self._merged_moments(F.batch_moments(x, axes))
         if merged.count <= 1:  # the same on every rank, so every rank raises
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected more than 1 value per channel when training, got "
                 f"{merged.count} over all {self.comm.size} process(es) (input shape "
                 f"{tuple(x.shape)} on rank {self.comm.rank}). Use a larger global batch, or "
@@ -124,7 +125,7 @@ class SyncBatchNorm(_BatchNorm):
         if mode != "sync":
             return super().backward(dout)
         if tuple(dout.shape) != tuple(cache.x_hat.shape):
-            raise ValueError(f"SyncBatchNorm: expected dout of the output's shape "
+            raise NormlabValueError(f"SyncBatchNorm: expected dout of the output's shape "
                              f"{tuple(cache.x_hat.shape)}, got {tuple(dout.shape)}.")
         sum_dy, sum_dy_xhat = F.batch_norm_backward_reduce(dout, cache)
         C = self.num_features
@@ -179,7 +180,7 @@ def convert_sync_batchnorm(module: Module, comm=None) -> Module:
         If ``module`` is not a Module or ``comm`` not a Communicator.
     """
     if not isinstance(module, Module):
-        raise TypeError(f"convert_sync_batchnorm: expected a normlab Module, got "
+        raise NormlabTypeError(f"convert_sync_batchnorm: expected a normlab Module, got "
                         f"{type(module).__name__}.")
     comm = _check_comm("convert_sync_batchnorm", comm)
     kinds = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
