@@ -198,9 +198,8 @@ def _cmd_train(args) -> int:
         try:
             return _train_here(args, comm)
         except BaseException as e:  # noqa: BLE001 - one rank failing must stop all of them
-            text = str(e).splitlines()[0] if str(e) else ""
-            say(f"normlab train: rank {comm.rank} of {comm.size} failed: "
-                f"{type(e).__name__}: {text}")
+            what = "" if isinstance(e, NormlabError) else f"{type(e).__name__}: "
+            say(f"normlab train: rank {comm.rank} of {comm.size} failed: {what}{_one_line(e)}")
             comm.abort(1)  # never returns: mpiexec ends every rank
     return _train_here(args, comm)
 
