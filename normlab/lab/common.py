@@ -9,7 +9,8 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["progress", "mean_std", "new_figure", "save_figure", "plot_paired", "errorbar"]
+__all__ = ["progress", "mean_std", "new_figure", "save_figure", "plot_paired", "errorbar",
+           "note_interval"]
 
 
 def progress(iterable: Iterable, desc: str, total: int | None = None, enabled: bool | None = None):
@@ -48,7 +49,8 @@ def save_figure(fig, out_dir: str | Path, name: str) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.png"
-    fig.tight_layout()
+    # leave room for the interval note at the bottom (see ``note_interval``)
+    fig.tight_layout(rect=(0, 0.045, 1, 1) if getattr(fig, "_normlab_note", False) else None)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -57,17 +59,27 @@ def save_figure(fig, out_dir: str | Path, name: str) -> Path:
 def errorbar(ax, x, per_seed, label: str, **kw):
     """Mean over seeds with a 95 % t-interval bar; ``per_seed`` is ``(n_seeds, len(x))``.
 
-    The legend entry says what the bar is (``interval_label``); with one seed there is no
-    bar and the label says so.
+    With one seed there is no bar. Say what the bars are with ``note_interval``.
     """
-    from normlab.lab.stats import interval_label, mean_halfwidth  # noqa: PLC0415
+    from normlab.lab.stats import mean_halfwidth  # noqa: PLC0415
 
     per_seed = np.asarray(per_seed, dtype=np.float64)
     mean, half = mean_halfwidth(per_seed)
     kw.setdefault("marker", "o")
     kw.setdefault("ms", 3)
-    return ax.errorbar(x, mean, yerr=half, capsize=2 if half is not None else 0,
-                       label=f"{label} ({interval_label(per_seed.shape[0])})", **kw)
+    return ax.errorbar(x, mean, yerr=half, capsize=2 if half is not None else 0, label=label,
+                       **kw)
+
+
+def note_interval(fig, n: int, what: str = "lines, bars and bands") -> None:
+    """Write under ``fig`` what its error bars and bands are, e.g. "lines, bars and bands:
+    mean ± 95 % t-interval over 3 seeds" (or that one seed gives no interval)."""
+    from normlab.lab.stats import interval_label  # noqa: PLC0415
+
+    text = (f"{what}: {interval_label(n)}" if n > 1 else
+            f"{what}: one seed, so no error bars (an interval needs >= 2 seeds)")
+    fig.text(0.5, 0.008, text, ha="center", va="bottom", fontsize=8, color="#333")
+    fig._normlab_note = True
 
 
 def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
