@@ -86,10 +86,8 @@ def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
     """One row per paired comparison: each seed's difference (dots), their mean (diamond)
     and the 95 % t-interval of the mean (bar), against the zero line. ``paired`` maps a
     label (``"measure, arm A − arm B"``) to a ``normlab.lab.stats.paired`` result."""
-    from normlab.lab.stats import interval_label  # noqa: PLC0415
-
     labels = list(paired)
-    fig, axes = new_figure(len(labels), 1, size=(7.0, 1.15))
+    fig, axes = new_figure(len(labels), 1, size=(8.0, 1.25))
     for ax, label in zip(axes[:, 0], labels):
         p = paired[label]
         d = np.asarray(p["diffs"], dtype=float)
@@ -103,10 +101,12 @@ def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
         span = max(max(abs(v) for v in finite), 1e-12) if finite else 1.0
         ax.set(xlim=(-1.15 * span, 1.15 * span), ylim=(-1, 1))
         ax.set_yticks([0.5, -0.4], ["seeds", "mean"], fontsize=7)
-        verdict = "> 0 in every seed" if p["every_seed"] else "NOT > 0 in every seed"
-        ax.set_title(f"{label}   [{verdict}; {interval_label(p['n'])}]", fontsize=8, loc="left")
-    fig.suptitle("paired differences, one dot per seed; diamond and bar: mean and its 95 % "
-                 "t-interval (the claim predicts > 0)", fontsize=8)
+        ax.set_title(label, fontsize=8, loc="left")
+        ax.set_title("> 0 in every seed" if p["every_seed"] else "NOT > 0 in every seed",
+                     fontsize=8, loc="right", color="#176b1c" if p["every_seed"] else "#a31515")
+    fig.suptitle("paired differences by seed (the claim predicts > 0): one dot per seed",
+                 fontsize=9)
+    note_interval(fig, paired[labels[0]]["n"], "diamond and bar")
     return save_figure(fig, out_dir, name)
 
 
