@@ -2,12 +2,15 @@
 
 Layout::
 
-    config.json     the typed config (plus seed and smoke flag)
-    env.json        versions, platform, git commit, start time
+    config.json     the typed config (plus the base seed of the replicates and smoke flag)
+    env.json        versions, platform, git commit (and dirty flag), BLAS, kernel setting,
+                    thread variables, command, start time
     metrics.jsonl   one JSON record per logged point (``results["metrics"]``)
     results.json    the full results, so figures can be redrawn without re-running
-    summary.json    headline numbers, the claim checks and the wall time
-    figures/*.png   matplotlib figures drawn by the experiment's ``plot``
+    summary.json    headline numbers (mean and 95 % t-interval over seeds), paired
+                    comparisons, the claim checks and the wall time
+    figures/*.png   matplotlib figures drawn by the experiment's ``plot``, plus
+                    ``paired_differences.png`` when the results hold paired comparisons
 """
 
 from __future__ import annotations

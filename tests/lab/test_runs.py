@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 
 from normlab.lab.registry import get_experiment
-from normlab.lab.runs import apply_overrides, load_run
+from normlab.lab.runs import _seed_argument, apply_overrides, load_run
+from normlab.lab.seeding import Seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,3 +40,16 @@ def test_unknown_experiment():
 def test_load_run_on_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected a run folder with summary.json"):
         load_run(tmp_path / "missing")
+
+
+def test_experiments_get_seeds_and_legacy_ones_a_generator():
+    import types
+
+    import numpy as np
+
+    paired_exp = types.SimpleNamespace(run=lambda cfg, seeds: None)
+    legacy_exp = types.SimpleNamespace(run=lambda cfg, rng: None)
+    assert _seed_argument(paired_exp, "x", 4) == Seeds("x", 4)
+    g = _seed_argument(legacy_exp, "x", 4)
+    assert isinstance(g, np.random.Generator)
+    assert g.random() == np.random.default_rng(4).random()
