@@ -25,7 +25,10 @@ def progress(iterable: Iterable, desc: str, total: int | None = None, enabled: b
 
 
 def mean_std(values) -> dict[str, float]:
-    """``{"mean": ..., "std": ..., "n": ...}`` over seeds (population std, ddof=0)."""
+    """``{"mean": ..., "std": ..., "n": ...}`` over seeds (population std, ddof=0).
+
+    The experiments report ``normlab.lab.stats.mean_ci`` (mean and 95 % t-interval) instead.
+    """
     a = np.asarray(values, dtype=np.float64)
     return {"mean": float(a.mean()), "std": float(a.std()), "n": int(a.size)}
 
@@ -110,6 +113,8 @@ def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
     return save_figure(fig, out_dir, name)
 
 
+# Stream-order helpers kept for experiments written before normlab.lab.seeding: they draw
+# from one shared generator, so arms are not paired. New code uses seeding.seed_model.
 INIT_KINDS = ("zeros", "small", "normal", "xavier", "he")
 
 
