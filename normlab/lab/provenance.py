@@ -76,5 +76,15 @@ def reproducibility_info() -> dict[str, Any]:
         "blas": blas_info(),
         "kernels": kernel_setting(),
         "thread_env": {k: os.environ.get(k) for k in _THREAD_VARS},
-        "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]] if sys.argv else [],
+        "command": _command(),
     }
+
+
+def _command() -> list[str]:
+    """``sys.argv`` with the program shown as ``normlab`` for ``python -m normlab``."""
+    if not sys.argv:
+        return []
+    prog = os.path.basename(sys.argv[0])
+    if prog == "__main__.py" and Path(sys.argv[0]).parent.name == "normlab":
+        prog = "normlab"
+    return [prog, *sys.argv[1:]]
