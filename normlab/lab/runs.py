@@ -35,7 +35,8 @@ from normlab.lab.provenance import reproducibility_info
 from normlab.lab.registry import get_experiment
 from normlab.lab.seeding import Seeds
 
-__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
+__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "redraw_figures",
+           "write_json"]
 
 
 def _jsonable(obj: Any):
@@ -174,6 +175,24 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
         "wall_time_s": round(wall, 2),
     })
     return run_dir
+
+
+def redraw_figures(run_dir: str | Path) -> list[Path]:
+    """Draw a run folder's figures again from its ``results.json`` with the current plotting
+    code (no training); ``summary.json`` lists them and records the commit they were drawn
+    at as ``figures_git_commit``. Raises ``FileNotFoundError`` for a non-run folder."""
+    run = load_run(run_dir)
+    run_dir = Path(run_dir)
+    exp = get_experiment(run["config"]["experiment"])
+    results = json.loads((run_dir / "results.json").read_text())
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
+    summary = run["summary"]
+    summary["figures"] = [str(Path(f).relative_to(run_dir)) for f in figures]
+    summary["figures_git_commit"] = reproducibility_info()["git_commit"]
+    write_json(run_dir / "summary.json", summary)
+    return figures
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

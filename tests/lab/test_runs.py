@@ -53,3 +53,21 @@ def test_experiments_get_seeds_and_legacy_ones_a_generator():
     g = _seed_argument(legacy_exp, "x", 4)
     assert isinstance(g, np.random.Generator)
     assert g.random() == np.random.default_rng(4).random()
+
+
+def test_redraw_figures_from_results(tmp_path):
+    import json
+
+    from normlab.lab.runs import redraw_figures, run_experiment
+
+    run_dir = run_experiment("weight-scale", smoke=True, out=tmp_path,
+                             overrides={"n_scales": "2", "epochs": "1", "n_train": "200",
+                                        "width": "16"})
+    before = json.loads((run_dir / "summary.json").read_text())
+    for png in (run_dir / "figures").glob("*.png"):
+        png.unlink()
+    figures = redraw_figures(run_dir)
+    after = json.loads((run_dir / "summary.json").read_text())
+    assert [str(f.relative_to(run_dir)) for f in figures] == after["figures"] == before["figures"]
+    assert all(f.is_file() for f in figures)
+    assert after["checks"] == before["checks"] and after["figures_git_commit"]

@@ -109,8 +109,9 @@ def plot(results: dict, out_dir) -> list:
         ax.set(xscale="log", xlabel="weight initialisation scale", title=title)
         if key == "final_loss":
             ax.set_yscale("log")
-        else:
+        else:  # accuracy: the t-interval of a bounded measure can pass 1; the axis stops there
             ax.axhline(results["good_acc"], color="grey", ls=":", lw=1)
+            ax.set_ylim(0, 1.02)
         ax.legend(fontsize=8)
     note_interval(fig, np.asarray(results["curves"]["none"]["best_val_acc"]).shape[1],
                   "points and bars")
