@@ -74,13 +74,21 @@ def errorbar(ax, x, per_seed, label: str, **kw):
                        **kw)
 
 
-def note_interval(fig, n: int, what: str = "lines, bars and bands") -> None:
+def note_interval(fig, n: int, what: str = "lines, bars and bands",
+                  per_arm: bool = True) -> None:
     """Write under ``fig`` what its error bars and bands are, e.g. "lines, bars and bands:
-    mean ± 95 % t-interval over 3 seeds" (or that one seed gives no interval)."""
+    mean ± 95 % t-interval over 3 seeds" (or that one seed gives no interval).
+
+    ``per_arm`` adds that these are each arm's own intervals: they include the variation
+    between seeds that a paired comparison removes, so overlapping bands do not mean that
+    two arms are indistinguishable (``paired_differences.png`` shows the paired ones).
+    """
     from normlab.lab.stats import interval_label  # noqa: PLC0415
 
     text = (f"{what}: {interval_label(n)}" if n > 1 else
             f"{what}: one seed, so no error bars (an interval needs >= 2 seeds)")
+    if per_arm and n > 1:
+        text += ", per arm (differences between arms, paired by seed: paired_differences.png)"
     fig.text(0.5, 0.008, text, ha="center", va="bottom", fontsize=8, color="#333")
     fig._normlab_note = True
 
@@ -109,7 +117,7 @@ def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
                      fontsize=8, loc="right", color="#176b1c" if p["every_seed"] else "#a31515")
     fig.suptitle("paired differences by seed (the claim predicts > 0): one dot per seed",
                  fontsize=9)
-    note_interval(fig, paired[labels[0]]["n"], "diamond and bar")
+    note_interval(fig, paired[labels[0]]["n"], "diamond and bar", per_arm=False)
     return save_figure(fig, out_dir, name)
 
 

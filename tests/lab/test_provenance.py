@@ -8,8 +8,9 @@ from normlab.lab.runs import env_info
 def test_env_info_records_git_blas_and_kernels():
     info = env_info()
     assert info["git_commit"] == provenance.git_state()["git_commit"]
-    assert isinstance(info["blas"], list) and info["blas"]
-    assert all("user_api" in lib for lib in info["blas"])
+    assert isinstance(info["blas"], dict) and info["blas"]
+    assert any(lib["user_api"] == "blas" for lib in info["blas"].values())
+    assert all(isinstance(lib["num_threads"], int) for lib in info["blas"].values())
     assert info["kernels"]["compiled_enabled"] is True
 
 

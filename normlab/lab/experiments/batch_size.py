@@ -94,7 +94,7 @@ def plot(results: dict, out_dir) -> list:
         v = np.array([results["acc"][norm][str(b)] for b in bss])  # (batch sizes, seeds)
         errorbar(ax, bss, v.T, LABELS[norm], ms=4, color=f"C{i}")
     ax.set(xscale="log", xlabel="batch size", ylabel="validation accuracy (eval mode)",
-           title="same epochs at every batch size")
+           title="same epochs at every batch size", ylim=(0, 1.02))
     ax.set_xticks(bss, [str(b) for b in bss])
     ax.legend(fontsize=8)
     note_interval(fig, len(results["acc"][results["norms"][0]][str(bss[0])]), "points and bars")

@@ -123,7 +123,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
 
 
 def plot(results: dict, out_dir) -> list:
-    fig, axes = new_figure(1, 2, size=(5.4, 3.8))
+    fig, axes = new_figure(1, 2, size=(5.4, 4.4))
     lrs = np.asarray(results["lrs"])
     n = results["seeds"]
     ax_acc, ax_frac = axes[0]
@@ -153,8 +153,8 @@ def plot(results: dict, out_dir) -> list:
                 ylim=(-0.05, 1.05),
                 title="trains (≥ threshold) / diverged\n"
                       "dotted: largest lr that trains, per seed")
-    ax_acc.legend(fontsize=7, loc="center left")
-    ax_frac.legend(fontsize=7)
+    for ax in (ax_acc, ax_frac):  # below the axes: the curves fill the plot area
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3)
     ratio = results["summary"]["ratio_bn_to_none"]
     text = f"{ratio['mean']:.3g}x" if ratio["mean"] else "undefined"
     if ratio["low"] is not None:
