@@ -113,8 +113,11 @@ def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
         ax.set(xlim=(-1.15 * span, 1.15 * span), ylim=(-1, 1))
         ax.set_yticks([0.5, -0.4], ["seeds", "mean"], fontsize=7)
         ax.set_title(label, fontsize=8, loc="left")
-        ax.set_title("> 0 in every seed" if p["every_seed"] else "NOT > 0 in every seed",
-                     fontsize=8, loc="right", color="#176b1c" if p["every_seed"] else "#a31515")
+        verdict = "> 0 in every seed" if p["every_seed"] else "NOT > 0 in every seed"
+        if p["excludes_zero"] is False:
+            verdict += "; the interval includes 0"
+        ax.set_title(verdict, fontsize=8, loc="right",
+                     color="#176b1c" if p["every_seed"] else "#a31515")
     fig.suptitle("paired differences by seed (the claim predicts > 0): one dot per seed",
                  fontsize=9)
     note_interval(fig, paired[labels[0]]["n"], "diamond and bar", per_arm=False)
