@@ -95,31 +95,37 @@ def note_interval(fig, n: int, what: str = "lines, bars and bands",
 
 def plot_paired(paired: dict, out_dir, name: str = "paired_differences"):
     """One row per paired comparison: each seed's difference (dots), their mean (diamond)
-    and the 95 % t-interval of the mean (bar), against the zero line. ``paired`` maps a
-    label (``"measure, arm A − arm B"``) to a ``normlab.lab.stats.paired`` result."""
+    and the 95 % t-interval of the mean (bar), against the zero line and the claim's
+    threshold (dashed, when it is not 0). ``paired`` maps a label (``"measure, arm A − arm
+    B"``) to a ``normlab.lab.stats.paired`` result."""
     labels = list(paired)
-    fig, axes = new_figure(len(labels), 1, size=(8.0, 1.25))
+    fig, axes = new_figure(len(labels), 1, size=(8.0, 1.25 if len(labels) > 1 else 1.9))
     for ax, label in zip(axes[:, 0], labels):
         p = paired[label]
+        thr = float(p.get("threshold", 0.0))
         d = np.asarray(p["diffs"], dtype=float)
         ax.axvline(0.0, color="grey", lw=1)
+        if thr:
+            ax.axvline(thr, color="grey", lw=1, ls="--")
         ax.plot(d, np.full_like(d, 0.5), "o", color="C0", ms=5, alpha=0.7)
         if p["low"] is not None:
             ax.hlines(-0.4, p["low"], p["high"], color="k", lw=2)
         if p["mean"] is not None:
             ax.plot([p["mean"]], [-0.4], "D", color="k", ms=5)
-        finite = [v for v in (*d, p["low"], p["high"]) if v is not None and np.isfinite(v)]
+        finite = [v for v in (*d, p["low"], p["high"], thr) if v is not None and np.isfinite(v)]
         span = max(max(abs(v) for v in finite), 1e-12) if finite else 1.0
         ax.set(xlim=(-1.15 * span, 1.15 * span), ylim=(-1, 1))
         ax.set_yticks([0.5, -0.4], ["seeds", "mean"], fontsize=7)
         ax.set_title(label, fontsize=8, loc="left")
-        verdict = "> 0 in every seed" if p["every_seed"] else "NOT > 0 in every seed"
-        if p["excludes_zero"] is False:
-            verdict += "; the interval includes 0"
+        bound = f"{thr:.3g} (dashed)" if thr else "0"
+        verdict = (f"> {bound} in every seed" if p["every_seed"]
+                   else f"NOT > {bound} in every seed")
+        if p["interval_above"] is False:
+            verdict += f"; the interval reaches {'below ' + f'{thr:.3g}' if thr else '0'}"
         ax.set_title(verdict, fontsize=8, loc="right",
                      color="#176b1c" if p["every_seed"] else "#a31515")
-    fig.suptitle("paired differences by seed (the claim predicts > 0): one dot per seed",
-                 fontsize=9)
+    fig.suptitle("paired differences by seed, one dot per seed (the claim predicts values above "
+                 "0, or above the dashed threshold)", fontsize=9)
     note_interval(fig, paired[labels[0]]["n"], "diamond and bar", per_arm=False)
     return save_figure(fig, out_dir, name)
 

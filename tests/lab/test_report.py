@@ -25,7 +25,8 @@ def test_report_shows_the_paired_table_and_intervals(tmp_path):
     page = write_report([_folder(tmp_path, summary)], tmp_path / "r.html").read_text()
     assert "<h3>Paired comparisons by seed</h3>" in page
     assert ("<td>acc, A − B</td><td>2, 2, 3.5</td><td>2.5</td>"
-            f"<td>[{p['low']:.4g}, {p['high']:.4g}]</td><td class='pass'>yes</td><td>yes</td>"
+            f"<td>[{p['low']:.4g}, {p['high']:.4g}]</td><td>0</td><td class='pass'>yes</td>"
+            "<td>yes</td>"
             in page)
     ci = summary["A"]["acc"]
     assert f"{ci['mean']:.4g} [{ci['low']:.4g}, {ci['high']:.4g}] (n=3)" in page
@@ -36,5 +37,5 @@ def test_report_shows_the_paired_table_and_intervals(tmp_path):
 def test_report_says_when_one_seed_has_no_interval(tmp_path):
     summary = {"paired": {"acc, A − B": paired([0.4], [0.5])}}
     page = write_report([_folder(tmp_path, summary)], tmp_path / "r.html").read_text()
-    assert ("<td>-0.1</td><td>-0.1</td><td>undefined (one seed)</td><td class='fail'>no</td>"
-            "<td>—</td>") in page
+    assert ("<td>-0.1</td><td>-0.1</td><td>undefined (one seed)</td><td>0</td>"
+            "<td class='fail'>no</td><td>—</td>") in page

@@ -33,8 +33,8 @@ from normlab.lab.training import subset, train_run
 
 NAME = "learning-rate"
 TITLE = "Largest learning rate that trains, BN vs none"
-CLAIM = ("Within the same budget, the largest learning rate that trains the network is at "
-         "least 3x larger with BN than without, in every seed.")
+CLAIM = ("Within the same budget, the largest learning rate that trains the network is more "
+         "than 3x larger with BN than without, in every seed.")
 
 EXPLODE = 3.0  # a final training loss above EXPLODE * ln C counts as diverged
 
@@ -108,7 +108,9 @@ def run(cfg: Config, seeds: Seeds) -> dict:
               for v in per_seed["batch"]["largest_lr_that_trains"]]
     log_no = [math.log10(v) if v else float("nan")
               for v in per_seed["none"]["largest_lr_that_trains"]]
-    pairs = {"log10 largest learning rate that trains, with BN − no BN": paired(log_bn, log_no)}
+    # the claim is "at least 3x": the log-ratio must exceed log10(3) in every seed
+    pairs = {"log10 largest learning rate that trains, with BN − no BN":
+             paired(log_bn, log_no, threshold=math.log10(3.0))}
     p = pairs["log10 largest learning rate that trains, with BN − no BN"]
     summary["ratio_bn_to_none_per_seed"] = [10 ** d if np.isfinite(d) else None
                                             for d in p["diffs"]]
@@ -168,7 +170,5 @@ def plot(results: dict, out_dir) -> list:
 
 def check(results: dict) -> dict[str, bool]:
     p = results["paired"]["log10 largest learning rate that trains, with BN − no BN"]
-    ok = bool(p["diffs"]) and all(np.isfinite(d) and d >= math.log10(3.0) - 1e-12
-                                  for d in p["diffs"])
-    return {"largest learning rate that trains is >= 3x larger with BN in every seed "
-            "(paired by seed)": ok}
+    return {"largest learning rate that trains is > 3x larger with BN in every seed "
+            "(paired by seed)": p["every_seed"]}
