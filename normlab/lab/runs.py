@@ -2,18 +2,22 @@
 
 Layout::
 
-    config.json     the typed config (plus seed and smoke flag)
-    env.json        versions, platform, git commit, start time
+    config.json     the typed config (plus the base seed of the replicates and smoke flag)
+    env.json        versions, platform, git commit (and dirty flag), BLAS, kernel setting,
+                    thread variables, command, start time
     metrics.jsonl   one JSON record per logged point (``results["metrics"]``)
     results.json    the full results, so figures can be redrawn without re-running
-    summary.json    headline numbers, the claim checks and the wall time
-    figures/*.png   matplotlib figures drawn by the experiment's ``plot``
+    summary.json    headline numbers (mean and 95 % t-interval over seeds), paired
+                    comparisons, the claim checks and the wall time
+    figures/*.png   matplotlib figures drawn by the experiment's ``plot``, plus
+                    ``paired_differences.png`` when the results hold paired comparisons
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import inspect
 import json
 import os
 import platform
@@ -26,11 +30,15 @@ from typing import Any
 import numpy as np
 
 from normlab._io import atomic_write_bytes
-from normlab.lab._runfolder import RunLock, make_run_dir
 from normlab.errors import MissingPathError, NormlabValueError
+from normlab.lab._runfolder import RunLock, make_run_dir
+from normlab.lab.common import plot_paired
+from normlab.lab.provenance import reproducibility_info
 from normlab.lab.registry import get_experiment
+from normlab.lab.seeding import Seeds
 
-__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
+__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "redraw_figures",
+           "write_json"]
 
 
 def _jsonable(obj: Any):
@@ -119,12 +127,24 @@ def env_info() -> dict[str, Any]:
         "kernels": dispatch.describe(),
         "blas": dispatch.blas_info(),
     }
+    for key, value in reproducibility_info().items():  # git, BLAS, kernels: lab/provenance.py
+        if info.get(key) is None:
+            info[key] = value
     for mod in ("matplotlib", "torch", "cupy"):
         try:
             info[mod] = __import__(mod).__version__
         except Exception:
             info[mod] = None
     return info
+
+
+def _seed_argument(exp, name: str, seed: int):
+    """``Seeds(name, seed)`` for ``run(cfg, seeds)``; a Generator for a legacy ``run(cfg, rng)``
+    (one stream in loop order: its arms are not paired)."""
+    params = list(inspect.signature(exp.run).parameters)
+    if len(params) > 1 and params[1] == "rng":
+        return np.random.default_rng(seed)
+    return Seeds(name, seed)
 
 
 def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | Path = "runs",
@@ -146,13 +166,15 @@ def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
                {"experiment": name, "seed": seed, "smoke": smoke, **dataclasses.asdict(cfg)})
     write_json(run_dir / "env.json", env_info())
     t0 = time.perf_counter()
-    results = exp.run(cfg, np.random.default_rng(seed))
+    results = exp.run(cfg, _seed_argument(exp, name, seed))
     wall = time.perf_counter() - t0
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for rec in results.get("metrics", []):
             fh.write(json.dumps(_jsonable(rec), allow_nan=False) + "\n")
     write_json(run_dir / "results.json", results)
-    figures = exp.plot(results, run_dir / "figures")
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
     checks = exp.check(results)
     write_json(run_dir / "summary.json", {
         "experiment": name, "title": exp.TITLE, "claim": exp.CLAIM,
@@ -161,6 +183,24 @@ def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
         "wall_time_s": round(wall, 2),
     })
     return run_dir
+
+
+def redraw_figures(run_dir: str | Path) -> list[Path]:
+    """Draw a run folder's figures again from its ``results.json`` with the current plotting
+    code (no training); ``summary.json`` lists them and records the commit they were drawn
+    at as ``figures_git_commit``. Raises ``FileNotFoundError`` for a non-run folder."""
+    run = load_run(run_dir)
+    run_dir = Path(run_dir)
+    exp = get_experiment(run["config"]["experiment"])
+    results = json.loads((run_dir / "results.json").read_text())
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
+    summary = run["summary"]
+    summary["figures"] = [str(Path(f).relative_to(run_dir)) for f in figures]
+    summary["figures_git_commit"] = reproducibility_info()["git_commit"]
+    write_json(run_dir / "summary.json", summary)
+    return figures
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
