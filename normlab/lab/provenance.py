@@ -1,9 +1,8 @@
 """What a run needs to be reproduced: code version, BLAS, kernels, threads, command.
 
 ``reproducibility_info()`` is merged into every run's ``env.json`` (and ``normlab info``) by
-``normlab.lab.runs.env_info``; it fills only keys that are missing there. Reading it
-starts nothing heavy: BLAS comes from ``threadpoolctl`` (a scikit-learn dependency), the
-kernel setting from the one switch in ``normlab.functional._kernels``.
+``normlab.lab.runs.env_info``. BLAS comes from ``threadpoolctl`` and the kernel setting from
+the one switch, both through ``normlab.functional.dispatch``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_state", "blas_info", "kernel_setting", "reproducibility_info"]
+__all__ = ["git_state", "reproducibility_info"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS")
@@ -43,40 +42,16 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
-def blas_info() -> dict[str, Any]:
-    """The BLAS/OpenMP libraries loaded (NumPy's and its neighbours'), keyed by file name,
-    with API, version, thread count and architecture."""
-    try:
-        import numpy as np  # noqa: PLC0415
-
-        np.dot(np.ones((2, 2)), np.ones((2, 2)))  # make sure NumPy's BLAS is loaded
-        from threadpoolctl import threadpool_info  # noqa: PLC0415
-    except ImportError:
-        return {"error": "threadpoolctl is not installed"}
-    keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer",
-            "architecture")
-    return {os.path.basename(lib.get("filepath", "?")): {k: lib.get(k) for k in keep if k in lib}
-            for lib in threadpool_info()}
-
-
-def kernel_setting() -> dict[str, Any]:
-    """The kernel switch (``_kernels.use_compiled``) and whether numba can be imported."""
-    from normlab.functional import _kernels  # noqa: PLC0415
-
-    try:
-        import numba  # noqa: PLC0415
-        numba_version = numba.__version__
-    except ImportError:
-        numba_version = None
-    return {"compiled_enabled": bool(_kernels._compiled_enabled), "numba": numba_version}
-
-
 def reproducibility_info() -> dict[str, Any]:
-    """Git commit and dirty flag, BLAS, kernel setting, thread variables and the command."""
+    """Git commit and dirty flag, the kernel setting with its compiled ops, NumPy's BLAS
+    (library, version, core, threads: ``dispatch.describe`` / ``dispatch.blas_info``), the
+    thread variables and the command."""
+    from normlab.functional import dispatch  # noqa: PLC0415
+
     return {
         **git_state(),
-        "blas": blas_info(),
-        "kernels": kernel_setting(),
+        "kernels": dispatch.describe(),
+        "blas": dispatch.blas_info(),
         "thread_env": {k: os.environ.get(k) for k in _THREAD_VARS},
         "command": _command(),
     }

@@ -21,7 +21,6 @@ import inspect
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,21 +98,10 @@ def apply_overrides(cfg, overrides: dict[str, str]):
     return dataclasses.replace(cfg, **changes)
 
 
-def _git_commit() -> str | None:
-    try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def env_info() -> dict[str, Any]:
     """Versions, platform, git commit, the kernel setting (``normlab.kernels``) with the
     compiled ops it can use, and NumPy's BLAS, for ``env.json`` and ``normlab info``."""
     import normlab  # noqa: PLC0415
-    from normlab.functional import dispatch  # noqa: PLC0415
 
     info: dict[str, Any] = {
         "normlab": normlab.__version__,
@@ -122,14 +110,9 @@ def env_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "git_commit": _git_commit(),
         "time": _dt.datetime.now().isoformat(timespec="seconds"),
-        "kernels": dispatch.describe(),
-        "blas": dispatch.blas_info(),
+        **reproducibility_info(),  # git, kernels, BLAS, threads, command: lab/provenance.py
     }
-    for key, value in reproducibility_info().items():  # git, BLAS, kernels: lab/provenance.py
-        if info.get(key) is None:
-            info[key] = value
     for mod in ("matplotlib", "torch", "cupy"):
         try:
             info[mod] = __import__(mod).__version__

@@ -1,6 +1,6 @@
-"""env.json records the code version, BLAS and the kernel setting."""
+"""env.json records the code version, BLAS, the kernel setting and the threads."""
 
-from normlab.functional import _kernels
+import normlab
 from normlab.lab import provenance
 from normlab.lab.runs import env_info
 
@@ -8,18 +8,16 @@ from normlab.lab.runs import env_info
 def test_env_info_records_git_blas_and_kernels():
     info = env_info()
     assert info["git_commit"] == provenance.git_state()["git_commit"]
-    assert isinstance(info["blas"], dict) and info["blas"]
-    assert any(lib["user_api"] == "blas" for lib in info["blas"].values())
-    assert all(isinstance(lib["num_threads"], int) for lib in info["blas"].values())
-    assert info["kernels"]["compiled_enabled"] is True
+    assert info["blas"]["library"] and isinstance(info["blas"]["threads"], int)
+    assert info["kernels"]["setting"] == normlab.get_kernels()
+    assert set(info["thread_env"]) >= {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
 
 
 def test_kernel_switch_is_recorded():
-    old = _kernels.use_compiled(False)
-    try:
-        assert provenance.kernel_setting()["compiled_enabled"] is False
-    finally:
-        _kernels.use_compiled(old)
+    with normlab.kernels("reference"):
+        assert provenance.reproducibility_info()["kernels"]["setting"] == "reference"
+    with normlab.kernels("compiled"):
+        assert provenance.reproducibility_info()["kernels"]["setting"] == "compiled"
 
 
 def test_outside_a_git_checkout_the_commit_is_unknown(monkeypatch):
