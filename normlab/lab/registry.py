@@ -21,6 +21,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "init-training": "normlab.lab.experiments.init_training",
     "ioffe-fig1": "normlab.lab.experiments.ioffe_fig1",
     "mnist1d-benchmark": "normlab.lab.experiments.mnist1d_benchmark",
+    "saturating-sigmoid": "normlab.lab.experiments.saturating_sigmoid",
 }
 
 
