@@ -22,6 +22,8 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "ioffe-fig1": "normlab.lab.experiments.ioffe_fig1",
     "mnist1d-benchmark": "normlab.lab.experiments.mnist1d_benchmark",
     "saturating-sigmoid": "normlab.lab.experiments.saturating_sigmoid",
+    "santurkar-noise": "normlab.lab.experiments.santurkar_noise",
+    "loss-landscape": "normlab.lab.experiments.loss_landscape",
 }
 
 
