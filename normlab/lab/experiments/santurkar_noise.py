@@ -70,10 +70,13 @@ def _preactivation_probe(probe_X):
             return real(x)
 
         relu.forward = spy
+        was = model.training
         try:
+            model.train()
             model(probe_X)
         finally:
             del relu.forward
+            model.train(was)
             for m, buf in saved:
                 m.buffers.update(buf)
         return captured["x"].mean(axis=0)
