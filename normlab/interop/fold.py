@@ -12,7 +12,10 @@ every ``Sequential`` (a Linear/Conv child directly followed by a BatchNorm child
 modules that name them in a class attribute ``fold_pairs = (("conv1", "bn1"), ...)``
 (ResNet blocks, MNIST-1D models). A folded BatchNorm is replaced by ``Identity`` so
 the other children keep their names and indices; BatchNorms that do not directly
-follow such a layer stay as they are.
+follow such a layer stay as they are. "BatchNorm" means, by type, every layer whose eval
+map is batch norm's: ``BatchNorm1d/2d/3d``, ``GhostBatchNorm*``, ``BatchRenorm*`` and
+``FrozenBatchNorm*`` (and their subclasses). ``WSConv2d`` is never folded into: it
+re-standardises its weight at every call, so a scaled weight would be undone.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from __future__ import annotations
 import copy
 
 from normlab import backend, nn
+from normlab.nn.batchnorm import _BatchNorm
+from normlab.nn.frozen_batchnorm import _FrozenBatchNorm
 
 __all__ = ["fold_batchnorm"]
 
 
-def _types(*names):
-    return tuple(getattr(nn, n) for n in names if hasattr(nn, n))
+# Recognised by type: every layer whose eval map is batch norm's (BatchNorm*, the BN
+# family: GhostBatchNorm*, BatchRenorm*, FrozenBatchNorm*), subclasses included.
+_BN_TYPES = (_BatchNorm, _FrozenBatchNorm)
+_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def _fold_pair(layer, bn, where: str) -> None:
@@ -44,8 +51,8 @@ def _fold_pair(layer, bn, where: str) -> None:
             f"fold_batchnorm: expected the BatchNorm at {where!r} to have as many features as "
             f"the layer before it has outputs ({W.shape[0]}), got {rm.shape[0]}."
         )
-    gamma = bn.params.get("weight")
-    beta = bn.params.get("bias")
+    gamma = bn.params.get("weight", bn.buffers.get("weight"))  # FrozenBatchNorm: buffers
+    beta = bn.params.get("bias", bn.buffers.get("bias"))
     scale = 1.0 / xp.sqrt(rv + float(bn.eps))
     if gamma is not None:  # affine=False: gamma = 1, beta = 0
         scale = gamma * scale
@@ -89,8 +96,6 @@ def fold_batchnorm(model):
             "Call model.eval() first."
         )
     folded = copy.deepcopy(model)
-    layer_types = _types("Linear", "Conv1d", "Conv2d")
-    bn_types = _types("BatchNorm1d", "BatchNorm2d")
     for name, m in list(folded.named_modules()):
         pre = f"{name}." if name else ""
         pairs = list(getattr(type(m), "fold_pairs", ()))
@@ -99,7 +104,8 @@ def fold_batchnorm(model):
             pairs += list(zip(keys[:-1], keys[1:]))
         for lname, bname in pairs:
             layer, bn = m._modules.get(lname), m._modules.get(bname)
-            if isinstance(layer, layer_types) and isinstance(bn, bn_types):
+            if isinstance(layer, _LAYER_TYPES) and not isinstance(layer, nn.WSConv2d) and \
+                    isinstance(bn, _BN_TYPES):
                 _fold_pair(layer, bn, pre + bname)
                 identity = nn.Identity()
                 identity.training = False

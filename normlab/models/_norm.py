@@ -1,5 +1,14 @@
 """The one factory that turns ``norm="batch"|"layer"|"group"|"instance"|None`` into a layer.
 
+``norm`` may also be any callable that makes a norm layer for a channel count,
+``norm(C) -> Module`` (a class, a ``functools.partial``, a lambda), e.g.
+``norm=partial(nn.GhostBatchNorm2d, virtual_batch_size=16)`` or ``norm=nn.BatchRenorm2d``.
+The layer is cast to the model's dtype. A rank-specific batch-norm class
+(``BatchNorm*``, ``GhostBatchNorm*``, ``BatchRenorm*``, ``FrozenBatchNorm*``) is turned
+into its sibling for the features' rank, so one ``partial(nn.GhostBatchNorm2d, ...)``
+serves both the conv (``...2d``) and the linear (``...1d``) norms of LeNet; the siblings
+differ only in the input ranks they accept. Other callables must fit the rank themselves.
+
 Every builder in ``normlab.models`` asks ``make_norm`` for its normalisation layers, so
 that one keyword swaps BatchNorm for its alternatives everywhere. The mapping, by the
 number of spatial dimensions of the features being normalised:
@@ -45,12 +54,33 @@ NORM_KINDS = ("batch", "layer", "group", "instance", None)
 
 
 def check_norm_kind(owner: str, kind) -> None:
-    """Raise ``ValueError`` unless ``kind`` is one of ``NORM_KINDS``."""
+    """Raise ``ValueError`` unless ``kind`` is one of ``NORM_KINDS`` or a callable."""
+    if callable(kind) and not isinstance(kind, str):
+        return
     if kind not in NORM_KINDS:
         raise ValueError(
-            f"{owner}: expected norm in {NORM_KINDS}, got {kind!r}. Use None for no "
-            "normalisation."
+            f"{owner}: expected norm in {NORM_KINDS} or a callable that makes a norm layer "
+            f"for a channel count, got {kind!r}. Use None for no normalisation."
         )
+
+
+def _rank_families():
+    return ((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d),
+            (nn.GhostBatchNorm1d, nn.GhostBatchNorm2d),
+            (nn.BatchRenorm1d, nn.BatchRenorm2d),
+            (nn.FrozenBatchNorm1d, nn.FrozenBatchNorm2d, nn.FrozenBatchNorm3d))
+
+
+def _fit_rank(layer, spatial_dims: int):
+    """Switch a rank-specific BN-family layer to its sibling accepting ``spatial_dims + 2``-D."""
+    ndim = spatial_dims + 2
+    for family in _rank_families():
+        if type(layer) in family and ndim not in type(layer)._ranks:
+            for cls in family:
+                if ndim in cls._ranks:
+                    layer.__class__ = cls  # same state; only the accepted ranks differ
+            break
+    return layer
 
 
 def group_count(num_channels: int, min_group_size: int = 2) -> int:
@@ -67,7 +97,8 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
 
     Parameters
     ----------
-    kind : {"batch", "layer", "group", "instance", None}
+    kind : {"batch", "layer", "group", "instance", None} or callable
+        A callable is called as ``kind(num_features)`` and must return a normlab Module.
     num_features : int
         Channels ``C`` (axis 1 of the input).
     spatial_dims : {0, 1, 2}
@@ -84,6 +115,8 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     ------
     ValueError
         For an unknown kind or spatial_dims, or "instance" on ``(N, C)`` vectors.
+    TypeError
+        When a callable ``kind`` returns something other than a normlab Module.
     """
     check_norm_kind("make_norm", kind)
     if spatial_dims not in (0, 1, 2):
@@ -94,6 +127,16 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     if kind is None:
         return None
     C = int(num_features)
+    if callable(kind) and not isinstance(kind, str):
+        layer = kind(C)
+        if not isinstance(layer, nn.Module):
+            raise TypeError(
+                f"make_norm: expected norm(num_features) to return a normlab Module, got "
+                f"{type(layer).__name__} from {kind!r}. Pass a layer class or a "
+                "functools.partial of one, e.g. partial(nn.GhostBatchNorm2d, "
+                "virtual_batch_size=16)."
+            )
+        return _fit_rank(layer, spatial_dims).to(dtype=dtype)
     if kind == "batch":
         return (nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm1d)(C, dtype=dtype)
     if kind == "layer":

@@ -19,6 +19,17 @@ from normlab.nn.normalization import (  # noqa: F401
     GroupNorm,
     InstanceNorm1d,
     InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
     RMSNorm,
 )
+from normlab.nn.markers import NormLayer  # noqa: F401
+from normlab.nn.batchrenorm import BatchRenorm1d, BatchRenorm2d  # noqa: F401
+from normlab.nn.ghost_batchnorm import GhostBatchNorm1d, GhostBatchNorm2d  # noqa: F401
+from normlab.nn.frozen_batchnorm import (  # noqa: F401
+    FrozenBatchNorm1d,
+    FrozenBatchNorm2d,
+    FrozenBatchNorm3d,
+    freeze_batchnorm,
+)
+from normlab.nn.wsconv import WSConv2d  # noqa: F401

@@ -15,6 +15,7 @@ import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
@@ -92,7 +93,7 @@ def _store(module: Module, dgamma, dbeta) -> None:
             module.grads[key] = g.astype(module.params[key].dtype, copy=False)
 
 
-class _NormBase(Module):
+class _NormBase(NormLayer):
     """Parameters and buffers shared by batch and instance norm (PyTorch's ``_NormBase``).
 
     ``weight`` (ones) and ``bias`` (zeros) of shape (C,) when ``affine`` (``bias=False``
@@ -150,6 +151,11 @@ class _BatchNorm(_NormBase):
     and when tracking, ``running = (1 - momentum) * running + momentum * batch`` with the
     unbiased batch variance (``momentum=None``: ``1 / num_batches_tracked`` instead).
 
+    The d2l/Keras convention is one keyword away: ``unbiased_running_var=False`` updates
+    ``running_var`` with the *biased* batch variance, as d2l's ``batch_norm`` and Keras'
+    ``BatchNormalization`` do. ``momentum`` keeps PyTorch's meaning (the weight of the new
+    statistic), so d2l's and Keras' ``momentum=0.9`` is ``momentum=0.1`` here (``1 - m``).
+
     Parameters
     ----------
     num_features : int
@@ -165,6 +171,16 @@ class _BatchNorm(_NormBase):
     dtype : default float32
     bias : bool, keyword only, default True
         With ``affine``, whether to learn ``bias`` (PyTorch 2.13).
+    unbiased_running_var : bool, keyword only, default True
+        True (PyTorch): ``running_var`` moves towards the unbiased batch variance
+        ``var * m / (m - 1)``. False (d2l, Keras): towards the biased ``var``.
+
+    Attributes
+    ----------
+    moments_hook : callable or None
+        When set, called as ``moments_hook(mean, var, count)`` with every batch statistic
+        (biased ``var``) that updates the running statistics, before the update.
+        ``normlab.train.update_bn_stats`` uses it for the population estimate.
 
     Raises
     ------
@@ -172,11 +188,26 @@ class _BatchNorm(_NormBase):
         For a non-positive ``num_features`` or ``eps``, a momentum outside [0, 1], a wrong
         input rank or channel count, or one value per channel in training.
     TypeError
-        For a non-numeric momentum or eps, or a non-floating input.
+        For a non-numeric momentum or eps, a non-bool ``unbiased_running_var``, or a
+        non-floating input.
     """
 
     _expected = ""  # "(N, C, H, W)" in subclasses
     _ranks: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32,
+                 *, bias: bool = True, unbiased_running_var: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         bias=bias)
+        if not isinstance(unbiased_running_var, (bool, np.bool_)):
+            raise TypeError(
+                f"{type(self).__name__}: expected unbiased_running_var to be a bool, got "
+                f"{type(unbiased_running_var).__name__}. True is PyTorch's rule, False the "
+                "d2l/Keras one (biased running variance)."
+            )
+        self.unbiased_running_var = bool(unbiased_running_var)
+        self.moments_hook = None
 
     def _check_input_dim(self, x) -> None:
         if x.ndim not in self._ranks:
@@ -204,10 +235,7 @@ class _BatchNorm(_NormBase):
                     f"input shape {tuple(x.shape)}. Use a batch of 2 or more, or call "
                     ".eval() with tracked running statistics."
                 )
-            out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes, eps=self.eps)
-            if self.training and self.track_running_stats:
-                self._update_buffers(cache)
-            self._cache = ("train", cache)
+            out, self._cache = self._batch_forward(x, gamma, beta, axes)
         else:
             b = self.buffers
             out, cache = F.batch_norm_eval_forward(
@@ -216,22 +244,47 @@ class _BatchNorm(_NormBase):
             self._cache = ("eval", cache)
         return out
 
-    def _update_buffers(self, cache) -> None:
+    def _batch_forward(self, x, gamma, beta, axes):
+        """Normalise with batch statistics; returns ``(out, (mode, payload))`` for backward.
+
+        The BN family (Ghost BN, Batch Renorm) overrides this and ``_batch_backward``.
+        """
+        out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes, eps=self.eps)
+        if self.training and self.track_running_stats:
+            self._update_buffers(cache.mean, cache.var, cache.count)
+        return out, ("train", cache)
+
+    def _batch_backward(self, dout, payload):
+        return F.batch_norm_backward(dout, payload)
+
+    def _update_buffers(self, mean, var, count: int) -> None:
+        """One running-statistics step from a batch's ``mean``, biased ``var`` and ``count``."""
+        if self.moments_hook is not None:
+            self.moments_hook(mean, var, count)
         b = self.buffers
         nbt = b["num_batches_tracked"] + 1
         b["num_batches_tracked"] = backend.namespace(nbt).asarray(nbt, dtype=np.int64)
-        b["running_mean"], b["running_var"] = F.update_running_stats(
-            b["running_mean"], b["running_var"], cache.mean, cache.var, cache.count,
-            self.momentum, int(nbt))
+        if self.unbiased_running_var:
+            b["running_mean"], b["running_var"] = F.update_running_stats(
+                b["running_mean"], b["running_var"], mean, var, count, self.momentum, int(nbt))
+        elif int(count) > 0:  # d2l/Keras: the same rule with the biased variance
+            f = 1.0 / int(nbt) if self.momentum is None else self.momentum
+            rm, rv = b["running_mean"], b["running_var"]
+            b["running_mean"] = rm * (1.0 - f) + mean.astype(rm.dtype) * f
+            b["running_var"] = rv * (1.0 - f) + var.astype(rv.dtype) * f
 
     def backward(self, dout):
         mode, cache = self._require_cache()
-        if mode == "train":
-            dx, dgamma, dbeta = F.batch_norm_backward(dout, cache)
-        else:
+        if mode == "eval":
             dx, dgamma, dbeta = F.batch_norm_eval_backward(dout, cache)
+        else:
+            dx, dgamma, dbeta = self._batch_backward(dout, cache)
         _store(self, dgamma, dbeta)
         return dx
+
+    def extra_repr(self) -> str:
+        extra = "" if self.unbiased_running_var else ", unbiased_running_var=False"
+        return super().extra_repr() + extra
 
 
 class BatchNorm1d(_BatchNorm):

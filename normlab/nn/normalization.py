@@ -1,4 +1,4 @@
-"""LayerNorm, GroupNorm, InstanceNorm1d/2d and RMSNorm over ``normlab.functional.norm``.
+"""LayerNorm, GroupNorm, InstanceNorm1d/2d/3d and RMSNorm over ``normlab.functional.norm``.
 
 Constructor signatures, defaults, parameter and buffer names follow PyTorch 2.13. Layer,
 group and RMS norm use per-sample statistics, so training and eval behave the same.
@@ -14,9 +14,10 @@ import numpy as np
 from normlab import functional as F
 from normlab.nn.batchnorm import (_add_affine, _check_eps, _check_float_input,
                                   _check_num_features, _NormBase, _param_as, _store)
-from normlab.nn.module import Module
+from normlab.nn.markers import NormLayer
 
-__all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "RMSNorm"]
+__all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+           "RMSNorm"]
 
 
 def _check_normalized_shape(owner: str, normalized_shape) -> tuple:
@@ -45,7 +46,7 @@ def _check_trailing(owner: str, x, normalized_shape: tuple) -> None:
         )
 
 
-class LayerNorm(Module):
+class LayerNorm(NormLayer):
     """Layer norm over the trailing ``normalized_shape`` axes of each sample.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` (biased variance).
@@ -98,7 +99,7 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}, bias={'bias' in self.params}")
 
 
-class GroupNorm(Module):
+class GroupNorm(NormLayer):
     """Group norm: per sample, over each of ``num_groups`` contiguous channel groups.
 
     ``y = (x - mean_g) / sqrt(var_g + eps) * weight_c + bias_c`` (biased variance).
@@ -268,7 +269,19 @@ class InstanceNorm2d(_InstanceNorm):
     _batched_ndim = 4
 
 
-class RMSNorm(Module):
+class InstanceNorm3d(_InstanceNorm):
+    """Instance norm of (N, C, D, H, W) or unbatched (C, D, H, W) input. See ``_InstanceNorm``.
+
+    Shape
+    -----
+    input (N, C, D, H, W) or (C, D, H, W) -> output of the same shape.
+    """
+
+    _expected = "(N, C, D, H, W)"
+    _batched_ndim = 5
+
+
+class RMSNorm(NormLayer):
     """Root-mean-square norm over the trailing ``normalized_shape`` axes (no centring).
 
     ``y = x / sqrt(mean(x^2) + eps) * weight``.

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
 
 __all__ = ["param_groups", "is_norm_module"]
 
-# Class-name stems of normalization layers; matched against the whole MRO so that
-# subclasses (e.g. a user's BatchNorm2d variant) count too.
-_NORM_STEMS = ("BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "RMSNorm",
-               "LocalResponseNorm")
-
-
 def is_norm_module(module: Module) -> bool:
-    """True if ``module`` is a normalization layer.
+    """True if ``module`` is a normalization layer, recognised by type.
 
-    A module counts as one if it sets ``is_norm = True`` or if any class in its MRO has
-    a name starting with ``BatchNorm``, ``LayerNorm``, ``GroupNorm``, ``InstanceNorm``,
-    ``RMSNorm`` or ``LocalResponseNorm`` (``BatchNorm1d``, ``BatchNorm2d``, ...).
+    A module counts as one if it is an instance of ``normlab.nn.NormLayer`` (every
+    batch, layer, group, instance and RMS norm and the BN family derive from it) or if
+    its class sets ``is_norm = True`` (for a user's layer that cannot subclass it). The
+    class name plays no part.
     """
-    if getattr(module, "is_norm", False) is True:
-        return True
-    return any(cls.__name__.startswith(_NORM_STEMS) for cls in type(module).__mro__)
+    return isinstance(module, NormLayer) or getattr(module, "is_norm", False) is True
 
 
 def param_groups(model: Module, weight_decay: float,

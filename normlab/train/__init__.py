@@ -4,7 +4,8 @@ from normlab.train.callbacks import BestModel, Callback, EarlyStopping  # noqa: 
 from normlab.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: F401
 from normlab.train.history import History  # noqa: F401
 from normlab.train.numerics import DivergenceError  # noqa: F401
+from normlab.train.precise_bn import update_bn_stats  # noqa: F401
 from normlab.train.trainer import Trainer  # noqa: F401
 
 __all__ = ["Trainer", "History", "Callback", "EarlyStopping", "BestModel", "DivergenceError",
-           "save_checkpoint", "load_checkpoint"]
+           "save_checkpoint", "load_checkpoint", "update_bn_stats"]

@@ -14,24 +14,16 @@ from normlab import nn
 from _optim_harness import make_model, quadratic, set_grads, set_torch_grads, torch_params
 
 
-class BatchNorm2d(nn.Module):
-    """Stand-in for the real layer (written elsewhere): recognised by its class name."""
+class MyBatchNorm(nn.BatchNorm2d):
+    """A user's BatchNorm2d variant: a norm layer because of its type."""
+
+
+class BatchNormLookalike(nn.Module):
+    """Named like a norm layer, but not one: the class name plays no part."""
 
     def __init__(self, C):
         super().__init__()
-        self.params = {"weight": np.ones(C), "bias": np.zeros(C)}
-
-
-class LayerNorm(nn.Module):
-    """A LayerNorm over (C, L): its weight is 2-D, so only the name check catches it."""
-
-    def __init__(self, shape):
-        super().__init__()
-        self.params = {"weight": np.ones(shape), "bias": np.zeros(shape)}
-
-
-class MyBatchNorm(BatchNorm2d):
-    pass
+        self.params = {"weight": np.ones((C, C))}
 
 
 class Scale(nn.Module):
@@ -46,8 +38,9 @@ class Scale(nn.Module):
 
 def _net():
     rng = np.random.default_rng(0)
-    return nn.Sequential(nn.Linear(4, 3, rng=rng), BatchNorm2d(3), nn.Linear(3, 2, bias=False, rng=rng),
-                         LayerNorm((2, 3)), MyBatchNorm(2), Scale())
+    return nn.Sequential(nn.Linear(4, 3, rng=rng), nn.BatchNorm2d(3),
+                         nn.Linear(3, 2, bias=False, rng=rng), nn.LayerNorm((2, 3)),
+                         MyBatchNorm(2), Scale())
 
 
 def test_split_decays_only_weight_matrices():
@@ -66,6 +59,21 @@ def test_no_exclusion_gives_one_group():
 def test_is_norm_module():
     assert O.is_norm_module(MyBatchNorm(2)) and O.is_norm_module(Scale())
     assert not O.is_norm_module(nn.Linear(2, 2))
+
+
+def test_is_norm_module_by_type_not_name():
+    assert not O.is_norm_module(BatchNormLookalike(2))
+    for layer in (nn.LayerNorm((2, 3)), nn.GroupNorm(1, 2), nn.RMSNorm(3), nn.InstanceNorm3d(2),
+                  nn.GhostBatchNorm2d(2), nn.BatchRenorm1d(2), nn.FrozenBatchNorm2d(2)):
+        assert O.is_norm_module(layer), type(layer).__name__
+        assert isinstance(layer, nn.NormLayer)
+
+
+def test_layer_norm_matrix_weight_goes_to_no_decay():
+    """LayerNorm((2, 3)) has a 2-D weight: only the type check keeps it out of decay."""
+    decay, no_decay = O.param_groups(nn.Sequential(nn.LayerNorm((2, 3))), 0.1)
+    assert decay["params"] == [] and [r.name for r in no_decay["params"]] == ["0.weight",
+                                                                             "0.bias"]
 
 
 def test_groups_feed_an_optimizer_like_torch():
