@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from normlab import models, nn
+from normlab import models
 from normlab.data import load_dataset
 from normlab.lab.common import reinit_linear_layers
 
@@ -46,17 +46,12 @@ def mlp(hidden, *, norm=None, activation: str = "relu", init: str | None = None,
         input_dim: int = 40, num_classes: int = 10):
     """``FullyConnectedNet(hidden, ...)`` with ``norm`` a kind or a callable ``C -> Module``.
 
-    A callable is placed wherever BatchNorm1d would be. ``init`` (``"xavier"``, ``"he"``,
+    A callable is called as ``norm(C)`` wherever BatchNorm1d would be. ``init`` (``"xavier"``, ``"he"``,
     see ``common.init_weight``) redraws every Linear weight and zeroes the biases; ``None``
     keeps the layers' default (PyTorch's) initialisation.
     """
-    kind = "batch" if callable(norm) else norm
-    model = models.FullyConnectedNet(list(hidden), input_dim, num_classes, norm=kind,
+    model = models.FullyConnectedNet(list(hidden), input_dim, num_classes, norm=norm,
                                      activation=activation, rng=rng)
-    if callable(norm):
-        for name, child in list(model.named_children()):
-            if isinstance(child, nn.BatchNorm1d):
-                model.add_module(name, norm(child.num_features))
     if init is not None:
         reinit_linear_layers(model, init, rng)
     return model
