@@ -24,6 +24,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "saturating-sigmoid": "normlab.lab.experiments.saturating_sigmoid",
     "santurkar-noise": "normlab.lab.experiments.santurkar_noise",
     "loss-landscape": "normlab.lab.experiments.loss_landscape",
+    "batch-renorm-noniid": "normlab.lab.experiments.batch_renorm_noniid",
     "bn-folding": "normlab.lab.experiments.bn_folding",
 }
 
