@@ -26,6 +26,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "loss-landscape": "normlab.lab.experiments.loss_landscape",
     "batch-renorm-noniid": "normlab.lab.experiments.batch_renorm_noniid",
     "bn-folding": "normlab.lab.experiments.bn_folding",
+    "ghost-bn": "normlab.lab.experiments.ghost_bn",
 }
 
 
