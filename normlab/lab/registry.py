@@ -27,6 +27,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "batch-renorm-noniid": "normlab.lab.experiments.batch_renorm_noniid",
     "bn-folding": "normlab.lab.experiments.bn_folding",
     "ghost-bn": "normlab.lab.experiments.ghost_bn",
+    "precise-bn": "normlab.lab.experiments.precise_bn",
 }
 
 
