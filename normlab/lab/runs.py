@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import inspect
 import json
 import os
 import platform
@@ -26,7 +27,10 @@ from typing import Any
 import numpy as np
 
 from normlab._io import atomic_write_bytes
+from normlab.lab.common import plot_paired
+from normlab.lab.provenance import reproducibility_info
 from normlab.lab.registry import get_experiment
+from normlab.lab.seeding import Seeds
 
 __all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
 
@@ -113,12 +117,24 @@ def env_info() -> dict[str, Any]:
         "git_commit": _git_commit(),
         "time": _dt.datetime.now().isoformat(timespec="seconds"),
     }
+    for key, value in reproducibility_info().items():  # git, BLAS, kernels: lab/provenance.py
+        if info.get(key) is None:
+            info[key] = value
     for mod in ("matplotlib", "torch", "cupy"):
         try:
             info[mod] = __import__(mod).__version__
         except Exception:
             info[mod] = None
     return info
+
+
+def _seed_argument(exp, name: str, seed: int):
+    """``Seeds(name, seed)`` for ``run(cfg, seeds)``; a Generator for a legacy ``run(cfg, rng)``
+    (one stream in loop order: its arms are not paired)."""
+    params = list(inspect.signature(exp.run).parameters)
+    if len(params) > 1 and params[1] == "rng":
+        return np.random.default_rng(seed)
+    return Seeds(name, seed)
 
 
 def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | Path = "runs",
@@ -138,13 +154,15 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
                {"experiment": name, "seed": seed, "smoke": smoke, **dataclasses.asdict(cfg)})
     write_json(run_dir / "env.json", env_info())
     t0 = time.perf_counter()
-    results = exp.run(cfg, np.random.default_rng(seed))
+    results = exp.run(cfg, _seed_argument(exp, name, seed))
     wall = time.perf_counter() - t0
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for rec in results.get("metrics", []):
             fh.write(json.dumps(_jsonable(rec), allow_nan=False) + "\n")
     write_json(run_dir / "results.json", results)
-    figures = exp.plot(results, run_dir / "figures")
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
     checks = exp.check(results)
     write_json(run_dir / "summary.json", {
         "experiment": name, "title": exp.TITLE, "claim": exp.CLAIM,
