@@ -4,7 +4,8 @@ Every experiment of this family uses the whole MNIST-1D set (4,000 training and 
 test signals of length 40, ``mnist1d``'s own generator, offline), compares several arms
 (no norm, BN, variants) over a few seeds, and wants the arms of one seed to differ only in
 the thing being compared: same initial weights of the layers they share, same order of
-training batches. ``seed_streams`` gives each seed one generator per purpose for that.
+training batches. ``normlab.lab.seeding`` gives each replicate one generator per purpose
+(``Seeds.generator(replicate, purpose, *keys)``) for that.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import numpy as np
 
 from normlab import models
 from normlab.data import load_dataset
-from normlab.lab.common import reinit_linear_layers
+from normlab.lab.seeding import Seeds, seed_model
 
-__all__ = ["PURPOSES", "mnist1d_full", "seed_streams", "mlp", "bn_layers", "accuracy"]
-
-PURPOSES = ("init", "data", "noise", "probe")
+__all__ = ["mnist1d_full", "mlp", "bn_layers", "accuracy"]
 
 
 def mnist1d_full():
@@ -26,35 +25,19 @@ def mnist1d_full():
     return (d.X_train, d.y_train), (d.X_test, d.y_test)
 
 
-def seed_streams(base: int, seed: int) -> dict[str, np.random.Generator]:
-    """One fresh generator per purpose (``PURPOSES``) for replicate ``seed`` of a run.
+def mlp(hidden, seeds: Seeds, replicate: int, *, norm=None, activation: str = "relu",
+        init: str = "default", input_dim: int = 40, num_classes: int = 10):
+    """``FullyConnectedNet(hidden, ...)`` seeded for ``replicate``, ``norm`` a kind or a callable.
 
-    Built from ``SeedSequence([base, seed, purpose_index])``: calling it again for the next
-    arm of the same seed gives the same streams, so arms share initial weights (of the
-    layers they have in common, drawn in the same order) and batch order.
-    """
-    return {p: np.random.default_rng(np.random.SeedSequence([int(base), int(seed), i]))
-            for i, p in enumerate(PURPOSES)}
-
-
-def base_seed(rng: np.random.Generator) -> int:
-    """The one number an experiment draws from the run's generator to derive its streams."""
-    return int(rng.integers(2**31))
-
-
-def mlp(hidden, *, norm=None, activation: str = "relu", init: str | None = None, rng=None,
-        input_dim: int = 40, num_classes: int = 10):
-    """``FullyConnectedNet(hidden, ...)`` with ``norm`` a kind or a callable ``C -> Module``.
-
-    A callable is called as ``norm(C)`` wherever BatchNorm1d would be. ``init`` (``"xavier"``, ``"he"``,
-    see ``common.init_weight``) redraws every Linear weight and zeroes the biases; ``None``
-    keeps the layers' default (PyTorch's) initialisation.
+    A callable is called as ``norm(C)`` wherever BatchNorm1d would be. The Linear layers are
+    drawn by ``seeding.seed_model`` with ``init`` (``"default"``: PyTorch's uniform;
+    ``"xavier"``, ``"he"``: normal, zero bias), keyed by their position among the Linear
+    layers, so every arm of a replicate starts from the same weights whatever its norm.
     """
     model = models.FullyConnectedNet(list(hidden), input_dim, num_classes, norm=norm,
-                                     activation=activation, rng=rng)
-    if init is not None:
-        reinit_linear_layers(model, init, rng)
-    return model
+                                     activation=activation,
+                                     rng=seeds.generator(replicate, "build"))
+    return seed_model(model, seeds, replicate, kind=init, tag="mlp")
 
 
 def bn_layers(model) -> list:

@@ -4,6 +4,7 @@ import numpy as np
 
 from normlab.lab.experiments import loss_landscape, santurkar_noise
 from normlab.lab.noisy_bn import NoisyBatchNorm1d
+from normlab.lab.seeding import Seeds
 from normlab.lab.setups import mlp
 
 
@@ -18,7 +19,7 @@ def _data(n=50, seed=0):
 
 def test_loss_landscape_probe_restores_weights_grads_and_running_stats():
     X, y = _data()
-    model = mlp([16, 16], norm="batch", init="he", rng=0)
+    model = mlp([16, 16], Seeds("t"), 0, norm="batch", init="he")
     model(X)  # running stats away from their initial values
     grads = [g.copy() for _, _, g in model.named_parameters()]
     before = _state(model)
@@ -35,14 +36,14 @@ def test_loss_landscape_probe_restores_weights_grads_and_running_stats():
 
 def test_loss_landscape_gradient_change_is_zero_for_a_zero_step():
     X, y = _data()
-    model = mlp([16], norm=None, rng=1)
+    model = mlp([16], Seeds("t"), 1, norm=None)
     p = loss_landscape._landscape_probe(X, y, (0.0,), every=1)(model, 1)
     assert p["grad_change"] == 0.0 and p["loss_range"] == 0.0
 
 
 def test_santurkar_probe_restores_running_stats_and_reads_the_last_relu_input():
     X, _ = _data()
-    model = mlp([16, 12], norm=lambda C: NoisyBatchNorm1d(C, rng=2), rng=3)
+    model = mlp([16, 12], Seeds("t"), 3, norm=lambda C: NoisyBatchNorm1d(C, rng=2))
     before = _state(model)
     means = santurkar_noise._preactivation_probe(X)(model, 1)
     for k, v in _state(model).items():

@@ -1,10 +1,11 @@
-"""Shared MNIST-1D setups: data split, per-purpose seed streams, MLPs with a norm factory."""
+"""Shared MNIST-1D setups: the data split, seeded MLPs with a norm factory, accuracy."""
 
 import numpy as np
 
 from normlab import nn
 from normlab.lab.noisy_bn import NoisyBatchNorm1d
-from normlab.lab.setups import PURPOSES, accuracy, mlp, mnist1d_full, seed_streams
+from normlab.lab.seeding import Seeds
+from normlab.lab.setups import accuracy, mlp, mnist1d_full
 
 
 def test_mnist1d_full_is_the_4000_1000_split():
@@ -13,17 +14,8 @@ def test_mnist1d_full_is_the_4000_1000_split():
     assert ytr.shape == (4000,) and yte.shape == (1000,)
 
 
-def test_seed_streams_repeat_per_seed_and_differ_across_seeds_and_purposes():
-    a, b, c = seed_streams(7, 0), seed_streams(7, 0), seed_streams(7, 1)
-    assert set(a) == set(PURPOSES)
-    draws = {p: a[p].integers(2**62) for p in PURPOSES}
-    assert draws == {p: b[p].integers(2**62) for p in PURPOSES}
-    assert len(set(draws.values())) == len(PURPOSES)
-    assert all(draws[p] != c[p].integers(2**62) for p in PURPOSES)
-
-
 def test_arms_of_one_seed_share_the_linear_weights():
-    nets = [mlp([20, 20], norm=norm, init="he", rng=seed_streams(3, 0)["init"])
+    nets = [mlp([20, 20], Seeds("t", 3), 0, norm=norm, init="he")
             for norm in (None, "batch", lambda C: NoisyBatchNorm1d(C))]
     weights = [[m.params["weight"] for m in net.modules() if isinstance(m, nn.Linear)]
                for net in nets]
@@ -36,7 +28,7 @@ def test_arms_of_one_seed_share_the_linear_weights():
 
 
 def test_accuracy_restores_the_mode():
-    net = mlp([8], norm="batch", rng=0)
+    net = mlp([8], Seeds("t"), 0, norm="batch")
     X = np.random.default_rng(0).normal(size=(30, 1, 40)).astype(np.float32)
     y = np.zeros(30, dtype=np.int64)
     acc = accuracy(net, X, y, batch_size=7)

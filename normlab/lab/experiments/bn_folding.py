@@ -19,7 +19,8 @@ import numpy as np
 from normlab import models, nn
 from normlab.interop import fold_batchnorm
 from normlab.lab.common import mean_std, new_figure, progress, save_figure
-from normlab.lab.setups import base_seed, bn_layers, mnist1d_full, seed_streams
+from normlab.lab.seeding import Seeds, seed_model
+from normlab.lab.setups import bn_layers, mnist1d_full
 from normlab.lab.training import train_run
 
 NAME = "bn-folding"
@@ -77,15 +78,16 @@ def _compare(model, X, y, dtype) -> dict:
             "_pair": (m, folded, Xd)}
 
 
-def run(cfg: Config, rng: np.random.Generator) -> dict:
+def run(cfg: Config, seeds: Seeds) -> dict:
     train, test = mnist1d_full()
-    base = base_seed(rng)
     runs = []
     for seed in progress(range(cfg.seeds), NAME, total=cfg.seeds):
-        st = seed_streams(base, seed)
-        model = models.build("mnist1d-cnn", norm="batch", channels=cfg.channels, rng=st["init"])
+        model = models.build("mnist1d-cnn", norm="batch", channels=cfg.channels,
+                             rng=seeds.generator(seed, "build"))
+        seed_model(model, seeds, seed, tag="cnn")
         r = train_run(model, train, test, lr=cfg.lr, batch_size=cfg.batch_size, steps=cfg.steps,
-                      eval_every=cfg.eval_every, optimizer="adam", rng=st["data"])
+                      eval_every=cfg.eval_every, optimizer="adam",
+                      rng=seeds.generator(seed, "data", "batches"))
         moved = float(max(np.abs(m.buffers["running_var"] - 1).max() for m in bn_layers(model)))
         out = {"seed": seed, "eval_step": r["eval_step"], "test_acc": r["val_acc"],
                "running_var_moved": moved}

@@ -20,7 +20,9 @@ import numpy as np
 
 from normlab import nn
 from normlab.lab.common import mean_std, new_figure, progress, save_figure
-from normlab.lab.setups import base_seed, bn_layers, mlp, mnist1d_full, seed_streams
+from normlab.lab.seeding import Seeds
+from normlab.lab.setups import bn_layers, mlp, mnist1d_full
+from normlab.lab.stats import paired
 from normlab.lab.training import train_run
 
 NAME = "loss-landscape"
@@ -90,18 +92,18 @@ def _landscape_probe(X, y, etas, every):
     return probe
 
 
-def run(cfg: Config, rng: np.random.Generator) -> dict:
+def run(cfg: Config, seeds: Seeds) -> dict:
     train, test = mnist1d_full()
-    base = base_seed(rng)
     runs: dict[str, list] = {a: [] for a in ARMS}
     combos = [(s, a) for s in range(cfg.seeds) for a in ARMS]
     for seed, arm in progress(combos, NAME, total=len(combos)):
-        st = seed_streams(base, seed)
-        idx = st["probe"].choice(len(train[0]), cfg.batch_size, replace=False)
-        model = mlp([cfg.width] * cfg.depth, norm=None if arm == "none" else arm, init="he",
-                    rng=st["init"])
+        idx = seeds.generator(seed, "data", "probe").choice(len(train[0]), cfg.batch_size,
+                                                            replace=False)
+        model = mlp([cfg.width] * cfg.depth, seeds, seed, norm=None if arm == "none" else arm,
+                    init="he")
         r = train_run(model, train, test, lr=cfg.lr, batch_size=cfg.batch_size, steps=cfg.steps,
-                      eval_every=cfg.probe_every, optimizer="sgd", rng=st["data"],
+                      eval_every=cfg.probe_every, optimizer="sgd",
+                      rng=seeds.generator(seed, "data", "batches"),
                       probe=_landscape_probe(train[0][idx], train[1][idx], cfg.etas,
                                              cfg.probe_every))
         probes = [p for p in r["probes"] if p is not None]
@@ -118,9 +120,15 @@ def run(cfg: Config, rng: np.random.Generator) -> dict:
                    for k in ("median_loss_range", "median_grad_change")} for a, rs in runs.items()}
     for a, rs in runs.items():
         summary[a]["final_test_acc"] = mean_std([r["test_acc"][-1] for r in rs])
-    for k in ("median_loss_range", "median_grad_change"):  # per seed, BN / no BN
-        summary[f"ratio_{k}"] = mean_std([b[k] / n[k] for b, n in zip(runs["batch"], runs["none"])])
-    return {"runs": runs, "metrics": metrics, "summary": summary, "etas": list(cfg.etas),
+    pairs = {}
+    for k, limit in (("median_loss_range", 0.5), ("median_grad_change", 0.6)):
+        ratios = [b[k] / n[k] for b, n in zip(runs["batch"], runs["none"])]  # per seed
+        summary[f"ratio_{k}"] = mean_std(ratios)
+        pairs[f"{k.replace('_', ' ')}: {limit} − (BN / no BN)"] = paired(
+            [limit] * len(ratios), ratios)
+    summary["paired"] = pairs
+    return {"runs": runs, "metrics": metrics, "summary": summary, "paired": pairs,
+            "etas": list(cfg.etas),
             "lr": cfg.lr}
 
 

@@ -22,7 +22,9 @@ import numpy as np
 
 from normlab.data import DataLoader
 from normlab.lab.common import mean_std, new_figure, progress, save_figure
-from normlab.lab.setups import accuracy, base_seed, bn_layers, mlp, mnist1d_full, seed_streams
+from normlab.lab.seeding import Seeds
+from normlab.lab.setups import accuracy, bn_layers, mlp, mnist1d_full
+from normlab.lab.stats import paired
 from normlab.lab.training import train_run
 from normlab.train import update_bn_stats
 
@@ -82,19 +84,19 @@ def _precise_probe(train, test, batch_size: int, eval_steps, rng):
     return probe
 
 
-def run(cfg: Config, rng: np.random.Generator) -> dict:
+def run(cfg: Config, seeds: Seeds) -> dict:
     train, test = mnist1d_full()
-    base = base_seed(rng)
     eval_steps = tuple(s for s in cfg.eval_steps if s <= cfg.steps)
     runs: dict[str, list] = {r: [] for r in cfg.runs}
     combos = [(s, r) for s in range(cfg.seeds) for r in cfg.runs]
     for seed, key in progress(combos, NAME, total=len(combos)):
         bs, lr = key.split(":")
-        st = seed_streams(base, seed)
-        model = mlp([cfg.width] * cfg.depth, norm="batch", rng=st["init"])
+        model = mlp([cfg.width] * cfg.depth, seeds, seed, norm="batch")
         r = train_run(model, train, test, lr=float(lr), batch_size=int(bs), steps=cfg.steps,
-                      eval_every=cfg.steps, optimizer="momentum", rng=st["data"],
-                      probe=_precise_probe(train, test, int(bs), eval_steps, st["probe"]))
+                      eval_every=cfg.steps, optimizer="momentum",
+                      rng=seeds.generator(seed, "data", "batches", key),
+                      probe=_precise_probe(train, test, int(bs), eval_steps,
+                                           seeds.generator(seed, "data", "reestimate", key)))
         points = [p for p in r["probes"] if p is not None]
         rec = {"seed": seed, "diverged": r["diverged"], "step": [p["step"] for p in points]}
         for k in (*STATS, "stat_gap_average", "stat_gap_population"):
@@ -102,7 +104,7 @@ def run(cfg: Config, rng: np.random.Generator) -> dict:
         runs[key].append(rec)
     metrics = [{"run": k, "seed": r["seed"], "step": s, **{st: r[st][i] for st in STATS}}
                for k, rs in runs.items() for r in rs for i, s in enumerate(r["step"])]
-    summary = {}
+    summary, pairs = {}, {}
     for key, rs in runs.items():
         early = [i for i, s in enumerate(rs[0]["step"]) if s <= EARLY_STEPS]
         summary[key] = {f"final_{st}_acc": mean_std([r[st][-1] for r in rs]) for st in STATS}
@@ -112,7 +114,12 @@ def run(cfg: Config, rng: np.random.Generator) -> dict:
             summary[key][f"final_gain_{est}"] = mean_std([r[est][-1] - r["ema"][-1] for r in rs])
         summary[key]["estimators_final_diff"] = mean_std(
             [abs(r["average"][-1] - r["population"][-1]) for r in rs])
-    return {"runs": runs, "metrics": metrics, "summary": summary, "steps": cfg.steps}
+        early_gain = [np.mean([r["population"][i] - r["ema"][i] for i in early]) for r in rs]
+        pairs[f"batch {key.split(':')[0]}: mean test accuracy at steps <= {EARLY_STEPS}, precise "
+              "(population) − EMA"] = paired(early_gain, [0.0] * len(rs))
+    summary["paired"] = pairs
+    return {"runs": runs, "metrics": metrics, "summary": summary, "paired": pairs,
+            "steps": cfg.steps}
 
 
 def plot(results: dict, out_dir) -> list:
@@ -149,6 +156,10 @@ def check(results: dict) -> dict[str, bool]:
         f"early (step <= {EARLY_STEPS}), batch {large.split(':')[0]}: precise statistics beat the "
         "EMA on average": s[large]["early_gain_population"]["mean"] > 0
         and s[large]["early_gain_average"]["mean"] > 0,
+        f"early, batch {large.split(':')[0]}: precise (population) beats the EMA in every seed":
+        results["paired"][
+            f"batch {large.split(':')[0]}: mean test accuracy at steps <= {EARLY_STEPS}, precise "
+            "(population) − EMA"]["every_seed"],
     }
     for key in keys:
         g = s[key]

@@ -15,7 +15,9 @@ import numpy as np
 
 from normlab import nn
 from normlab.lab.common import mean_std, new_figure, progress, save_figure
-from normlab.lab.setups import base_seed, mlp, mnist1d_full, seed_streams
+from normlab.lab.seeding import Seeds
+from normlab.lab.setups import mlp, mnist1d_full
+from normlab.lab.stats import paired
 from normlab.lab.training import train_run
 
 NAME = "saturating-sigmoid"
@@ -55,17 +57,16 @@ def _grad_norm_probe(steps):
     return probe
 
 
-def run(cfg: Config, rng: np.random.Generator) -> dict:
+def run(cfg: Config, seeds: Seeds) -> dict:
     train, test = mnist1d_full()
-    base = base_seed(rng)
     runs: dict[str, list] = {}
     combos = [(s, n, lr) for s in range(cfg.seeds) for n in NORMS for lr in cfg.lrs]
     for seed, norm, lr in progress(combos, NAME, total=len(combos)):
-        st = seed_streams(base, seed)
-        model = mlp([cfg.width] * cfg.depth, norm=None if norm == "none" else norm,
-                    activation="sigmoid", init="xavier", rng=st["init"])
+        model = mlp([cfg.width] * cfg.depth, seeds, seed, norm=None if norm == "none" else norm,
+                    activation="sigmoid", init="xavier")
         r = train_run(model, train, test, lr=lr, batch_size=cfg.batch_size, steps=cfg.steps,
-                      eval_every=cfg.eval_every, optimizer="momentum", rng=st["data"],
+                      eval_every=cfg.eval_every, optimizer="momentum",
+                      rng=seeds.generator(seed, "data", "batches"),
                       probe=_grad_norm_probe({1, cfg.steps}))
         acc = [a if np.isfinite(a) else 0.0 for a in r["val_acc"]]
         runs.setdefault(f"{norm}/{lr}", []).append({
@@ -78,11 +79,16 @@ def run(cfg: Config, rng: np.random.Generator) -> dict:
                    "final_test_acc": mean_std([r["test_acc"][-1] if r["test_acc"] else 0.0
                                                for r in rs])}
                for k, rs in runs.items()}
+    best = {}
     for norm in NORMS:  # per seed: the best over learning rates and evaluations
-        best = [max(runs[f"{norm}/{lr}"][s]["best_test_acc"] for lr in cfg.lrs)
-                for s in range(cfg.seeds)]
-        summary[f"{norm}/best_over_lrs"] = {"best_test_acc": mean_std(best)}
-    return {"runs": runs, "metrics": metrics, "summary": summary, "lrs": list(cfg.lrs),
+        best[norm] = [max(runs[f"{norm}/{lr}"][s]["best_test_acc"] for lr in cfg.lrs)
+                      for s in range(cfg.seeds)]
+        summary[f"{norm}/best_over_lrs"] = {"best_test_acc": mean_std(best[norm])}
+    pairs = {"best test accuracy over the lrs, with BN − without BN":
+             paired(best["batch"], best["none"])}
+    summary["paired"] = pairs
+    return {"runs": runs, "metrics": metrics, "summary": summary, "paired": pairs,
+            "lrs": list(cfg.lrs),
             "steps": cfg.steps, "depth": cfg.depth}
 
 
@@ -118,7 +124,9 @@ def check(results: dict) -> dict[str, bool]:
     none = s["none/best_over_lrs"]["best_test_acc"]["mean"]
     bn = s["batch/best_over_lrs"]["best_test_acc"]["mean"]
     out = {"with BN the best test accuracy beats the best without BN by >= 20 points":
-           bn >= none + 0.20}
+           bn >= none + 0.20,
+           "with BN better than without in every seed (paired by seed)":
+           results["paired"]["best test accuracy over the lrs, with BN − without BN"]["every_seed"]}
     if results["steps"] >= FULL_STEPS:  # the bands need the full 4,000 steps
         out["without BN: best test accuracy over the learning rates <= 20 %"] = none <= 0.20
         out["with BN: best test accuracy over the learning rates >= 55 %"] = bn >= 0.55
