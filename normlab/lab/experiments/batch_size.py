@@ -3,17 +3,20 @@
 BN estimates its statistics from the mini-batch, so at tiny batches training sees very
 noisy statistics and evaluation (running averages) no longer matches training (Wu & He
 2018, Fig. 1). LayerNorm and GroupNorm normalise each sample on its own and do not care
-about the batch size. Every run sees the same number of epochs. Within a replicate every
+about the batch size. Batch Renorm (Ioffe 2017) corrects the batch statistics towards the
+running ones (``r_max`` 3, ``d_max`` 5), so it suffers far less at tiny batches. Every run
+sees the same number of epochs. Within a replicate every
 arm trains on the same subset, in the same sample order, from the same Linear weights.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from normlab import models
+from normlab import models, nn
 from normlab.data import load_dataset
 from normlab.lab.common import errorbar, new_figure, progress, save_figure
 from normlab.lab.seeding import Seeds, seed_model
@@ -21,11 +24,14 @@ from normlab.lab.stats import mean_ci, paired
 from normlab.lab.training import subset, train_run
 
 NAME = "batch-size"
-TITLE = "Normalization vs batch size: BN, LayerNorm, GroupNorm, none"
-CLAIM = "BN degrades at tiny batches; LayerNorm and GroupNorm do not."
+TITLE = "Normalization vs batch size: BN, Batch Renorm, LayerNorm, GroupNorm, none"
+CLAIM = ("BN degrades at tiny batches; LayerNorm and GroupNorm do not, and Batch Renorm beats "
+         "BN at batch size 4 by >= 10 points.")
 
-NORMS = ("batch", "layer", "group", "none")
-LABELS = {"batch": "BatchNorm", "layer": "LayerNorm", "group": "GroupNorm", "none": "no norm"}
+NORMS = ("batch", "renorm", "layer", "group", "none")
+LABELS = {"batch": "BatchNorm", "renorm": "Batch Renorm", "layer": "LayerNorm",
+          "group": "GroupNorm", "none": "no norm"}
+RENORM_BATCH = 4  # Batch Renorm's criterion: BRN(bs 4) >= BN(bs 4) + 10 points
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,20 @@ class Config:
     width: int = 64
     epochs: int = 4
     lr: float = 0.01  # SGD with momentum 0.9
+    r_max: float = 3.0  # Batch Renorm's bounds
+    d_max: float = 5.0
     n_train: int = 1000
     seeds: int = 2
 
     @classmethod
     def smoke(cls) -> "Config":
-        return cls(batch_sizes=(2, 32), epochs=3, n_train=400, seeds=1)
+        return cls(batch_sizes=(2, 4, 32), epochs=3, n_train=400, seeds=1)
+
+
+def _norm(norm: str, cfg: Config):
+    if norm == "renorm":
+        return partial(nn.BatchRenorm1d, r_max=cfg.r_max, d_max=cfg.d_max)
+    return None if norm == "none" else norm
 
 
 def run(cfg: Config, seeds: Seeds) -> dict:
@@ -54,7 +68,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
         tr_X, tr_y, va_X, va_y = subset(data, cfg.n_train, None,
                                         seeds.generator(rep, "data", "subset"))
         model = models.FullyConnectedNet([cfg.width] * cfg.depth, int(np.prod(data.input_shape)),
-                                         data.num_classes, norm=None if norm == "none" else norm,
+                                         data.num_classes, norm=_norm(norm, cfg),
                                          rng=seeds.generator(rep, "build"))
         seed_model(model, seeds, rep)
         r = train_run(model, (tr_X, tr_y), (va_X, va_y), lr=cfg.lr, batch_size=bs,
@@ -80,6 +94,9 @@ def run(cfg: Config, seeds: Seeds) -> dict:
                     paired(acc[other][small], acc["batch"][small])
                 pairs[f"accuracy lost from batch {big} to {small}, BatchNorm − {LABELS[other]}"] = \
                     paired(drop["batch"], drop[other])
+    if "batch" in cfg.norms and "renorm" in cfg.norms and RENORM_BATCH in cfg.batch_sizes:
+        pairs[f"validation accuracy at batch size {RENORM_BATCH}, Batch Renorm − BatchNorm"] = \
+            paired(acc["renorm"][RENORM_BATCH], acc["batch"][RENORM_BATCH])
     summary["paired"] = pairs
     return {"acc": {n: {str(b): v for b, v in d.items()} for n, d in acc.items()},
             "batch_sizes": list(cfg.batch_sizes), "norms": list(cfg.norms), "metrics": metrics,
@@ -113,4 +130,10 @@ def check(results: dict) -> dict[str, bool]:
                 f"{small}, in every seed (paired by seed)"] = p[
                 f"accuracy lost from batch {big} to {small}, BatchNorm − {LABELS[other]}"][
                 "every_seed"]
+    key = f"validation accuracy at batch size {RENORM_BATCH}, Batch Renorm − BatchNorm"
+    if key in p:
+        out[f"at batch size {RENORM_BATCH}, Batch Renorm >= BatchNorm + 10 points (mean over "
+            "seeds)"] = p[key]["mean"] >= 0.10
+        out[f"at batch size {RENORM_BATCH}, Batch Renorm beats BatchNorm in every seed (paired "
+            "by seed)"] = p[key]["every_seed"]
     return out
