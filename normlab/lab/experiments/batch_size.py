@@ -118,6 +118,7 @@ def plot(results: dict, out_dir) -> list:
     ax.set(xscale="log", xlabel="batch size", ylabel="validation accuracy (eval mode)",
            title="same epochs at every batch size")
     ax.set_xticks(bss, [str(b) for b in bss])
+    ax.minorticks_off()  # the log axis' minor labels (3x10^0, ...) overlap the batch sizes
     ax.legend(fontsize=7)
     return [save_figure(fig, out_dir, "batch_size")]
 
