@@ -115,11 +115,12 @@ def plot(results: dict, out_dir) -> list:
     for i, norm in enumerate(results["norms"]):
         v = np.array([results["acc"][norm][str(b)] for b in bss])  # (batch sizes, seeds)
         errorbar(ax, bss, v.T, LABELS[norm], ms=4, color=f"C{i}")
+    # accuracies live in [0, 1]; with 2 seeds a t-interval can reach far outside it
     ax.set(xscale="log", xlabel="batch size", ylabel="validation accuracy (eval mode)",
-           title="same epochs at every batch size")
+           title="same epochs at every batch size", ylim=(0, 1.02))
     ax.set_xticks(bss, [str(b) for b in bss])
     ax.minorticks_off()  # the log axis' minor labels (3x10^0, ...) overlap the batch sizes
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
     return [save_figure(fig, out_dir, "batch_size")]
 
 

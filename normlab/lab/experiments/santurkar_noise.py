@@ -152,9 +152,9 @@ def plot(results: dict, out_dir) -> list:
                     label=LABELS[arm] + (" (diverged)" if r["diverged"] else "") if j == 0 else None)
     ax.set(xlabel="step", ylabel="test accuracy", ylim=(0, 1),
            title=f"(a) test accuracy, lr {results['lr']} (each seed)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower left")
     ax = axes[0][1]
-    for arm, color in (("batch", "C1"), ("noisy", "C2")):
+    for arm, color in (("noisy", "C2"), ("batch", "C1")):  # BN drawn on top
         tr = np.asarray(runs[arm][0]["trace"])
         for u in range(tr.shape[1]):
             ax.plot(np.arange(1, len(tr) + 1), tr[:, u], color=color, lw=0.9,
