@@ -136,7 +136,8 @@ def plot(results: dict, out_dir) -> list:
     axes[0][0].set(xlabel="step", ylabel="test accuracy", ylim=(0, 1),
                    title=f"test accuracy (dotted: Greydanus 2020)\n{interval_label(n)}"
                    f"{', shaded' if n > 1 else ''}")
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    # below the logistic curve (~0.3), where no curve runs
+    axes[0][0].legend(fontsize=7, ncol=2, loc="lower right")
     keys = list(results["summary"])
     keys.remove("paired")
     stats = [results["summary"][k]["final_test_acc"] for k in keys]
