@@ -49,6 +49,10 @@ class Config:
     lr: float = 0.05  # SGD, momentum 0.9
     r_max: float = 3.0
     d_max: float = 5.0
+    # weight of the new batch in Batch Renorm's running averages (PyTorch's BN default; BN
+    # keeps 0.1 in every case). With 0.01, seed 0 reaches 56.9 % on non-i.i.d. batches
+    # instead of 51.5 %: see README.
+    renorm_momentum: float = 0.1
     noniid_batches: int = 300  # fixed batches of two classes, cycled
     eval_every: int = 500
     arms: tuple = ARMS
@@ -78,7 +82,8 @@ def noniid_batches(X, y, num_batches: int, batch_size: int, rng: np.random.Gener
 
 def _norm(arm: str, cfg: Config):
     if arm == "renorm":
-        return partial(nn.BatchRenorm1d, r_max=cfg.r_max, d_max=cfg.d_max)
+        return partial(nn.BatchRenorm1d, r_max=cfg.r_max, d_max=cfg.d_max,
+                       momentum=cfg.renorm_momentum)
     return None if arm == "none" else arm
 
 
