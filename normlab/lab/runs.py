@@ -7,6 +7,8 @@ Layout::
     metrics.jsonl   one JSON record per logged point (``results["metrics"]``)
     results.json    the full results, so figures can be redrawn without re-running
     summary.json    headline numbers, the claim checks and the wall time
+    timings.json    only if the experiment measured wall-clock times (``results["timings"]``):
+                    machine-dependent, so kept out of the reproducible results.json
     figures/*.png   matplotlib figures drawn by the experiment's ``plot``
 """
 
@@ -159,7 +161,12 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for rec in results.get("metrics", []):
             fh.write(json.dumps(_jsonable(rec), allow_nan=False) + "\n")
+    # wall-clock measurements differ from run to run: results.json stays reproducible
+    timings = results.pop("timings", None)
     write_json(run_dir / "results.json", results)
+    if timings is not None:
+        write_json(run_dir / "timings.json", timings)
+        results["timings"] = timings
     figures = list(exp.plot(results, run_dir / "figures"))
     if results.get("paired"):
         figures.append(plot_paired(results["paired"], run_dir / "figures"))
@@ -169,6 +176,7 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
         "summary": results.get("summary", {}), "checks": checks,
         "figures": [str(Path(f).relative_to(run_dir)) for f in figures],
         "wall_time_s": round(wall, 2),
+        **({} if timings is None else {"timings": timings.get("summary", timings)}),
     })
     return run_dir
 

@@ -80,7 +80,7 @@ def _compare(model, X, y, dtype) -> dict:
 
 def run(cfg: Config, seeds: Seeds) -> dict:
     train, test = mnist1d_full()
-    runs = []
+    runs, per_seed_times = [], []
     for seed in progress(range(cfg.seeds), NAME, total=cfg.seeds):
         model = models.build("mnist1d-cnn", norm="batch", channels=cfg.channels,
                              rng=seeds.generator(seed, "build"))
@@ -91,26 +91,32 @@ def run(cfg: Config, seeds: Seeds) -> dict:
         moved = float(max(np.abs(m.buffers["running_var"] - 1).max() for m in bn_layers(model)))
         out = {"seed": seed, "eval_step": r["eval_step"], "test_acc": r["val_acc"],
                "running_var_moved": moved}
+        times = {"seed": seed}
         for name, dtype in (("float32", np.float32), ("float64", np.float64)):
             res = _compare(model, *test, dtype)
             m, folded, Xd = res.pop("_pair")
+            times[name] = {}
             for label, net in (("bn", m), ("folded", folded)):
-                res[f"time_batch1000_{label}_ms"] = 1e3 * _best_time(lambda: net(Xd),
+                times[name][f"batch1000_{label}_ms"] = 1e3 * _best_time(lambda: net(Xd),
+                                                                        cfg.timing_repeats)
+                times[name][f"batch1_{label}_ms"] = 1e3 * _best_time(lambda: net(Xd[:1]),
                                                                      cfg.timing_repeats)
-                res[f"time_batch1_{label}_ms"] = 1e3 * _best_time(lambda: net(Xd[:1]),
-                                                                  cfg.timing_repeats)
             out[name] = res
         runs.append(out)
+        per_seed_times.append(times)
     metrics = [{"seed": r["seed"], "dtype": d, **{k: v for k, v in r[d].items()
                                                    if not isinstance(v, list)}}
                for r in runs for d in ("float32", "float64")]
     summary = {"test_acc": mean_std([r["float32"]["test_acc"] for r in runs])}
     for d in ("float32", "float64"):
-        summary[d] = {k: mean_std([r[d][k] for r in runs]) for k in (
-            "max_abs_diff", "time_batch1000_bn_ms", "time_batch1000_folded_ms",
-            "time_batch1_bn_ms", "time_batch1_folded_ms")}
-        summary[d]["same_argmax_all_seeds"] = all(r[d]["same_argmax"] for r in runs)
-    return {"runs": runs, "metrics": metrics, "summary": summary, "steps": cfg.steps}
+        summary[d] = {"max_abs_diff": mean_std([r[d]["max_abs_diff"] for r in runs]),
+                      "same_argmax_all_seeds": all(r[d]["same_argmax"] for r in runs)}
+    # wall-clock times depend on the machine and its load: the run folder keeps them apart
+    timings = {"per_seed": per_seed_times, "summary": {
+        d: {k: mean_std([t[d][k] for t in per_seed_times]) for k in per_seed_times[0][d]}
+        for d in ("float32", "float64")}}
+    return {"runs": runs, "metrics": metrics, "summary": summary, "steps": cfg.steps,
+            "timings": timings}
 
 
 def plot(results: dict, out_dir) -> list:
@@ -129,11 +135,12 @@ def plot(results: dict, out_dir) -> list:
     ax.legend(fontsize=8)
     ax = axes[0][1]
     labels, before, after = [], [], []
+    times = results["timings"]["per_seed"]
     for d in ("float32", "float64"):
         for b in ("1000", "1"):
             labels.append(f"{d}\nbatch {b}")
-            before.append(np.mean([r[d][f"time_batch{b}_bn_ms"] for r in runs]))
-            after.append(np.mean([r[d][f"time_batch{b}_folded_ms"] for r in runs]))
+            before.append(np.mean([t[d][f"batch{b}_bn_ms"] for t in times]))
+            after.append(np.mean([t[d][f"batch{b}_folded_ms"] for t in times]))
     x = np.arange(len(labels))
     ax.bar(x - 0.2, before, 0.4, label="with BN layers")
     ax.bar(x + 0.2, after, 0.4, label="folded")
