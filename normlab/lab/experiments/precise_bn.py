@@ -55,6 +55,11 @@ class Config:
                    seeds=1)
 
 
+def _early_key(run: str) -> str:
+    """Label of the paired comparison "precise minus EMA, early" for run ``"bs:lr"``."""
+    return f"batch {run.split(':')[0]}, steps <= {EARLY_STEPS}: accuracy, precise − EMA"
+
+
 def _stat_gap(model, reestimated) -> float:
     """Largest relative difference of running mean / std between two copies, over layers."""
     out = 0.0
@@ -115,8 +120,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
         summary[key]["estimators_final_diff"] = mean_std(
             [abs(r["average"][-1] - r["population"][-1]) for r in rs])
         early_gain = [np.mean([r["population"][i] - r["ema"][i] for i in early]) for r in rs]
-        pairs[f"batch {key.split(':')[0]}: mean test accuracy at steps <= {EARLY_STEPS}, precise "
-              "(population) − EMA"] = paired(early_gain, [0.0] * len(rs))
+        pairs[_early_key(key)] = paired(early_gain, [0.0] * len(rs))
     summary["paired"] = pairs
     return {"runs": runs, "metrics": metrics, "summary": summary, "paired": pairs,
             "steps": cfg.steps}
@@ -157,9 +161,7 @@ def check(results: dict) -> dict[str, bool]:
         "EMA on average": s[large]["early_gain_population"]["mean"] > 0
         and s[large]["early_gain_average"]["mean"] > 0,
         f"early, batch {large.split(':')[0]}: precise (population) beats the EMA in every seed":
-        results["paired"][
-            f"batch {large.split(':')[0]}: mean test accuracy at steps <= {EARLY_STEPS}, precise "
-            "(population) − EMA"]["every_seed"],
+        results["paired"][_early_key(large)]["every_seed"],
     }
     for key in keys:
         g = s[key]
