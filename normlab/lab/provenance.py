@@ -43,16 +43,20 @@ def git_state() -> dict[str, Any]:
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
-def blas_info() -> list[dict[str, Any]]:
-    """The BLAS/OpenMP libraries NumPy and friends loaded, with versions and thread counts."""
+def blas_info() -> dict[str, Any]:
+    """The BLAS/OpenMP libraries loaded (NumPy's and its neighbours'), keyed by file name,
+    with API, version, thread count and architecture."""
     try:
-        import numpy  # noqa: F401, PLC0415  (load NumPy's BLAS before asking)
+        import numpy as np  # noqa: PLC0415
+
+        np.dot(np.ones((2, 2)), np.ones((2, 2)))  # make sure NumPy's BLAS is loaded
         from threadpoolctl import threadpool_info  # noqa: PLC0415
     except ImportError:
-        return [{"error": "threadpoolctl is not installed"}]
+        return {"error": "threadpoolctl is not installed"}
     keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer",
             "architecture")
-    return [{k: lib.get(k) for k in keep if k in lib} for lib in threadpool_info()]
+    return {os.path.basename(lib.get("filepath", "?")): {k: lib.get(k) for k in keep if k in lib}
+            for lib in threadpool_info()}
 
 
 def kernel_setting() -> dict[str, Any]:
@@ -74,5 +78,15 @@ def reproducibility_info() -> dict[str, Any]:
         "blas": blas_info(),
         "kernels": kernel_setting(),
         "thread_env": {k: os.environ.get(k) for k in _THREAD_VARS},
-        "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]] if sys.argv else [],
+        "command": _command(),
     }
+
+
+def _command() -> list[str]:
+    """``sys.argv`` with the program shown as ``normlab`` for ``python -m normlab``."""
+    if not sys.argv:
+        return []
+    prog = os.path.basename(sys.argv[0])
+    if prog == "__main__.py" and Path(sys.argv[0]).parent.name == "normlab":
+        prog = "normlab"
+    return [prog, *sys.argv[1:]]

@@ -88,17 +88,19 @@ def _overview(runs: list[dict[str, Any]]) -> str:
 
 def _paired_table(pairs: dict[str, Any]) -> str:
     """One row per paired comparison: per-seed differences, mean, interval, verdicts."""
-    out = ["<table><tr><th>comparison (claim predicts &gt; 0)</th><th>per-seed differences</th>"
-           "<th>mean</th><th>95 % t-interval</th><th>&gt; 0 in every seed</th>"
-           "<th>interval above 0</th></tr>"]
+    out = ["<table><tr><th>comparison (claim predicts &gt; threshold)</th>"
+           "<th>per-seed differences</th><th>mean</th><th>95 % t-interval</th>"
+           "<th>threshold</th><th>&gt; threshold in every seed</th>"
+           "<th>interval above threshold</th></tr>"]
     for name, p in pairs.items():
         diffs = ", ".join(_num(d) for d in p.get("diffs", []))
         interval = ("undefined (one seed)" if p.get("low") is None
                     else f"[{_num(p['low'])}, {_num(p['high'])}]")
         every = "yes" if p.get("every_seed") else "no"
-        excl = {None: "—", True: "yes", False: "no"}[p.get("excludes_zero")]
+        excl = {None: "—", True: "yes", False: "no"}[p.get("interval_above")]
         out.append(f"<tr><td>{html.escape(name)}</td><td>{diffs}</td><td>{_num(p.get('mean'))}"
-                   f"</td><td>{interval}</td><td class='{'pass' if every == 'yes' else 'fail'}'>"
+                   f"</td><td>{interval}</td><td>{_num(p.get('threshold', 0.0))}</td>"
+                   f"<td class='{'pass' if every == 'yes' else 'fail'}'>"
                    f"{every}</td><td>{excl}</td></tr>")
     return "\n".join(out) + "</table>"
 
@@ -132,7 +134,8 @@ def _section(run: dict[str, Any], anchor: str = "") -> str:
         parts.append("<h3>Paired comparisons by seed</h3><p>Arms of one replicate share data, "
                      "batch order and initial weights; each row is the per-seed difference "
                      "between two arms. A check on a comparison holds when the difference is "
-                     "above 0 in every seed.</p>" + _paired_table(pairs))
+                     "above its threshold (0 unless the claim names one) in every seed.</p>"
+                     + _paired_table(pairs))
     if summary:
         parts.append("<details open><summary>summary (mean [95 % t-interval] over seeds)"
                      "</summary>" + _table(summary) + "</details>")

@@ -2,14 +2,17 @@
 
 Layout::
 
-    config.json     the typed config (plus seed and smoke flag)
-    env.json        versions, platform, git commit, start time
+    config.json     the typed config (plus the base seed of the replicates and smoke flag)
+    env.json        versions, platform, git commit (and dirty flag), BLAS, kernel setting,
+                    thread variables, command, start time
     metrics.jsonl   one JSON record per logged point (``results["metrics"]``)
     results.json    the full results, so figures can be redrawn without re-running
-    summary.json    headline numbers, the claim checks and the wall time
+    summary.json    headline numbers (mean and 95 % t-interval over seeds), paired
+                    comparisons, the claim checks and the wall time
     timings.json    only if the experiment measured wall-clock times (``results["timings"]``):
                     machine-dependent, so kept out of the reproducible results.json
-    figures/*.png   matplotlib figures drawn by the experiment's ``plot``
+    figures/*.png   matplotlib figures drawn by the experiment's ``plot``, plus
+                    ``paired_differences.png`` when the results hold paired comparisons
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from normlab.lab.provenance import reproducibility_info
 from normlab.lab.registry import get_experiment
 from normlab.lab.seeding import Seeds
 
-__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
+__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "redraw_figures",
+           "write_json"]
 
 
 def _jsonable(obj: Any):
@@ -179,6 +183,26 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
         **({} if timings is None else {"timings": timings.get("summary", timings)}),
     })
     return run_dir
+
+
+def redraw_figures(run_dir: str | Path) -> list[Path]:
+    """Draw a run folder's figures again from its ``results.json`` with the current plotting
+    code (no training); ``summary.json`` lists them and records the commit they were drawn
+    at as ``figures_git_commit``. Raises ``FileNotFoundError`` for a non-run folder."""
+    run = load_run(run_dir)
+    run_dir = Path(run_dir)
+    exp = get_experiment(run["config"]["experiment"])
+    results = json.loads((run_dir / "results.json").read_text())
+    if (run_dir / "timings.json").is_file():
+        results["timings"] = json.loads((run_dir / "timings.json").read_text())
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
+    summary = run["summary"]
+    summary["figures"] = [str(Path(f).relative_to(run_dir)) for f in figures]
+    summary["figures_git_commit"] = reproducibility_info()["git_commit"]
+    write_json(run_dir / "summary.json", summary)
+    return figures
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

@@ -10,8 +10,9 @@ uncertainty is the Student-t interval of the mean difference over seeds,
 With one seed the interval is undefined and is reported as ``None``, never invented.
 
 A claim check on a paired comparison passes when the difference favours the claim in every
-seed (:func:`paired` reports ``every_seed``); the interval is reported beside it, and
-``excludes_zero`` says whether it lies entirely on the claim's side.
+seed (:func:`paired` reports ``every_seed``; "favours" means above a threshold, 0 unless the
+claim names one, such as "at least 3x"); the interval is reported beside it, and
+``interval_above`` says whether it lies entirely on the claim's side.
 """
 
 from __future__ import annotations
@@ -101,12 +102,14 @@ def mean_ci(values, level: float = LEVEL) -> dict:
     return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
 
 
-def paired(a, b, level: float = LEVEL) -> dict:
+def paired(a, b, level: float = LEVEL, threshold: float = 0.0) -> dict:
     """Paired comparison of two arms over the same seeds: ``d = a - b`` per seed.
 
-    Returns ``mean_ci(d)`` plus ``diffs`` (per seed), ``every_seed`` (all ``d > 0``: the
-    first arm is larger in every seed) and ``excludes_zero`` (the interval lies above 0;
-    ``None`` with one seed). Orient ``a`` and ``b`` so that the claim predicts ``d > 0``.
+    Returns ``mean_ci(d)`` plus ``diffs`` (per seed), ``threshold``, ``every_seed`` (all
+    ``d > threshold``: with the default 0, the first arm is larger in every seed) and
+    ``interval_above`` (the interval lies above the threshold; ``None`` with one seed).
+    Orient ``a`` and ``b`` so that the claim predicts ``d > threshold`` (e.g. a log-ratio
+    above ``log10(3)`` for "at least 3x").
 
     Raises
     ------
@@ -121,8 +124,9 @@ def paired(a, b, level: float = LEVEL) -> dict:
     d = a - b
     out = mean_ci(d, level)
     out["diffs"] = [float(v) for v in d]
-    out["every_seed"] = bool(np.all(d > 0))
-    out["excludes_zero"] = None if out["low"] is None else bool(out["low"] > 0)
+    out["threshold"] = float(threshold)
+    out["every_seed"] = bool(np.all(d > threshold))
+    out["interval_above"] = None if out["low"] is None else bool(out["low"] > threshold)
     return out
 
 

@@ -44,3 +44,56 @@ def test_init_training_adding_an_init_does_not_change_the_others():
     for key in ("tanh10/he/none", "tanh10/he/batch"):
         assert one[key] == two[key], key
     assert two["tanh10/xavier/none"] != two["tanh10/he/none"]
+
+
+def _recording(monkeypatch, module):
+    """Wrap the experiment's train_run: record each arm's initial weights, data and batch rng."""
+    from normlab.lab.seeding import layer_keys
+
+    calls = []
+    real = module.train_run
+
+    def spy(model, train, val, *, rng, **kw):
+        calls.append({"weights": {k: m.params["weight"].copy() for k, m in layer_keys(model)},
+                      "norm": any("Norm" in type(m).__name__ for m in model.modules()),
+                      "X": train[0].copy(), "rng": rng.bit_generator.state, **kw})
+        return real(model, train, val, rng=rng, **kw)
+
+    monkeypatch.setattr(module, "train_run", spy)
+    return calls
+
+
+def test_bn_vs_none_arms_start_from_the_same_weights_and_data(monkeypatch):
+    import numpy as np
+
+    exp = get_experiment("bn-vs-none")
+    calls = _recording(monkeypatch, exp)
+    exp.run(exp.Config(models=("mlp",), depth=2, width=8, epochs=1, n_train=100, seeds=2),
+            Seeds(exp.NAME, 0))
+    assert len(calls) == 4  # (none, batch) x 2 seeds
+    by_arm = {(c["norm"], i % 2): c for i, c in enumerate(calls)}  # loop: norm, then seed
+    for seed in (0, 1):
+        plain, bn = by_arm[(False, seed)], by_arm[(True, seed)]
+        assert list(plain["weights"]) == list(bn["weights"])
+        for key in plain["weights"]:
+            assert np.array_equal(plain["weights"][key], bn["weights"][key]), key
+        assert np.array_equal(plain["X"], bn["X"]) and plain["rng"] == bn["rng"]
+    assert not np.array_equal(by_arm[(False, 0)]["X"], by_arm[(False, 1)]["X"])
+
+
+def test_weight_scale_arms_differ_only_by_the_scale(monkeypatch):
+    import numpy as np
+
+    exp = get_experiment("weight-scale")
+    calls = _recording(monkeypatch, exp)
+    cfg = exp.Config(layers=3, width=8, n_scales=2, min_exp=-2.0, max_exp=0.0, epochs=1,
+                     n_train=100, seeds=1)
+    exp.run(cfg, Seeds(exp.NAME, 0))
+    assert len(calls) == 4  # loop: norm, scale
+    (none_s, none_b, bn_s, bn_b) = calls
+    for key in none_s["weights"]:
+        np.testing.assert_allclose(none_b["weights"][key], 100.0 * none_s["weights"][key],
+                                   rtol=2e-6)
+        assert np.array_equal(none_b["weights"][key], bn_b["weights"][key])
+        assert np.array_equal(none_s["weights"][key], bn_s["weights"][key])
+    assert all(np.array_equal(c["X"], none_s["X"]) and c["rng"] == none_s["rng"] for c in calls)

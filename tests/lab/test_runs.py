@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 
 from normlab.lab.registry import get_experiment
-from normlab.lab.runs import apply_overrides, load_run
+from normlab.lab.runs import _seed_argument, apply_overrides, load_run
+from normlab.lab.seeding import Seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,3 +73,34 @@ def test_timings_go_to_their_own_file_and_stay_out_of_results(tmp_path, monkeypa
     assert json.loads((run_dir / "timings.json").read_text()) == {"summary": {"ms": 2.5}}
     assert json.loads((run_dir / "summary.json").read_text())["timings"] == {"ms": 2.5}
     assert seen["timings"] == {"summary": {"ms": 2.5}}  # the figures still get them
+
+
+def test_experiments_get_seeds_and_legacy_ones_a_generator():
+    import types
+
+    import numpy as np
+
+    paired_exp = types.SimpleNamespace(run=lambda cfg, seeds: None)
+    legacy_exp = types.SimpleNamespace(run=lambda cfg, rng: None)
+    assert _seed_argument(paired_exp, "x", 4) == Seeds("x", 4)
+    g = _seed_argument(legacy_exp, "x", 4)
+    assert isinstance(g, np.random.Generator)
+    assert g.random() == np.random.default_rng(4).random()
+
+
+def test_redraw_figures_from_results(tmp_path):
+    import json
+
+    from normlab.lab.runs import redraw_figures, run_experiment
+
+    run_dir = run_experiment("weight-scale", smoke=True, out=tmp_path,
+                             overrides={"n_scales": "2", "epochs": "1", "n_train": "200",
+                                        "width": "16"})
+    before = json.loads((run_dir / "summary.json").read_text())
+    for png in (run_dir / "figures").glob("*.png"):
+        png.unlink()
+    figures = redraw_figures(run_dir)
+    after = json.loads((run_dir / "summary.json").read_text())
+    assert [str(f.relative_to(run_dir)) for f in figures] == after["figures"] == before["figures"]
+    assert all(f.is_file() for f in figures)
+    assert after["checks"] == before["checks"] and after["figures_git_commit"]

@@ -34,7 +34,8 @@ def test_generators_depend_only_on_their_key():
     a = s.generator(1, "data", "batches").random(5)
     assert np.array_equal(a, s.generator(1, "data", "batches").random(5))
     for other in (s.generator(2, "data", "batches"), s.generator(1, "data", "subset"),
-                  s.generator(1, "init", "batches"), Seeds("exp", 1).generator(1, "data", "batches"),
+                  s.generator(1, "init", "batches"),
+                  Seeds("exp", 1).generator(1, "data", "batches"),
                   Seeds("other", 0).generator(1, "data", "batches")):
         assert not np.array_equal(a, other.random(5))
 

@@ -37,19 +37,28 @@ def test_paired_interval_on_a_known_example():
     assert p["sd"] == pytest.approx(sd, rel=1e-14)
     assert p["low"] == pytest.approx(2.5 - half, rel=1e-12)
     assert p["high"] == pytest.approx(2.5 + half, rel=1e-12)
-    assert p["every_seed"] is True and p["excludes_zero"] is True
+    assert p["every_seed"] is True and p["interval_above"] is True
 
 
 def test_paired_sign_and_mixed_seeds():
     p = paired([1.0, 0.0], [0.0, 0.5])
     assert p["diffs"] == [1.0, -0.5]
-    assert p["every_seed"] is False and p["excludes_zero"] is False
+    assert p["every_seed"] is False and p["interval_above"] is False
+
+
+def test_paired_threshold():
+    # "A is at least 3x B" on log10 values: log10(3) = 0.477
+    p = paired([1.0, 0.5, 0.75], [0.0, 0.0, 0.0], threshold=0.477)
+    assert p["threshold"] == 0.477 and p["every_seed"] is True
+    assert p["interval_above"] is False  # low = 0.75 - 4.30 * 0.25 / sqrt(3) = 0.129
+    assert paired([1.0, 1.0, 0.75], [0.0, 0.0, 0.0], threshold=0.477)["interval_above"] is True
+    assert paired([1.0, 0.375], [0.0, 0.0], threshold=0.477)["every_seed"] is False
 
 
 def test_one_seed_has_no_interval():
     p = paired([0.9], [0.5])
     assert p["mean"] == pytest.approx(0.4) and p["low"] is None and p["high"] is None
-    assert p["every_seed"] is True and p["excludes_zero"] is None
+    assert p["every_seed"] is True and p["interval_above"] is None
     assert mean_ci([3.0]) == {"mean": 3.0, "low": None, "high": None, "sd": None, "n": 1}
     assert "no interval" in interval_label(1)
     assert interval_label(3) == "mean ± 95% t-interval over 3 seeds"

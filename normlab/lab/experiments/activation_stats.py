@@ -40,7 +40,7 @@ class Config:
     depth: int = 10  # layers
     width: int = 500  # units per layer
     n_samples: int = 1000  # batch fed through the stack
-    seeds: int = 3  # repetitions averaged
+    seeds: int = 3  # replicates (a 95 % t-interval needs >= 2; with 2, t = 12.7)
     activations: tuple = ("tanh", "relu")
     inits: tuple = INITS
     bins: int = 40  # histogram bins
@@ -127,9 +127,9 @@ def plot(results: dict, out_dir) -> list:
             ax.set_ylabel(f"activation {stat}")
             ax.set_yscale("symlog", linthresh=1e-8 if stat == "std" else 1e-3)
             n = results.get("seeds", 1)
-            ax.set_title(f"{activation}: per-layer {stat} (dashed: with BN)\nmean over {n} "
-                         f"seed{'s' if n > 1 else ''}; last-layer intervals in the summary",
-                         fontsize=9)
+            ax.set_title(f"{activation}: per-layer {stat}, mean over {n} seed{'s' if n > 1 else ''}"
+                         "\ndashed: with BN, one curve for every non-zero init (they scale one "
+                         "draw z;\nBN removes the scale)", fontsize=8)
         axes[0][1].legend(fontsize=7, ncol=2)
         paths.append(save_figure(fig, out_dir, f"{activation}_mean_std"))
         edges = _edges(activation, results["bins"])

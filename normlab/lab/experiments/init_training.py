@@ -19,9 +19,9 @@ import numpy as np
 
 from normlab import models
 from normlab.data import load_dataset
-from normlab.lab.common import new_figure, progress, save_figure
+from normlab.lab.common import new_figure, note_interval, progress, save_figure
 from normlab.lab.seeding import Seeds, seed_model
-from normlab.lab.stats import interval_label, mean_ci, mean_halfwidth, paired
+from normlab.lab.stats import mean_ci, mean_halfwidth, paired
 from normlab.lab.training import subset, train_run
 
 NAME = "init-training"
@@ -42,7 +42,7 @@ class Config:
     batch_size: int = 64
     lr: float = 0.01  # SGD with momentum 0.9
     n_train: int = 1000
-    seeds: int = 2
+    seeds: int = 3  # replicates (a 95 % t-interval needs >= 2; with 2, t = 12.7)
 
     @classmethod
     def smoke(cls) -> "Config":
@@ -92,7 +92,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
             spread["batch"]["worst"], spread["none"]["worst"])
     summary["paired"] = pairs
     return {"runs": res, "metrics": metrics, "summary": summary, "paired": pairs,
-            "nets": list(cfg.nets), "inits": list(cfg.inits)}
+            "nets": list(cfg.nets), "inits": list(cfg.inits), "epochs": cfg.epochs}
 
 
 def plot(results: dict, out_dir) -> list:
@@ -101,7 +101,8 @@ def plot(results: dict, out_dir) -> list:
     width = 0.38
     x = np.arange(len(inits))
     for ax, net in zip(axes[0], nets):
-        for j, (norm, color, label) in enumerate((("none", "C3", "no BN"), ("batch", "C0", "with BN"))):
+        arms = (("none", "C3", "no BN"), ("batch", "C0", "with BN"))
+        for j, (norm, color, label) in enumerate(arms):
             per_seed = np.array([[r["val_acc"] for r in results["runs"][f"{net}/{i}/{norm}"]]
                                  for i in inits]).T  # (seeds, inits)
             mean, half = mean_halfwidth(per_seed)
@@ -111,11 +112,11 @@ def plot(results: dict, out_dir) -> list:
                 if all(r["diverged"] for r in results["runs"][f"{net}/{kind}/{norm}"]):
                     ax.text(i + (j - 0.5) * width, 0.02, "diverged", rotation=90, ha="center",
                             va="bottom", fontsize=8, color=color)
-        n = per_seed.shape[0]
         ax.set_xticks(x, inits)
-        ax.set(title=f"{net}: validation accuracy after training\n({interval_label(n)}"
-               f"{', bars' if n > 1 else ''})", ylabel="accuracy", ylim=(0, 1))
+        ax.set(title=f"{net}: validation accuracy after training", ylabel="accuracy",
+               ylim=(0, 1))
         ax.legend(fontsize=8)
+    note_interval(fig, per_seed.shape[0], "bars and whiskers")
     return [save_figure(fig, out_dir, "init_training")]
 
 
@@ -123,8 +124,12 @@ def check(results: dict) -> dict[str, bool]:
     p = results["paired"]
     out = {}
     for net in results["nets"]:
-        out[f"{net}: accuracy range over inits smaller with BN, in every seed (paired by seed)"] = (
-            p[f"{net}: validation-accuracy range over inits, no BN − with BN"]["every_seed"])
+        # the 30-layer ReLU net needs ~10 epochs to train at all, with or without BN; before
+        # that both ranges are chance-level noise and comparing them says nothing
+        if net != "relu30" or results.get("epochs", 0) >= 10:
+            out[f"{net}: accuracy range over inits smaller with BN, in every seed (paired by "
+                "seed)"] = p[f"{net}: validation-accuracy range over inits, no BN − with BN"][
+                "every_seed"]
         out[f"{net}: worst init trains better with BN, in every seed (paired by seed)"] = (
             p[f"{net}: validation accuracy of the worst init, with BN − no BN"]["every_seed"])
     return out

@@ -28,13 +28,13 @@ from normlab import models
 from normlab.data import load_dataset
 from normlab.lab.common import new_figure, progress, save_figure
 from normlab.lab.seeding import Seeds, seed_model
-from normlab.lab.stats import interval_label, mean_ci, paired
+from normlab.lab.stats import mean_ci, paired
 from normlab.lab.training import subset, train_run
 
 NAME = "learning-rate"
 TITLE = "Largest learning rate that trains, BN vs none"
-CLAIM = ("Within the same budget, the largest learning rate that trains the network is at "
-         "least 3x larger with BN than without, in every seed.")
+CLAIM = ("Within the same budget, the largest learning rate that trains the network is more "
+         "than 3x larger with BN than without, in every seed.")
 
 EXPLODE = 3.0  # a final training loss above EXPLODE * ln C counts as diverged
 
@@ -50,7 +50,7 @@ class Config:
     steps: int = 200  # the budget
     batch_size: int = 64
     n_train: int = 1200
-    seeds: int = 3
+    seeds: int = 3  # replicates (a 95 % t-interval needs >= 2; with 2, t = 12.7)
     good_acc: float = 0.8  # validation accuracy a run must reach by the end of the budget
 
     @classmethod
@@ -108,7 +108,9 @@ def run(cfg: Config, seeds: Seeds) -> dict:
               for v in per_seed["batch"]["largest_lr_that_trains"]]
     log_no = [math.log10(v) if v else float("nan")
               for v in per_seed["none"]["largest_lr_that_trains"]]
-    pairs = {"log10 largest learning rate that trains, with BN − no BN": paired(log_bn, log_no)}
+    # the claim is "at least 3x": the log-ratio must exceed log10(3) in every seed
+    pairs = {"log10 largest learning rate that trains, with BN − no BN":
+             paired(log_bn, log_no, threshold=math.log10(3.0))}
     p = pairs["log10 largest learning rate that trains, with BN − no BN"]
     summary["ratio_bn_to_none_per_seed"] = [10 ** d if np.isfinite(d) else None
                                             for d in p["diffs"]]
@@ -123,7 +125,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
 
 
 def plot(results: dict, out_dir) -> list:
-    fig, axes = new_figure(1, 2, size=(5.4, 3.8))
+    fig, axes = new_figure(1, 2, size=(5.4, 4.4))
     lrs = np.asarray(results["lrs"])
     n = results["seeds"]
     ax_acc, ax_frac = axes[0]
@@ -153,20 +155,20 @@ def plot(results: dict, out_dir) -> list:
                 ylim=(-0.05, 1.05),
                 title="trains (≥ threshold) / diverged\n"
                       "dotted: largest lr that trains, per seed")
-    ax_acc.legend(fontsize=7, loc="center left")
-    ax_frac.legend(fontsize=7)
+    for ax in (ax_acc, ax_frac):  # below the axes: the curves fill the plot area
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3)
     ratio = results["summary"]["ratio_bn_to_none"]
-    text = f"BN / no BN: {ratio['mean']:.3g}x" if ratio["mean"] else "BN / no BN: undefined"
+    text = f"{ratio['mean']:.3g}x" if ratio["mean"] else "undefined"
     if ratio["low"] is not None:
-        text += f" [{ratio['low']:.3g}, {ratio['high']:.3g}]"
-    fig.suptitle(f"largest learning rate that trains — {text} ({interval_label(n)}, "
-                 "geometric)", fontsize=9)
+        text += (f", 95 % t-interval [{ratio['low']:.3g}, {ratio['high']:.3g}]x "
+                 f"(geometric mean over {n} seeds)")
+    elif n == 1:
+        text += " (one seed: no interval)"
+    fig.suptitle(f"largest learning rate that trains, with BN / without: {text}", fontsize=9)
     return [save_figure(fig, out_dir, "learning_rate")]
 
 
 def check(results: dict) -> dict[str, bool]:
     p = results["paired"]["log10 largest learning rate that trains, with BN − no BN"]
-    ok = bool(p["diffs"]) and all(np.isfinite(d) and d >= math.log10(3.0) - 1e-12
-                                  for d in p["diffs"])
-    return {"largest learning rate that trains is >= 3x larger with BN in every seed "
-            "(paired by seed)": ok}
+    return {"largest learning rate that trains is > 3x larger with BN in every seed "
+            "(paired by seed)": p["every_seed"]}
