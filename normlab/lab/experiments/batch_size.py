@@ -109,7 +109,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
 
 
 def plot(results: dict, out_dir) -> list:
-    fig, axes = new_figure(1, 1, size=(6.4, 4.2))
+    fig, axes = new_figure(1, 1, size=(8.6, 4.4))  # wide enough for the interval note
     ax = axes[0][0]
     bss = results["batch_sizes"]
     for i, norm in enumerate(results["norms"]):
@@ -120,7 +120,7 @@ def plot(results: dict, out_dir) -> list:
            title="same epochs at every batch size", ylim=(0, 1.02))
     ax.set_xticks(bss, [str(b) for b in bss])
     ax.minorticks_off()  # the log axis' minor labels (3x10^0, ...) overlap the batch sizes
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="center right")  # clear of every curve
     note_interval(fig, len(results["acc"][results["norms"][0]][str(bss[0])]), "points and bars")
     return [save_figure(fig, out_dir, "batch_size")]
 
