@@ -9,6 +9,8 @@ Layout::
     results.json    the full results, so figures can be redrawn without re-running
     summary.json    headline numbers (mean and 95 % t-interval over seeds), paired
                     comparisons, the claim checks and the wall time
+    timings.json    only if the experiment measured wall-clock times (``results["timings"]``):
+                    machine-dependent, so kept out of the reproducible results.json
     figures/*.png   matplotlib figures drawn by the experiment's ``plot``, plus
                     ``paired_differences.png`` when the results hold paired comparisons
 """
@@ -154,7 +156,12 @@ def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for rec in results.get("metrics", []):
             fh.write(json.dumps(_jsonable(rec), allow_nan=False) + "\n")
+    # wall-clock measurements differ from run to run: results.json stays reproducible
+    timings = results.pop("timings", None)
     write_json(run_dir / "results.json", results)
+    if timings is not None:
+        write_json(run_dir / "timings.json", timings)
+        results["timings"] = timings
     figures = list(exp.plot(results, run_dir / "figures"))
     if results.get("paired"):
         figures.append(plot_paired(results["paired"], run_dir / "figures"))
@@ -164,6 +171,7 @@ def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
         "summary": results.get("summary", {}), "checks": checks,
         "figures": [str(Path(f).relative_to(run_dir)) for f in figures],
         "wall_time_s": round(wall, 2),
+        **({} if timings is None else {"timings": timings.get("summary", timings)}),
     })
     return run_dir
 
@@ -176,6 +184,8 @@ def redraw_figures(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     exp = get_experiment(run["config"]["experiment"])
     results = json.loads((run_dir / "results.json").read_text())
+    if (run_dir / "timings.json").is_file():
+        results["timings"] = json.loads((run_dir / "timings.json").read_text())
     figures = list(exp.plot(results, run_dir / "figures"))
     if results.get("paired"):
         figures.append(plot_paired(results["paired"], run_dir / "figures"))

@@ -76,6 +76,33 @@ def test_run_folder_env_json_records_kernel_setting(tmp_path, monkeypatch):
     assert env["blas"]["library"]
 
 
+def test_timings_go_to_their_own_file_and_stay_out_of_results(tmp_path, monkeypatch):
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        n: int = 1
+
+        @classmethod
+        def smoke(cls):
+            return cls()
+
+    seen = {}
+
+    def plot(results, out_dir):
+        seen["timings"] = results.get("timings")
+        return []
+
+    exp = types.SimpleNamespace(
+        NAME="fake", TITLE="t", CLAIM="c", Config=Config, plot=plot,
+        run=lambda cfg, seeds: {"summary": {"x": 1.0}, "timings": {"summary": {"ms": 2.5}}},
+        check=lambda results: {"ok": True})
+    monkeypatch.setattr(runs, "get_experiment", lambda name: exp)
+    run_dir = runs.run_experiment("fake", smoke=True, out=tmp_path)
+    assert "timings" not in json.loads((run_dir / "results.json").read_text())
+    assert json.loads((run_dir / "timings.json").read_text()) == {"summary": {"ms": 2.5}}
+    assert json.loads((run_dir / "summary.json").read_text())["timings"] == {"ms": 2.5}
+    assert seen["timings"] == {"summary": {"ms": 2.5}}  # the figures still get them
+
+
 def test_experiments_get_seeds_and_legacy_ones_a_generator():
     import types
 
