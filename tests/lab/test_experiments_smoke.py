@@ -52,9 +52,26 @@ def test_activation_stats_claims_at_smoke_size():
     assert c["tanh/zeros/bn"]["std"][-1] == 0.0  # BN cannot break zero-init symmetry
 
 
+# Published claims that the full-size runs (README's table) do NOT reproduce with normlab on
+# this data: they are reported as failing in the run folder and the report, and this list
+# makes the slow test fail if one of them starts to hold (then move it back to the table).
+NOT_REPRODUCED = {
+    "init-training": {
+        "relu30: accuracy range over inits smaller with BN, in every seed (paired by seed)",
+    },
+    "batch-renorm-noniid": {"Batch Renorm's drop <= 0.6 x BN's"},
+    "batch-size": {
+        "at batch size 4, Batch Renorm >= BatchNorm + 10 points (mean over seeds)",
+        "at batch size 4, Batch Renorm beats BatchNorm in every seed (paired by seed)",
+    },
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", experiment_names())
 def test_full_size_claims_hold(name, tmp_path):
     run_dir = run_experiment(name, smoke=False, seed=0, out=tmp_path)
     checks = json.loads((run_dir / "summary.json").read_text())["checks"]
-    assert all(checks.values()), checks
+    expected_to_fail = NOT_REPRODUCED.get(name, set())
+    assert expected_to_fail <= set(checks), sorted(expected_to_fail - set(checks))
+    assert {k for k, ok in checks.items() if not ok} == expected_to_fail, checks
