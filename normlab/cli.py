@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -414,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     except _UsageError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `normlab ... | head` closed the pipe: not a disk problem
+        try:  # what is still buffered goes nowhere instead of failing again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except (NormlabError, OSError, MemoryError) as e:
         # A known failure (bad data, divergence, a full or read-only disk, a locked run
         # folder): one line and exit 1; --debug adds the traceback.

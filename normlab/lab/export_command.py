@@ -25,8 +25,8 @@ def _model_from_run(run_dir: Path):
 
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
-        raise MissingPathError(f"export: expected a run folder of `normlab train` with a "
-                                f"config.json, got {str(run_dir)!r} without one.")
+        raise MissingPathError(f"normlab export: expected a run folder of `normlab train` "
+                               f"with a config.json, got {str(run_dir)!r} without one.")
     cfg = json.loads(cfg_path.read_text())
     shape, k = cfg.get("input_shape"), cfg.get("num_classes")
     if shape is None or k is None:  # run folders written before these keys existed
@@ -80,7 +80,9 @@ def cmd_export(args) -> int:
     try:
         proto, diff = export_run(args.run, args.onnx, fold_bn=not args.no_fold_bn)
     except (OSError, ValueError, RuntimeError, ImportError) as e:
-        print(f"normlab export: {e}", file=sys.stderr)
+        said = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(said if said.startswith("normlab export:") else f"normlab export: {said}",
+              file=sys.stderr)
         return 1
     ops = sorted({n.op_type for n in proto.graph.node})
     print(f"wrote {args.onnx} ({len(proto.graph.node)} nodes: {', '.join(ops)})")

@@ -141,3 +141,13 @@ def test_several_experiments_share_one_report_in_out(capsys, tmp_path):
     assert page.count("<h2 id=") == 2
     assert page.count("5 of 5 hold") == 2  # the overview table links both runs
     assert "href='#run0'" in page and "href='#run1'" in page
+
+
+def test_a_closed_output_pipe_is_not_reported_as_a_disk_problem():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m normlab experiment list | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("activation-stats")
+    assert "disk" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
