@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -134,3 +135,27 @@ def test_reference_setting_runs_no_compiled_kernel(monkeypatch):
         F.batch_norm_backward(np.ones_like(out), cache)
     with pytest.raises(AssertionError, match="compiled kernel ran"):
         F.batch_norm_forward(x, None, None, axes=(0, 2, 3))  # the poison is live
+
+
+def test_set_num_threads_sets_blas_and_numba_in_step():
+    numba = pytest.importorskip("numba")
+    from threadpoolctl import threadpool_info
+
+    old = normlab.get_num_threads()
+    try:
+        normlab.set_num_threads(1)
+        assert normlab.get_num_threads() == 1
+        dispatch.lookup("relu_backward", np)  # loads the providers (and numba)
+        assert numba.get_num_threads() == 1
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info()
+                   if lib["user_api"] == "blas")
+        if "NUMBA_THREADING_LAYER" not in os.environ:  # not OpenMP: it fights torch's
+            assert numba.config.THREADING_LAYER == "workqueue"
+    finally:
+        normlab.set_num_threads(old or numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_non_positive_ints(bad):
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive int"):
+        normlab.set_num_threads(bad)
