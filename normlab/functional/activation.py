@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
+from normlab.functional import dispatch
 
 __all__ = [
     "ReluCache", "LeakyReluCache", "TanhCache", "SigmoidCache",
@@ -30,6 +31,22 @@ class TanhCache(NamedTuple):
 
 class SigmoidCache(NamedTuple):
     out: object  # sigmoid(x)
+
+
+def _compiled(op, *arrays):
+    """The compiled kernel of ``op`` if it applies to ``arrays`` (C-contiguous float32 or
+    float64 arrays of one shape and dtype; the first may be a bool mask), else ``None``."""
+    impl = dispatch.lookup(op, backend.namespace(arrays[-1]))
+    if impl is None:
+        return None
+    last = arrays[-1]
+    if last.dtype.kind != "f" or last.dtype.itemsize not in (4, 8):
+        return None
+    for a in arrays:
+        if a.shape != last.shape or not a.flags.c_contiguous or \
+                (a.dtype != last.dtype and a.dtype.kind != "b"):
+            return None
+    return impl
 
 
 def relu_forward(x):
@@ -61,6 +78,9 @@ def relu_backward(dout, cache: ReluCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    impl = _compiled("relu_backward", cache.positive, dout)
+    if impl is not None:  # a branch-free select: NumPy's where mispredicts a random mask
+        return impl(cache.positive, dout)
     xp = backend.namespace(dout)
     return xp.where(cache.positive, dout, 0)
 
@@ -79,9 +99,13 @@ def leaky_relu_forward(x, negative_slope: float = 0.01):
     out : ndarray, shape and dtype of ``x``
     cache : LeakyReluCache
     """
+    slope = float(negative_slope)  # a Python float keeps float32 arrays float32
+    impl = _compiled("leaky_relu_forward", x)
+    if impl is not None:
+        out, positive = impl(x, slope)
+        return out, LeakyReluCache(positive, slope)
     xp = backend.namespace(x)
     positive = x > 0
-    slope = float(negative_slope)  # a Python float keeps float32 arrays float32
     return xp.where(positive, x, x * slope), LeakyReluCache(positive, slope)
 
 
@@ -92,6 +116,9 @@ def leaky_relu_backward(dout, cache: LeakyReluCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    impl = _compiled("leaky_relu_backward", cache.positive, dout)
+    if impl is not None:
+        return impl(cache.positive, dout, cache.negative_slope)
     xp = backend.namespace(dout)
     return xp.where(cache.positive, dout, dout * cache.negative_slope)
 
@@ -131,6 +158,10 @@ def sigmoid_forward(x):
     out : ndarray, shape and dtype of ``x``
     cache : SigmoidCache
     """
+    impl = _compiled("sigmoid_forward", x)
+    if impl is not None:
+        out = impl(x)
+        return out, SigmoidCache(out)
     xp = backend.namespace(x)
     e = xp.exp(-xp.abs(x))
     denom = 1.0 + e

@@ -1,0 +1,108 @@
+"""Compiled (numba) elementwise activations: one pass each, see ``activation.py``.
+
+NumPy's ``where(mask, dout, 0)`` on a ~50 % random mask (ReLU's backward) runs a
+data-dependent branch per element that the CPU mispredicts half the time: 79 ms of
+ResNet-20's ~380 ms step (batch 128, 1 thread). These loops compute the same values with
+selects the compiler turns into branch-free vector code (ReLU backward 8.8 -> 1.9 ms on a
+128x16x32x32 float32 array, leaky ReLU forward 11 -> 3.4, sigmoid forward 20 -> 11; CPU
+time, 1 thread). Same semantics as the reference, NaN included: the backward keeps a NaN
+gradient where the mask is set and gives 0 where it is not. ReLU's forward stays NumPy's
+(``x > 0`` and ``maximum`` are branch-free already; a fused loop measured slower).
+
+The arrays are cut into blocks spread over numba's threads (``prange``); the count follows
+``normlab.set_num_threads``. Call sites pass C-contiguous float arrays of one shape
+(``activation._flat_pair``) and run the reference code otherwise.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from normlab.functional.compiled import _threads  # noqa: F401 (threading layer first)
+from normlab.functional.dispatch import register
+
+__all__ = ["relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+           "sigmoid_forward"]
+
+PROVIDER = f"numba {numba.__version__}"
+_pjit = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+
+# (the zero is passed in the data's dtype: a literal 0 would make the select float64)
+
+# elements per parallel block: large enough that a block's start-up cost vanishes
+BLOCK = 1 << 15
+
+
+@_pjit
+def _select(positive, dout, dx, zero):
+    n = dout.size
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+            dx[i] = dout[i] if positive[i] else zero
+
+
+@_pjit
+def _select_scaled(positive, a, slope, out):
+    n = a.size
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+            v = a[i]
+            out[i] = v if positive[i] else v * slope
+
+
+@_pjit
+def _positive(x, positive):
+    n = x.size
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+            positive[i] = x[i] > 0
+
+
+@_pjit
+def _sigmoid(x, out):
+    n = x.size
+    one = x.dtype.type(1)
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+            v = x[i]
+            e = np.exp(-abs(v))
+            d = one + e
+            out[i] = one / d if v >= 0 else e / d
+
+
+def relu_backward(positive, dout):
+    """``where(positive, dout, 0)``."""
+    dx = np.empty_like(dout)
+    _select(positive.reshape(-1), dout.reshape(-1), dx.reshape(-1), dout.dtype.type(0))
+    return dx
+
+
+def leaky_relu_forward(x, slope):
+    """``(where(x > 0, x, x * slope), x > 0)``."""
+    positive = np.empty(x.shape, dtype=np.bool_)
+    _positive(x.reshape(-1), positive.reshape(-1))
+    out = np.empty_like(x)
+    _select_scaled(positive.reshape(-1), x.reshape(-1), x.dtype.type(slope), out.reshape(-1))
+    return out, positive
+
+
+def leaky_relu_backward(positive, dout, slope):
+    """``where(positive, dout, dout * slope)``."""
+    dx = np.empty_like(dout)
+    _select_scaled(positive.reshape(-1), dout.reshape(-1), dout.dtype.type(slope),
+                   dx.reshape(-1))
+    return dx
+
+
+def sigmoid_forward(x):
+    """``1 / (1 + exp(-x))`` by the same two stable branches as the reference."""
+    out = np.empty_like(x)
+    _sigmoid(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+register("relu_backward", "numpy", relu_backward)
+register("leaky_relu_forward", "numpy", leaky_relu_forward)
+register("leaky_relu_backward", "numpy", leaky_relu_backward)
+register("sigmoid_forward", "numpy", sigmoid_forward)
