@@ -166,6 +166,8 @@ class Pair:
                                     weight_decay=WEIGHT_DECAY)
         self.ours.train(row.train)
         self.theirs.train(row.train)
+        # the batch needs no gradient in either library (torch: x.requires_grad False)
+        self.ours.set_requires_dx(False)
 
     def step_ours(self):
         if not self.row.train:

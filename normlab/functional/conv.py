@@ -49,7 +49,8 @@ class ConvCache(NamedTuple):
     wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
 
 
-def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
+def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze,
+             keep_transforms=True):
     xp = backend.namespace(x, weight, bias)
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
@@ -57,7 +58,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
         m = _winograd.tile_for(OH, OW)
         wino = _winograd4 if m == 4 else _winograd
-        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        keep = keep_transforms and C >= _winograd.REUSE_MIN_CHANNELS
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
             (wino.conv3x3(x, weight, padding), None)
         if bias is not None:
@@ -78,7 +79,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     return out, cache
 
 
-def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+                   keep_transforms=True):
     """2D convolution with zero padding: ``out = weight * x + bias`` (cross-correlation).
 
     Parameters
@@ -89,6 +91,10 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     stride, padding, dilation : int or (int, int)
     groups : int
         Input and output channels are split into ``groups`` independent convolutions.
+    keep_transforms : bool
+        Keep the Winograd input transforms for the weight gradient (``ConvCache.wino_tiles``,
+        2.25-4x the input's memory). ``False`` (eval forwards) keeps none; a backward then
+        recomputes them.
 
     Shape
     -----
@@ -107,18 +113,24 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     """
     s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
                                 "conv2d_forward")
-    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False)
+    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False, keep_transforms)
 
 
-def conv2d_backward(dout, cache: ConvCache):
+def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     """Gradients of ``conv2d_forward``.
 
     ``dweight = sum_n dout_n @ cols_n^T``, ``dx = col2im(weight^T @ dout)``,
     ``dbias = sum_{n, oh, ow} dout``.
 
+    Parameters
+    ----------
+    need_dx : bool
+        ``False`` skips the input gradient (returned as ``None``): no transposed
+        product, no col2im.
+
     Returns
     -------
-    dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
+    dx : (N, C, H, W) or None; dweight : (F, C/groups, KH, KW); dbias : (F,) or None
     """
     xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
     xp = backend.namespace(dout, xpad)
@@ -129,18 +141,19 @@ def conv2d_backward(dout, cache: ConvCache):
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if winograd:  # xpad is x itself here
         wino = _winograd4 if cache.wino_tile == 4 else _winograd
-        return (wino.conv3x3_transpose(dout, weight, padding),
-                wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias)
+        dx = wino.conv3x3_transpose(dout, weight, padding) if need_dx else None
+        return dx, wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
-    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
+    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None
     for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
         # n small products then a sum over n: avoids a transposing copy of the columns.
         dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
-        dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
-        _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
-    dx = _kernels.crop2d(dxpad, padding, (H, W))
+        if need_dx:
+            dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
+            _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
+    dx = _kernels.crop2d(dxpad, padding, (H, W)) if need_dx else None
     return dx, dweight.reshape(weight.shape), dbias
 
 
@@ -176,12 +189,12 @@ def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     return out[:, :, 0, :], cache
 
 
-def conv1d_backward(dout, cache: ConvCache):
-    """Gradients of ``conv1d_forward``.
+def conv1d_backward(dout, cache: ConvCache, need_dx: bool = True):
+    """Gradients of ``conv1d_forward`` (``need_dx`` as in ``conv2d_backward``).
 
     Returns
     -------
-    dx : (N, C, L); dweight : (F, C/groups, K); dbias : (F,) or None
+    dx : (N, C, L) or None; dweight : (F, C/groups, K); dbias : (F,) or None
     """
-    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache)
-    return dx[:, :, 0, :], dweight[:, :, 0, :], dbias
+    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache, need_dx)
+    return None if dx is None else dx[:, :, 0, :], dweight[:, :, 0, :], dbias

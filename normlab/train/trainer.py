@@ -239,7 +239,13 @@ class Trainer(ResumableTrainerMixin):
             loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
             if not math.isfinite(loss):
                 raise self._diverged("a finite loss", f"{loss}")
-            model.backward(self.loss_fn.backward())
+            # nothing uses the input gradient: let the first layer skip it
+            keep = model.requires_dx
+            model.set_requires_dx(False)
+            try:
+                model.backward(self.loss_fn.backward())
+            finally:
+                model.set_requires_dx(keep)
             bad = first_nonfinite((n, g) for n, _, g in model.named_parameters())
             if bad is not None:
                 raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
