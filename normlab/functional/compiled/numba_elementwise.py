@@ -22,7 +22,7 @@ import numpy as np
 from normlab.functional.compiled import _threads  # noqa: F401 (threading layer first)
 from normlab.functional.dispatch import register
 
-__all__ = ["relu_backward", "leaky_relu_forward", "leaky_relu_backward",
+__all__ = ["bn_eval_affine", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
            "sigmoid_forward"]
 
 PROVIDER = f"numba {numba.__version__}"
@@ -71,6 +71,28 @@ def _sigmoid(x, out):
             out[i] = one / d if v >= 0 else e / d
 
 
+@_pjit
+def _channel_affine(x, mean, scale, shift, out):  # (A, C, B) views, (C,) vectors
+    A, C, B = x.shape
+    for r in numba.prange(A * C):
+        a, c = r // C, r % C
+        m, s, t = mean[c], scale[c], shift[c]
+        for b in range(B):
+            out[a, c, b] = (x[a, c, b] - m) * s + t
+
+
+def bn_eval_affine(x, mean, scale, beta):
+    """``(x - mean) * scale + beta`` per channel of a C-contiguous (N, C, *) array, one pass
+    (batch norm in eval mode); ``mean``, ``scale`` (keepdims) and ``beta`` in x's dtype."""
+    A, C = x.shape[0], x.shape[1]
+    xv = x.reshape(A, C, -1)
+    shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
+    out = np.empty_like(x)
+    _channel_affine(xv, np.ascontiguousarray(mean.reshape(C)),
+                    np.ascontiguousarray(scale.reshape(C)), shift, out.reshape(xv.shape))
+    return out
+
+
 def relu_backward(positive, dout):
     """``where(positive, dout, 0)``."""
     dx = np.empty_like(dout)
@@ -103,6 +125,7 @@ def sigmoid_forward(x):
 
 
 register("relu_backward", "numpy", relu_backward)
+register("bn_eval_affine", "numpy", bn_eval_affine)
 register("leaky_relu_forward", "numpy", leaky_relu_forward)
 register("leaky_relu_backward", "numpy", leaky_relu_backward)
 register("sigmoid_forward", "numpy", sigmoid_forward)
