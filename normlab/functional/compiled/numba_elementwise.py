@@ -34,29 +34,62 @@ _pjit = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
 BLOCK = 1 << 15
 
 
+_ijit = numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+
+
+# Each kernel is a serial loop over one block (inlined) run by a prange over the blocks:
+# written as one prange loop with the block bounds inside, the same select measured
+# 2.7x slower on one thread (its inner loop no longer vectorised).
+@_ijit
+def _select_block(positive, dout, dx, zero):
+    for i in range(dout.size):
+        dx[i] = dout[i] if positive[i] else zero
+
+
+@_ijit
+def _select_scaled_block(positive, a, slope, out):
+    for i in range(a.size):
+        v = a[i]
+        out[i] = v if positive[i] else v * slope
+
+
+@_ijit
+def _positive_block(x, positive):
+    for i in range(x.size):
+        positive[i] = x[i] > 0
+
+
+@_ijit
+def _sigmoid_block(x, out, one):
+    for i in range(x.size):
+        v = x[i]
+        e = np.exp(-abs(v))
+        d = one + e
+        out[i] = one / d if v >= 0 else e / d
+
+
 @_pjit
 def _select(positive, dout, dx, zero):
     n = dout.size
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            dx[i] = dout[i] if positive[i] else zero
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        _select_block(positive[lo:hi], dout[lo:hi], dx[lo:hi], zero)
 
 
 @_pjit
 def _select_scaled(positive, a, slope, out):
     n = a.size
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            v = a[i]
-            out[i] = v if positive[i] else v * slope
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        _select_scaled_block(positive[lo:hi], a[lo:hi], slope, out[lo:hi])
 
 
 @_pjit
 def _positive(x, positive):
     n = x.size
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            positive[i] = x[i] > 0
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        _positive_block(x[lo:hi], positive[lo:hi])
 
 
 @_pjit
@@ -64,11 +97,14 @@ def _sigmoid(x, out):
     n = x.size
     one = x.dtype.type(1)
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            v = x[i]
-            e = np.exp(-abs(v))
-            d = one + e
-            out[i] = one / d if v >= 0 else e / d
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        _sigmoid_block(x[lo:hi], out[lo:hi], one)
+
+
+@_ijit
+def _affine_row(x, m, s, t, out):
+    for b in range(x.size):
+        out[b] = (x[b] - m) * s + t
 
 
 @_pjit
@@ -76,9 +112,7 @@ def _channel_affine(x, mean, scale, shift, out):  # (A, C, B) views, (C,) vector
     A, C, B = x.shape
     for r in numba.prange(A * C):
         a, c = r // C, r % C
-        m, s, t = mean[c], scale[c], shift[c]
-        for b in range(B):
-            out[a, c, b] = (x[a, c, b] - m) * s + t
+        _affine_row(x[a, c], mean[c], scale[c], shift[c], out[a, c])
 
 
 def bn_eval_affine(x, mean, scale, beta):
