@@ -28,7 +28,13 @@ from normlab import backend
 from normlab.functional import _kernels, _winograd, _winograd4
 from normlab.functional._spatial import conv_args
 
-__all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
+# Largest OH*OW for which the im2col path multiplies the whole chunk in one GEMM over
+# n*OH*OW columns instead of n per-sample GEMMs: with few pixels (ResNet-18's stage 4 at
+# 64x64 input: 512 channels, 2x2) each per-sample product re-reads the whole weight for
+# 4-16 columns.
+FEW_PIXELS = 64
+
+__all__ = ["FEW_PIXELS", "ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
 
 
 class ConvCache(NamedTuple):
@@ -70,13 +76,24 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
     for sl in _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize):
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
-        # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
-        out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+        if OH * OW <= FEW_PIXELS:  # one (F/G, K) @ (K, n*OH*OW) product per group
+            n = sl.stop - sl.start
+            prod = xp.matmul(w3, _sample_major(cols))  # (G, F/G, n*OH*OW)
+            out[sl] = prod.reshape(groups, F // groups, n, OH * OW).transpose(
+                2, 0, 1, 3).reshape(n, F, OH, OW)
+        else:  # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
+            out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
     if bias is not None:
         out += bias.reshape(F, 1, 1)
     cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
                       bias is not None, squeeze)
     return out, cache
+
+
+def _sample_major(a):
+    """(n, G, R, P) -> (G, R, n*P): the samples side by side along the columns (a copy)."""
+    n, G, R, P = a.shape
+    return a.transpose(1, 2, 0, 3).reshape(G, R, n * P)
 
 
 def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
@@ -148,6 +165,15 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None
     for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        if OH * OW <= FEW_PIXELS:  # whole-chunk products, as in the forward
+            n = sl.stop - sl.start
+            d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
+            dweight += xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
+            if need_dx:
+                dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
+                _kernels.col2im(dcols.transpose(2, 0, 1, 3), dxpad[sl], (KH, KW), (OH, OW),
+                                stride, dilation)
+            continue
         # n small products then a sum over n: avoids a transposing copy of the columns.
         dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
         if need_dx:
