@@ -11,7 +11,8 @@ columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded inp
 the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
 
-Stride-1 3x3 convolutions with groups 1 and at least 16 channels in and out run through
+Stride-1 3x3 convolutions with groups 1, at least 16 channels in and out and at least
+128 output tiles over the batch (``_winograd.MIN_TILES``) run through
 Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16,
 F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
 forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
@@ -61,8 +62,9 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
-    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):
-        m = _winograd.tile_for(OH, OW)
+    m = _winograd.tile_for(OH, OW)
+    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,
+                        N * -(-OH // m) * -(-OW // m)):
         wino = _winograd4 if m == 4 else _winograd
         keep = keep_transforms and C >= _winograd.REUSE_MIN_CHANNELS
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \

@@ -17,7 +17,7 @@ def _grads(model):
     (lambda: models.FullyConnectedNet((8, 6), input_dim=12, norm="batch", rng=0), (5, 3, 4)),
     (lambda: models.ThreeLayerConvNet((3, 8, 8), num_filters=4, filter_size=3, hidden_dim=7,
                                       rng=0), (4, 3, 8, 8)),
-    (lambda: models.resnet20(base_width=16, rng=0), (2, 3, 8, 8)),  # Winograd stem conv
+    (lambda: models.resnet20(base_width=16, rng=0), (2, 3, 8, 8)),  # blocks and shortcuts
 ], ids=["mlp", "convnet", "resnet20"])
 def test_requires_dx_false_returns_none_and_the_same_parameter_gradients(build, shape, rng):
     model = build()

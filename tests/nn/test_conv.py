@@ -110,8 +110,8 @@ def test_repr():
 def test_eval_forward_keeps_no_winograd_transforms_and_backward_still_works():
     rng = np.random.default_rng(0)
     conv = nn.Conv2d(32, 32, 3, padding=1, rng=0)
-    x = rng.standard_normal((2, 32, 16, 16)).astype(np.float32)
-    dout = rng.standard_normal((2, 32, 16, 16)).astype(np.float32)
+    x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)  # 8 x 4x4 F(4x4) tiles
+    dout = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
     out = conv(x)
     assert conv._cache.winograd and conv._cache.wino_tiles is not None  # training keeps V
     dx = conv.backward(dout)
