@@ -80,13 +80,17 @@ def check_axes(x, axes) -> tuple:
     return axes
 
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _compiled(op: str, xp, x, axes, *others):
     """The compiled kernel for ``op`` (``dispatch.lookup``) if its layout applies: float32
     or float64 data reduced over every axis but the channel axis, of one array type."""
-    if (x.dtype not in (np.float32, np.float64) or x.size == 0
-            or tuple(axes) != (0,) + tuple(range(2, x.ndim))
-            or any(type(o) is not type(x) for o in others)):
+    if x.dtype not in _KERNEL_DTYPES or x.size == 0 or axes != (0, *range(2, x.ndim)):
         return None
+    for other in others:
+        if type(other) is not type(x):
+            return None
     return dispatch.lookup(op, xp)
 
 
@@ -264,9 +268,18 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     These are ``dbeta`` and ``dgamma`` of this process's data; summed over processes
     (all-reduce) they feed ``batch_norm_backward_elementwise`` with the global count.
 
+    Parameters
+    ----------
+    dout : ndarray, shape of the forward's input
+    cache : BatchNormCache
+
     Shape
     -----
-    dout (N, C, *) -> sum_dy (C,), sum_dy_xhat (C,), float64 for float16/float32 data.
+    dout (N, C, *) -> sum_dy (C,), sum_dy_xhat (C,).
+
+    Returns
+    -------
+    sum_dy, sum_dy_xhat : ndarray (C,), float64 for float16/float32 data
     """
     x_hat, axes = cache.x_hat, cache.axes
     C = x_hat.shape[1]
@@ -295,14 +308,18 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     count : int
         Values per channel in the global batch (``cache.count`` for one process).
 
+    Shape
+    -----
+    dout (N, C, *) -> dx (N, C, *).
+
+    Returns
+    -------
+    dx : ndarray, dtype of the forward's input (zeros when ``count == 0``)
+
     Raises
     ------
     ValueError
         If ``count`` is smaller than this input's values per channel.
-
-    Shape
-    -----
-    dout (N, C, *) -> dx (N, C, *), dtype of the forward's input.
     """
     x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
     xp = backend.namespace(dout, x_hat)

@@ -47,6 +47,7 @@ _registry: dict[tuple[str, str], Callable] = {}
 _loaded: set[str] = set()
 _ok: dict[str, str] = {}  # provider module -> what it is built with ("numba 0.61.2")
 _failed: dict[str, str] = {}  # provider module -> why it could not be imported
+_names: dict[int, tuple] = {}  # id(array module) -> (module, backend name), providers loaded
 
 
 def _check_setting(setting) -> str:
@@ -160,8 +161,13 @@ def lookup(op: str, xp):
     """
     if _setting == "reference":
         return None
-    backend = _backend_name(xp)
-    _load(backend)
+    known = _names.get(id(xp))  # hot path: every op call asks
+    if known is not None and known[0] is xp:
+        backend = known[1]
+    else:
+        backend = _backend_name(xp)
+        _load(backend)
+        _names[id(xp)] = (xp, backend)  # holds xp, so its id is not reused
     return _registry.get((op, backend))
 
 

@@ -87,6 +87,8 @@ def test_register_and_lookup_for_a_new_backend(monkeypatch):
 def test_a_provider_that_fails_to_import_leaves_the_reference(monkeypatch):
     monkeypatch.setitem(dispatch._PROVIDERS, "brokenarrays", ("normlab.no_such_provider",))
     monkeypatch.setattr(dispatch, "_failed", {})
+    monkeypatch.setattr(dispatch, "_loaded", set(dispatch._loaded))
+    monkeypatch.setattr(dispatch, "_names", dict(dispatch._names))
     assert dispatch.lookup("col2im", types.SimpleNamespace(__name__="brokenarrays")) is None
     assert "ModuleNotFoundError" in dispatch._failed["normlab.no_such_provider"]
 
