@@ -27,7 +27,11 @@ PyTorch's own profiler table for the twin.
 ``--memory`` runs 5 train steps of each library in a fresh process per library and model
 and reports the training working set: peak RSS (``ru_maxrss``) minus the RSS after one
 warm-up step (weights, momentum buffers, the batch and the libraries themselves are in
-the baseline; the step's activations, caches and gradients are the working set).
+the baseline; the step's activations, caches and gradients are the working set; normlab's
+modules keep their caches until the next forward, so they are dropped before the baseline
+is read, as torch drops its graph after backward). The
+children run with ``MALLOC_MMAP_THRESHOLD_=131072`` so that freed large arrays leave the
+RSS (see ``MEMORY_ENV``).
 
 Examples::
 
@@ -294,6 +298,9 @@ def child(argv) -> None:
             del pair.ours, pair.opt
         set_threads(1)
         step()
+        if lib == "normlab":  # modules keep their last forward's caches; torch frees its
+            pair.ours._invalidate_caches()  # graph after backward: both baselines without
+            pair.loss_fn._cache = None  # activations
         base = rss_kib()
         for _ in range(5):
             step()
@@ -308,6 +315,13 @@ def child(argv) -> None:
     print(min(timed(step, clock) for _ in range(repeat)))
 
 
+# glibc raises its mmap threshold (up to 32 MiB) each time a large block is freed, after
+# which freed activations stay resident: the RSS after warm-up would then include them
+# and hide the working set. A fixed threshold keeps large arrays mmapped and returned on
+# free, in both libraries' processes (PyTorch's CPU allocator uses malloc too).
+MEMORY_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+
+
 def memory(names) -> None:
     print(f"\n{'model':38s} {'normlab MiB':>12s} {'torch MiB':>10s} {'ratio':>6s}"
           "   (peak RSS - RSS after warm-up, 5 steps, 1 thread)")
@@ -315,7 +329,7 @@ def memory(names) -> None:
         got = {}
         for lib in ("normlab", "torch"):
             out = subprocess.run([sys.executable, __file__, "--_child", "memory", name, lib],
-                                 capture_output=True, text=True, check=True)
+                                 capture_output=True, text=True, check=True, env=MEMORY_ENV)
             got[lib] = json.loads(out.stdout.strip().splitlines()[-1])
         a, b = got["normlab"]["working_mib"], got["torch"]["working_mib"]
         print(f"{ROWS[name].label + ' b' + str(ROWS[name].batch):38s} {a:12.1f} {b:10.1f} "
