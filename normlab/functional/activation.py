@@ -17,7 +17,7 @@ __all__ = [
 
 
 class ReluCache(NamedTuple):
-    positive: object  # bool mask x > 0
+    out: object  # max(x, 0): out > 0 exactly where x > 0 (NaN: neither), so no mask is kept
 
 
 class LeakyReluCache(NamedTuple):
@@ -66,23 +66,26 @@ def relu_forward(x):
     cache : ReluCache
     """
     xp = backend.namespace(x)
-    positive = x > 0
-    # maximum (not x * mask) so that NaN propagates as in torch.relu
-    return xp.maximum(x, 0), ReluCache(positive)
+    # maximum (not x * mask) so that NaN propagates as in torch.relu. The cache is the
+    # output itself (which the next layer usually keeps anyway), not a mask: one pass
+    # less here and no extra memory.
+    out = xp.maximum(x, 0)
+    return out, ReluCache(out)
 
 
 def relu_backward(dout, cache: ReluCache):
-    """``dx = dout * [x > 0]``; the subgradient at 0 is 0, as in PyTorch.
+    """``dx = dout * [x > 0]`` with ``[x > 0] = [out > 0]``; the subgradient at 0 is 0,
+    as in PyTorch.
 
     Returns
     -------
     dx : ndarray shaped like ``dout``
     """
-    impl = _compiled("relu_backward", cache.positive, dout)
+    impl = _compiled("relu_backward", cache.out, dout)
     if impl is not None:  # a branch-free select: NumPy's where mispredicts a random mask
-        return impl(cache.positive, dout)
+        return impl(cache.out, dout)
     xp = backend.namespace(dout)
-    return xp.where(cache.positive, dout, 0)
+    return xp.where(cache.out > 0, dout, 0)
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.01):

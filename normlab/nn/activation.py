@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numbers
 
-from normlab import backend
 from normlab import functional as F
-from normlab.functional.activation import ReluCache
 from normlab.nn.module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "check_not_inplace"]
@@ -19,15 +17,6 @@ def check_not_inplace(owner: str, inplace) -> None:
             f"{owner}: expected inplace=False, got inplace={inplace!r}. normlab never "
             "mutates its inputs (backward needs them); drop the argument."
         )
-
-
-class _Output:
-    """An eval forward's output, kept instead of a cache (see ``ReLU.forward``)."""
-
-    __slots__ = ("out",)
-
-    def __init__(self, out):
-        self.out = out
 
 
 class ReLU(Module):
@@ -54,18 +43,11 @@ class ReLU(Module):
         self.inplace = False
 
     def forward(self, x):
-        if self.training:
-            out, self._cache = F.relu_forward(x)
-        else:  # eval: no mask pass; a backward derives it from the output
-            out = backend.namespace(x).maximum(x, 0)
-            self._cache = _Output(out)
+        out, self._cache = F.relu_forward(x)
         return out
 
     def backward(self, dout):
-        cache = self._require_cache()
-        if isinstance(cache, _Output):  # out > 0 exactly where x > 0 (NaN: neither)
-            cache = ReluCache(cache.out > 0)
-        return F.relu_backward(dout, cache)
+        return F.relu_backward(dout, self._require_cache())
 
 
 class LeakyReLU(Module):
