@@ -135,9 +135,7 @@ def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, 
             sout, _ = F.sigmoid_forward(x)
             got[setting] = (out, F.relu_backward(dout, cache), lout,
                             F.leaky_relu_backward(dout, lcache), sout)
-    for a, b in zip(got["compiled"][:4], got["reference"][:4]):
+    for a, b in zip(got["compiled"], got["reference"]):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(a, b)  # NaN where NaN, bit for bit otherwise
         np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
-    # sigmoid: numba's exp and NumPy's may differ in the last bits
-    np.testing.assert_array_max_ulp(got["compiled"][4], got["reference"][4], maxulp=4)
