@@ -41,6 +41,27 @@ Examples::
     python benchmarks/bench_models.py --memory
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_models.py
 
+Figures so far (issue 12's work, 2026-11-29, the shared 2-core AMD EPYC under load 9-20,
+so CPU clock, 1 thread, interleaved, best of 3, ratio normlab / torch; to be re-run on a
+quiet machine):
+
+    model                           batch   before   after
+    ResNet-20 (3x32x32)               128    1.45    1.31-1.47
+    ResNet-20                          32    1.62    1.48-1.57
+    LeNet with BN (1x28x28)           256    1.87    1.40-1.50
+    ThreeLayerConvNet                  50    2.30    1.44-1.57
+    ResNet-18, ImageNet stem, 64x64    16    2.52    1.19-1.21
+    FC net 3072-100x3-10 with BN      100    1.10    0.95-1.07
+    eval forward: ResNet-20           128    2.18    1.62-1.67
+    eval forward: LeNet               256    2.42    1.72-1.78
+
+Training working set (``--memory``, 1 thread): ResNet-20 b128 354 vs 196 MiB (1.81),
+b32 1.84, LeNet 1.50, ThreeLayerConvNet 0.96, ResNet-18 2.64, FC 0.81 (before the ReLU
+cache change; ResNet-20 b32 89.8 -> 85.0 MiB with it). Most of the excess is the
+Winograd input transforms kept for the weight gradient from 32 channels on
+(``_winograd.REUSE_MIN_CHANNELS``; without them ResNet-20 b32 68.5 MiB, ResNet-18 48.4)
+and BN's cached ``x_hat``.
+
 The second BLAS setting of the issue is the environment: run once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (OpenBLAS's own kernel choice); the
 header prints the BLAS NumPy uses.
