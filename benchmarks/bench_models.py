@@ -55,9 +55,10 @@ quiet machine):
     eval forward: ResNet-20           128    2.18    1.62-1.67
     eval forward: LeNet               256    2.42    1.72-1.78
 
-Training working set (``--memory``, 1 thread): ResNet-20 b128 354 vs 196 MiB (1.81),
-b32 1.84, LeNet 1.50, ThreeLayerConvNet 0.96, ResNet-18 2.64, FC 0.81 (before the ReLU
-cache change; ResNet-20 b32 89.8 -> 85.0 MiB with it). Most of the excess is the
+Training working set (``--memory``, 1 thread): ResNet-20 b128 333 vs 196 MiB (1.70),
+b32 85 vs 49 (1.74), LeNet 1.53, ThreeLayerConvNet 1.12, ResNet-18 2.78, FC 0.78. (ReLU
+caching its output instead of a mask took ResNet-20 b32 from 89.8 to 85.0 MiB but the
+ConvNet, whose ReLU output nothing else keeps, from 0.96 to 1.12.) Most of the excess is the
 Winograd input transforms kept for the weight gradient from 32 channels on
 (``_winograd.REUSE_MIN_CHANNELS``; without them ResNet-20 b32 68.5 MiB, ResNet-18 48.4)
 and BN's cached ``x_hat``.
