@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError
+
 __all__ = ["as_generator"]
 
 
@@ -24,7 +26,7 @@ def as_generator(seed_or_rng=None) -> np.random.Generator:
         return np.random.default_rng()
     if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool):
         return np.random.default_rng(int(seed_or_rng))
-    raise TypeError(
+    raise NormlabTypeError(
         "as_generator: expected None, an int seed or a np.random.Generator, got "
         f"{type(seed_or_rng).__name__}. Create one with np.random.default_rng(seed)."
     )

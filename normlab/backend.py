@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from normlab.errors import NormlabRuntimeError, NormlabTypeError, NormlabValueError
+
 __all__ = [
     "namespace",
     "is_cupy_array",
@@ -68,7 +70,7 @@ def namespace(*arrays):
     """
     kinds = {is_cupy_array(a) for a in arrays if a is not None and hasattr(a, "shape")}
     if len(kinds) > 1:
-        raise TypeError(
+        raise NormlabTypeError(
             "namespace: expected arrays on one device, got a mix of NumPy (CPU) and CuPy "
             "(GPU) arrays. Move them with normlab.backend.to_device(a, 'cuda'|'cpu')."
         )
@@ -84,7 +86,7 @@ def device_of(a) -> str:
 
 def _check_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"to_device: expected device 'cpu' or 'cuda', got {device!r}.")
+        raise NormlabValueError(f"to_device: expected device 'cpu' or 'cuda', got {device!r}.")
     return device
 
 
@@ -97,7 +99,7 @@ def to_device(a, device: str):
         return to_numpy(a)
     cp = _get_cupy()
     if cp is None:
-        raise RuntimeError(
+        raise NormlabRuntimeError(
             "to_device: expected CuPy to be installed for device 'cuda', got ImportError. "
             "Install it with `pip install normlab[gpu]`."
         )

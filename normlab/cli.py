@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
+
+from normlab.errors import DataError, NormlabError, StateError
 
 __all__ = ["main", "build_parser", "DEMO_EXPERIMENTS"]
 
@@ -86,6 +89,14 @@ def _cmd_experiment_run(args) -> int:
     if overrides and len(names) > 1:
         raise _UsageError("normlab experiment run: error: expected one experiment with --set, "
                           f"got {len(names)}")
+    if overrides:
+        from normlab.lab.registry import get_experiment  # noqa: PLC0415
+        from normlab.lab.runs import apply_overrides  # noqa: PLC0415
+
+        try:
+            apply_overrides(get_experiment(names[0]).Config(), overrides)
+        except ValueError as e:
+            raise _UsageError(f"normlab experiment run: error: {e}") from None
     dirs = []
     for name in names:
         print(f"running {name}{' (smoke size)' if args.smoke else ''} ...", flush=True)
@@ -128,9 +139,82 @@ def _cmd_demo(args) -> int:
     return _cmd_experiment_run(args)
 
 
+def _strip_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N`` (what the launched ranks get)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _launch_train(args) -> int:
+    """``--nproc N``: run this same command on N processes under mpiexec and wait."""
+    from normlab.distributed import mpi_problem, run_mpiexec  # noqa: PLC0415
+
+    problem = mpi_problem()
+    if problem is not None:
+        print(f"normlab train: --nproc {args.nproc}: {problem}.", file=sys.stderr)
+        return 1
+    rank_argv = ["-m", "normlab", *_strip_nproc(args.argv)]
+    rc = run_mpiexec(args.nproc, rank_argv).returncode
+    if rc != 0:
+        print(f"normlab train: expected the {args.nproc} processes under mpiexec to succeed, "
+              f"got exit status {rc}. The failing rank's error is printed above.",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_train(args) -> int:
+    from normlab.distributed import init, launched_by_mpiexec  # noqa: PLC0415
+    from normlab.distributed.comm import say  # noqa: PLC0415
+
+    under_mpi = launched_by_mpiexec()
+    nproc = args.nproc if args.nproc is not None else 1
+    comm = init() if under_mpi else None
+    main_rank = comm is None or comm.rank == 0
+    if comm is not None:
+        if args.nproc is not None and args.nproc != comm.size:
+            if main_rank:  # every rank finds it; one says it
+                say(f"normlab train: error: expected --nproc {comm.size} (the processes "
+                    f"mpiexec started), got --nproc {args.nproc}. Leave --nproc out under "
+                    "mpiexec")
+            return 2
+        nproc = comm.size
+    if nproc > args.batch_size:
+        if main_rank:
+            say(f"normlab train: error: expected --nproc at most --batch-size "
+                f"({args.batch_size}), got {nproc} processes. Every process needs a part "
+                "of each batch")
+        return 2
+    if comm is None and nproc > 1:
+        return _launch_train(args)
+    if comm is not None and comm.size > 1:
+        try:
+            return _train_here(args, comm)
+        except BaseException as e:  # noqa: BLE001 - one rank failing must stop all of them
+            text = str(e).splitlines()[0] if str(e) else ""
+            say(f"normlab train: rank {comm.rank} of {comm.size} failed: "
+                f"{type(e).__name__}: {text}")
+            comm.abort(1)  # never returns: mpiexec ends every rank
+    return _train_here(args, comm)
+
+
+def _train_here(args, comm) -> int:
+    from normlab.lab.data_command import train_data_kwargs  # noqa: PLC0415
     from normlab.lab.train_command import train_model  # noqa: PLC0415
 
+    main = comm is None or comm.rank == 0
+    if args.resume is not None and args.lr is not None:
+        raise _UsageError(
+            f"normlab train: error: expected no --lr with --resume (a resumed run continues "
+            f"bit-identically with the learning rate saved in its checkpoint), got --lr "
+            f"{args.lr}. Start a new run to train with another learning rate")
     if args.lr is None:
         args.lr = 1e-3 if args.optimizer == "adam" else 0.05
     try:
@@ -144,10 +228,17 @@ def _cmd_train(args) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             optimizer=args.optimizer, seed=args.seed, out=args.out, hidden=hidden,
             n_train=args.n_train, resume=args.resume,
-            progress=False if args.no_progress else None)
+            progress=False if args.no_progress else None, comm=comm,
+            **train_data_kwargs(args))
+    except (DataError, StateError):
+        raise  # a corrupt data set or checkpoint: a failure (exit 1), not a usage error
     except (ValueError, FileNotFoundError) as e:
-        print(f"normlab train: {e}", file=sys.stderr)
+        if not isinstance(e, NormlabError) or (comm is not None and comm.size > 1):
+            raise  # unknown errors keep their traceback; under MPI _cmd_train stops every rank
+        print(f"normlab train: {_one_line(e)}", file=sys.stderr)
         return 2
+    if not main:
+        return 0
     print(f"trained {args.model} on {args.data} (norm={args.norm}) for {summary['steps']} steps "
           f"in {summary['wall_time_s']} s")
     for split in ("train", "val", "test"):
@@ -168,6 +259,23 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
         return v
     return parse
+
+
+def _seed(text):
+    """``--seed``: an int in [0, 2**63) (NumPy's Generator refuses negative seeds)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= v < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**63), got {text!r}")
+    return v
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: its message with newlines folded."""
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
 
 
 def _cmd_info(args) -> int:
@@ -198,11 +306,13 @@ def _kernels_line(info: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="normlab", description="normlab: a deep-learning lab built around Batch "
                 "Normalization.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the full traceback of a failure (default: one line)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     g = sub.add_parser("gradcheck", help="numerically check every registered module (float64)")
     g.add_argument("--only", nargs="*", default=None, metavar="NAME",
                    help="check only modules whose name contains one of these")
-    g.add_argument("--seed", type=int, default=0, help="seed of inputs and random dout")
+    g.add_argument("--seed", type=_seed, default=0, help="seed of inputs and random dout")
     g.set_defaults(func=_cmd_gradcheck)
 
     ex = sub.add_parser("experiment", help="list, run and report the lab's experiments")
@@ -212,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = exsub.add_parser("run", help="run experiments and write run folders and a report")
     r.add_argument("names", nargs="+", metavar="NAME", help="experiment names, or 'all'")
     r.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
-    r.add_argument("--seed", type=int, default=0, help="seed of the experiment's Generator")
+    r.add_argument("--seed", type=_seed, default=0, help="seed of the experiment's Generator")
     r.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     r.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override config fields")
     r.add_argument("--report", default=None, help="path of the HTML report (default: "
@@ -241,16 +351,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", default="100,100", help="MLP hidden widths (default: 100,100)")
     t.add_argument("--n-train", type=_positive(int), default=None,
                    help="use a random subset of the training set")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     t.add_argument("--resume", default=None, metavar="CHECKPOINT_DIR",
                    help="continue a run from its checkpoint folder (bit-identical)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--nproc", type=_positive(int), default=None, metavar="N",
+                   help="data-parallel on N processes: relaunches this command under mpiexec "
+                   "(needs normlab[mpi]); SyncBatchNorm keeps it equal to one process")
     t.set_defaults(func=_cmd_train)
+    from normlab.lab.data_command import add_data_parser, add_train_data_options  # noqa: PLC0415
+
+    add_train_data_options(t)
+    add_data_parser(sub, _Parser)
+    from normlab.lab.export_command import add_export_parser  # noqa: PLC0415
+
+    add_export_parser(sub)
     d = sub.add_parser("demo", help="run activation-stats and bn-vs-none on embedded data "
                        "(offline, a few minutes on 2 cores) and write an HTML report")
     d.add_argument("--smoke", action="store_true", help="tiny size that finishes in seconds")
-    d.add_argument("--seed", type=int, default=0, help="seed of the experiments' Generator")
+    d.add_argument("--seed", type=_seed, default=0, help="seed of the experiments' Generator")
     d.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     d.add_argument("--report", default=None, help="HTML report path (default: OUT/demo-report.html)")
     d.set_defaults(func=_cmd_demo)
@@ -261,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except _UsageError as e:
@@ -271,11 +392,29 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    args.argv = argv
+    command = " ".join(x for x in ("normlab", args.command, getattr(args, "action", None)) if x)
     try:
         return int(args.func(args))
     except _UsageError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except (NormlabError, OSError, MemoryError) as e:
+        # A known failure (bad data, divergence, a full or read-only disk, a locked run
+        # folder): one line and exit 1; --debug adds the traceback.
+        if args.debug:
+            traceback.print_exc()
+        what = "" if isinstance(e, NormlabError) else f"{type(e).__name__}: "
+        if isinstance(e, OSError) and not isinstance(e, NormlabError) and e.strerror:
+            where = f" ({e.filename})" if e.filename else ""
+            print(f"{command}: expected a readable/writable disk, got {what}{e.strerror}{where}. "
+                  "Free space or choose another --out.", file=sys.stderr)
+        else:
+            print(f"{command}: {what}{_one_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

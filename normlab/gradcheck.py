@@ -15,7 +15,9 @@ from typing import Callable
 import numpy as np
 
 from normlab import backend
+from normlab.validation import check_positive
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 
 __all__ = ["rel_error", "numerical_gradient", "GradcheckReport", "check_module"]
 
@@ -25,7 +27,7 @@ def rel_error(a, b) -> float:
     a = backend.to_numpy(a).astype(np.float64)
     b = backend.to_numpy(b).astype(np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"rel_error: expected equal shapes, got {a.shape} and {b.shape}.")
+        raise NormlabValueError(f"rel_error: expected equal shapes, got {a.shape} and {b.shape}.")
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
@@ -55,6 +57,8 @@ def numerical_gradient(f: Callable, x, dout, h: float = 1e-5):
     -------
     ndarray shaped like ``x``.
     """
+    check_positive(h, "h", "numerical_gradient",
+                   hint="h is the finite-difference step; 1e-5 suits float64.")
     x = backend.to_numpy(x)
     dout = backend.to_numpy(dout).astype(np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)

@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from normlab._random import as_generator
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = [
     "calculate_fan_in_and_fan_out",
@@ -44,7 +45,7 @@ def calculate_fan_in_and_fan_out(shape) -> tuple[int, int]:
     """
     shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"calculate_fan_in_and_fan_out: expected a weight with at least 2 dimensions, "
             f"got shape {shape}."
         )
@@ -94,14 +95,14 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
         elif _is_number(param):
             slope = float(param)
         else:
-            raise ValueError(
+            raise NormlabValueError(
                 f"calculate_gain: expected a number as the leaky_relu negative slope, got "
                 f"{param!r}."
             )
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    raise ValueError(
+    raise NormlabValueError(
         f"calculate_gain: expected nonlinearity in {list(_NONLINEARITIES)}, got "
         f"{nonlinearity!r}."
     )
@@ -113,24 +114,24 @@ def _check_shape(owner: str, shape) -> tuple[int, ...]:
     try:
         shape = tuple(shape)
     except TypeError:
-        raise TypeError(f"{owner}: expected a shape (tuple of ints), got "
+        raise NormlabTypeError(f"{owner}: expected a shape (tuple of ints), got "
                         f"{type(shape).__name__}.") from None
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
                for d in shape):
-        raise ValueError(f"{owner}: expected a shape of non-negative ints, got {shape}.")
+        raise NormlabValueError(f"{owner}: expected a shape of non-negative ints, got {shape}.")
     return tuple(int(d) for d in shape)
 
 
 def _check_dtype(owner: str, dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
-        raise TypeError(f"{owner}: expected a floating dtype, got {dtype}. Use np.float32.")
+        raise NormlabTypeError(f"{owner}: expected a floating dtype, got {dtype}. Use np.float32.")
     return dtype
 
 
 def _check_number(owner: str, name: str, value) -> float:
     if not _is_number(value):
-        raise TypeError(f"{owner}: expected {name} to be a float, got "
+        raise NormlabTypeError(f"{owner}: expected {name} to be a float, got "
                         f"{type(value).__name__} {value!r}.")
     return float(value)
 
@@ -162,7 +163,7 @@ def normal(shape, mean: float = 0.0, std: float = 1.0, rng=None, dtype=np.float3
     mean = _check_number("normal", "mean", mean)
     std = _check_number("normal", "std", std)
     if not std >= 0.0:
-        raise ValueError(f"normal: expected std >= 0, got {std!r}.")
+        raise NormlabValueError(f"normal: expected std >= 0, got {std!r}.")
     shape = _check_shape("normal", shape)
     dtype = _check_dtype("normal", dtype)
     return as_generator(rng).normal(mean, std, size=shape).astype(dtype)
@@ -179,7 +180,7 @@ def uniform(shape, a: float = 0.0, b: float = 1.0, rng=None, dtype=np.float32):
     a = _check_number("uniform", "a", a)
     b = _check_number("uniform", "b", b)
     if not a <= b:
-        raise ValueError(f"uniform: expected a <= b, got a={a!r}, b={b!r}.")
+        raise NormlabValueError(f"uniform: expected a <= b, got a={a!r}, b={b!r}.")
     shape = _check_shape("uniform", shape)
     dtype = _check_dtype("uniform", dtype)
     return as_generator(rng).uniform(a, b, size=shape).astype(dtype)
@@ -234,9 +235,9 @@ def xavier_normal(shape, gain: float = 1.0, rng=None, dtype=np.float32):
 
 def _kaiming_std(owner: str, shape, a, mode: str, nonlinearity: str) -> float:
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"{owner}: expected mode 'fan_in' or 'fan_out', got {mode!r}.")
+        raise NormlabValueError(f"{owner}: expected mode 'fan_in' or 'fan_out', got {mode!r}.")
     if nonlinearity not in _NONLINEARITIES:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected nonlinearity in {list(_NONLINEARITIES)}, got {nonlinearity!r}."
         )
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape)

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import numpy as np
 import pytest
 
 import normlab
+
+
+_BLAS_LIMIT = None  # keeps threadpoolctl's limit alive for the session
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, share the cores between workers instead of oversubscribing them.
+
+    Each worker would otherwise run OpenBLAS with one thread per core: with 2 workers on 2
+    cores the BLAS threads spin against each other and small matmuls slow down by orders of
+    magnitude. Subprocesses (MPI ranks, notebook kernels) inherit the limit through the
+    environment. An explicit OPENBLAS_NUM_THREADS / OMP_NUM_THREADS wins.
+    """
+    global _BLAS_LIMIT
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers <= 1:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a core dependency
+        return
+    _BLAS_LIMIT = threadpool_limits(limits=threads, user_api="blas")
 
 
 @pytest.fixture(autouse=True)

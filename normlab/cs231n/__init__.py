@@ -6,5 +6,10 @@ running value, running_var starts at zeros and tracks the biased variance, dropo
 keeps units, and randomness comes from the GLOBAL ``np.random`` stream. See docs/cs231n.md.
 
 Submodules: ``layers``, ``layer_utils``, ``fast_layers``, ``optim``, ``solver``,
-``gradient_check``, ``data_utils``, ``classifiers`` (``fc_net``, ``cnn``).
+``gradient_check``, ``data_utils``, ``vis_utils``, ``classifiers`` (``fc_net``, ``cnn``).
+
+``alias()`` makes the notebooks' own import lines (``from cs231n.layers import *``) resolve
+to these modules; ``unalias()`` undoes it.
 """
+
+from normlab.cs231n._alias import alias, unalias  # noqa: F401

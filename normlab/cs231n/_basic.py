@@ -8,11 +8,15 @@ draws its mask from the GLOBAL ``np.random`` stream (and reseeds it when
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 from normlab.functional.dropout import DropoutCache
+from normlab.cs231n._params import int_entry, param_dict
 
 __all__ = [
     "affine_forward",
@@ -48,7 +52,7 @@ def affine_forward(x, w, b):
     N = x.shape[0]
     D = int(np.prod(x.shape[1:]))
     if w.ndim != 2 or D != w.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"affine_forward: expected w of shape (D, M) with D = prod(x.shape[1:]) = {D}, "
             f"got w of shape {tuple(w.shape)}. The course layout is (in, out), the transpose "
             "of PyTorch's Linear.weight."
@@ -102,15 +106,17 @@ def dropout_forward(x, dropout_param):
     ValueError
         For a keep probability outside (0, 1] or an unknown mode.
     """
+    param_dict(dropout_param, "dropout_forward", "dropout_param", required=("p", "mode"))
     p, mode = dropout_param["p"], dropout_param["mode"]
-    if not 0.0 < p <= 1.0:
-        raise ValueError(
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 < p <= 1.0:
+        raise NormlabValueError(
             f"dropout_forward: expected dropout_param['p'] (the KEEP probability) in (0, 1], "
             f"got {p!r}. The course's p keeps units; PyTorch's p drops them."
         )
     if mode == "train":
         if dropout_param.get("seed") is not None:
-            np.random.seed(dropout_param["seed"])
+            np.random.seed(int_entry(dropout_param, "seed", "dropout_forward", "dropout_param",
+                                     0, 0))
         xp = backend.namespace(x)
         keep = np.random.rand(*x.shape) < p  # global stream: the course's seeded cells
         # the mask is the course's draw (keep where u < p), so it cannot come from
@@ -119,8 +125,8 @@ def dropout_forward(x, dropout_param):
         mask = xp.asarray(keep / p, dtype=x.dtype)
         return x * mask, DropoutCache(mask)
     if mode == "test":
-        return x, DropoutCache(None)
-    raise ValueError(
+        return x, DropoutCache(None, tuple(x.shape))
+    raise NormlabValueError(
         f"dropout_forward: expected dropout_param['mode'] 'train' or 'test', got {mode!r}."
     )
 
@@ -132,12 +138,12 @@ def dropout_backward(dout, cache):
 
 def _check_scores(x, y, owner):
     if x.ndim != 2:
-        raise ValueError(f"{owner}: expected scores x of shape (N, C), got shape {tuple(x.shape)}.")
+        raise NormlabValueError(f"{owner}: expected scores x of shape (N, C), got shape {tuple(x.shape)}.")
     N, C = x.shape
     if y.shape != (N,):
-        raise ValueError(f"{owner}: expected labels y of shape ({N},), got shape {tuple(y.shape)}.")
+        raise NormlabValueError(f"{owner}: expected labels y of shape ({N},), got shape {tuple(y.shape)}.")
     if N and (int(y.min()) < 0 or int(y.max()) >= C):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected labels in [0, {C}), got labels in "
             f"[{int(y.min())}, {int(y.max())}]."
         )

@@ -8,7 +8,10 @@ side, as PyTorch's ``padding``.
 
 from __future__ import annotations
 
+from normlab.errors import NormlabValueError
 from normlab.functional import conv_naive, pool_naive
+from normlab.cs231n._params import int_entry, param_dict
+from normlab.validation import check_array
 
 __all__ = [
     "conv_forward_naive",
@@ -28,24 +31,22 @@ def conv_hyper(x, w, conv_param, owner):
     ValueError
         For non-4D inputs, mismatched channels, or a non-positive stride / negative pad.
     """
+    check_array(x, owner, name="x")
+    check_array(w, owner, name="w")
     if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected x (N, C, H, W) and w (F, C, HH, WW), got shapes "
             f"{tuple(x.shape)} and {tuple(w.shape)}."
         )
     if x.shape[1] != w.shape[1]:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected w with {x.shape[1]} input channels (x.shape[1]), got "
             f"w of shape {tuple(w.shape)}."
         )
-    stride = conv_param.get("stride", 1)
-    pad = conv_param.get("pad", 0)
-    if int(stride) != stride or stride < 1 or int(pad) != pad or pad < 0:
-        raise ValueError(
-            f"{owner}: expected conv_param stride >= 1 and pad >= 0 (ints), got "
-            f"stride={stride!r}, pad={pad!r}."
-        )
-    return int(stride), int(pad)
+    param_dict(conv_param, owner, "conv_param")
+    stride = int_entry(conv_param, "stride", owner, "conv_param", 1, 1)
+    pad = int_entry(conv_param, "pad", owner, "conv_param", 0, 0)
+    return stride, pad
 
 
 def pool_hyper(x, pool_param, owner):
@@ -56,19 +57,16 @@ def pool_hyper(x, pool_param, owner):
     ValueError
         For non-4D input or non-positive window/stride.
     """
+    check_array(x, owner, name="x")
     if x.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected 4D input (N, C, H, W), got input of shape {tuple(x.shape)}."
         )
-    ph = pool_param.get("pool_height", 2)
-    pw = pool_param.get("pool_width", 2)
-    stride = pool_param.get("stride", 2)
-    if min(ph, pw, stride) < 1:
-        raise ValueError(
-            f"{owner}: expected pool_height, pool_width and stride >= 1, got "
-            f"{ph!r}, {pw!r}, {stride!r}."
-        )
-    return (int(ph), int(pw)), int(stride)
+    param_dict(pool_param, owner, "pool_param")
+    ph = int_entry(pool_param, "pool_height", owner, "pool_param", 2, 1)
+    pw = int_entry(pool_param, "pool_width", owner, "pool_param", 2, 1)
+    stride = int_entry(pool_param, "stride", owner, "pool_param", 2, 1)
+    return (ph, pw), stride
 
 
 def conv_forward_naive(x, w, b, conv_param):

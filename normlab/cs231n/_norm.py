@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from normlab import backend
 from normlab import functional as F
+from normlab.errors import NormlabValueError
+from normlab.cs231n._params import param_dict, real_entry
+from normlab.validation import check_array, check_vector, describe
 
 __all__ = [
     "batchnorm_forward",
@@ -31,26 +34,30 @@ __all__ = [
 
 
 def _bn_forward(x, gamma, beta, bn_param, axes, owner):
+    param_dict(bn_param, owner, "bn_param", required=("mode",))
+    check_array(x, owner, name="x")
     mode = bn_param.get("mode")
     if mode not in ("train", "test"):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected bn_param['mode'] 'train' or 'test', got {mode!r}."
         )
     C = x.shape[1]
-    if gamma.shape != (C,) or beta.shape != (C,):
-        raise ValueError(
-            f"{owner}: expected gamma and beta of shape ({C},), got {tuple(gamma.shape)} and "
-            f"{tuple(beta.shape)}."
+    if getattr(gamma, "shape", None) != (C,) or getattr(beta, "shape", None) != (C,):
+        raise NormlabValueError(
+            f"{owner}: expected gamma and beta of shape ({C},), got {describe(gamma)} and "
+            f"{describe(beta)}."
         )
     xp = backend.namespace(x)
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
+    eps = real_entry(bn_param, "eps", owner, "bn_param", 1e-5, low=0.0, low_open=True)
+    momentum = real_entry(bn_param, "momentum", owner, "bn_param", 0.9, low=0.0, high=1.0)
     running_mean = bn_param.get("running_mean")
     running_var = bn_param.get("running_var")
     if running_mean is None:
         running_mean = xp.zeros(C, dtype=x.dtype)
     if running_var is None:
         running_var = xp.zeros(C, dtype=x.dtype)  # course: zeros, PyTorch: ones
+    check_vector(running_mean, C, owner, "bn_param['running_mean']")
+    check_vector(running_var, C, owner, "bn_param['running_var']")
 
     if mode == "train":
         out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes, eps=eps)
@@ -98,7 +105,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         For an unknown mode, non-2D input or mis-shaped gamma/beta.
     """
     if x.ndim != 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"batchnorm_forward: expected 2D input (N, D), got input of shape {tuple(x.shape)}. "
             "Use spatial_batchnorm_forward for (N, C, H, W)."
         )
@@ -138,7 +145,7 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
         For non-4D input, an unknown mode or mis-shaped gamma/beta.
     """
     if x.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             "spatial_batchnorm_forward: expected 4D input (N, C, H, W), got input of shape "
             f"{tuple(x.shape)}. Use batchnorm_forward for (N, D)."
         )
@@ -169,10 +176,12 @@ def layernorm_forward(x, gamma, beta, ln_param):
         For non-2D input.
     """
     if x.ndim != 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"layernorm_forward: expected 2D input (N, D), got input of shape {tuple(x.shape)}."
         )
-    eps = ln_param.get("eps", 1e-5)
+    param_dict(ln_param, "layernorm_forward", "ln_param")
+    eps = real_entry(ln_param, "eps", "layernorm_forward", "ln_param", 1e-5, low=0.0,
+                     low_open=True)
     return F.layer_norm_forward(x, gamma, beta, normalized_ndim=1, eps=eps)
 
 
@@ -202,21 +211,23 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
         For non-4D input, G not dividing C, or mis-shaped gamma/beta.
     """
     if x.ndim != 4:
-        raise ValueError(
+        raise NormlabValueError(
             "spatial_groupnorm_forward: expected 4D input (N, C, H, W), got input of shape "
             f"{tuple(x.shape)}."
         )
     N, C, H, W = x.shape
     if not isinstance(G, int) or G <= 0 or C % G:
-        raise ValueError(
+        raise NormlabValueError(
             f"spatial_groupnorm_forward: expected G a positive int dividing C = {C}, got {G!r}."
         )
-    if gamma.size != C or beta.size != C:
-        raise ValueError(
+    if getattr(gamma, "size", None) != C or getattr(beta, "size", None) != C:
+        raise NormlabValueError(
             f"spatial_groupnorm_forward: expected gamma and beta of shape (1, {C}, 1, 1), got "
-            f"{tuple(gamma.shape)} and {tuple(beta.shape)}."
+            f"{describe(gamma)} and {describe(beta)}."
         )
-    eps = gn_param.get("eps", 1e-5)
+    param_dict(gn_param, "spatial_groupnorm_forward", "gn_param")
+    eps = real_entry(gn_param, "eps", "spatial_groupnorm_forward", "gn_param", 1e-5, low=0.0,
+                     low_open=True)
     out, cache = F.group_norm_forward(x, gamma.reshape(C), beta.reshape(C), num_groups=G,
                                       eps=eps)
     return out, (gamma.shape, cache)

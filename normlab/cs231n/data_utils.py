@@ -3,15 +3,19 @@
 Nothing is downloaded. Get the python version of CIFAR-10 from
 https://www.cs.toronto.edu/~kriz/cifar.html, unpack it, and point ``cifar10_dir`` (or the
 ``NORMLAB_CIFAR10`` environment variable) at the ``cifar-10-batches-py`` folder.
-The batch files are Python pickles by the data set's own format; only open files you trust.
+The batch files are Python pickles by the data set's own format; they are read with
+normlab's restricted unpickler (``normlab._safe_pickle``), which refuses anything but plain
+containers and NumPy arrays, so a crafted file cannot run code.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
+
+from normlab._safe_pickle import restricted_load
+from normlab.errors import DataError, MissingPathError, NormlabValueError
 
 __all__ = ["load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data", "default_cifar10_dir"]
 
@@ -35,15 +39,15 @@ def load_CIFAR_batch(filename):
         If it does not hold ``data`` of n rows of 3072 values and n ``labels``.
     """
     if not os.path.isfile(filename):
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"load_CIFAR_batch: expected a CIFAR-10 batch file, got missing path {filename!r}."
         )
     with open(filename, "rb") as fh:
-        d = pickle.load(fh, encoding="latin1")
+        d = restricted_load(fh, "load_CIFAR_batch", filename, encoding="latin1")
     X = np.asarray(d.get("data")) if isinstance(d, dict) else None
     Y = np.asarray(d.get("labels")) if isinstance(d, dict) else None
     if X is None or X.ndim != 2 or X.shape[1] != 3072 or Y is None or Y.shape != X.shape[:1]:
-        raise ValueError(
+        raise DataError(
             f"load_CIFAR_batch: expected a dict with 'data' (n, 3072) and 'labels' (n,), got "
             f"an unreadable batch in {filename!r}. Use the python version of CIFAR-10."
         )
@@ -62,7 +66,7 @@ def load_CIFAR10(root):
     names = _BATCHES + ["test_batch"]
     missing = [n for n in names if not os.path.isfile(os.path.join(root, n))]
     if missing:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"load_CIFAR10: expected the CIFAR-10 python batches in {root!r}, got missing "
             f"{missing}. Download cifar-10-python.tar.gz from "
             "https://www.cs.toronto.edu/~kriz/cifar.html, unpack it and pass the "
@@ -96,7 +100,7 @@ def get_CIFAR10_data(num_training=49000, num_validation=1000, num_test=1000,
     root = default_cifar10_dir() if cifar10_dir is None else cifar10_dir
     X_train, y_train, X_test, y_test = load_CIFAR10(root)
     if num_training + num_validation > X_train.shape[0] or num_test > X_test.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"get_CIFAR10_data: expected num_training + num_validation <= {X_train.shape[0]} "
             f"and num_test <= {X_test.shape[0]}, got {num_training} + {num_validation} and "
             f"{num_test}."

@@ -14,7 +14,9 @@ from random import randrange
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.gradcheck import rel_error as _rel_error
+from normlab.validation import check_positive
 
 __all__ = [
     "eval_numerical_gradient",
@@ -32,12 +34,12 @@ def rel_error(x, y):
 
 def _check_writable(x, owner):
     if not isinstance(x, np.ndarray):
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected x to be a NumPy array (it is perturbed in place), got "
             f"{type(x).__name__}. Convert it with np.asarray(x, dtype=np.float64)."
         )
     if not x.flags.writeable:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected a writeable array (x is perturbed in place), got a "
             "read-only one. Pass x.copy()."
         )
@@ -86,6 +88,7 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     TypeError, ValueError
         If ``x`` is not a writeable NumPy array.
     """
+    check_positive(h, "h", "eval_numerical_gradient", hint="h is the finite-difference step; 1e-5 suits float64.")
     _check_writable(x, "eval_numerical_gradient")
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
@@ -103,6 +106,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     -------
     ndarray shaped like ``x``.
     """
+    check_positive(h, "h", "eval_numerical_gradient_array", hint="h is the finite-difference step; 1e-5 suits float64.")
     _check_writable(x, "eval_numerical_gradient_array")
     grad = np.zeros_like(x)
     for ix in np.ndindex(*x.shape):
@@ -122,6 +126,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5):
     list of float
         The relative errors (the course returns nothing; the list is an addition).
     """
+    check_positive(h, "h", "grad_check_sparse", hint="h is the finite-difference step; 1e-5 suits float64.")
     _check_writable(x, "grad_check_sparse")
     errors = []
     for _ in range(num_checks):

@@ -6,6 +6,13 @@ Caches are tuples of the inner layers' caches; backward functions take exactly
 
 from __future__ import annotations
 
+from normlab.cs231n import fast_layers as _fast_layers
+from normlab.cs231n import layers as _layers
+# The course's layer_utils starts with ``from .layers import *`` and ``from .fast_layers import
+# *``, so a notebook's ``from cs231n.layer_utils import *`` (or a classifier's) brings every
+# layer into scope as well; the re-exports below keep that surface.
+from normlab.cs231n.fast_layers import *  # noqa: F401,F403
+from normlab.cs231n.layers import *  # noqa: F401,F403
 from normlab.cs231n.fast_layers import (
     conv_backward_fast,
     conv_forward_fast,
@@ -25,7 +32,8 @@ from normlab.cs231n.layers import (
     spatial_batchnorm_forward,
 )
 
-__all__ = [
+# The sandwich layers this module defines (its own names, without the re-exports).
+_OWN = [
     "affine_relu_forward",
     "affine_relu_backward",
     "affine_bn_relu_forward",
@@ -39,6 +47,8 @@ __all__ = [
     "conv_relu_pool_forward",
     "conv_relu_pool_backward",
 ]
+
+__all__ = list(dict.fromkeys(_layers.__all__ + _fast_layers.__all__ + _OWN))
 
 
 def _norm_relu_forward(layer_forward, layer_args, norm_forward, gamma, beta, norm_param):

@@ -11,6 +11,7 @@ These are course adapters; normlab's own optimizers live in :mod:`normlab.optim`
 from __future__ import annotations
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 
@@ -19,7 +20,7 @@ def _config(config):
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise TypeError(
+        raise NormlabTypeError(
             f"cs231n.optim: expected config to be a dict or None, got {type(config).__name__}."
         )
     return config
@@ -27,7 +28,7 @@ def _config(config):
 
 def _check_shapes(w, dw, rule):
     if w.shape != dw.shape:
-        raise ValueError(
+        raise NormlabValueError(
             f"cs231n.optim.{rule}: expected dw with the shape of w {tuple(w.shape)}, "
             f"got {tuple(dw.shape)}."
         )

@@ -20,6 +20,7 @@ import numpy as np
 from normlab import backend
 from normlab._io import atomic_write_bytes
 from normlab.cs231n import optim
+from normlab.errors import NormlabValueError
 
 __all__ = ["Solver"]
 
@@ -62,20 +63,20 @@ class Solver:
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_DEFAULTS))
         if unknown:
-            raise ValueError(
+            raise NormlabValueError(
                 f"Solver: expected keyword arguments among {sorted(_DEFAULTS)}, got "
                 f"unrecognized {', '.join(repr(k) for k in unknown)}."
             )
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
-            raise ValueError(f"Solver: expected data with keys {missing}, got {sorted(data)}.")
+            raise NormlabValueError(f"Solver: expected data with keys {missing}, got {sorted(data)}.")
         self.model = model
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data["X_val"], data["y_val"]
         opts = {**_DEFAULTS, **kwargs}
         rule = opts["update_rule"]
         if rule not in optim.__all__:
-            raise ValueError(
+            raise NormlabValueError(
                 f"Solver: expected update_rule among {optim.__all__}, got {rule!r}."
             )
         self.update_rule = getattr(optim, rule)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from normlab._io import atomic_write_bytes
 
-__all__ = ["cache_dir", "cache_path", "load_cached", "save_cached", "fingerprint"]
+__all__ = ["cache_dir", "cache_path", "load_cached", "save_cached", "fingerprint", "CacheWarning"]
 
 
 def cache_dir() -> Path:
@@ -43,14 +44,29 @@ def load_cached(key: str) -> dict[str, np.ndarray] | None:
         return None
 
 
-def save_cached(key: str, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` under ``key`` atomically (temporary file, fsync, rename)."""
+def save_cached(key: str, arrays: dict[str, np.ndarray]) -> Path | None:
+    """Write ``arrays`` under ``key`` atomically (temporary file, fsync, rename).
+
+    Returns the entry's path, or None (with a ``CacheWarning``) when the cache folder
+    cannot be written.
+    """
     path = cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(os.fspath(path), buf.getvalue())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(os.fspath(path), buf.getvalue())
+    except OSError as e:
+        # The cache only saves time: an unwritable or full cache folder must not end a run.
+        warnings.warn(f"data cache: expected a writable cache folder {str(path.parent)!r}, got "
+                      f"{type(e).__name__}: {e.strerror or e}. Continuing without caching "
+                      "(set NORMLAB_CACHE to a writable folder).", CacheWarning, stacklevel=2)
+        return None
     return path
+
+
+class CacheWarning(UserWarning):
+    """The optional data cache could not be written; the run continues without it."""
 
 
 def fingerprint(*parts) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import backend
+from normlab.errors import CallOrderError, NormlabTypeError, NormlabValueError
 
 __all__ = ["NotFittedError", "check_eps", "Transformer", "covariance_eigh"]
 
 
-class NotFittedError(RuntimeError, AttributeError):
+class NotFittedError(CallOrderError, AttributeError):
     """Raised when ``transform`` or ``inverse_transform`` is called before ``fit``.
 
     A RuntimeError (wrong call order, as everywhere in normlab) that is also an
@@ -19,9 +20,9 @@ class NotFittedError(RuntimeError, AttributeError):
 
 def check_eps(owner: str, eps) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{owner}: expected eps to be a float, got {type(eps).__name__}.")
+        raise NormlabTypeError(f"{owner}: expected eps to be a float, got {type(eps).__name__}.")
     if not eps >= 0.0:
-        raise ValueError(f"{owner}: expected eps >= 0, got {eps!r}.")
+        raise NormlabValueError(f"{owner}: expected eps >= 0, got {eps!r}.")
     return float(eps)
 
 
@@ -42,24 +43,24 @@ class Transformer:
         """Validate ``X``; return ``(xp, X)`` with X unchanged (no copy)."""
         name = type(self).__name__
         if not hasattr(X, "shape") or not hasattr(X, "dtype"):
-            raise TypeError(f"{name}: expected a NumPy or CuPy array, got {type(X).__name__}.")
+            raise NormlabTypeError(f"{name}: expected a NumPy or CuPy array, got {type(X).__name__}.")
         xp = backend.namespace(X)
         if X.ndim < 2:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{name}: expected input of shape (N, D) or (N, C, H, W), got {X.ndim}D input "
                 f"of shape {tuple(X.shape)}. Reshape a single sample with x[None]."
             )
         kind = np.dtype(X.dtype).kind
         if kind not in "fiub":
-            raise TypeError(f"{name}: expected a real-valued array, got dtype {X.dtype}.")
+            raise NormlabTypeError(f"{name}: expected a real-valued array, got dtype {X.dtype}.")
         if fitting:
             if X.shape[0] < self._min_samples:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{name}: expected at least {self._min_samples} samples to fit, got "
                     f"{X.shape[0]}."
                 )
             if kind == "f" and not bool(xp.all(xp.isfinite(X))):
-                raise ValueError(
+                raise NormlabValueError(
                     f"{name}: expected finite values, got NaN or inf in the input. Clean or "
                     "impute the data before fitting."
                 )
@@ -67,7 +68,7 @@ class Transformer:
 
     def _check_sample_shape(self, X) -> None:
         if tuple(X.shape[1:]) != self.sample_shape_:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected samples of shape {self.sample_shape_} (as in "
                 f"fit), got {tuple(X.shape[1:])}. Transform data with the per-sample shape the "
                 "transformer was fitted on."

@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab import backend
 from normlab.data._preproc_base import Transformer, check_eps, covariance_eigh
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["PCA", "ZCAWhitening"]
+
+
+def _check_rank(owner: str, vals, eps: float, knob) -> None:
+    """Whitening divides by ``sqrt(eigval + eps)``: refuse a (numerically) zero divisor.
+
+    An eigenvalue counts as zero below ``D * float64 eps * largest eigenvalue`` (the rank
+    tolerance of ``numpy.linalg.matrix_rank``).
+    """
+    vals = backend.to_numpy(vals)
+    if vals.size == 0:
+        return
+    tol = vals.size * np.finfo(np.float64).eps * max(float(vals.max()), 0.0)
+    zero = int((vals + eps <= tol).sum())
+    if zero:
+        fix = "Use eps > 0 (e.g. 1e-5)" + (f" or fewer {knob}" if knob else "")
+        raise NormlabValueError(
+            f"{owner}: expected full-rank data or eps > 0 for whitening, got {zero} of "
+            f"{vals.size} covariance eigenvalues at zero with eps={eps!r} (rank-deficient data "
+            f"would be divided by 0). {fix}."
+        )
 
 
 class PCA(Transformer):
@@ -53,12 +75,12 @@ class PCA(Transformer):
     def __init__(self, n_components: int | None = None, whiten: bool = False, eps: float = 1e-5):
         if n_components is not None:
             if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)):
-                raise TypeError(
+                raise NormlabTypeError(
                     f"PCA: expected n_components to be an int or None, got "
                     f"{type(n_components).__name__}."
                 )
             if n_components < 1:
-                raise ValueError(f"PCA: expected n_components >= 1, got {n_components}.")
+                raise NormlabValueError(f"PCA: expected n_components >= 1, got {n_components}.")
         self.n_components = n_components
         self.whiten = bool(whiten)
         self.eps = check_eps("PCA", eps)
@@ -71,12 +93,14 @@ class PCA(Transformer):
         D = X2.shape[1]
         K = D if self.n_components is None else int(self.n_components)
         if K > D:
-            raise ValueError(
+            raise NormlabValueError(
                 f"PCA: expected n_components <= {D} (the number of features), got {K}."
             )
         self.mean_ = X2.mean(axis=0)
         vals, vecs = covariance_eigh(xp, X2 - self.mean_)
         total = vals.sum()
+        if self.whiten:
+            _check_rank("PCA", vals[:K], self.eps, "n_components")
         self.components_ = vecs[:K]
         self.explained_variance_ = vals[:K]
         self.explained_variance_ratio_ = vals[:K] / total if total > 0 else xp.zeros_like(vals[:K])
@@ -105,7 +129,7 @@ class PCA(Transformer):
         self._check_fitted()
         K = self.components_.shape[0]
         if Z.ndim != 2 or Z.shape[1] != K:
-            raise ValueError(
+            raise NormlabValueError(
                 f"PCA: expected projections of shape (N, {K}), got {tuple(Z.shape)}. Pass the "
                 "output of transform()."
             )
@@ -159,6 +183,7 @@ class ZCAWhitening(Transformer):
         X2 = X.reshape(X.shape[0], -1).astype(xp.float64)
         self.mean_ = X2.mean(axis=0)
         vals, vecs = covariance_eigh(xp, X2 - self.mean_)
+        _check_rank("ZCAWhitening", vals, self.eps, None)
         self.components_ = vecs
         self.explained_variance_ = vals
         # W and its inverse are symmetric: U^T diag(.) U with U's rows the eigenvectors.

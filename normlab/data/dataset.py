@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
+
 __all__ = ["Dataset", "stratified_split", "check_fraction"]
 
 
@@ -65,9 +67,9 @@ class Dataset:
 def check_fraction(owner: str, name: str, value) -> float:
     """Validate a split fraction in ``[0, 1)``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{owner}: expected {name} to be a float, got {type(value).__name__}.")
+        raise NormlabTypeError(f"{owner}: expected {name} to be a float, got {type(value).__name__}.")
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: expected {name} in [0, 1), got {value!r}.")
+        raise NormlabValueError(f"{owner}: expected {name} in [0, 1), got {value!r}.")
     return float(value)
 
 

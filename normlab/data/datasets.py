@@ -12,21 +12,25 @@ blobs              Gaussian blobs (``synthetic.make_blobs``)    (dim,)          
 spirals            CS231n k-arm spiral                          (2,)            k
 cifar-synthetic    coloured gratings + noise                    (3, 32, 32)     10
 cifar10            local ``cifar-10-batches-py`` folder          (3, 32, 32)     10
+cifar100           local ``cifar-100-python`` folder             (3, 32, 32)     100 (20)
 mnist              local IDX folder                             (1, 28, 28)     10
 fashion-mnist      local IDX folder                             (1, 28, 28)     10
 =================  ===========================================  ==============  ======
 
 Every set comes as float32 features (pixels scaled to [0, 1]) and int64 labels, split into
 train/val/test by ``seed``: where the source has an official test split (mnist1d, cifar10,
-mnist, fashion-mnist) it is kept and ``val_fraction`` of the training set (per class) becomes
+cifar100, mnist, fashion-mnist) it is kept and ``val_fraction`` of the training set (per class) becomes
 the validation set; otherwise ``test_fraction`` and ``val_fraction`` of every class are held
 out. ``flatten=True`` returns ``(N, D)`` features. ``seed`` changes the split (and, for the
 synthetic sets, the data); MNIST-1D itself is always the official generation (its seed 42).
 
-Nothing is downloaded, ever. The real sets read a local folder ``root`` (default
+Nothing is downloaded unless asked. The real sets read a local folder ``root`` (default
 ``$NORMLAB_DATA/<name folder>``, ``$NORMLAB_DATA`` defaulting to ``~/data``); see
-``normlab.data.files`` for where to get the files. Converted arrays are cached as ``.npz``
-under ``$NORMLAB_CACHE`` (default ``~/.cache/normlab``), see ``normlab.data._cache``.
+``normlab.data.files`` for where to get the files. ``download=True`` first runs
+``normlab.data.download(name, root, mirror)`` (verified, crash-safe; ``root`` is then the
+parent folder the download fills, default ``$NORMLAB_DATA``) and reads what it left.
+Converted arrays are cached as ``.npz`` under ``$NORMLAB_CACHE`` (default
+``~/.cache/normlab``), see ``normlab.data._cache``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from normlab._random import as_generator
 from normlab.data import files, synthetic
 from normlab.data._cache import fingerprint, load_cached, save_cached
 from normlab.data.dataset import Dataset, check_fraction, stratified_split
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["load_dataset", "DATASETS", "data_root"]
 
@@ -68,7 +73,7 @@ def _split_all(name, X, y, num_classes, seed, val_fraction, test_fraction) -> Da
     vf = check_fraction(name, "val_fraction", val_fraction)
     tf = check_fraction(name, "test_fraction", test_fraction)
     if vf + tf >= 1.0:
-        raise ValueError(
+        raise NormlabValueError(
             f"{name}: expected val_fraction + test_fraction < 1, got {vf} + {tf}. "
             "Leave some data for training."
         )
@@ -132,7 +137,7 @@ def _mnist1d_arrays(num_samples: int) -> dict[str, np.ndarray]:
 def _mnist1d(seed, *, val_fraction=0.1, num_samples=5000):
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) \
             or num_samples < 20:
-        raise ValueError(
+        raise NormlabValueError(
             f"mnist1d: expected num_samples to be an int >= 20, got {num_samples!r}."
         )
     a = _mnist1d_arrays(int(num_samples))
@@ -208,6 +213,18 @@ def _cifar10(seed, *, root=None, val_fraction=0.1):
                         seed, val_fraction)
 
 
+def _cifar100(seed, *, root=None, val_fraction=0.1, label_mode="fine"):
+    root = data_root() / "cifar-100-python" if root is None else Path(root).expanduser()
+    folder = files.find_cifar100_folder(root)
+    key = f"cifar100-{label_mode}-{_source_fingerprint(folder)}"
+    a = load_cached(key)
+    if a is None:
+        a = files.read_cifar100(folder, label_mode)
+        save_cached(key, a)
+    return _split_train("cifar100", a["x_train"], a["y_train"], a["x_test"], a["y_test"],
+                        100 if label_mode == "fine" else 20, seed, val_fraction)
+
+
 def _idx_set(name, folder_name, seed, root, val_fraction):
     root = data_root() / folder_name if root is None else Path(root).expanduser()
     files.check_idx_folder(root, name)
@@ -237,13 +254,15 @@ _LOADERS = {
     "spirals": _spirals,
     "cifar-synthetic": _cifar_synthetic,
     "cifar10": _cifar10,
+    "cifar100": _cifar100,
     "mnist": _mnist,
     "fashion-mnist": _fashion_mnist,
 }
 DATASETS = tuple(_LOADERS)
 
 
-def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, **kw) -> Dataset:
+def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, download: bool = False,
+                 mirror=None, **kw) -> Dataset:
     """Load data set ``name`` split into train/val/test by ``seed``.
 
     Parameters
@@ -254,9 +273,16 @@ def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, **kw) -> Da
         Seeds the split (and the synthetic generators). Same seed, same arrays.
     flatten : bool
         Return ``(N, D)`` features instead of ``(N, C, H, W)`` / ``(N, C, L)``.
+    download : bool
+        For cifar10, cifar100, mnist, fashion-mnist: fetch and verify the files first
+        (``normlab.data.download``; a complete folder is reused without network). ``root``
+        is then the parent folder to fill (default ``$NORMLAB_DATA``).
+    mirror : str or path, optional
+        With ``download=True``: base URL or local folder serving ``<name>/<file>``.
     **kw
         Per-set options: ``val_fraction``, ``test_fraction`` (sets without an official
-        test split), ``root`` (cifar10, mnist, fashion-mnist), ``num_samples`` (mnist1d),
+        test split), ``root`` (cifar10, cifar100, mnist, fashion-mnist), ``label_mode``
+        (cifar100: "fine" or "coarse"), ``num_samples`` (mnist1d),
         ``n_samples``, ``num_classes``, ``dim``, ``cluster_std``, ``noise`` (synthetic).
 
     Returns
@@ -273,18 +299,29 @@ def load_dataset(name: str, *, seed: int = 0, flatten: bool = False, **kw) -> Da
         A local set whose folder or files are missing (says where and how to get them).
     """
     if name not in _LOADERS:
-        raise ValueError(
+        raise NormlabValueError(
             f"load_dataset: expected one of {', '.join(DATASETS)}, got {name!r}."
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"load_dataset: expected seed to be an int, got {type(seed).__name__}.")
+        raise NormlabTypeError(f"load_dataset: expected seed to be an int, got {type(seed).__name__}.")
     fn = _LOADERS[name]
     allowed = [p for p in inspect.signature(fn).parameters if p != "seed"]
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
-        raise TypeError(
+        raise NormlabTypeError(
             f"load_dataset: expected options of {name!r} among {allowed + ['flatten']}, got "
             f"{unknown}."
         )
+    if download or mirror is not None:
+        from normlab.data.downloads import SOURCES, download as fetch  # noqa: PLC0415
+
+        if name not in SOURCES:
+            raise NormlabValueError(f"load_dataset: expected download=True only for "
+                             f"{', '.join(SOURCES)}, got {name!r}. It is generated or "
+                             "shipped offline.")
+        if not download:
+            raise NormlabValueError("load_dataset: expected download=True with mirror=, got "
+                             "download=False. Nothing is downloaded unless asked.")
+        kw["root"] = fetch(name, kw.get("root"), mirror)
     ds = fn(int(seed), **kw)
     return ds.flatten() if flatten else ds

@@ -1,9 +1,12 @@
-"""Readers for the official on-disk formats: CIFAR-10 python batches and IDX (MNIST).
+"""Readers for the official on-disk formats: CIFAR-10/100 python batches and IDX (MNIST).
 
-Nothing here downloads. The user fetches the files once and passes their folder as ``root``:
+Nothing here downloads (``normlab.data.download`` does, when asked). The files' folders:
 
 - CIFAR-10: https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extracted to a folder
   ``cifar-10-batches-py/`` holding ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``.
+  CIFAR-100: https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, extracted to
+  ``cifar-100-python/`` holding ``train`` and ``test`` (labels under ``fine_labels`` and
+  ``coarse_labels``).
   Those batches are Python pickles: that *is* the official format. They are read with a
   restricted unpickler that only accepts the plain containers and NumPy array reconstruction
   the official files use, and refuses any other object, so a tampered file cannot run code.
@@ -16,10 +19,13 @@ Nothing here downloads. The user fetches the files once and passes their folder 
 from __future__ import annotations
 
 import gzip
-import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from normlab._safe_pickle import restricted_load
+from normlab.errors import DataError, MissingPathError, NormlabValueError
 
 __all__ = [
     "CIFAR10_TRAIN_FILES",
@@ -27,6 +33,8 @@ __all__ = [
     "IDX_FILES",
     "read_cifar10_batch",
     "read_cifar10",
+    "read_cifar100",
+    "find_cifar100_folder",
     "read_idx",
     "read_idx_folder",
     "check_idx_folder",
@@ -43,37 +51,21 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 
-# The only globals the official CIFAR-10 pickles (and NumPy array pickles) reference.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),
-}
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
-                f"read_cifar10_batch: expected only NumPy arrays and plain containers in a "
-                f"CIFAR-10 batch, got a reference to {module}.{name}. The file is not an "
-                "official CIFAR-10 python batch; refusing to load it."
-            )
-        if module == "numpy.core.multiarray":
-            module = "numpy._core.multiarray"  # NumPy 2 name, avoids the deprecation shim
-        return super().find_class(module, name)
-
-
 def _missing(what: str, where: Path, how: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{what}: expected {where}, got no such file or folder. {how}")
+    return MissingPathError(f"{what}: expected {where}, got no such file or folder. {how}")
 
 
 _CIFAR_HOW = (
-    "Download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extract it and pass "
-    "root='<folder>/cifar-10-batches-py' (normlab does not download data)."
+    "Run `normlab data fetch cifar10` (or pass download=True), or download "
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extract it and pass "
+    "root='<folder>/cifar-10-batches-py'."
 )
+_CIFAR100_HOW = (
+    "Run `normlab data fetch cifar100` (or pass download=True), or download "
+    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, extract it and pass "
+    "root='<folder>/cifar-100-python'."
+)
+CIFAR100_FILES = ("train", "test")
 
 
 def find_cifar10_folder(root) -> Path:
@@ -90,8 +82,10 @@ def find_cifar10_folder(root) -> Path:
     )
 
 
-def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar10_batch(path, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: ``(X uint8 (N, 3, 32, 32), y int64 (N,))``.
+
+    ``label_key="fine_labels"`` or ``"coarse_labels"`` reads a CIFAR-100 file.
 
     Raises
     ------
@@ -100,19 +94,19 @@ def read_cifar10_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     with open(path, "rb") as f:
-        d = _CifarUnpickler(f, encoding="bytes").load()
+        d = restricted_load(f, "read_cifar10_batch", path)
     if not isinstance(d, dict):
-        raise ValueError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
+        raise DataError(f"read_cifar10_batch: expected a dict in {path}, got {type(d).__name__}.")
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
-    if "data" not in d or "labels" not in d:
-        raise ValueError(
-            f"read_cifar10_batch: expected keys 'data' and 'labels' in {path}, got "
-            f"{sorted(d)}. Is this a CIFAR-100 or a foreign file?"
+    if "data" not in d or label_key not in d:
+        raise DataError(
+            f"read_cifar10_batch: expected keys 'data' and {label_key!r} in {path}, got "
+            f"{sorted(d)}. Is this a CIFAR-100 (label_key='fine_labels') or a foreign file?"
         )
     data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d["labels"], dtype=np.int64)
+    labels = np.asarray(d[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
-        raise ValueError(
+        raise DataError(
             f"read_cifar10_batch: expected data of shape (N, 3072) and N labels in {path}, got "
             f"data {data.shape} and {labels.shape[0]} labels."
         )
@@ -143,6 +137,42 @@ def read_cifar10(root) -> dict[str, np.ndarray]:
             "x_test": x_test, "y_test": y_test}
 
 
+def find_cifar100_folder(root) -> Path:
+    """The folder holding the CIFAR-100 files: ``root`` or ``root/cifar-100-python``."""
+    root = Path(root).expanduser()
+    for cand in (root, root / "cifar-100-python"):
+        if (cand / "test").is_file():
+            return cand
+    if not root.is_dir():
+        raise _missing("cifar100", root, _CIFAR100_HOW)
+    raise _missing("cifar100", root / "test",
+                   "The folder must hold train and test. " + _CIFAR100_HOW)
+
+
+def read_cifar100(root, label_mode: str = "fine") -> dict[str, np.ndarray]:
+    """CIFAR-100 ``train``/``test`` under ``root``: uint8 ``x_*``, int64 ``y_*``.
+
+    ``label_mode`` is ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or a file is missing.
+    ValueError
+        For another ``label_mode`` or a file that is not a CIFAR-100 batch.
+    """
+    if label_mode not in ("fine", "coarse"):
+        raise NormlabValueError(f"cifar100: expected label_mode 'fine' or 'coarse', got {label_mode!r}.")
+    folder = find_cifar100_folder(root)
+    out = {}
+    for split in CIFAR100_FILES:
+        p = folder / split
+        if not p.is_file():
+            raise _missing("cifar100", p, "The folder must hold train and test. " + _CIFAR100_HOW)
+        out[f"x_{split}"], out[f"y_{split}"] = read_cifar10_batch(p, f"{label_mode}_labels")
+    return out
+
+
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -159,10 +189,15 @@ def read_idx(path) -> np.ndarray:
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"read_idx: expected a readable gzip file in {path}, got "
+                        f"{type(e).__name__}: {e}. The file is truncated or corrupt; download "
+                        "it again.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(
+        raise DataError(
             f"read_idx: expected an IDX file (magic 0x0000 then a type code) in {path}, got "
             f"header {raw[:4].hex() or 'empty'}. Is the file truncated or still compressed?"
         )
@@ -172,7 +207,7 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise DataError(
             f"read_idx: expected {expected} data bytes for shape {shape} in {path}, got "
             f"{len(raw) - header}. The file is truncated or corrupt; download it again."
         )
@@ -201,7 +236,8 @@ def check_idx_folder(root, dataset: str = "mnist") -> dict[str, Path]:
     how = (
         f"Put the four IDX files ({', '.join(IDX_FILES.values())}, optionally .gz) there "
         "(MNIST: http://yann.lecun.com/exdb/mnist/ or a mirror; Fashion-MNIST: "
-        "https://github.com/zalandoresearch/fashion-mnist); normlab does not download data."
+        "https://github.com/zalandoresearch/fashion-mnist), or run `normlab data fetch "
+        f"{dataset}` (download=True)."
     )
     if not root.is_dir():
         raise _missing(dataset, root, how)
@@ -230,7 +266,7 @@ def read_idx_folder(root, dataset: str = "mnist") -> dict[str, np.ndarray]:
         out[key] = arr.astype(np.int64) if key.endswith("labels") else arr
     if out["train_images"].shape[0] != out["train_labels"].shape[0] or \
             out["test_images"].shape[0] != out["test_labels"].shape[0]:
-        raise ValueError(
+        raise DataError(
             f"{dataset}: expected as many labels as images in {root}, got "
             f"{out['train_images'].shape[0]}/{out['train_labels'].shape[0]} (train) and "
             f"{out['test_images'].shape[0]}/{out['test_labels'].shape[0]} (test)."

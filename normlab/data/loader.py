@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from normlab._random import as_generator
+from normlab.errors import NormlabTypeError, NormlabValueError, StateError
+from normlab.validation import check_mapping_keys
 
 __all__ = ["DataLoader", "RandomBatchSampler", "sample_batches"]
 
@@ -18,27 +20,27 @@ __all__ = ["DataLoader", "RandomBatchSampler", "sample_batches"]
 def _check_xy(owner: str, X, y):
     for name, a in (("X", X), ("y", y)):
         if not hasattr(a, "shape") or len(a.shape) < 1:
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected {name} to be an array with a leading sample axis, got "
                 f"{type(a).__name__}."
             )
     if X.shape[0] != y.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected X and y with the same number of samples, got {X.shape[0]} and "
             f"{y.shape[0]}."
         )
     if X.shape[0] == 0:
-        raise ValueError(f"{owner}: expected at least one sample, got 0.")
+        raise NormlabValueError(f"{owner}: expected at least one sample, got 0.")
     return int(X.shape[0])
 
 
 def _check_batch_size(owner: str, batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected batch_size to be an int, got {type(batch_size).__name__}."
         )
     if batch_size < 1:
-        raise ValueError(f"{owner}: expected batch_size >= 1, got {batch_size}.")
+        raise NormlabValueError(f"{owner}: expected batch_size >= 1, got {batch_size}.")
     return int(batch_size)
 
 
@@ -60,20 +62,26 @@ def _set_rng_state(owner: str, rng: np.random.Generator, state) -> None:
     want = type(rng.bit_generator).__name__
     got = state.get("bit_generator") if isinstance(state, dict) else None
     if got != want:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected a state of a {want} generator, got {got!r}. Load a state saved "
             "by a loader built with the same kind of generator."
         )
-    if want == "MT19937":
-        state = {**state, "state": {**state["state"],
-                                    "key": np.asarray(state["state"]["key"], dtype=np.uint32)}}
-    rng.bit_generator.state = state
+    try:
+        if want == "MT19937":
+            state = {**state, "state": {**state["state"],
+                                        "key": np.asarray(state["state"]["key"], dtype=np.uint32)}}
+        rng.bit_generator.state = state
+    except (KeyError, TypeError, ValueError) as e:
+        raise StateError(
+            f"{owner}: expected a complete {want} generator state, got a malformed one "
+            f"({type(e).__name__}: {e}). Load a state saved by state_dict()."
+        ) from None
 
 
 def _check_position(owner: str, position, n_batches: int) -> int:
     if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or \
             not 0 <= position <= n_batches:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected position an int in [0, {n_batches}], got {position!r}."
         )
     return int(position)
@@ -96,6 +104,11 @@ class DataLoader:
     drop_last : bool
     rng : None, int or np.random.Generator
         Source of the permutations, kept in ``self.rng``.
+    transform : callable, optional
+        ``transform(xb, rng) -> xb`` applied to every batch (augmentation, see
+        ``normlab.data.transforms``), drawing from ``self.rng`` right after the batch is
+        indexed, so ``state_dict``/resume reproduce the augmented batches too. Use it on
+        the training loader only.
 
     Raises
     ------
@@ -107,12 +120,15 @@ class DataLoader:
     """
 
     def __init__(self, X, y, batch_size: int, shuffle: bool = True, drop_last: bool = False,
-                 rng=None):
+                 rng=None, transform=None):
         owner = "DataLoader"
+        if transform is not None and not callable(transform):
+            raise NormlabTypeError(f"DataLoader: expected transform a callable t(xb, rng) or None, got "
+                            f"{type(transform).__name__}.")
         N = _check_xy(owner, X, y)
         self.batch_size = _check_batch_size(owner, batch_size)
         if drop_last and self.batch_size > N:
-            raise ValueError(
+            raise NormlabValueError(
                 f"DataLoader: expected batch_size <= {N} (the number of samples) with "
                 f"drop_last=True, got {self.batch_size}, which gives no batch at all. Use a "
                 "smaller batch_size or drop_last=False."
@@ -122,6 +138,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.rng = as_generator(rng)
+        self.transform = transform
         self.num_samples = N
         self._epoch_start = None  # rng state before the running epoch's permutation
         self._position = 0  # batches of the running epoch already handed out
@@ -139,10 +156,16 @@ class DataLoader:
         skip, self._resume_at = self._resume_at, 0
         self._epoch_start, self._position = start, skip
         bs = self.batch_size
+        if self.transform is not None:
+            for b in range(skip):  # redraw the skipped batches' augmentation: same rng stream
+                self.transform(self.X[order[b * bs:(b + 1) * bs]], self.rng)
         for b in range(skip, len(self)):
             idx = order[b * bs:(b + 1) * bs]
             self._position = b + 1
-            yield self.X[idx], self.y[idx]
+            xb = self.X[idx]
+            if self.transform is not None:
+                xb = self.transform(xb, self.rng)
+            yield xb, self.y[idx]
         self._epoch_start, self._position = None, 0
 
     def state_dict(self) -> dict:
@@ -157,6 +180,7 @@ class DataLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()``: the next ``iter()`` continues where it was taken."""
+        check_mapping_keys(state, ("rng",), "DataLoader.load_state_dict", "a loader state dict")
         position = _check_position("DataLoader", state.get("position", 0), len(self))
         _set_rng_state("DataLoader", self.rng, state["rng"])
         self._resume_at = position
@@ -184,7 +208,7 @@ class RandomBatchSampler:
             num_batches = max(N // self.batch_size, 1)
         if isinstance(num_batches, bool) or not isinstance(num_batches, (int, np.integer)) \
                 or num_batches < 1:
-            raise ValueError(
+            raise NormlabValueError(
                 f"RandomBatchSampler: expected num_batches an int >= 1 or None, got "
                 f"{num_batches!r}."
             )
@@ -218,6 +242,8 @@ class RandomBatchSampler:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a ``state_dict()``: the next ``iter()`` continues where it was taken."""
+        check_mapping_keys(state, ("rng",), "RandomBatchSampler.load_state_dict",
+                           "a sampler state dict")
         position = _check_position("RandomBatchSampler", state.get("position", 0),
                                    self.num_batches)
         _set_rng_state("RandomBatchSampler", self.rng, state["rng"])

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from normlab.data._preproc_base import NotFittedError, Transformer, check_eps
 from normlab.data._whitening import PCA, ZCAWhitening
+from normlab.errors import NormlabValueError
 
 __all__ = ["NotFittedError", "Centering", "Standardizer", "PCA", "ZCAWhitening"]
 
@@ -66,7 +67,7 @@ class Centering(Transformer):
 
     def __init__(self, mode: str = "feature"):
         if mode not in _MODES:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected mode in {_MODES}, got {mode!r}."
             )
         self.mode = mode
@@ -79,7 +80,7 @@ class Centering(Transformer):
         if self.mode == "pixel":
             return X64, 0
         if X.ndim < 3:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected input with a channel axis (N, C, H, W) or "
                 f"(N, C, L) for mode='channel', got {X.ndim}D input of shape {tuple(X.shape)}. "
                 "Use mode='feature' for (N, D) data."
@@ -91,7 +92,7 @@ class Centering(Transformer):
         self._check_fitted()
         if self.mode == "channel":
             if X.ndim < 3 or X.shape[1] != self.sample_shape_[0]:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{type(self).__name__}: expected input with {self.sample_shape_[0]} "
                     f"channels on axis 1 (as in fit), got shape {tuple(X.shape)}."
                 )

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
+
 __all__ = ["make_blobs", "make_spirals", "make_cifar_synthetic"]
 
 
 def _check_int(owner: str, name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner}: expected {name} to be an int, got {type(value).__name__}.")
+        raise NormlabTypeError(f"{owner}: expected {name} to be an int, got {type(value).__name__}.")
     if value < minimum:
-        raise ValueError(f"{owner}: expected {name} >= {minimum}, got {value}.")
+        raise NormlabValueError(f"{owner}: expected {name} >= {minimum}, got {value}.")
     return int(value)
 
 
 def _check_positive(owner: str, name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{owner}: expected {name} to be a float, got {type(value).__name__}.")
+        raise NormlabTypeError(f"{owner}: expected {name} to be a float, got {type(value).__name__}.")
     if not value >= 0.0:
-        raise ValueError(f"{owner}: expected {name} >= 0, got {value!r}.")
+        raise NormlabValueError(f"{owner}: expected {name} >= 0, got {value!r}.")
     return float(value)
 
 

@@ -119,7 +119,7 @@ def col2im(dcols, dxpad, kernel, out_hw, stride, dilation):
     KH, KW = kernel
     OH, OW = out_hw
     d6 = dcols.reshape(N, C, KH, KW, OH, OW)
-    impl = dispatch.lookup("col2im", backend.namespace(dcols))
+    impl = dispatch.lookup("col2im", backend.namespace(dcols), dcols, dxpad)
     if impl is not None:  # one pass instead of KH*KW strided read-modify-writes
         impl(d6, dxpad, *stride, *dilation)
         return dxpad

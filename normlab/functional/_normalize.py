@@ -101,9 +101,30 @@ def normalize(x, axes, eps: float, center: bool = True):
         d = x.copy()
         mean = None
     var = sum_of_products(d, d, axes) * (1.0 / count)
+    if not bool(xp.isfinite(var).all()) and bool(xp.isfinite(d).all()):
+        return _normalize_scaled(d, mean, var, axes, count, eps)
     inv_std = 1.0 / xp.sqrt(var + eps)
     d *= inv_std
     return d, mean, var, inv_std
+
+
+def _normalize_scaled(d, mean, var, axes, count: int, eps: float):
+    """``normalize`` for deviations whose squares overflow (float32 ``|x - mean|`` >~ 1e19).
+
+    Each statistic's deviations are divided by their largest magnitude ``s`` before
+    squaring: ``var = s^2 * mean((d/s)^2)`` and ``1/sqrt(var + eps) = 1 / (s * sqrt(
+    mean((d/s)^2) + eps/s^2))``, all finite; only ``var`` itself stays ``inf`` where the
+    true variance is not representable. PyTorch, accumulating in a wider type, gets the
+    same ``x_hat``.
+    """
+    xp = backend.namespace(d)
+    s = xp.max(xp.abs(d), axis=axes, keepdims=True)
+    s = xp.where(s > 0, s, xp.ones_like(s))
+    d /= s
+    var_s = sum_of_products(d, d, axes) * (1.0 / count)
+    inv_std_s = 1.0 / xp.sqrt(var_s + (eps / s) / s)  # eps/s^2 underflows harmlessly
+    d *= inv_std_s
+    return d, mean, var, inv_std_s / s
 
 
 def normalize_backward(g, x_hat, inv_std, axes, *, scale=None, sum_g=None, sum_gx=None,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.validation import check_array, check_vector, describe, is_array
+
 __all__ = ["as_tuple", "check_input", "check_positive", "check_nonneg", "out_size",
            "check_window_fits", "check_pool_padding", "conv_args", "pool_args"]
 
@@ -28,11 +31,11 @@ def as_tuple(v, n: int, name: str, owner: str) -> tuple[int, ...]:
     if isinstance(v, (tuple, list)):
         if len(v) != n or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
                                   for e in v):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {name} to be an int or a tuple of {n} ints, got {v!r}."
             )
         return tuple(int(e) for e in v)
-    raise TypeError(
+    raise NormlabTypeError(
         f"{owner}: expected {name} to be an int or a tuple of {n} ints, got "
         f"{type(v).__name__} {v!r}."
     )
@@ -41,13 +44,13 @@ def as_tuple(v, n: int, name: str, owner: str) -> tuple[int, ...]:
 def check_positive(vals: tuple[int, ...], name: str, owner: str) -> None:
     """Raise ValueError unless every entry of ``vals`` is >= 1."""
     if any(v <= 0 for v in vals):
-        raise ValueError(f"{owner}: expected positive {name}, got {name}={vals}.")
+        raise NormlabValueError(f"{owner}: expected positive {name}, got {name}={vals}.")
 
 
 def check_nonneg(vals: tuple[int, ...], name: str, owner: str) -> None:
     """Raise ValueError unless every entry of ``vals`` is >= 0."""
     if any(v < 0 for v in vals):
-        raise ValueError(f"{owner}: expected non-negative {name}, got {name}={vals}.")
+        raise NormlabValueError(f"{owner}: expected non-negative {name}, got {name}={vals}.")
 
 
 def check_input(x, nd: int, owner: str, channels: int | None = None) -> None:
@@ -61,20 +64,20 @@ def check_input(x, nd: int, owner: str, channels: int | None = None) -> None:
         On a wrong rank or a channel count other than ``channels``.
     """
     layout = "(N, C, L)" if nd == 1 else "(N, C, H, W)"
-    if not hasattr(x, "ndim"):
-        raise TypeError(f"{owner}: expected an ndarray input, got {type(x).__name__}.")
+    if not is_array(x):
+        raise NormlabTypeError(f"{owner}: expected an ndarray input, got {describe(x)}.")
     if x.ndim != nd + 2:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected {nd + 2}D input {layout}, got {x.ndim}D input of shape "
             f"{tuple(x.shape)}. Add the batch axis with x[None] for a single sample."
         )
     if np.dtype(x.dtype).kind != "f":
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected a floating input, got dtype {x.dtype}. Cast with "
             "x.astype(np.float32)."
         )
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected input with {channels} channels (axis 1), got "
             f"{x.shape[1]} channels in input of shape {tuple(x.shape)}."
         )
@@ -95,7 +98,7 @@ def check_window_fits(spatial, kernel, stride, padding, dilation, owner: str) ->
     padded = tuple(n + 2 * p for n, p in zip(spatial, padding))
     eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     if any(e > n for e, n in zip(eff, padded)):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected a kernel no larger than the padded input, got padded "
             f"input size {padded} and effective kernel size {eff} (kernel_size={kernel}, "
             f"dilation={dilation}). Use a smaller kernel or more padding."
@@ -107,7 +110,7 @@ def check_window_fits(spatial, kernel, stride, padding, dilation, owner: str) ->
 def check_pool_padding(kernel, padding, owner: str) -> None:
     """PyTorch's rule: pooling padding at most half the kernel size."""
     if any(2 * p > k for k, p in zip(kernel, padding)):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected padding at most half of kernel_size, got padding={padding} "
             f"and kernel_size={kernel}. Use padding <= kernel_size // 2."
         )
@@ -126,12 +129,16 @@ def conv_args(x, weight, bias, stride, padding, dilation, groups, nd: int, owner
         Non-integer hyperparameters or a non-floating input.
     """
     check_input(x, nd, owner)
-    if not hasattr(weight, "ndim") or weight.ndim != nd + 2:
-        wshape = tuple(weight.shape) if hasattr(weight, "shape") else type(weight).__name__
+    if not is_array(weight):
+        raise NormlabTypeError(f"{owner}: expected weight to be an ndarray, got "
+                               f"{describe(weight)}.")
+    if weight.ndim != nd + 2:
         layout = "(F, C/groups, K)" if nd == 1 else "(F, C/groups, KH, KW)"
-        raise ValueError(f"{owner}: expected {nd + 2}D weight {layout}, got {wshape}.")
+        raise NormlabValueError(f"{owner}: expected {nd + 2}D weight {layout}, got "
+                                f"{tuple(weight.shape)}.")
+    check_array(weight, owner, name="weight")
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups <= 0:
-        raise ValueError(f"{owner}: expected groups to be a positive int, got {groups!r}.")
+        raise NormlabValueError(f"{owner}: expected groups to be a positive int, got {groups!r}.")
     stride = as_tuple(stride, nd, "stride", owner)
     padding = as_tuple(padding, nd, "padding", owner)
     dilation = as_tuple(dilation, nd, "dilation", owner)
@@ -141,17 +148,20 @@ def conv_args(x, weight, bias, stride, padding, dilation, groups, nd: int, owner
     C = x.shape[1]
     F, Cg = weight.shape[:2]
     if C % groups or F % groups:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected in_channels and out_channels divisible by groups={groups}, "
             f"got in_channels={C} and out_channels={F}."
         )
     if Cg * groups != C:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected input with {Cg * groups} channels (weight {tuple(weight.shape)} "
             f"x groups={groups}), got {C} channels in input of shape {tuple(x.shape)}."
         )
-    if bias is not None and tuple(bias.shape) != (F,):
-        raise ValueError(f"{owner}: expected bias of shape ({F},), got {tuple(bias.shape)}.")
+    if bias is not None and (not is_array(bias) or tuple(bias.shape) != (F,)):
+        got = tuple(bias.shape) if is_array(bias) else describe(bias)
+        raise NormlabValueError(f"{owner}: expected bias of shape ({F},), got {got}.")
+    if bias is not None:
+        check_vector(bias, F, owner, "bias")
     out = check_window_fits(x.shape[2:], weight.shape[2:], stride, padding, dilation, owner)
     return stride, padding, dilation, out
 

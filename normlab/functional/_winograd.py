@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from normlab import backend
+from normlab.errors import NormlabValueError
 from normlab.functional import _kernels, dispatch
 
 __all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "conv3x3_transpose",
@@ -63,7 +64,7 @@ def use_winograd(mode) -> object:
     default) where it applies and was measured faster. Returns the old setting."""
     global _mode
     if not (mode is True or mode is False or (isinstance(mode, str) and mode == "auto")):
-        raise ValueError(f"use_winograd: expected True, False or 'auto', got {mode!r}.")
+        raise NormlabValueError(f"use_winograd: expected True, False or 'auto', got {mode!r}.")
     old, _mode = _mode, mode
     return old
 
@@ -81,7 +82,7 @@ def use_tile(tile) -> object:
     global _tile
     if not (tile in (2, 4) and isinstance(tile, int) and not isinstance(tile, bool)
             or (isinstance(tile, str) and tile == "auto")):
-        raise ValueError(f"use_tile: expected 2, 4 or 'auto', got {tile!r}.")
+        raise NormlabValueError(f"use_tile: expected 2, 4 or 'auto', got {tile!r}.")
     old, _tile = _tile, tile
     return old
 
@@ -150,7 +151,7 @@ def _input_transform(x, padding, V):
     """``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the tile at ``(2th, 2tw)`` of
     ``xt = _tile_pad(x, padding, TH, TW)``; ``V`` (16, n, C, TH, TW) is written in place."""
     TH, TW = V.shape[3:]
-    impl = dispatch.lookup("winograd2_input", backend.namespace(x))
+    impl = dispatch.lookup("winograd2_input", backend.namespace(x), x, V)
     if impl is not None:  # one pass, no padded copy, instead of 20 strided array operations
         impl(x, padding[0], padding[1], V)
         return
@@ -172,7 +173,7 @@ def _output_transform(M, out):
     """``out[n, f, 2th + i, 2tw + j] = (A^T M A)[i, j]``; ``M`` (16, n, F, TH, TW), ``out``
     (n, F, 2TH, 2TW) written in place."""
     xp = backend.namespace(M)
-    impl = dispatch.lookup("winograd2_output", xp)
+    impl = dispatch.lookup("winograd2_output", xp, M, out)
     if impl is not None:
         impl(M, out)
         return
@@ -345,7 +346,7 @@ def _dout_transform(d, D):
     """``D[4a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 2x2 block at ``(2th, 2tw)``;
     ``d`` (n, F, 2TH, 2TW) zero-extended, ``D`` (16, n, F, TH, TW) written in place."""
     xp = backend.namespace(d)
-    impl = dispatch.lookup("winograd2_dout", xp)
+    impl = dispatch.lookup("winograd2_dout", xp, d, D)
     if impl is not None:
         impl(d, D)
         return

@@ -73,7 +73,7 @@ def _input_transform(x, padding, V):
     """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]`` of the 6x6 tile at ``(4th, 4tw)`` of
     ``xt = _tile_pad(x, padding, TH, TW)``; ``V`` (36, n, C, TH, TW), possibly a
     transposed view, written in place."""
-    impl = dispatch.lookup("winograd4_input", backend.namespace(x))
+    impl = dispatch.lookup("winograd4_input", backend.namespace(x), x, V)
     if impl is not None:
         impl(x, padding[0], padding[1], V)
         return
@@ -89,7 +89,7 @@ def _input_transform(x, padding, V):
 
 def _output_transform(M, out):
     """``out[n, f, 4th + i, 4tw + j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
-    impl = dispatch.lookup("winograd4_output", backend.namespace(M))
+    impl = dispatch.lookup("winograd4_output", backend.namespace(M), M, out)
     if impl is not None:
         impl(M, out)
         return
@@ -102,7 +102,7 @@ def _output_transform(M, out):
 def _dout_transform(d, D):
     """``D[6a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 4x4 block at ``(4th, 4tw)``;
     ``d`` (n, F, 4TH, 4TW) zero-extended, ``D`` (36, n, F, TH, TW) written in place."""
-    impl = dispatch.lookup("winograd4_dout", backend.namespace(d))
+    impl = dispatch.lookup("winograd4_dout", backend.namespace(d), d, D)
     if impl is not None:
         impl(d, D)
         return

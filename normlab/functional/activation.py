@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.functional import dispatch
+from normlab.validation import check_array, check_cache, check_dout, check_real
 
 __all__ = [
     "ReluCache", "LeakyReluCache", "TanhCache", "SigmoidCache",
@@ -36,7 +37,7 @@ class SigmoidCache(NamedTuple):
 def _compiled(op, *arrays):
     """The compiled kernel of ``op`` if it applies to ``arrays`` (C-contiguous float32 or
     float64 arrays of one shape and dtype; the first may be a bool mask), else ``None``."""
-    impl = dispatch.lookup(op, backend.namespace(arrays[-1]))
+    impl = dispatch.lookup(op, backend.namespace(arrays[-1]), *arrays)
     if impl is None:
         return None
     last = arrays[-1]
@@ -65,6 +66,7 @@ def relu_forward(x):
     out : ndarray
     cache : ReluCache
     """
+    x = check_array(x, "relu_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
     # maximum (not x * mask) so that NaN propagates as in torch.relu. The cache is the
     # output itself (which the next layer usually keeps anyway), not a mask: one pass
@@ -81,11 +83,13 @@ def relu_backward(dout, cache: ReluCache):
     -------
     dx : ndarray shaped like ``dout``
     """
-    impl = _compiled("relu_backward", cache.out, dout)
+    ref = check_cache(cache, ReluCache, "relu_backward").out
+    dout = check_dout(dout, ref.shape, "relu_backward", like=ref)
+    impl = _compiled("relu_backward", ref, dout)
     if impl is not None:  # a branch-free select: NumPy's where mispredicts a random mask
-        return impl(cache.out, dout)
+        return impl(ref, dout)
     xp = backend.namespace(dout)
-    return xp.where(cache.out > 0, dout, 0)
+    return xp.where(ref > 0, dout, 0)
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.01):
@@ -102,7 +106,9 @@ def leaky_relu_forward(x, negative_slope: float = 0.01):
     out : ndarray, shape and dtype of ``x``
     cache : LeakyReluCache
     """
-    slope = float(negative_slope)  # a Python float keeps float32 arrays float32
+    x = check_array(x, "leaky_relu_forward", name="x", allow_empty=True)
+    # a Python float keeps float32 arrays float32
+    slope = check_real(negative_slope, "negative_slope", "leaky_relu_forward")
     impl = _compiled("leaky_relu_forward", x)
     if impl is not None:
         out, positive = impl(x, slope)
@@ -119,9 +125,11 @@ def leaky_relu_backward(dout, cache: LeakyReluCache):
     -------
     dx : ndarray shaped like ``dout``
     """
-    impl = _compiled("leaky_relu_backward", cache.positive, dout)
+    ref = check_cache(cache, LeakyReluCache, "leaky_relu_backward").positive
+    dout = check_dout(dout, ref.shape, "leaky_relu_backward", like=ref)
+    impl = _compiled("leaky_relu_backward", ref, dout)
     if impl is not None:
-        return impl(cache.positive, dout, cache.negative_slope)
+        return impl(ref, dout, cache.negative_slope)
     xp = backend.namespace(dout)
     return xp.where(cache.positive, dout, dout * cache.negative_slope)
 
@@ -134,6 +142,7 @@ def tanh_forward(x):
     out : ndarray, shape and dtype of ``x``
     cache : TanhCache
     """
+    x = check_array(x, "tanh_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
     out = xp.tanh(x)
     return out, TanhCache(out)
@@ -146,6 +155,8 @@ def tanh_backward(dout, cache: TanhCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    ref = check_cache(cache, TanhCache, "tanh_backward").out
+    dout = check_dout(dout, ref.shape, "tanh_backward", like=ref)
     y = cache.out
     return dout * (1.0 - y * y)
 
@@ -161,6 +172,7 @@ def sigmoid_forward(x):
     out : ndarray, shape and dtype of ``x``
     cache : SigmoidCache
     """
+    x = check_array(x, "sigmoid_forward", name="x", allow_empty=True)
     impl = _compiled("sigmoid_forward", x)
     if impl is not None:
         out = impl(x)
@@ -179,5 +191,7 @@ def sigmoid_backward(dout, cache: SigmoidCache):
     -------
     dx : ndarray shaped like ``dout``
     """
+    ref = check_cache(cache, SigmoidCache, "sigmoid_backward").out
+    dout = check_dout(dout, ref.shape, "sigmoid_backward", like=ref)
     s = cache.out
     return dout * (1.0 - s) * s

@@ -10,12 +10,18 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
+from normlab.errors import NormlabValueError
+from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check_bn_eps,
+                                           check_bn_input, check_running,
+                                           check_training_count)
 from normlab.functional._normalize import channel_shape
+from normlab.validation import check_cache, check_dout, check_int, check_real, check_vector
 from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Moments, batch_moments,
                                                  batch_norm_backward_elementwise,
                                                  batch_norm_backward_reduce,
                                                  batch_norm_forward_from_moments,
-                                                 check_axes, merge_moments)
+                                                 _backward_reduce, _forward_from_moments,
+                                                 _moments, check_axes, merge_moments)
 
 __all__ = [
     "BatchNormCache",
@@ -74,8 +80,13 @@ def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
     ValueError
         If ``axes`` contains the channel axis.
     """
-    moments = batch_moments(x, axes)
-    return batch_norm_forward_from_moments(x, gamma, beta, moments, axes=axes, eps=eps)
+    owner = "batch_norm_forward"
+    x = check_bn_input(x, owner)
+    axes = check_axes(x, axes, owner)
+    check_bn_affine(x, gamma, beta, owner)
+    eps = check_bn_eps(eps, owner)
+    check_training_count(x, axes, owner)
+    return _forward_from_moments(x, gamma, beta, _moments(x, axes), axes, eps)
 
 
 def batch_norm_backward(dout, cache: BatchNormCache):
@@ -92,7 +103,8 @@ def batch_norm_backward(dout, cache: BatchNormCache):
     dgamma : (C,), or None when the forward had no gamma
     dbeta : (C,), or None when the forward had no beta
     """
-    sum_dy, sum_dy_xhat = batch_norm_backward_reduce(dout, cache)
+    dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward")
+    sum_dy, sum_dy_xhat = _backward_reduce(dout, cache)
     dx = batch_norm_backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count)
     dt = cache.x_hat.dtype
     dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)
@@ -112,6 +124,7 @@ def batch_norm_backward_staged(dout, cache: BatchNormCache):
     -------
     dx, dgamma, dbeta : as ``batch_norm_backward`` (to round-off)
     """
+    dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward_staged")
     xp = backend.namespace(dout)
     axes = cache.axes
     cs = channel_shape(dout.ndim)
@@ -168,7 +181,12 @@ def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, *, axes,
     out : ndarray, shape and dtype of ``x``
     cache : BatchNormEvalCache
     """
-    axes = check_axes(x, axes)
+    owner = "batch_norm_eval_forward"
+    x = check_bn_input(x, owner)
+    axes = check_axes(x, axes, owner)
+    check_bn_affine(x, gamma, beta, owner)
+    check_running(x, running_mean, running_var, owner)
+    eps = check_bn_eps(eps, owner)
     xp = backend.namespace(x)
     cs = channel_shape(x.ndim)
     mean = running_mean.reshape(cs)
@@ -193,6 +211,9 @@ def batch_norm_eval_backward(dout, cache: BatchNormEvalCache):
     -------
     dx : shape of x; dgamma, dbeta : (C,) or None for an absent param
     """
+    owner = "batch_norm_eval_backward"
+    x = check_cache(cache, BatchNormEvalCache, owner).x  # the input: shape of the output
+    dout = check_dout(dout, x.shape, owner, like=x)
     x, mean, inv_std, scale, has_gamma, has_beta, axes = cache
     dx = dout * scale
     if has_gamma:
@@ -234,18 +255,26 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
         If ``count == 1`` (the unbiased variance is undefined), or ``momentum`` is
         None with ``num_batches_tracked < 1``.
     """
-    count = int(count)
+    owner = "update_running_stats"
+    count = check_int(count, "count", owner, low=0)
+    C = getattr(running_mean, "shape", (0,))[0] if getattr(running_mean, "ndim", 0) == 1 else 0
+    for name, v in (("running_mean", running_mean), ("running_var", running_var),
+                    ("batch_mean", batch_mean), ("batch_var", batch_var)):
+        check_vector(v, C or 1, owner, name) if C else check_vector(v, -1, owner, name)
+    if momentum is not None:
+        momentum = check_real(momentum, "momentum", owner, low=0.0, high=1.0,
+                              hint="momentum is the weight of the NEW statistic (PyTorch).")
     if count == 0:
         return running_mean.copy(), running_var.copy()
     if count == 1:
-        raise ValueError(
+        raise NormlabValueError(
             "update_running_stats: expected more than 1 value per statistic, got count=1. "
             "The unbiased variance needs at least 2 values."
         )
     if momentum is None:
         n = int(num_batches_tracked)
         if n < 1:
-            raise ValueError(
+            raise NormlabValueError(
                 "update_running_stats: expected num_batches_tracked >= 1 (incremented before "
                 f"the update) for momentum=None, got {n}."
             )

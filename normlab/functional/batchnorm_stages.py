@@ -24,7 +24,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from normlab import backend
+from normlab.errors import NormlabValueError, ShapeError
 from normlab.functional import dispatch
+from normlab.validation import check_int, describe
+from normlab.functional._bn_checks import (check_bn_affine, check_bn_axes, check_bn_dout,
+                                           check_bn_eps, check_bn_input, check_moment_shapes)
 from normlab.functional._normalize import (channel_shape, normalize_backward,
                                            reduced_count, sum_of_products, sum_over)
 
@@ -69,15 +73,12 @@ def stat_dtype(dtype):
     return np.promote_types(dtype, np.float64)
 
 
-def check_axes(x, axes) -> tuple:
-    """Non-negative reduced ``axes`` of ``x``; they must exclude the channel axis 1."""
-    axes = tuple(int(a) % x.ndim for a in axes) if x.ndim else tuple(axes)
-    if 1 in axes or x.ndim < 2:
-        raise ValueError(
-            f"batch_norm: expected reduced axes that exclude the channel axis 1 of an input "
-            f"with at least 2 dims, got axes={axes} for input of shape {tuple(x.shape)}."
-        )
-    return axes
+def check_axes(x, axes, owner: str = "batch_norm") -> tuple:
+    """Non-negative reduced ``axes`` of ``x``; they must exclude the channel axis 1.
+
+    See ``_bn_checks.check_bn_axes`` (messages name the axes as given).
+    """
+    return check_bn_axes(x, axes, owner)
 
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -122,7 +123,13 @@ def batch_moments(x, axes) -> Moments:
     ValueError
         If ``axes`` contains the channel axis.
     """
-    axes = check_axes(x, axes)
+    x = check_bn_input(x, "batch_moments")
+    axes = check_axes(x, axes, "batch_moments")
+    return _moments(x, axes)
+
+
+def _moments(x, axes) -> Moments:
+    """``batch_moments`` on checked arguments."""
     xp = backend.namespace(x)
     C = x.shape[1]
     count = reduced_count(x.shape, axes)
@@ -170,15 +177,15 @@ def merge_moments(moments: Sequence[Moments]) -> Moments:
     """
     moments = list(moments)
     if not moments:
-        raise ValueError("merge_moments: expected at least one Moments, got an empty "
+        raise NormlabValueError("merge_moments: expected at least one Moments, got an empty "
                          "sequence.")
     shapes = {tuple(m.mean.shape) for m in moments} | {tuple(m.var.shape) for m in moments}
     if len(shapes) != 1:
-        raise ValueError(f"merge_moments: expected statistics of one shape (C,), got shapes "
+        raise NormlabValueError(f"merge_moments: expected statistics of one shape (C,), got shapes "
                          f"{sorted(shapes)}.")
     counts = [int(m.count) for m in moments]
     if min(counts) < 0:
-        raise ValueError(f"merge_moments: expected counts >= 0, got {counts}.")
+        raise NormlabValueError(f"merge_moments: expected counts >= 0, got {counts}.")
     kept = [m for m, n in zip(moments, counts) if n > 0]
     if not kept:
         first = moments[0]
@@ -195,7 +202,7 @@ def merge_moments(moments: Sequence[Moments]) -> Moments:
 def _check_moments(x, moments) -> None:
     C = x.shape[1]
     if tuple(moments.mean.shape) != (C,) or tuple(moments.var.shape) != (C,):
-        raise ValueError(
+        raise NormlabValueError(
             f"batch_norm_forward_from_moments: expected moments of shape ({C},) for input "
             f"of shape {tuple(x.shape)}, got mean {tuple(moments.mean.shape)} and var "
             f"{tuple(moments.var.shape)}."
@@ -233,8 +240,18 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     ValueError
         If ``axes`` contains the channel axis or the moments are not (C,) vectors.
     """
-    axes = check_axes(x, axes)
+    owner = "batch_norm_forward_from_moments"
+    x = check_bn_input(x, owner)
+    axes = check_axes(x, axes, owner)
+    check_bn_affine(x, gamma, beta, owner)
+    eps = check_bn_eps(eps, owner)
+    check_moment_shapes(x, moments, owner)
     _check_moments(x, moments)
+    return _forward_from_moments(x, gamma, beta, moments, axes, eps)
+
+
+def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps):
+    """``batch_norm_forward_from_moments`` on checked arguments."""
     xp = backend.namespace(x)
     dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
     sdt = stat_dtype(dt)
@@ -281,6 +298,12 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     -------
     sum_dy, sum_dy_xhat : ndarray (C,), float64 for float16/float32 data
     """
+    dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward_reduce")
+    return _backward_reduce(dout, cache)
+
+
+def _backward_reduce(dout, cache: BatchNormCache):
+    """``batch_norm_backward_reduce`` on a checked ``dout``."""
     x_hat, axes = cache.x_hat, cache.axes
     C = x_hat.shape[1]
     sdt = stat_dtype(x_hat.dtype)
@@ -321,11 +344,18 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     ValueError
         If ``count`` is smaller than this input's values per channel.
     """
+    owner = "batch_norm_backward_elementwise"
+    dout = check_bn_dout(dout, cache, BatchNormCache, owner)
     x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
     xp = backend.namespace(dout, x_hat)
+    for name, v in (("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat)):
+        if tuple(getattr(v, "shape", ())) != (x_hat.shape[1],):
+            raise ShapeError(f"{owner}: expected {name} of shape ({x_hat.shape[1]},) (one per "
+                             f"channel), got {describe(v)}.")
+    count = check_int(count, "count", owner, low=0)
     count, local = int(count), reduced_count(x_hat.shape, axes)
     if count < local:
-        raise ValueError(
+        raise NormlabValueError(
             f"batch_norm_backward_elementwise: expected the global count of values per "
             f"channel (at least the {local} of this input), got count={count}. Pass the count "
             "of the moments the forward used (cache.count)."

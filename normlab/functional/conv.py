@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.functional import _kernels, _winograd, _winograd4
-from normlab.functional._spatial import conv_args
+from normlab.functional._spatial import conv_args, out_size
+from normlab.validation import check_cache, check_dout, native_byteorder
 
 # Largest OH*OW for which the im2col path multiplies the whole chunk in one GEMM over
 # n*OH*OW columns instead of n per-sample GEMMs: with few pixels (ResNet-18's stage 4 at
@@ -63,8 +64,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
     m = _winograd.tile_for(OH, OW)
-    if _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,
-                        N * -(-OH // m) * -(-OW // m)):
+    if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
+                              N * -(-OH // m) * -(-OW // m)):
         wino = _winograd4 if m == 4 else _winograd
         keep = keep_transforms and C >= _winograd.REUSE_MIN_CHANNELS
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
@@ -132,7 +133,22 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     """
     s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
                                 "conv2d_forward")
+    x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
     return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False, keep_transforms)
+
+
+def _checked_dout(dout, cache, owner):
+    """``dout`` against the forward output's shape, before any kernel runs.
+
+    A smaller ``dout`` would otherwise flow through the reshapes into a wrong gradient.
+    """
+    cache = check_cache(cache, ConvCache, owner)
+    N, C, H, W = cache.x_shape
+    F, _, KH, KW = cache.weight.shape
+    (ph, pw), (sh, sw), (dh, dw) = cache.padding, cache.stride, cache.dilation
+    OH, OW = out_size(H, KH, sh, ph, dh), out_size(W, KW, sw, pw, dw)
+    return check_dout(dout, (N, F, OW) if cache.squeeze else (N, F, OH, OW), owner,
+                      like=cache.weight)
 
 
 def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
@@ -150,7 +166,16 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     Returns
     -------
     dx : (N, C, H, W) or None; dweight : (F, C/groups, KH, KW); dbias : (F,) or None
+
+    Raises
+    ------
+    ShapeError, NormlabTypeError
+        A ``dout`` other than the forward output's shape, or not a floating array.
     """
+    return _backward(_checked_dout(dout, cache, "conv2d_backward"), cache, need_dx)
+
+
+def _backward(dout, cache: ConvCache, need_dx: bool = True):
     xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
     xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
@@ -212,6 +237,7 @@ def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     """
     s, p, d, out_l = conv_args(x, weight, bias, stride, padding, dilation, groups, 1,
                                "conv1d_forward")
+    x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
     out, cache = _forward(x[:, :, None, :], weight[:, :, None, :], bias, (1,) + s, (0,) + p,
                           (1,) + d, int(groups), (1,) + out_l, True)
     return out[:, :, 0, :], cache
@@ -224,5 +250,6 @@ def conv1d_backward(dout, cache: ConvCache, need_dx: bool = True):
     -------
     dx : (N, C, L) or None; dweight : (F, C/groups, K); dbias : (F,) or None
     """
-    dx, dweight, dbias = conv2d_backward(dout[:, :, None, :], cache, need_dx)
+    dout = _checked_dout(dout, cache, "conv1d_backward")
+    dx, dweight, dbias = _backward(dout[:, :, None, :], cache, need_dx)
     return None if dx is None else dx[:, :, 0, :], dweight[:, :, 0, :], dbias

@@ -28,7 +28,9 @@ import importlib
 import os
 from typing import Callable
 
-__all__ = ["SETTINGS", "kernels", "get_kernels", "register", "lookup", "describe",
+from normlab.errors import NormlabTypeError, NormlabValueError
+
+__all__ = ["SETTINGS", "kernels", "get_kernels", "register", "lookup", "kernel_ready", "describe",
            "blas_info", "set_num_threads", "get_num_threads"]
 
 SETTINGS = ("compiled", "reference")
@@ -52,7 +54,7 @@ _names: dict[int, tuple] = {}  # id(array module) -> (module, backend name), pro
 
 def _check_setting(setting) -> str:
     if not isinstance(setting, str) or setting not in SETTINGS:
-        raise ValueError(f"kernels: expected 'compiled' or 'reference', got {setting!r}. "
+        raise NormlabValueError(f"kernels: expected 'compiled' or 'reference', got {setting!r}. "
                          "'reference' runs the readable xp code of every op, 'compiled' "
                          "the registered fast kernels where they apply.")
     return setting
@@ -61,7 +63,7 @@ def _check_setting(setting) -> str:
 def _from_environment() -> str:
     value = os.environ.get("NORMLAB_KERNELS", "compiled")
     if value not in SETTINGS:
-        raise ValueError(f"NORMLAB_KERNELS: expected 'compiled' or 'reference', got {value!r}. "
+        raise NormlabValueError(f"NORMLAB_KERNELS: expected 'compiled' or 'reference', got {value!r}. "
                          "Unset it to get the default 'compiled'.")
     return value
 
@@ -131,10 +133,10 @@ def register(op: str, backend: str, impl: Callable) -> None:
         If ``op`` or ``backend`` is not a string or ``impl`` is not callable.
     """
     if not isinstance(op, str) or not isinstance(backend, str):
-        raise TypeError(f"register: expected op and backend names (str), got {op!r} and "
+        raise NormlabTypeError(f"register: expected op and backend names (str), got {op!r} and "
                         f"{backend!r}.")
     if not callable(impl):
-        raise TypeError(f"register: expected a callable impl for {op!r}, got "
+        raise NormlabTypeError(f"register: expected a callable impl for {op!r}, got "
                         f"{type(impl).__name__}.")
     _registry[(op, backend)] = impl
 
@@ -153,13 +155,34 @@ def _load(backend: str) -> None:
     _apply_threads()
 
 
-def lookup(op: str, xp):
+_KERNEL_FLOATS = ("float32", "float64")
+
+
+def kernel_ready(*arrays) -> bool:
+    """Whether compiled kernels may take ``arrays``: floating ones float32/float64, all native.
+
+    numba kernels are compiled for those types; float16 (no numba type) or a big-endian
+    array (wrong values) must run the reference code instead. This is the dispatch
+    boundary's type check; shapes are checked by the public functions before they get here.
+    """
+    for a in arrays:
+        dt = getattr(a, "dtype", None)
+        if dt is None:
+            continue
+        if not dt.isnative or (dt.kind == "f" and dt.name not in _KERNEL_FLOATS) or \
+                dt.kind not in "fiub":
+            return False
+    return True
+
+
+def lookup(op: str, xp, *arrays):
     """The compiled implementation of ``op`` for array module ``xp``, or ``None``.
 
     ``None`` means: run the reference code (setting ``"reference"``, nothing registered
-    for this op and backend, or its provider failed to import).
+    for this op and backend, its provider failed to import, or one of ``arrays`` (the
+    op's array arguments) has a dtype or byte order the kernel was not compiled for).
     """
-    if _setting == "reference":
+    if _setting == "reference" or (arrays and not kernel_ready(*arrays)):
         return None
     known = _names.get(id(xp))  # hot path: every op call asks
     if known is not None and known[0] is xp:
@@ -241,12 +264,12 @@ def set_num_threads(n: int) -> None:
 
     Raises
     ------
-    ValueError
+    NormlabValueError
         If ``n`` is not a positive int.
     """
     global _threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}.")
+        raise NormlabValueError(f"set_num_threads: expected a positive int, got {n!r}.")
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     threadpool_limits(limits=n, user_api="blas")

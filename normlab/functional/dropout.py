@@ -7,21 +7,24 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab._random import as_generator
+from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.validation import check_array, check_cache, check_dout
 
 __all__ = ["DropoutCache", "check_dropout_p", "dropout_forward", "dropout_backward"]
 
 
 class DropoutCache(NamedTuple):
     mask: object  # (shape of x) kept / (1 - p), zeros where dropped; None for the identity
+    shape: tuple | None = None  # x's shape (what dout must have); None: not recorded
 
 
 def check_dropout_p(owner: str, p) -> float:
     """Return ``p`` as a float if it is a number in [0, 1]; raise otherwise."""
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{owner}: expected p to be a float in [0, 1], got "
+        raise NormlabTypeError(f"{owner}: expected p to be a float in [0, 1], got "
                         f"{type(p).__name__} {p!r}.")
     if not 0.0 <= float(p) <= 1.0:  # also rejects NaN
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected dropout probability p in [0, 1], got {p!r}. "
             "p is the probability of DROPPING a unit (PyTorch convention), not of keeping it."
         )
@@ -58,9 +61,10 @@ def dropout_forward(x, p: float, training: bool, rng):
     TypeError, ValueError
         For a ``p`` that is not a number in [0, 1].
     """
+    x = check_array(x, "dropout_forward", name="x", allow_empty=True)
     p = check_dropout_p("dropout_forward", p)
     if not training or p == 0.0:
-        return x, DropoutCache(None)
+        return x, DropoutCache(None, tuple(x.shape))
     xp = backend.namespace(x)
     if p == 1.0:
         mask = xp.zeros(x.shape, dtype=x.dtype)
@@ -78,6 +82,9 @@ def dropout_backward(dout, cache: DropoutCache):
     -------
     dx : ndarray shaped like ``dout``
     """
-    if cache.mask is None:
-        return dout
-    return dout * cache.mask
+    mask, shape = check_cache(cache, DropoutCache, "dropout_backward")
+    if mask is None:  # the identity
+        shape = getattr(dout, "shape", ()) if shape is None else shape
+        return check_dout(dout, shape, "dropout_backward")
+    dout = check_dout(dout, mask.shape, "dropout_backward", like=mask)
+    return dout * mask

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError
+from normlab.validation import describe, is_array
 
 __all__ = ["REDUCTIONS", "check_reduction", "softmax_cross_entropy", "multi_margin_loss",
            "mse_loss"]
@@ -20,7 +22,7 @@ REDUCTIONS = ("mean", "sum")
 def check_reduction(owner: str, reduction) -> str:
     """Return ``reduction`` if it is supported, else raise a ValueError naming ``owner``."""
     if reduction not in REDUCTIONS:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected reduction 'mean' or 'sum', got {reduction!r}. "
             "reduction='none' is not supported: the per-sample loss has no backward here."
         )
@@ -32,15 +34,15 @@ def _check_scores(owner: str, x, what: str):
     if not hasattr(x, "ndim") or x.ndim != 2:
         got = f"{x.ndim}D input of shape {tuple(x.shape)}" if hasattr(x, "ndim") \
             else type(x).__name__
-        raise ValueError(f"{owner}: expected 2D {what} (N, C), got {got}.")
+        raise NormlabValueError(f"{owner}: expected 2D {what} (N, C), got {got}.")
     if np.dtype(x.dtype).kind != "f":
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected floating {what}, got dtype {x.dtype}. "
             "Cast with x.astype(np.float32)."
         )
     N, C = x.shape
     if N == 0 or C == 0:
-        raise ValueError(f"{owner}: expected a non-empty {what}, got shape {tuple(x.shape)}.")
+        raise NormlabValueError(f"{owner}: expected a non-empty {what}, got shape {tuple(x.shape)}.")
     return N, C
 
 
@@ -48,18 +50,18 @@ def _check_labels(owner: str, y, N: int, C: int, xp):
     """Validate integer class labels of shape (N,) in [0, C); return them on ``xp``'s device."""
     y = xp.asarray(y)
     if y.dtype == bool or np.dtype(y.dtype).kind not in "iu":
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected integer class labels, got dtype {y.dtype}. "
             "Pass class indices, e.g. y.astype(np.int64) (class probabilities are not supported)."
         )
     if y.shape != (N,):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected labels of shape ({N},) to match the input's N, "
             f"got shape {tuple(y.shape)}."
         )
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= C:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected labels in [0, {C - 1}] for C={C} classes, got values in "
             f"[{lo}, {hi}]."
         )
@@ -140,7 +142,7 @@ def multi_margin_loss(x, y, margin: float = 1.0, *, p: int = 1, reduction: str =
     owner = "multi_margin_loss"
     check_reduction(owner, reduction)
     if p not in (1, 2) or isinstance(p, bool):
-        raise ValueError(f"{owner}: expected p to be 1 or 2, got {p!r}.")
+        raise NormlabValueError(f"{owner}: expected p to be 1 or 2, got {p!r}.")
     N, C = _check_scores(owner, x, "scores")
     xp = backend.namespace(x)
     y = _check_labels(owner, y, N, C, xp)
@@ -183,24 +185,32 @@ def mse_loss(pred, target, *, reduction: str = "mean"):
     ValueError
         For mismatched shapes, an empty input or an unknown reduction.
     TypeError
-        For a non-floating prediction.
+        For a non-array or non-floating prediction or target.
     """
     owner = "mse_loss"
     check_reduction(owner, reduction)
+    if not is_array(pred):
+        raise NormlabTypeError(f"{owner}: expected the prediction to be an ndarray, got "
+                               f"{describe(pred)}.")
     if np.dtype(pred.dtype).kind != "f":
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected a floating prediction, got dtype {pred.dtype}. "
             "Cast with pred.astype(np.float32)."
         )
     xp = backend.namespace(pred)
-    target = xp.asarray(target)
+    if not is_array(target) or np.dtype(target.dtype).kind != "f":
+        raise NormlabTypeError(
+            f"{owner}: expected a floating target array, got {describe(target)}. Cast with "
+            "target.astype(pred.dtype) (as torch.nn.functional.mse_loss requires)."
+        )
+    target = backend.to_device(target, backend.device_of(pred))
     if tuple(target.shape) != tuple(pred.shape):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected target of the prediction's shape {tuple(pred.shape)}, got "
             f"{tuple(target.shape)}. Reshape the target; broadcasting is not done silently."
         )
     if pred.size == 0:
-        raise ValueError(f"{owner}: expected a non-empty prediction, got shape "
+        raise NormlabValueError(f"{owner}: expected a non-empty prediction, got shape "
                          f"{tuple(pred.shape)}.")
     diff = pred - target.astype(pred.dtype, copy=False)
     if reduction == "mean":

@@ -17,8 +17,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
 from normlab.functional._normalize import (channel_shape, normalize, normalize_backward,
                                            reduced_count)
+from normlab.validation import (check_array, check_cache, check_dout, check_int, check_positive,
+                                check_vector, describe, is_array)
 
 __all__ = [
     "NormCache",
@@ -47,12 +50,43 @@ class NormCache(NamedTuple):
 
 
 def _trailing_axes(x, normalized_ndim: int, owner: str) -> tuple:
+    check_int(normalized_ndim, "normalized_ndim", owner)
     if not 1 <= normalized_ndim <= x.ndim:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected 1 <= normalized_ndim <= x.ndim ({x.ndim}), got "
             f"normalized_ndim={normalized_ndim}."
         )
     return tuple(range(x.ndim - normalized_ndim, x.ndim))
+
+
+def _check_affine(p, shape: tuple, owner: str, name: str, like):
+    """``gamma``/``beta`` of exactly ``shape`` (floating, on ``like``'s device), or None."""
+    if p is None:
+        return None
+    if not is_array(p):
+        raise NormlabTypeError(f"{owner}: expected {name} to be an ndarray of shape {shape} or "
+                               f"None, got {describe(p)}.")
+    if len(shape) == 1:
+        return check_vector(p, shape[0], owner, name, like=like)
+    if np.dtype(p.dtype).kind != "f":
+        raise NormlabTypeError(f"{owner}: expected a floating {name}, got dtype {p.dtype}.")
+    if tuple(p.shape) != tuple(shape):
+        raise ShapeError(f"{owner}: expected {name} of shape {shape} (the normalized shape), got "
+                         f"shape {tuple(p.shape)}.")
+    return p
+
+
+def _checked(x, owner: str, min_ndim: int = 1):
+    return check_array(x, owner, name="x", min_ndim=min_ndim, allow_empty=True)
+
+
+def _eps(eps, owner: str) -> float:
+    return check_positive(eps, "eps", owner, hint="eps keeps 1/sqrt(var + eps) finite.")
+
+
+def _backward_dout(dout, cache, owner: str):
+    cache = check_cache(cache, NormCache, owner)
+    return check_dout(dout, cache.x_hat.shape, owner, like=cache.x_hat), cache
 
 
 def _param_grads(dout, x_hat, cache: NormCache):
@@ -86,10 +120,19 @@ def layer_norm_forward(x, gamma, beta, *, normalized_ndim: int, eps: float = 1e-
 
     Raises
     ------
+    NormlabTypeError
+        Non-array or integer ``x``, ``gamma``, ``beta``.
     ValueError
-        If ``normalized_ndim`` is not in ``1..x.ndim``.
+        If ``normalized_ndim`` is not in ``1..x.ndim``, ``eps <= 0``, or gamma/beta are not
+        of the normalized shape.
     """
-    axes = _trailing_axes(x, normalized_ndim, "layer_norm_forward")
+    owner = "layer_norm_forward"
+    x = _checked(x, owner)
+    axes = _trailing_axes(x, normalized_ndim, owner)
+    eps = _eps(eps, owner)
+    shape = tuple(x.shape[-normalized_ndim:])
+    gamma = _check_affine(gamma, shape, owner, "gamma", x)
+    beta = _check_affine(beta, shape, owner, "beta", x)
     x_hat, mean, var, inv_std = normalize(x, axes, eps)
     out = x_hat.copy() if gamma is None else x_hat * gamma
     if beta is not None:
@@ -101,6 +144,7 @@ def layer_norm_forward(x, gamma, beta, *, normalized_ndim: int, eps: float = 1e-
 
 def layer_norm_backward(dout, cache: NormCache):
     """Gradients of ``layer_norm_forward``: ``(dx, dgamma, dbeta)`` (None when absent)."""
+    dout, cache = _backward_dout(dout, cache, "layer_norm_backward")
     g = dout if cache.gamma is None else dout * cache.gamma
     dx = normalize_backward(g, cache.x_hat, cache.inv_std, cache.axes)
     return (dx, *_param_grads(dout, cache.x_hat, cache))
@@ -126,15 +170,24 @@ def group_norm_forward(x, gamma, beta, *, num_groups: int, eps: float = 1e-5):
 
     Raises
     ------
+    NormlabTypeError
+        Non-array or integer ``x``, ``gamma``, ``beta``; a non-int ``num_groups``.
     ValueError
-        If ``x`` has fewer than 2 dims or C is not divisible by ``num_groups``.
+        If ``x`` has fewer than 2 dims, ``num_groups < 1`` or does not divide C, ``eps <= 0``,
+        or gamma/beta are not of shape (C,).
     """
-    if x.ndim < 2 or x.shape[1] % num_groups:
-        raise ValueError(
+    owner = "group_norm_forward"
+    x = _checked(x, owner, min_ndim=2)
+    num_groups = check_int(num_groups, "num_groups", owner, low=1)
+    if x.shape[1] % num_groups:
+        raise NormlabValueError(
             f"group_norm_forward: expected input (N, C, *) with C divisible by num_groups="
             f"{num_groups}, got input of shape {tuple(x.shape)}."
         )
+    eps = _eps(eps, owner)
     N, C = x.shape[:2]
+    gamma = _check_affine(gamma, (C,), owner, "gamma", x)
+    beta = _check_affine(beta, (C,), owner, "beta", x)
     group_size = C // num_groups * math.prod(x.shape[2:])
     xg = x.reshape(N, num_groups, group_size)  # (N, G, C/G * prod(*))
     xg_hat, mean, var, inv_std = normalize(xg, (2,), eps)
@@ -150,6 +203,7 @@ def group_norm_forward(x, gamma, beta, *, num_groups: int, eps: float = 1e-5):
 
 def group_norm_backward(dout, cache: NormCache):
     """Gradients of ``group_norm_forward``: ``(dx, dgamma, dbeta)`` (None when absent)."""
+    dout, cache = _backward_dout(dout, cache, "group_norm_backward")
     x_hat = cache.x_hat
     N = x_hat.shape[0]
     gshape = (N, cache.num_groups, cache.count)
@@ -180,14 +234,21 @@ def instance_norm_forward(x, gamma, beta, *, eps: float = 1e-5):
 
     Raises
     ------
+    NormlabTypeError
+        Non-array or integer ``x``, ``gamma``, ``beta``.
     ValueError
-        If ``x`` has fewer than 3 dims.
+        If ``x`` has fewer than 3 dims, ``eps <= 0``, or gamma/beta are not of shape (C,).
     """
+    owner = "instance_norm_forward"
+    x = _checked(x, owner)
     if x.ndim < 3:
-        raise ValueError(
+        raise ShapeError(
             f"instance_norm_forward: expected input (N, C, *spatial) with at least 3 dims, "
             f"got input of shape {tuple(x.shape)}. Add a batch axis with x[None]."
         )
+    eps = _eps(eps, owner)
+    gamma = _check_affine(gamma, (x.shape[1],), owner, "gamma", x)
+    beta = _check_affine(beta, (x.shape[1],), owner, "beta", x)
     axes = tuple(range(2, x.ndim))
     x_hat, mean, var, inv_std = normalize(x, axes, eps)
     cs = channel_shape(x.ndim)
@@ -202,6 +263,7 @@ def instance_norm_forward(x, gamma, beta, *, eps: float = 1e-5):
 
 def instance_norm_backward(dout, cache: NormCache):
     """Gradients of ``instance_norm_forward``: ``(dx, dgamma, dbeta)`` (None when absent)."""
+    dout, cache = _backward_dout(dout, cache, "instance_norm_backward")
     x_hat, axes = cache.x_hat, cache.axes
     # gamma is constant over each instance's axes, so the per-instance sums are shared
     # between dx and the parameter gradients.
@@ -235,12 +297,17 @@ def rms_norm_forward(x, gamma, *, normalized_ndim: int, eps=None):
 
     Raises
     ------
+    NormlabTypeError
+        Non-array or integer ``x``, ``gamma``, ``beta``.
     ValueError
-        If ``normalized_ndim`` is not in ``1..x.ndim``.
+        If ``normalized_ndim`` is not in ``1..x.ndim``, ``eps <= 0``, or gamma/beta are not
+        of the normalized shape.
     """
-    axes = _trailing_axes(x, normalized_ndim, "rms_norm_forward")
-    if eps is None:
-        eps = float(np.finfo(x.dtype).eps)
+    owner = "rms_norm_forward"
+    x = _checked(x, owner)
+    axes = _trailing_axes(x, normalized_ndim, owner)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else _eps(eps, owner)
+    gamma = _check_affine(gamma, tuple(x.shape[-normalized_ndim:]), owner, "gamma", x)
     x_hat, _, ms, inv_rms = normalize(x, axes, eps, center=False)
     out = x_hat.copy() if gamma is None else x_hat * gamma
     lead = tuple(range(x.ndim - normalized_ndim))
@@ -253,6 +320,7 @@ def rms_norm_backward(dout, cache: NormCache):
 
     ``dx = inv_rms * (g - x_hat * mean(g * x_hat))`` with ``g = dy * gamma``.
     """
+    dout, cache = _backward_dout(dout, cache, "rms_norm_backward")
     g = dout if cache.gamma is None else dout * cache.gamma
     dx = normalize_backward(g, cache.x_hat, cache.inv_std, cache.axes, center=False)
     dgamma, _ = _param_grads(dout, cache.x_hat, cache)

@@ -20,8 +20,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
 from normlab.functional import _kernels, dispatch
 from normlab.functional._spatial import as_tuple, check_input, pool_args
+from normlab.validation import check_dout, native_byteorder
 
 __all__ = ["max_pool1d_forward", "max_pool1d_backward", "max_pool2d_forward",
            "max_pool2d_backward", "avg_pool1d_forward", "avg_pool1d_backward",
@@ -60,18 +62,37 @@ def _padded_zeros(dout, x_shape, padding):
 def _pool2d(forward, x, kernel_size, stride, padding, owner):
     """Validate the arguments and run ``forward`` (``_max_forward`` or ``_avg_forward``)."""
     k, s, p, out_hw = pool_args(x, kernel_size, stride, padding, 2, owner)
-    return forward(x, k, s, p, out_hw, False)
+    return forward(native_byteorder(x), k, s, p, out_hw, False)
 
 
 def _pool1d(forward, x, kernel_size, stride, padding, owner):
     """1D pooling on (N, C, L): ``forward`` on the ``H = 1`` view with a ``(1, K)`` window."""
     k, s, p, out_l = pool_args(x, kernel_size, stride, padding, 1, owner)
+    x = native_byteorder(x)
     out, cache = forward(x[:, :, None, :], (1,) + k, (1,) + s, (0,) + p, (1,) + out_l, True)
     return out[:, :, 0, :], cache
 
 
-def _unpool1d(backward, dout, cache):
+def _checked_dout(dout, cache, owner):
+    """``dout`` checked against the forward output's shape, BEFORE any (compiled) kernel runs.
+
+    The compiled backward kernels index ``dxpad`` with ``dout``'s shape: a larger ``dout``
+    would write outside the buffer, so this check is what keeps them in bounds.
+    """
+    if not isinstance(cache, PoolCache):
+        raise NormlabTypeError(f"{owner}: expected the PoolCache returned by the forward, got "
+                               f"{type(cache).__name__}.")
+    N, C, H, W = cache.x_shape
+    (KH, KW), (sh, sw), (ph, pw) = cache.kernel, cache.stride, cache.padding
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1
+    shape = (N, C, OW) if cache.squeeze else (N, C, OH, OW)
+    like = cache.argmax if cache.argmax is not None else None
+    return check_dout(dout, shape, owner, like=like)
+
+
+def _unpool1d(backward, dout, cache, owner):
     """``backward`` of a ``_pool1d`` call: through the ``H = 1`` view and back to (N, C, L)."""
+    dout = _checked_dout(dout, cache, owner)
     return backward(dout[:, :, None, :], cache)[:, :, 0, :]
 
 
@@ -81,7 +102,7 @@ def _max_forward(x, kernel, stride, padding, out_hw, squeeze):
     xpad = _kernels.pad2d(x, padding, value=-xp.inf)
     out = None
     idx_dtype = xp.uint8 if KH * KW < 256 else xp.int64
-    impl = dispatch.lookup("max_pool_forward", xp)
+    impl = dispatch.lookup("max_pool_forward", xp, xpad)
     if impl is not None:
         out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
         argmax = xp.empty(out.shape, dtype=idx_dtype)
@@ -107,7 +128,7 @@ def _max_backward(dout, cache: PoolCache):
     N, C, H, W = x_shape
     KH, KW = kernel
     OH, OW = dout.shape[2:]
-    impl = dispatch.lookup("max_pool_backward", xp)
+    impl = dispatch.lookup("max_pool_backward", xp, dout, argmax)
     if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
         impl(dout, argmax, KW, *stride, dxpad)
@@ -129,7 +150,7 @@ def _max_backward(dout, cache: PoolCache):
 def _avg_forward(x, kernel, stride, padding, out_hw, squeeze):
     KH, KW = kernel
     xp = backend.namespace(x)
-    impl = dispatch.lookup("avg_pool_forward", xp)
+    impl = dispatch.lookup("avg_pool_forward", xp, x)
     if impl is not None:
         out = xp.empty((x.shape[0], x.shape[1]) + tuple(out_hw), dtype=x.dtype)
         impl(_kernels.pad2d(x, padding), KH, KW, *stride, out)
@@ -154,7 +175,7 @@ def _avg_backward(dout, cache: PoolCache):
     KH, KW = kernel
     OH, OW = dout.shape[2:]
     share = dout / float(KH * KW)
-    impl = dispatch.lookup("avg_pool_backward", xp)
+    impl = dispatch.lookup("avg_pool_backward", xp, share)
     if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
         impl(share, KH, KW, *stride, dxpad)
@@ -204,7 +225,7 @@ def max_pool2d_backward(dout, cache: PoolCache):
     -------
     dx : (N, C, H, W)
     """
-    return _max_backward(dout, cache)
+    return _max_backward(_checked_dout(dout, cache, "max_pool2d_backward"), cache)
 
 
 def max_pool1d_forward(x, kernel_size, stride=None, padding=0):
@@ -224,7 +245,7 @@ def max_pool1d_forward(x, kernel_size, stride=None, padding=0):
 
 def max_pool1d_backward(dout, cache: PoolCache):
     """Gradient of ``max_pool1d_forward``; returns ``dx`` (N, C, L)."""
-    return _unpool1d(_max_backward, dout, cache)
+    return _unpool1d(_max_backward, dout, cache, "max_pool1d_backward")
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
@@ -251,7 +272,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
 
 def avg_pool2d_backward(dout, cache: PoolCache):
     """Gradient of ``avg_pool2d_forward``: each input gets ``dout / (KH*KW)`` per window."""
-    return _avg_backward(dout, cache)
+    return _avg_backward(_checked_dout(dout, cache, "avg_pool2d_backward"), cache)
 
 
 def avg_pool1d_forward(x, kernel_size, stride=None, padding=0):
@@ -271,7 +292,7 @@ def avg_pool1d_forward(x, kernel_size, stride=None, padding=0):
 
 def avg_pool1d_backward(dout, cache: PoolCache):
     """Gradient of ``avg_pool1d_forward``; returns ``dx`` (N, C, L)."""
-    return _unpool1d(_avg_backward, dout, cache)
+    return _unpool1d(_avg_backward, dout, cache, "avg_pool1d_backward")
 
 
 class AdaptivePoolCache(NamedTuple):
@@ -315,12 +336,15 @@ def adaptive_avg_pool2d_forward(x, output_size):
     owner = "adaptive_avg_pool2d_forward"
     check_input(x, 2, owner)
     N, C, H, W = x.shape
+    if H == 0 or W == 0:
+        raise ShapeError(f"{owner}: expected a non-empty spatial size (H, W), got input of shape "
+                         f"{tuple(x.shape)}.")
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(H if o is None and k == 0 else W if o is None else o
                             for k, o in enumerate(output_size))
     OH, OW = as_tuple(output_size, 2, "output_size", owner)
     if OH <= 0 or OW <= 0:
-        raise ValueError(f"{owner}: expected positive output_size, got {(OH, OW)}.")
+        raise NormlabValueError(f"{owner}: expected positive output_size, got {(OH, OW)}.")
     xp = backend.namespace(x)
     if OH == 1 and OW == 1:  # global average pooling: no matrices needed
         return x.mean(axis=(2, 3), keepdims=True), AdaptivePoolCache(None, None, x.shape)
@@ -331,8 +355,14 @@ def adaptive_avg_pool2d_forward(x, output_size):
 
 def adaptive_avg_pool2d_backward(dout, cache: AdaptivePoolCache):
     """Gradient of ``adaptive_avg_pool2d_forward``: ``dx = R^T @ dout @ S``."""
-    xp = backend.namespace(dout)
+    owner = "adaptive_avg_pool2d_backward"
+    if not isinstance(cache, AdaptivePoolCache):
+        raise NormlabTypeError(f"{owner}: expected the AdaptivePoolCache returned by the "
+                               f"forward, got {type(cache).__name__}.")
     rows, cols, x_shape = cache
+    out_hw = (1, 1) if rows is None else (rows.shape[0], cols.shape[0])
+    dout = check_dout(dout, tuple(x_shape[:2]) + out_hw, owner, like=rows)
+    xp = backend.namespace(dout)
     if rows is None:
         H, W = x_shape[2:]
         return xp.broadcast_to(dout / float(H * W), x_shape).copy()

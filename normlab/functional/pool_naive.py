@@ -13,6 +13,7 @@ import math
 from typing import NamedTuple
 
 from normlab import backend
+from normlab.errors import NormlabValueError
 from normlab.functional._spatial import as_tuple, check_input, pool_args
 
 __all__ = ["max_pool1d_forward_naive", "max_pool1d_backward_naive",
@@ -144,7 +145,7 @@ def adaptive_avg_pool2d_forward_naive(x, output_size):
                        W if output_size[1] is None else output_size[1])
     OH, OW = as_tuple(output_size, 2, "output_size", owner)
     if OH <= 0 or OW <= 0:
-        raise ValueError(f"{owner}: expected positive output_size, got {(OH, OW)}.")
+        raise NormlabValueError(f"{owner}: expected positive output_size, got {(OH, OW)}.")
     xp = backend.namespace(x)
     out = xp.zeros((N, C, OH, OW), dtype=x.dtype)
     for i in range(OH):

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from normlab import backend, nn
+from normlab.errors import NormlabRuntimeError, NormlabValueError
 from normlab.nn.batchnorm import _BatchNorm
 from normlab.nn.frozen_batchnorm import _FrozenBatchNorm
 
@@ -38,7 +41,7 @@ _LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 def _fold_pair(layer, bn, where: str) -> None:
     """Rewrite ``layer``'s weight and bias in place so that it includes ``bn``."""
     if "running_mean" not in bn.buffers or not getattr(bn, "track_running_stats", True):
-        raise ValueError(
+        raise NormlabValueError(
             f"fold_batchnorm: expected BatchNorm layers with running statistics, got "
             f"track_running_stats=False at {where!r}. Such a layer normalises with batch "
             "statistics even in eval mode, so it cannot be folded."
@@ -47,9 +50,15 @@ def _fold_pair(layer, bn, where: str) -> None:
     xp = backend.namespace(W)
     rm, rv = bn.buffers["running_mean"], bn.buffers["running_var"]
     if W.shape[0] != rm.shape[0]:
-        raise ValueError(
+        raise NormlabValueError(
             f"fold_batchnorm: expected the BatchNorm at {where!r} to have as many features as "
             f"the layer before it has outputs ({W.shape[0]}), got {rm.shape[0]}."
+        )
+    rv_host = backend.to_numpy(rv)
+    if not (np.isfinite(rv_host).all() and (rv_host >= 0).all()):
+        raise NormlabValueError(
+            f"fold_batchnorm: expected a finite, non-negative running_var at {where!r}, got "
+            f"minimum {float(rv_host.min())}. The statistics are corrupt; re-estimate them."
         )
     gamma = bn.params.get("weight", bn.buffers.get("weight"))  # FrozenBatchNorm: buffers
     beta = bn.params.get("bias", bn.buffers.get("bias"))
@@ -91,7 +100,7 @@ def fold_batchnorm(model):
         whose size differs from the preceding layer's outputs.
     """
     if any(m.training for m in model.modules()):
-        raise RuntimeError(
+        raise NormlabRuntimeError(
             "fold_batchnorm: expected a model in eval mode, got training mode. "
             "Call model.eval() first."
         )

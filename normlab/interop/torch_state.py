@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["load_torch_state_dict", "to_torch_state_dict"]
 
@@ -28,7 +29,7 @@ def _as_numpy(key: str, value):
         return backend.to_numpy(value)
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
         return np.asarray(value)
-    raise TypeError(
+    raise NormlabTypeError(
         f"load_torch_state_dict: expected a torch.Tensor or an array under {key!r}, got "
         f"{type(value).__name__}."
     )
@@ -55,7 +56,7 @@ def load_torch_state_dict(model, state_dict) -> None:
     if not isinstance(state_dict, Mapping) and callable(getattr(state_dict, "state_dict", None)):
         state_dict = state_dict.state_dict()
     if not isinstance(state_dict, Mapping):
-        raise TypeError(
+        raise NormlabTypeError(
             f"load_torch_state_dict: expected a mapping of names to tensors, got "
             f"{type(state_dict).__name__}. Pass torch_module.state_dict()."
         )
@@ -72,7 +73,7 @@ def load_torch_state_dict(model, state_dict) -> None:
         if k in own and tuple(own[k].shape) != tuple(a.shape):
             problems.append(f"{k!r}: expected shape {tuple(own[k].shape)}, got {tuple(a.shape)}")
     if problems:
-        raise ValueError(
+        raise NormlabValueError(
             f"load_torch_state_dict: expected the keys and shapes of "
             f"{type(model).__name__}.state_dict(), got " + "; ".join(problems) + ". Build the "
             "PyTorch twin with the key layout documented in the normlab model."
@@ -95,5 +96,5 @@ def to_torch_state_dict(model) -> dict:
             f"to_torch_state_dict: expected PyTorch to be installed, got ImportError ({e}). "
             "Install it with `pip install torch`."
         ) from e
-    return {k: torch.from_numpy(np.ascontiguousarray(backend.to_numpy(v)).copy())
+    return {k: torch.from_numpy(np.array(backend.to_numpy(v), order="C", copy=True))
             for k, v in model.state_dict().items()}

@@ -8,6 +8,8 @@ from typing import Iterable
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
+
 __all__ = ["progress", "mean_std", "new_figure", "save_figure"]
 
 
@@ -71,7 +73,7 @@ def init_weight(kind: str, shape, rng, dtype=np.float32, scale: float | None = N
         return init.xavier_normal(shape, gain=1.0, rng=rng, dtype=dtype)
     if kind == "he":
         return init.kaiming_normal(shape, mode="fan_in", nonlinearity="relu", rng=rng, dtype=dtype)
-    raise ValueError(f"normlab.lab: expected an init in {INIT_KINDS + ('scale',)}, got {kind!r}.")
+    raise NormlabValueError(f"normlab.lab: expected an init in {INIT_KINDS + ('scale',)}, got {kind!r}.")
 
 
 def reinit_linear_layers(model, kind: str, rng, scale: float | None = None) -> None:

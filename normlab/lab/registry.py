@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from normlab.errors import NormlabValueError
+
 __all__ = ["EXPERIMENT_MODULES", "get_experiment", "experiment_names"]
 
 # name -> module path (imported lazily so `normlab --help` stays fast)
@@ -37,7 +39,7 @@ def get_experiment(name: str) -> ModuleType:
         For an unknown name, listing the known ones.
     """
     if name not in EXPERIMENT_MODULES:
-        raise ValueError(
+        raise NormlabValueError(
             f"normlab.lab: expected an experiment name, got {name!r}. "
             f"Known experiments: {', '.join(EXPERIMENT_MODULES)}."
         )

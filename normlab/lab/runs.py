@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from normlab._io import atomic_write_bytes
+from normlab.lab._runfolder import RunLock, make_run_dir
+from normlab.errors import MissingPathError, NormlabValueError
 from normlab.lab.registry import get_experiment
 
 __all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
@@ -63,7 +65,7 @@ def apply_overrides(cfg, overrides: dict[str, str]):
     changes = {}
     for key, text in overrides.items():
         if key not in fields:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(cfg).__name__}: expected one of the config keys {sorted(fields)}, "
                 f"got {key!r}."
             )
@@ -71,7 +73,7 @@ def apply_overrides(cfg, overrides: dict[str, str]):
         try:
             if isinstance(current, bool):
                 if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(text)
+                    raise NormlabValueError(text)
                 value = text.lower() in ("true", "1")
             elif isinstance(current, (tuple, list)):
                 kind = type(current[0]) if current else str
@@ -81,7 +83,7 @@ def apply_overrides(cfg, overrides: dict[str, str]):
             else:
                 value = type(current)(text)
         except ValueError:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(cfg).__name__}: expected {key} to be of type "
                 f"{type(current).__name__}, got {text!r}."
             ) from None
@@ -132,11 +134,13 @@ def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | 
     cfg = exp.Config.smoke() if smoke else exp.Config()
     cfg = apply_overrides(cfg, overrides or {})
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out) / name / stamp
-    n = 1
-    while run_dir.exists():
-        n += 1
-        run_dir = Path(out) / name / f"{stamp}-{n}"
+    run_dir = make_run_dir(Path(out) / name, stamp)
+    with RunLock(run_dir):
+        return _run_in(run_dir, exp, name, cfg, smoke, seed)
+
+
+def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
+    """Run the experiment and fill ``run_dir`` (locked by the caller)."""
     (run_dir / "figures").mkdir(parents=True)
     write_json(run_dir / "config.json",
                {"experiment": name, "seed": seed, "smoke": smoke, **dataclasses.asdict(cfg)})
@@ -169,7 +173,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     if not (run_dir / "summary.json").is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"normlab.lab: expected a run folder with summary.json, got {str(run_dir)!r}. "
             "Pass a folder written by `normlab experiment run`, e.g. runs/bn-vs-none/<timestamp>."
         )

@@ -12,6 +12,7 @@ import numpy as np
 
 from normlab import optim
 from normlab.data import DataLoader
+from normlab.errors import NormlabValueError
 from normlab.train import Callback, DivergenceError, Trainer
 
 __all__ = ["make_optimizer", "subset", "train_run"]
@@ -25,7 +26,7 @@ def make_optimizer(name: str, model, lr: float, momentum: float = 0.9):
         return optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     if name == "adam":
         return optim.Adam(model.parameters(), lr=lr)
-    raise ValueError(f"normlab.lab: expected optimizer 'sgd', 'momentum' or 'adam', got {name!r}.")
+    raise NormlabValueError(f"normlab.lab: expected optimizer 'sgd', 'momentum' or 'adam', got {name!r}.")
 
 
 def subset(data, n_train: int | None, n_val: int | None, rng: np.random.Generator):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from normlab.errors import NormlabValueError
 from normlab.models._norm import NORM_KINDS, group_count, make_norm
 from normlab.models.convnet import ThreeLayerConvNet
 from normlab.models.lenet import LeNet
@@ -27,14 +28,14 @@ __all__ = [
 
 def _image(shape):
     if len(shape) != 3:
-        raise ValueError(f"build: expected input_shape (C, H, W) for an image model, got "
+        raise NormlabValueError(f"build: expected input_shape (C, H, W) for an image model, got "
                          f"{tuple(shape)}.")
     return shape
 
 
 def _signal_length(shape):
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != 1):
-        raise ValueError(f"build: expected input_shape (L,) or (1, L) for an MNIST-1D model, "
+        raise NormlabValueError(f"build: expected input_shape (L,) or (1, L) for an MNIST-1D model, "
                          f"got {tuple(shape)}.")
     return shape[-1]
 
@@ -77,7 +78,7 @@ def build(name: str, *, input_shape=None, **kw):
         cannot take.
     """
     if name not in _REGISTRY:
-        raise ValueError(f"build: expected a model name in {', '.join(MODELS)}, got {name!r}.")
+        raise NormlabValueError(f"build: expected a model name in {', '.join(MODELS)}, got {name!r}.")
     builder, from_shape = _REGISTRY[name]
     args = dict(from_shape(tuple(input_shape))) if input_shape is not None else {}
     args.update(kw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from normlab import nn
+from normlab.errors import NormlabValueError
 
 __all__ = ["NamedChain", "ACTIVATIONS", "make_activation"]
 
@@ -13,7 +14,7 @@ def make_activation(owner: str, name: str):
     """``nn.ReLU()``, ``nn.Tanh()``, ``nn.Sigmoid()`` or ``nn.LeakyReLU()`` by name."""
     classes = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
     if name not in classes:
-        raise ValueError(f"{owner}: expected activation in {ACTIVATIONS}, got {name!r}.")
+        raise NormlabValueError(f"{owner}: expected activation in {ACTIVATIONS}, got {name!r}.")
     return getattr(nn, classes[name])()
 
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import nn
+from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["NORM_KINDS", "make_norm", "group_count", "check_norm_kind"]
 
@@ -58,7 +59,7 @@ def check_norm_kind(owner: str, kind) -> None:
     if callable(kind) and not isinstance(kind, str):
         return
     if kind not in NORM_KINDS:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected norm in {NORM_KINDS} or a callable that makes a norm layer "
             f"for a channel count, got {kind!r}. Use None for no normalisation."
         )
@@ -120,7 +121,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     """
     check_norm_kind("make_norm", kind)
     if spatial_dims not in (0, 1, 2):
-        raise ValueError(
+        raise NormlabValueError(
             f"make_norm: expected spatial_dims in (0, 1, 2), got {spatial_dims!r}. Use 0 for "
             "(N, C), 1 for (N, C, L) and 2 for (N, C, H, W) features."
         )
@@ -130,7 +131,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     if callable(kind) and not isinstance(kind, str):
         layer = kind(C)
         if not isinstance(layer, nn.Module):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"make_norm: expected norm(num_features) to return a normlab Module, got "
                 f"{type(layer).__name__} from {kind!r}. Pass a layer class or a "
                 "functools.partial of one, e.g. partial(nn.GhostBatchNorm2d, "
@@ -144,7 +145,7 @@ def make_norm(kind, num_features: int, spatial_dims: int, dtype=np.float32):
     if kind == "group":
         return nn.GroupNorm(group_count(C, 8 if spatial_dims == 0 else 2), C, dtype=dtype)
     if spatial_dims == 0:
-        raise ValueError(
+        raise NormlabValueError(
             "make_norm: expected (N, C, L) or (N, C, H, W) features for norm='instance', got "
             "(N, C) vectors (spatial_dims=0). Instance norm needs spatial positions; use "
             "norm='layer' or 'group' here."

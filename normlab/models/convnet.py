@@ -14,6 +14,7 @@ import numpy as np
 
 from normlab import nn
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 from normlab.models._norm import check_norm_kind, make_norm
 
 __all__ = ["ThreeLayerConvNet"]
@@ -53,15 +54,15 @@ class ThreeLayerConvNet(nn.Sequential):
         input_dim = tuple(input_dim)
         if len(input_dim) != 3 or not all(isinstance(d, (int, np.integer)) for d in input_dim) \
                 or input_dim[0] < 1 or min(input_dim[1:]) < 2:
-            raise ValueError(f"ThreeLayerConvNet: expected input_dim (C, H, W) of ints with C >= 1 "
+            raise NormlabValueError(f"ThreeLayerConvNet: expected input_dim (C, H, W) of ints with C >= 1 "
                              f"and H, W >= 2, got {input_dim!r}.")
         for name, v in (("num_filters", num_filters), ("hidden_dim", hidden_dim),
                         ("num_classes", num_classes), ("filter_size", filter_size)):
             if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"ThreeLayerConvNet: expected {name} to be a positive int, "
+                raise NormlabValueError(f"ThreeLayerConvNet: expected {name} to be a positive int, "
                                  f"got {v!r}.")
         if filter_size % 2 == 0:
-            raise ValueError(f"ThreeLayerConvNet: expected an odd filter_size (so that padding "
+            raise NormlabValueError(f"ThreeLayerConvNet: expected an odd filter_size (so that padding "
                              f"keeps the size), got {filter_size}.")
         check_norm_kind("ThreeLayerConvNet", norm)
         self.input_dim = tuple(int(d) for d in input_dim)
@@ -82,7 +83,7 @@ class ThreeLayerConvNet(nn.Sequential):
 
     def forward(self, x):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_dim:
-            raise ValueError(
+            raise NormlabValueError(
                 f"ThreeLayerConvNet: expected input (N, {', '.join(map(str, self.input_dim))}), "
                 f"got input of shape {tuple(x.shape)}."
             )

@@ -21,6 +21,7 @@ import numpy as np
 
 from normlab import nn
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 from normlab.models._norm import check_norm_kind, make_norm
 
 __all__ = ["LeNet"]
@@ -54,7 +55,7 @@ class LeNet(nn.Sequential):
         check_norm_kind("LeNet", norm)
         for name, v in (("in_channels", in_channels), ("num_classes", num_classes)):
             if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"LeNet: expected {name} to be a positive int, got {v!r}.")
+                raise NormlabValueError(f"LeNet: expected {name} to be a positive int, got {v!r}.")
         self.norm = norm
         self.in_channels = int(in_channels)
         self.num_classes = int(num_classes)
@@ -83,7 +84,7 @@ class LeNet(nn.Sequential):
 
     def forward(self, x):
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.in_channels, 28, 28):
-            raise ValueError(
+            raise NormlabValueError(
                 f"LeNet: expected input (N, {self.in_channels}, 28, 28), got input of shape "
                 f"{tuple(x.shape)}. Pad or resize images to 28x28."
             )

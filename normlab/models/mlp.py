@@ -20,6 +20,7 @@ import numpy as np
 
 from normlab import nn
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 from normlab.models._chain import make_activation
 from normlab.models._norm import check_norm_kind, make_norm
 
@@ -69,13 +70,13 @@ class FullyConnectedNet(nn.Sequential):
             input_dim = math.prod(input_dim) if all(_positive_int(d) for d in input_dim) else 0
         for name, v in (("input_dim", input_dim), ("num_classes", num_classes)):
             if not _positive_int(v):
-                raise ValueError(f"FullyConnectedNet: expected {name} to be a positive int, "
+                raise NormlabValueError(f"FullyConnectedNet: expected {name} to be a positive int, "
                                  f"got {v!r}.")
         if not all(_positive_int(h) for h in hidden_dims):
-            raise ValueError(f"FullyConnectedNet: expected hidden_dims to be positive ints, "
+            raise NormlabValueError(f"FullyConnectedNet: expected hidden_dims to be positive ints, "
                              f"got {hidden_dims!r}.")
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"FullyConnectedNet: expected dropout in [0, 1), got {dropout!r}. "
+            raise NormlabValueError(f"FullyConnectedNet: expected dropout in [0, 1), got {dropout!r}. "
                              "It is the drop probability; 0 disables dropout.")
         check_norm_kind("FullyConnectedNet", norm)
         make_activation("FullyConnectedNet", activation)  # validate before building
@@ -101,7 +102,7 @@ class FullyConnectedNet(nn.Sequential):
 
     def forward(self, x):
         if x.ndim < 2 or math.prod(x.shape[1:]) != self.input_dim:
-            raise ValueError(
+            raise NormlabValueError(
                 f"FullyConnectedNet: expected input (N, ...) with {self.input_dim} features per "
                 f"sample, got input of shape {tuple(x.shape)}."
             )

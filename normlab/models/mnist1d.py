@@ -18,6 +18,7 @@ import numpy as np
 
 from normlab import nn
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 from normlab.models._chain import NamedChain
 from normlab.models._norm import check_norm_kind, make_norm
 
@@ -27,7 +28,7 @@ __all__ = ["LinearBase", "MLPBase", "ConvBase"]
 def _check_sizes(owner: str, **sizes) -> None:
     for name, v in sizes.items():
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{owner}: expected {name} to be a positive int, got {v!r}.")
+            raise NormlabValueError(f"{owner}: expected {name} to be a positive int, got {v!r}.")
 
 
 def _signal(owner: str, x, length: int):
@@ -35,7 +36,7 @@ def _signal(owner: str, x, length: int):
     ok = (x.ndim == 2 and x.shape[1] == length) or (
         x.ndim == 3 and x.shape[1] == 1 and x.shape[2] == length)
     if not ok:
-        raise ValueError(f"{owner}: expected input (N, {length}) or (N, 1, {length}), got input "
+        raise NormlabValueError(f"{owner}: expected input (N, {length}) or (N, 1, {length}), got input "
                          f"of shape {tuple(x.shape)}.")
     return x.reshape(x.shape[0], length)
 
@@ -167,7 +168,7 @@ class ConvBase(NamedChain):
         for i, k in enumerate((5, 3, 3), start=1):
             L = (L + 2 - k) // 2 + 1
             if L < 1:
-                raise ValueError(f"ConvBase: expected input_length >= 3, got {input_length}.")
+                raise NormlabValueError(f"ConvBase: expected input_length >= 3, got {input_length}.")
             setattr(self, f"conv{i}", nn.Conv1d(c_in, channels, k, stride=2, padding=1,
                                                 dtype=dtype, rng=rng))
             layer = make_norm(norm, channels, 1, dtype)

@@ -24,6 +24,7 @@ import numpy as np
 
 from normlab import nn
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 from normlab.models._chain import NamedChain
 from normlab.models._norm import check_norm_kind, make_norm
 
@@ -141,18 +142,18 @@ class ResNet(NamedChain):
         super().__init__()
         blocks, widths = tuple(blocks), tuple(widths)
         if len(blocks) == 0 or len(blocks) != len(widths):
-            raise ValueError(f"ResNet: expected blocks and widths of the same non-zero length, "
+            raise NormlabValueError(f"ResNet: expected blocks and widths of the same non-zero length, "
                              f"got blocks={blocks} and widths={widths}.")
         for name, vals in (("blocks", blocks), ("widths", widths),
                            ("in_channels", (in_channels,)), ("num_classes", (num_classes,))):
             if not all(isinstance(v, (int, np.integer)) and v > 0 for v in vals):
-                raise ValueError(f"ResNet: expected {name} to be positive ints, got "
+                raise NormlabValueError(f"ResNet: expected {name} to be positive ints, got "
                                  f"{vals if len(vals) > 1 else vals[0]!r}.")
         if stem not in ("cifar", "imagenet"):
-            raise ValueError(f"ResNet: expected stem 'cifar' or 'imagenet', got {stem!r}.")
+            raise NormlabValueError(f"ResNet: expected stem 'cifar' or 'imagenet', got {stem!r}.")
         check_norm_kind("ResNet", norm)
         if zero_init_residual and norm is None:
-            raise ValueError("ResNet: expected a norm layer for zero_init_residual=True, got "
+            raise NormlabValueError("ResNet: expected a norm layer for zero_init_residual=True, got "
                              "norm=None. Pass norm='batch' or zero_init_residual=False.")
         rng = as_generator(rng)
         self.in_channels, self.num_classes, self.norm = int(in_channels), int(num_classes), norm
@@ -182,7 +183,7 @@ class ResNet(NamedChain):
 
     def forward(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise NormlabValueError(
                 f"ResNet: expected input (N, {self.in_channels}, H, W), got input of shape "
                 f"{tuple(x.shape)}."
             )

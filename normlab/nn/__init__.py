@@ -15,6 +15,7 @@ from normlab.nn.pool import (  # noqa: F401
     MaxPool2d,
 )
 from normlab.nn.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: F401
+from normlab.nn.sync_batchnorm import SyncBatchNorm, convert_sync_batchnorm  # noqa: F401
 from normlab.nn.normalization import (  # noqa: F401
     GroupNorm,
     InstanceNorm1d,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 from normlab import functional as F
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "check_not_inplace"]
@@ -13,7 +14,7 @@ __all__ = ["ReLU", "LeakyReLU", "Tanh", "Sigmoid", "check_not_inplace"]
 def check_not_inplace(owner: str, inplace) -> None:
     """Accept PyTorch's ``inplace=False``; reject ``True`` (normlab never mutates inputs)."""
     if inplace:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected inplace=False, got inplace={inplace!r}. normlab never "
             "mutates its inputs (backward needs them); drop the argument."
         )
@@ -74,7 +75,7 @@ class LeakyReLU(Module):
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"LeakyReLU: expected negative_slope to be a float, got "
                 f"{type(negative_slope).__name__} {negative_slope!r}."
             )

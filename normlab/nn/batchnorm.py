@@ -15,8 +15,10 @@ import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
@@ -30,7 +32,7 @@ _RANK_HINTS = {
 
 def _check_num_features(owner: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{owner}: expected {name} to be a positive int, got {value!r}.")
+        raise NormlabValueError(f"{owner}: expected {name} to be a positive int, got {value!r}.")
     return int(value)
 
 
@@ -38,9 +40,9 @@ def _check_eps(owner: str, eps, allow_none: bool = False):
     if eps is None and allow_none:
         return None
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{owner}: expected eps to be a float, got {type(eps).__name__}.")
+        raise NormlabTypeError(f"{owner}: expected eps to be a float, got {type(eps).__name__}.")
     if not eps > 0 or not np.isfinite(eps):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected eps > 0, got eps={eps!r}. It keeps 1/sqrt(var + eps) finite; "
             "the usual value is 1e-5."
         )
@@ -51,12 +53,12 @@ def _check_momentum(owner: str, momentum):
     if momentum is None:
         return None
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected momentum to be a float in [0, 1] or None, got "
             f"{type(momentum).__name__}."
         )
     if not 0.0 <= momentum <= 1.0:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected momentum in [0, 1] (the weight of the new batch statistic) "
             f"or None (cumulative average), got momentum={momentum!r}. PyTorch's default "
             "is 0.1; a Keras momentum of 0.99 corresponds to 0.01 here."
@@ -67,7 +69,7 @@ def _check_momentum(owner: str, momentum):
 def _check_float_input(owner: str, x) -> None:
     if not hasattr(x, "dtype") or np.dtype(x.dtype).kind != "f":
         got = getattr(x, "dtype", type(x).__name__)
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected a floating-point array, got {got}. Cast it with "
             "x.astype(np.float32)."
         )
@@ -111,6 +113,7 @@ class _NormBase(NormLayer):
         self.momentum = _check_momentum(owner, momentum)
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
+        dtype = check_float_dtype(dtype, owner)
         C = self.num_features
         if self.affine:
             _add_affine(self, C, dtype, bias)
@@ -132,7 +135,7 @@ class _NormBase(NormLayer):
 
     def _check_channels(self, x) -> None:
         if x.shape[1] != self.num_features:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected input with {self.num_features} channels "
                 f"(num_features) at dim 1, got input of shape {tuple(x.shape)}. Build the "
                 f"layer with num_features={x.shape[1]} or fix the layer before it."
@@ -201,7 +204,7 @@ class _BatchNorm(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
                          bias=bias)
         if not isinstance(unbiased_running_var, (bool, np.bool_)):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{type(self).__name__}: expected unbiased_running_var to be a bool, got "
                 f"{type(unbiased_running_var).__name__}. True is PyTorch's rule, False the "
                 "d2l/Keras one (biased running variance)."
@@ -213,7 +216,7 @@ class _BatchNorm(_NormBase):
         if x.ndim not in self._ranks:
             ranks = " or ".join(f"{r}D" for r in self._ranks)
             hint = _RANK_HINTS.get(x.ndim, "")
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected {ranks} input {self._expected}, got "
                 f"{x.ndim}D input of shape {tuple(x.shape)}. {hint}".rstrip()
             )
@@ -230,7 +233,7 @@ class _BatchNorm(_NormBase):
         gamma, beta = _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype)
         if self.training or not self.track_running_stats:
             if x.size // self.num_features == 1:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected more than 1 value per channel when training, got "
                     f"input shape {tuple(x.shape)}. Use a batch of 2 or more, or call "
                     ".eval() with tracked running statistics."

@@ -20,6 +20,7 @@ import numbers
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
 from normlab.nn.batchnorm import _BatchNorm
@@ -29,9 +30,9 @@ __all__ = ["BatchRenorm1d", "BatchRenorm2d"]
 
 def _check_bound(owner: str, name: str, value, low: float, hint: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a float, got {type(value).__name__}.")
+        raise NormlabTypeError(f"{owner}: expected {name} to be a float, got {type(value).__name__}.")
     if not value >= low:  # also refuses NaN
-        raise ValueError(f"{owner}: expected {name} >= {low:g}, got {name}={value!r}. {hint}")
+        raise NormlabValueError(f"{owner}: expected {name} >= {low:g}, got {name}={value!r}. {hint}")
     return float(value)
 
 

@@ -6,9 +6,11 @@ import numpy as np
 
 from normlab import functional as F
 from normlab._random import as_generator
+from normlab.errors import NormlabValueError
 from normlab.functional._spatial import as_tuple, check_input, check_nonneg, check_positive
 from normlab.init import calculate_fan_in_and_fan_out, pytorch_default_uniform
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["Conv1d", "Conv2d"]
 
@@ -28,19 +30,19 @@ class _ConvNd(Module):
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("groups", groups)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"{owner}: expected {name} to be a positive int, got {v!r}.")
+                raise NormlabValueError(f"{owner}: expected {name} to be a positive int, got {v!r}.")
         if in_channels % groups or out_channels % groups:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected in_channels and out_channels divisible by groups={groups}, "
                 f"got in_channels={in_channels} and out_channels={out_channels}."
             )
         if padding_mode != "zeros":
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected padding_mode='zeros' (the only mode normlab implements), "
                 f"got {padding_mode!r}. Pad the input yourself for other modes."
             )
         if isinstance(padding, str):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected padding to be an int or a tuple of {nd} ints, got "
                 f"{padding!r}. String padding ('same', 'valid') is not supported."
             )
@@ -56,6 +58,7 @@ class _ConvNd(Module):
         check_nonneg(self.padding, "padding", owner)
         self.groups = int(groups)
         self.padding_mode = padding_mode
+        dtype = check_float_dtype(dtype, owner)
         rng = as_generator(rng)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         fan_in, _ = calculate_fan_in_and_fan_out(shape)  # in/groups * prod(kernel)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
 from normlab.nn.batchnorm import (_BatchNorm, _check_eps, _check_float_input,
@@ -71,12 +72,12 @@ class _FrozenBatchNorm(NormLayer):
         if x.ndim not in self._ranks:
             ranks = " or ".join(f"{r}D" for r in self._ranks)
             hint = _RANK_HINTS.get(x.ndim, "").replace("BatchNorm", "FrozenBatchNorm")
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {ranks} input {self._expected}, got {x.ndim}D input of "
                 f"shape {tuple(x.shape)}. {hint}".rstrip()
             )
         if x.shape[1] != self.num_features:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected input with {self.num_features} channels (num_features) at "
                 f"dim 1, got input of shape {tuple(x.shape)}."
             )
@@ -143,7 +144,7 @@ def _frozen_class(bn: _BatchNorm):
 
 def _frozen_copy(bn: _BatchNorm, where: str, affine_trainable: bool) -> _FrozenBatchNorm:
     if not bn.track_running_stats:
-        raise ValueError(
+        raise NormlabValueError(
             f"freeze_batchnorm: expected BatchNorm layers with running statistics, got "
             f"track_running_stats=False at {where!r}. Such a layer has no statistics to "
             "freeze; train it with track_running_stats=True or leave it out."
@@ -192,7 +193,7 @@ def freeze_batchnorm(model: Module, affine_trainable: bool = False) -> Module:
         For a batch norm with ``track_running_stats=False``.
     """
     if not isinstance(model, Module):
-        raise TypeError(f"freeze_batchnorm: expected a normlab Module, got "
+        raise NormlabTypeError(f"freeze_batchnorm: expected a normlab Module, got "
                         f"{type(model).__name__}.")
     if isinstance(model, _BatchNorm):
         return _frozen_copy(model, "", affine_trainable)

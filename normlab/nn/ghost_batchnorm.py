@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
 from normlab.nn.batchnorm import _BatchNorm
@@ -20,12 +21,12 @@ __all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d"]
 
 def _check_virtual_batch_size(owner: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
+        raise NormlabTypeError(
             f"{owner}: expected virtual_batch_size to be a positive int, got "
             f"{type(value).__name__} {value!r}."
         )
     if value <= 0:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected virtual_batch_size to be a positive int, got {value!r}. It "
             "is the number of samples per virtual batch (default 32)."
         )
@@ -85,7 +86,7 @@ class _GhostBatchNorm(_BatchNorm):
         per_sample = x.size // (N * self.num_features)
         last = N - (N - 1) // V * V
         if last * per_sample == 1:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected more than 1 value per channel in every "
                 f"virtual batch, got a last virtual batch of 1 sample (input shape "
                 f"{tuple(x.shape)}, virtual_batch_size={V}). Use a batch size that leaves "

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 from normlab.init import calculate_fan_in_and_fan_out, pytorch_default_uniform
 from normlab._random import as_generator
 from normlab.nn.module import Module
+from normlab.validation import check_float_dtype
 
 __all__ = ["Linear", "Identity", "Flatten"]
 
@@ -33,9 +35,10 @@ class Linear(Module):
         super().__init__()
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"Linear: expected {name} to be a positive int, got {v!r}.")
+                raise NormlabValueError(f"Linear: expected {name} to be a positive int, got {v!r}.")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
+        dtype = check_float_dtype(dtype, "Linear")
         rng = as_generator(rng)
         shape = (self.out_features, self.in_features)
         fan_in, _ = calculate_fan_in_and_fan_out(shape)
@@ -46,7 +49,7 @@ class Linear(Module):
 
     def forward(self, x):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(
+            raise NormlabValueError(
                 f"Linear: expected input with last dimension {self.in_features} "
                 f"(in_features), got input of shape {tuple(x.shape)}."
             )
@@ -93,7 +96,7 @@ class Flatten(Module):
         s = self.start_dim % nd if nd else 0
         e = self.end_dim % nd if nd else 0
         if s > e:
-            raise ValueError(
+            raise NormlabValueError(
                 f"Flatten: expected start_dim <= end_dim for a {nd}D input, got "
                 f"start_dim={self.start_dim}, end_dim={self.end_dim}."
             )

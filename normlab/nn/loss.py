@@ -8,6 +8,7 @@ import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.functional.loss import check_reduction
 from normlab.nn.module import Module
 
@@ -33,7 +34,7 @@ class _Loss(Module):
         """
         dinput = self._require_cache()
         if np.ndim(dout) != 0:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected a scalar dout (float or 0-d array), got "
                 f"shape {tuple(np.shape(dout))}. The loss is a scalar."
             )
@@ -100,12 +101,12 @@ class MultiMarginLoss(_Loss):
     def __init__(self, p: int = 1, margin: float = 1.0, weight=None, reduction: str = "mean"):
         super().__init__(reduction)
         if isinstance(p, bool) or p not in (1, 2):
-            raise ValueError(f"MultiMarginLoss: expected p to be 1 or 2, got {p!r}.")
+            raise NormlabValueError(f"MultiMarginLoss: expected p to be 1 or 2, got {p!r}.")
         if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
-            raise TypeError(f"MultiMarginLoss: expected margin to be a float, got "
+            raise NormlabTypeError(f"MultiMarginLoss: expected margin to be a float, got "
                             f"{type(margin).__name__} {margin!r}.")
         if weight is not None:
-            raise ValueError("MultiMarginLoss: expected weight=None, got a weight array. "
+            raise NormlabValueError("MultiMarginLoss: expected weight=None, got a weight array. "
                              "Per-class weights are not supported.")
         self.p = int(p)
         self.margin = float(margin)

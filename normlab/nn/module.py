@@ -9,11 +9,15 @@ those of the PyTorch twin.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
 import numpy as np
 
 from normlab import backend
+from normlab.errors import (CallOrderError, NormlabRuntimeError, NormlabTypeError,
+                            NormlabValueError, StateError)
+from normlab.validation import check_array, check_dout, is_array
 
 __all__ = ["Module", "ParamRef"]
 
@@ -49,8 +53,68 @@ class ParamRef:
         return f"ParamRef({self.name!r}, shape={shape}, dtype={self.value.dtype})"
 
 
+def _checked_forward(forward):
+    """Wrap a subclass's ``forward``: check the input is a floating ndarray, record the output.
+
+    The output's shape and device are what ``backward`` later checks ``dout`` against.
+    """
+    if getattr(forward, "_normlab_checked", False):
+        return forward
+
+    @functools.wraps(forward)
+    def wrapper(self, x, *args, **kwargs):
+        check_array(x, type(self).__name__, allow_empty=True)
+        out = forward(self, x, *args, **kwargs)
+        self.__dict__["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
+                                       else backend.device_of(out)) if is_array(out) else None)
+        return out
+
+    wrapper._normlab_checked = True
+    return wrapper
+
+
+def _checked_backward(backward):
+    """Wrap a subclass's ``backward``: ``dout`` must match the forward output before any kernel."""
+    if getattr(backward, "_normlab_checked", False):
+        return backward
+
+    @functools.wraps(backward)
+    def wrapper(self, dout=1.0, *args, **kwargs):
+        meta = self.__dict__.get("_out_meta")
+        if meta is None:
+            self._require_cache()  # backward before forward: the call-order error
+        else:
+            dout = check_dout(dout, meta[0], type(self).__name__, device=meta[1])
+        return backward(self, dout, *args, **kwargs)
+
+    wrapper._normlab_checked = True
+    return wrapper
+
+
+def _bad_state_value(key: str, v) -> str | None:
+    """What is wrong with a state-dict value (non-numeric, NaN/inf, negative variance), or None."""
+    a = backend.to_numpy(v) if is_array(v) or backend.is_cupy_array(v) else np.asarray(v)
+    if a.dtype.kind not in "fiu":
+        return f"{key!r}: expected a numeric array, got dtype {a.dtype}"
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        return f"{key!r}: expected finite values, got NaN or inf"
+    name = key.rsplit(".", 1)[-1]
+    if name == "running_var" and (a < 0).any():
+        return (f"{key!r}: expected a non-negative variance, got minimum {float(a.min())}; a "
+                "variance below 0 would make the eval-mode output NaN")
+    if name == "num_batches_tracked" and (a.dtype.kind != "i" and a.dtype.kind != "u"
+                                          or (a < 0).any()):
+        return f"{key!r}: expected a non-negative integer count, got {a!r}"
+    return None
+
+
 class Module:
     """Base class of every layer, loss and model.
+
+    ``forward`` and ``backward`` of every subclass are wrapped once (``__init_subclass__``):
+    forward checks that its input is a floating ndarray and records the output's shape and
+    device; backward checks ``dout`` against them before the subclass's code (and any
+    compiled kernel) runs, raising ``normlab.errors.ShapeError`` / ``NormlabTypeError``.
 
     Attributes
     ----------
@@ -72,6 +136,13 @@ class Module:
 
     requires_dx = True
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls.forward = _checked_forward(cls.__dict__["forward"])
+        if "backward" in cls.__dict__:
+            cls.backward = _checked_backward(cls.__dict__["backward"])
+
     def __init__(self) -> None:
         object.__setattr__(self, "_modules", {})
         self.params: dict[str, Any] = {}
@@ -85,7 +156,7 @@ class Module:
         modules = self.__dict__.get("_modules")
         if isinstance(value, Module):
             if modules is None:
-                raise RuntimeError(
+                raise NormlabRuntimeError(
                     f"{type(self).__name__}: expected Module.__init__() to run before "
                     f"assigning submodule {name!r}. Call super().__init__() first."
                 )
@@ -97,7 +168,7 @@ class Module:
     def add_module(self, name: str, module: "Module") -> None:
         """Register ``module`` as a child under ``name`` (used by containers)."""
         if not isinstance(module, Module):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{type(self).__name__}.add_module: expected a normlab Module, got "
                 f"{type(module).__name__}."
             )
@@ -143,7 +214,7 @@ class Module:
     def _require_cache(self):
         """The cache saved by ``forward``; raises if ``backward`` came first."""
         if self._cache is None:
-            raise RuntimeError(
+            raise CallOrderError(
                 f"{type(self).__name__}: expected forward() before backward(), got "
                 "backward() with no saved forward pass. Call the module on an input first."
             )
@@ -213,10 +284,14 @@ class Module:
 
         Raises
         ------
-        ValueError
-            On missing or unexpected keys (when ``strict``) or on a shape mismatch,
-            naming every offending key.
+        StateError
+            (a ValueError and KeyError) on missing or unexpected keys (when ``strict``),
+            a shape mismatch, a non-numeric or non-finite value, a negative
+            ``running_var`` or a negative ``num_batches_tracked``, naming every offending key.
         """
+        if not hasattr(state, "items") or not hasattr(state, "__contains__"):
+            raise StateError(f"{type(self).__name__}.load_state_dict: expected a dict of "
+                             f"arrays from state_dict(), got {type(state).__name__}.")
         slots = {}
         for mname, m in self.named_modules():
             pre = f"{mname}." if mname else ""
@@ -237,8 +312,12 @@ class Module:
                 got = tuple(np.shape(v))
                 if want != got:
                     problems.append(f"{k!r}: expected shape {want}, got {got}")
+                else:
+                    bad = _bad_state_value(k, v)
+                    if bad:
+                        problems.append(bad)
         if problems:
-            raise ValueError(
+            raise StateError(
                 f"{type(self).__name__}.load_state_dict: " + "; ".join(problems) + "."
             )
         for k, v in state.items():
@@ -253,6 +332,7 @@ class Module:
     def _invalidate_caches(self) -> None:
         for m in self.modules():
             m._cache = None
+            m.__dict__["_out_meta"] = None
 
     # ------------------------------------------------------------------ devices, dtypes
     def to(self, device: str | None = None, dtype=None) -> "Module":
@@ -261,13 +341,13 @@ class Module:
         Integer buffers (``num_batches_tracked``) keep their dtype. Returns ``self``.
         """
         if device is not None and device not in ("cpu", "cuda"):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}.to: expected device 'cpu' or 'cuda', got {device!r}."
             )
         if dtype is not None:
             dtype = np.dtype(dtype)
             if dtype.kind != "f":
-                raise TypeError(
+                raise NormlabTypeError(
                     f"{type(self).__name__}.to: expected a floating dtype, got {dtype}."
                 )
         for m in self.modules():

@@ -12,9 +12,11 @@ import warnings
 import numpy as np
 
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 from normlab.nn.batchnorm import (_add_affine, _check_eps, _check_float_input,
                                   _check_num_features, _NormBase, _param_as, _store)
 from normlab.nn.markers import NormLayer
+from normlab.validation import check_float_dtype
 
 __all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
            "RMSNorm"]
@@ -29,7 +31,7 @@ def _check_normalized_shape(owner: str, normalized_shape) -> tuple:
         shape = None
     if not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0
                         for d in shape):
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected normalized_shape to be a positive int or a non-empty tuple "
             f"of positive ints, got {normalized_shape!r}."
         )
@@ -39,7 +41,7 @@ def _check_normalized_shape(owner: str, normalized_shape) -> tuple:
 def _check_trailing(owner: str, x, normalized_shape: tuple) -> None:
     k = len(normalized_shape)
     if x.ndim < k or tuple(x.shape[x.ndim - k:]) != normalized_shape:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected input of shape (*, {', '.join(map(str, normalized_shape))}) "
             f"ending in normalized_shape={normalized_shape}, got input of shape "
             f"{tuple(x.shape)}."
@@ -74,6 +76,7 @@ class LayerNorm(NormLayer):
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, dtype=np.float32):
         super().__init__()
+        dtype = check_float_dtype(dtype, type(self).__name__)
         self.normalized_shape = _check_normalized_shape("LayerNorm", normalized_shape)
         self.eps = _check_eps("LayerNorm", eps)
         self.elementwise_affine = bool(elementwise_affine)
@@ -129,10 +132,11 @@ class GroupNorm(NormLayer):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, dtype=np.float32, *, bias: bool = True):
         super().__init__()
+        dtype = check_float_dtype(dtype, type(self).__name__)
         self.num_groups = _check_num_features("GroupNorm", "num_groups", num_groups)
         self.num_channels = _check_num_features("GroupNorm", "num_channels", num_channels)
         if self.num_channels % self.num_groups:
-            raise ValueError(
+            raise NormlabValueError(
                 f"GroupNorm: expected num_channels divisible by num_groups, got "
                 f"num_channels={num_channels}, num_groups={num_groups}. Pick a divisor of "
                 f"{num_channels} for num_groups."
@@ -146,7 +150,7 @@ class GroupNorm(NormLayer):
     def forward(self, x):
         _check_float_input("GroupNorm", x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ValueError(
+            raise NormlabValueError(
                 f"GroupNorm: expected input (N, C, *) with C={self.num_channels} channels "
                 f"(num_channels), got input of shape {tuple(x.shape)}."
             )
@@ -203,7 +207,7 @@ class _InstanceNorm(_NormBase):
         _check_float_input(owner, x)
         nd = self._batched_ndim
         if x.ndim not in (nd - 1, nd):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {nd - 1}D (unbatched) or {nd}D input {self._expected}, "
                 f"got {x.ndim}D input of shape {tuple(x.shape)}."
             )
@@ -221,7 +225,7 @@ class _InstanceNorm(_NormBase):
         gamma, beta = _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype)
         if self.training or not self.track_running_stats:
             if math.prod(x.shape[2:]) == 1:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected more than 1 spatial element when training, got "
                     f"input shape {shape_in}."
                 )
@@ -308,6 +312,7 @@ class RMSNorm(NormLayer):
     def __init__(self, normalized_shape, eps=None, elementwise_affine: bool = True,
                  dtype=np.float32):
         super().__init__()
+        dtype = check_float_dtype(dtype, type(self).__name__)
         self.normalized_shape = _check_normalized_shape("RMSNorm", normalized_shape)
         self.eps = _check_eps("RMSNorm", eps, allow_none=True)
         self.elementwise_affine = bool(elementwise_affine)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import functional as F
+from normlab.errors import NormlabValueError
 from normlab.functional._spatial import (as_tuple, check_input, check_nonneg, check_pool_padding,
                                          check_positive)
 from normlab.nn.module import Module
@@ -19,7 +20,7 @@ __all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2
 
 def _reject(owner: str, name: str, value, default) -> None:
     if value != default:
-        raise ValueError(
+        raise NormlabValueError(
             f"{owner}: expected {name}={default!r} (the only value normlab implements), "
             f"got {name}={value!r}."
         )
@@ -172,7 +173,7 @@ class AdaptiveAvgPool2d(Module):
         if len(sizes) != 2 or not all(
                 s is None or (isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                               and s > 0) for s in sizes):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected output_size to be a positive int or a tuple of 2 positive "
                 f"ints (or None), got {output_size!r}."
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabValueError
 from normlab import functional as F
 from normlab.functional._spatial import check_input
 from normlab.nn.batchnorm import _check_eps
@@ -55,7 +56,7 @@ class WSConv2d(Conv2d):
         self.eps = _check_eps("WSConv2d", eps)
         fan = self.params["weight"][0].size
         if fan == 1:
-            raise ValueError(
+            raise NormlabValueError(
                 f"WSConv2d: expected more than 1 weight per output filter, got "
                 f"in_channels/groups * kh * kw = 1 (in_channels={in_channels}, groups="
                 f"{groups}, kernel_size={kernel_size}). A standardised single weight is 0."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.optim._scheduler_base import LRScheduler, _check_int, _format_param
 from normlab.optim.optimizer import Optimizer
 
@@ -59,7 +60,7 @@ class OneCycleLR(LRScheduler):
                  three_phase: bool = False, last_epoch: int = -1):
         owner = "OneCycleLR"
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected a normlab Optimizer, got {type(optimizer).__name__}."
             )
         if total_steps is not None:
@@ -70,16 +71,16 @@ class OneCycleLR(LRScheduler):
             _check_int(owner, "steps_per_epoch", steps_per_epoch, 1)
             self.total_steps = epochs * steps_per_epoch
         else:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected total_steps, or epochs and steps_per_epoch, got "
                 f"total_steps={total_steps!r}, epochs={epochs!r}, "
                 f"steps_per_epoch={steps_per_epoch!r}."
             )
         if isinstance(pct_start, bool) or not isinstance(pct_start, float) \
                 or not 0.0 <= pct_start <= 1.0:
-            raise ValueError(f"{owner}: expected pct_start a float in [0, 1], got {pct_start!r}.")
+            raise NormlabValueError(f"{owner}: expected pct_start a float in [0, 1], got {pct_start!r}.")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected anneal_strategy 'cos' or 'linear', got {anneal_strategy!r}."
             )
         T = self.total_steps
@@ -106,7 +107,7 @@ class OneCycleLR(LRScheduler):
         self.cycle_momentum = bool(cycle_momentum)
         if self.cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected an optimizer with a 'momentum' or 'betas' "
                     f"hyperparameter for cycle_momentum=True, got {type(optimizer).__name__}. "
                     "Pass cycle_momentum=False."
@@ -130,7 +131,7 @@ class OneCycleLR(LRScheduler):
     def get_lr(self) -> list[float]:
         t = self.last_epoch
         if t > self.total_steps:
-            raise ValueError(
+            raise NormlabValueError(
                 f"OneCycleLR: expected at most total_steps={self.total_steps} steps, got "
                 f"step {t}. Raise total_steps (or epochs) to cover the whole run."
             )

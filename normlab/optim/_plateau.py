@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.optim._scheduler_base import LRScheduler, _check_int, _format_param
 from normlab.optim.optimizer import Optimizer
 
@@ -48,15 +49,15 @@ class ReduceLROnPlateau(LRScheduler):
                  cooldown: int = 0, min_lr: float | list[float] = 0, eps: float = 1e-8):
         owner = "ReduceLROnPlateau"
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected a normlab Optimizer, got {type(optimizer).__name__}."
             )
         if not factor < 1.0:
-            raise ValueError(f"{owner}: expected factor < 1.0, got {factor!r}.")
+            raise NormlabValueError(f"{owner}: expected factor < 1.0, got {factor!r}.")
         if mode not in ("min", "max"):
-            raise ValueError(f"{owner}: expected mode 'min' or 'max', got {mode!r}.")
+            raise NormlabValueError(f"{owner}: expected mode 'min' or 'max', got {mode!r}.")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected threshold_mode 'rel' or 'abs', got {threshold_mode!r}."
             )
         _check_int(owner, "patience", patience, 0)
@@ -90,7 +91,7 @@ class ReduceLROnPlateau(LRScheduler):
         try:
             current = float(metrics)
         except (TypeError, ValueError):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"ReduceLROnPlateau.step: expected a number (the monitored metric), got "
                 f"{type(metrics).__name__}."
             ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real
 
 __all__ = ["Adam", "AdamW"]
@@ -63,12 +64,12 @@ class Adam(Optimizer):
         _check_nonneg(owner, hp, "lr", "eps", "weight_decay")
         betas = hp["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"{owner}: expected betas to be a pair of floats, got {betas!r}.")
+            raise NormlabTypeError(f"{owner}: expected betas to be a pair of floats, got {betas!r}.")
         hp["betas"] = tuple(betas)
         for j, b in enumerate(betas):
             _check_real(owner, {f"betas[{j}]": b}, f"betas[{j}]")
             if not 0.0 <= b < 1.0:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected betas[{j}] in [0, 1), got {b!r}. Typical values are "
                     "(0.9, 0.999)."
                 )

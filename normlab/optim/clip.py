@@ -7,7 +7,9 @@ import math
 import numpy as np
 
 from normlab import backend
+from normlab.errors import NormlabRuntimeError, NormlabTypeError, NormlabValueError
 from normlab.nn.module import Module, ParamRef
+from normlab.validation import check_real
 
 __all__ = ["clip_grad_norm"]
 
@@ -49,7 +51,7 @@ def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
     TypeError
         If ``params`` holds something other than ParamRefs.
     ValueError
-        If ``norm_type`` is not positive.
+        If ``norm_type`` is not positive or ``max_norm`` is negative or not finite.
     RuntimeError
         If ``error_if_nonfinite`` and the total norm is NaN or infinite.
     """
@@ -60,13 +62,15 @@ def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
     params = list(params)
     for ref in params:
         if not isinstance(ref, ParamRef):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"clip_grad_norm: expected ParamRefs (model.parameters()), got "
                 f"{type(ref).__name__}."
             )
+    max_norm = check_real(max_norm, "max_norm", "clip_grad_norm", low=0.0,
+                          hint="Gradients are scaled to a norm of at most max_norm.")
     norm_type = float(norm_type)
     if not norm_type > 0:
-        raise ValueError(
+        raise NormlabValueError(
             f"clip_grad_norm: expected norm_type > 0 or math.inf, got {norm_type!r}."
         )
     grads = [ref.grad for ref in params if ref.grad is not None]
@@ -77,7 +81,7 @@ def clip_grad_norm(params, max_norm: float, norm_type: float = 2.0,
     total = _norm(xp, norms, norm_type)
     total_f = float(total)
     if error_if_nonfinite and not math.isfinite(total_f):
-        raise RuntimeError(
+        raise NormlabRuntimeError(
             f"clip_grad_norm: expected a finite total gradient norm, got {total_f} "
             f"(norm_type={norm_type}). Some gradients are NaN or inf; lower the learning "
             "rate or check the loss, or pass error_if_nonfinite=False."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
 
@@ -53,17 +54,17 @@ def param_groups(model: Module, weight_decay: float,
         If ``weight_decay`` is negative.
     """
     if not isinstance(model, Module):
-        raise TypeError(
+        raise NormlabTypeError(
             f"param_groups: expected a normlab Module, got {type(model).__name__}. "
             "Pass the model itself, not model.parameters()."
         )
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)):
-        raise TypeError(
+        raise NormlabTypeError(
             f"param_groups: expected weight_decay to be a float, got "
             f"{type(weight_decay).__name__}."
         )
     if not weight_decay >= 0:
-        raise ValueError(f"param_groups: expected weight_decay >= 0, got {weight_decay!r}.")
+        raise NormlabValueError(f"param_groups: expected weight_decay >= 0, got {weight_decay!r}.")
     refs = model.parameters()
     if not exclude_norm_and_bias:
         return [{"params": refs, "weight_decay": float(weight_decay)}]

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from normlab.optim._onecycle import OneCycleLR
 from normlab.optim._plateau import ReduceLROnPlateau
-from normlab.optim._scheduler_base import LRScheduler, _check_int, _format_param
+from normlab.optim._scheduler_base import LRScheduler, _check_gamma, _check_int, _format_param
+from normlab.validation import check_real
 from normlab.optim.optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
@@ -65,10 +66,13 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1):
-        _check_int("StepLR", "step_size", step_size, 1)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    def _check(self, owner: str) -> None:
+        _check_int(owner, "step_size", self.step_size, 1)
+        _check_gamma(owner, self.gamma)
 
     def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
@@ -94,6 +98,11 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    def _check(self, owner: str) -> None:
+        for m in self.milestones:
+            _check_int(owner, "every milestone", m, 0)
+        _check_gamma(owner, self.gamma)
+
     def get_lr(self) -> list[float]:
         # A repeated milestone multiplies by gamma once per repetition, as in PyTorch.
         count = Counter(self.milestones)[self.last_epoch]
@@ -108,6 +117,9 @@ class ExponentialLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
+
+    def _check(self, owner: str) -> None:
+        _check_gamma(owner, self.gamma)
 
     def get_lr(self) -> list[float]:
         if self._is_initial:
@@ -130,10 +142,13 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1):
-        _check_int("CosineAnnealingLR", "T_max", T_max, 1)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
+
+    def _check(self, owner: str) -> None:
+        _check_int(owner, "T_max", self.T_max, 1)
+        check_real(self.eta_min, "eta_min", owner, low=0.0)
 
     def get_lr(self) -> list[float]:
         t, T, lo = self.last_epoch, self.T_max, self.eta_min

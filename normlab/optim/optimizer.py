@@ -17,11 +17,13 @@ device; everything else is a plain number, bool, string or list. To save it as `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from normlab import backend
+from normlab.errors import NormlabTypeError, NormlabValueError, StateError
 from normlab.nn.module import ParamRef
 
 __all__ = ["Optimizer", "state_dict_to_arrays", "state_dict_from_arrays"]
@@ -63,12 +65,12 @@ class Optimizer:
         try:
             params = list(params)
         except TypeError:
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{self._owner}: expected params to be a list of ParamRef or of param-group "
                 f"dicts, got {type(params).__name__}. Pass model.parameters()."
             ) from None
         if not params:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{self._owner}: expected a non-empty parameter list, got an empty one. "
                 "Pass model.parameters() of a model with learnable parameters."
             )
@@ -83,6 +85,9 @@ class Optimizer:
     # ------------------------------------------------------------------ hooks
     def _check_hyper(self, hp: dict[str, Any]) -> None:
         """Validate hyperparameters (the defaults and every group); raise ValueError."""
+
+    # state keys a subclass adds after ``_init_state`` (SGD's momentum_buffer)
+    _lazy_state: tuple[str, ...] = ()
 
     def _init_state(self, p, group: dict[str, Any]) -> dict[str, Any]:
         """Fresh per-parameter state for array ``p``."""
@@ -102,25 +107,32 @@ class Optimizer:
             As the constructor.
         """
         if not isinstance(group, dict):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{self._owner}: expected every param group to be a dict, got "
                 f"{type(group).__name__}. Mixing ParamRefs and dicts is not supported."
             )
         if "params" not in group:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{self._owner}: expected a 'params' key in every param group, got keys "
                 f"{sorted(group)}."
             )
         refs = group["params"]
         refs = [refs] if isinstance(refs, ParamRef) else list(refs)
+        keys = set()
         for ref in refs:
+            if isinstance(ref, ParamRef) and _ref_key(ref) in keys:
+                raise NormlabValueError(
+                    f"{self._owner}: expected each parameter once, got {ref.name!r} twice in "
+                    "one param group. Remove the duplicate."
+                )
+            keys.add(_ref_key(ref) if isinstance(ref, ParamRef) else None)
             if not isinstance(ref, ParamRef):
-                raise TypeError(
+                raise NormlabTypeError(
                     f"{self._owner}: expected params to be normlab ParamRefs, got "
                     f"{type(ref).__name__}. Pass model.parameters(), not arrays."
                 )
             if _ref_key(ref) in self._seen:
-                raise ValueError(
+                raise NormlabValueError(
                     f"{self._owner}: expected each parameter in one group only, got "
                     f"{ref.name!r} twice. Remove the duplicate."
                 )
@@ -202,62 +214,94 @@ class Optimizer:
             array's shape does not match this optimizer.
         """
         owner = f"{self._owner}.load_state_dict"
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
-            got = (sorted(state_dict) if isinstance(state_dict, dict)
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+            got = (sorted(state_dict) if isinstance(state_dict, Mapping)
                    else type(state_dict).__name__)
-            raise ValueError(
+            raise StateError(
                 f"{owner}: expected a dict with keys 'state' and 'param_groups', got {got}."
             )
-        saved = state_dict["param_groups"]
+        saved, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved, (list, tuple)) or not all(
+                isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple))
+                for g in saved):
+            raise StateError(f"{owner}: expected param_groups to be a list of dicts with a "
+                             f"'params' list, got {str(saved)[:120]}.")
+        if not isinstance(saved_state, Mapping):
+            raise StateError(f"{owner}: expected state to be a dict keyed by parameter index, "
+                             f"got {type(saved_state).__name__}.")
         if len(saved) != len(self.param_groups):
-            raise ValueError(
+            raise NormlabValueError(
                 f"{owner}: expected {len(self.param_groups)} param groups, got {len(saved)}. "
                 "Build the optimizer with the same param groups as the saved one."
             )
         for j, (mine, theirs) in enumerate(zip(self.param_groups, saved)):
             if len(mine["params"]) != len(theirs["params"]):
-                raise ValueError(
+                raise NormlabValueError(
                     f"{owner}: expected {len(mine['params'])} params in param group {j}, got "
                     f"{len(theirs['params'])}. The saved optimizer was built for another model."
                 )
-        refs = {i: ref for i, ref, _ in self._indexed()}
+        # hyperparameters first: the state's expected keys depend on them (amsgrad, momentum)
+        groups = [{k: (tuple(v) if isinstance(v, list) else v)
+                   for k, v in theirs.items() if k != "params"} for theirs in saved]
+        merged = []
+        for j, g in enumerate(groups):
+            missing = sorted(set(self.defaults) - set(g))
+            if missing:
+                raise StateError(
+                    f"{owner}: expected param group hyperparameters {sorted(self.defaults)}, got "
+                    f"group {j} without {missing}. Was it saved by another optimizer class?"
+                )
+            hyper = {**self.defaults, **g}
+            self._check_hyper(hyper)
+            merged.append(hyper)
+        refs = {i: (ref, group) for i, ref, group in self._indexed()}
+        gidx = {id(g): j for j, g in enumerate(self.param_groups)}
         new_state: dict[int, dict[str, Any]] = {}
-        for key, s in state_dict["state"].items():
-            i = int(key)
+        for key, s in saved_state.items():
+            try:
+                i = int(key)
+            except (TypeError, ValueError):
+                i = None
             if i not in refs:
-                raise ValueError(
+                raise StateError(
                     f"{owner}: expected state indices in 0..{len(refs) - 1}, got {key!r}."
                 )
-            p = refs[i].value
+            if not isinstance(s, Mapping):
+                raise StateError(f"{owner}: expected state[{i}] to be a dict, got "
+                                 f"{type(s).__name__}.")
+            ref, group = refs[i]
+            p = ref.value
             xp = backend.namespace(p)
+            hyper = merged[gidx[id(group)]]
+            fresh = self._init_state(p, hyper)
+            allowed = set(fresh) | set(self._lazy_state)
+            unexpected = sorted(set(s) - allowed)
+            missing = sorted(set(fresh) - set(s)) if s else []
+            if unexpected or missing:
+                raise StateError(
+                    f"{owner}: expected state[{i}] to hold {sorted(allowed)}, got keys "
+                    f"{sorted(s)}. Was it saved by another optimizer class?"
+                )
             entry = {}
             for k, v in s.items():
                 if k == "step":
+                    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                        raise StateError(f"{owner}: expected state[{i}]['step'] to be an int "
+                                         f">= 0, got {v!r}.")
                     v = int(v)
                 elif hasattr(v, "shape"):
                     if tuple(v.shape) != tuple(p.shape):
-                        raise ValueError(
+                        raise NormlabValueError(
                             f"{owner}: expected state[{i}][{k!r}] of shape {tuple(p.shape)} "
-                            f"(param {refs[i].name!r}), got {tuple(v.shape)}."
+                            f"(param {ref.name!r}), got {tuple(v.shape)}."
                         )
                     v = xp.asarray(backend.to_device(v, backend.device_of(p)),
                                    dtype=p.dtype).copy()
+                else:
+                    raise StateError(f"{owner}: expected state[{i}][{k!r}] to be an array of "
+                                     f"shape {tuple(p.shape)}, got {type(v).__name__}.")
                 entry[k] = v
             new_state[i] = entry
-        groups = [{k: (tuple(v) if isinstance(v, list) else v)
-                   for k, v in theirs.items() if k != "params"} for theirs in saved]
-        gidx = {id(g): j for j, g in enumerate(self.param_groups)}
-        for i, ref, group in self._indexed():
-            entry = new_state.get(i)
-            if not entry:
-                continue
-            hyper = {**self.defaults, **groups[gidx[id(group)]]}
-            missing = sorted(set(self._init_state(ref.value, hyper)) - set(entry))
-            if missing:
-                raise ValueError(
-                    f"{owner}: expected state[{i}] to hold {missing}, got keys "
-                    f"{sorted(entry)}. Was it saved by another optimizer class?"
-                )
         for mine, theirs in zip(self.param_groups, groups):
             mine.update(theirs)
         self.state = new_state
@@ -305,7 +349,7 @@ def state_dict_from_arrays(arrays: dict[str, Any], meta: dict) -> dict[str, Any]
     for key in arrays:
         parts = key.split(".", 2)
         if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
-            raise ValueError(
+            raise NormlabValueError(
                 "state_dict_from_arrays: expected array keys 'state.{index}.{name}', got "
                 f"{key!r}."
             )
@@ -318,7 +362,7 @@ def _check_real(owner: str, hp: dict[str, Any], *names: str) -> None:
     for name in names:
         v = hp[name]
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(
+            raise NormlabTypeError(
                 f"{owner}: expected {name} to be a float, got {type(v).__name__} ({v!r})."
             )
 
@@ -328,4 +372,4 @@ def _check_nonneg(owner: str, hp: dict[str, Any], *names: str) -> None:
     _check_real(owner, hp, *names)
     for name in names:
         if not hp[name] >= 0.0:
-            raise ValueError(f"{owner}: expected {name} >= 0, got {hp[name]!r}.")
+            raise NormlabValueError(f"{owner}: expected {name} >= 0, got {hp[name]!r}.")

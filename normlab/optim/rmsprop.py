@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from normlab import backend
+from normlab.errors import NormlabValueError
 from normlab.optim.adam import _lerp_
 from normlab.optim.optimizer import Optimizer, _check_nonneg
 
@@ -49,6 +50,11 @@ class RMSprop(Optimizer):
 
     def _check_hyper(self, hp: dict[str, Any]) -> None:
         _check_nonneg("RMSprop", hp, "lr", "eps", "momentum", "weight_decay", "alpha")
+        if hp["alpha"] > 1:
+            raise NormlabValueError(
+                f"RMSprop: expected alpha in [0, 1] (the smoothing weight of the old average), "
+                f"got alpha={hp['alpha']!r}."
+            )
 
     def _init_state(self, p, group: dict[str, Any]) -> dict[str, Any]:
         xp = backend.namespace(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from normlab import backend
+from normlab.errors import NormlabValueError
 from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real
 
 __all__ = ["SGD"]
@@ -46,11 +47,13 @@ class SGD(Optimizer):
                         maximize=bool(maximize))
         super().__init__(params, defaults)
 
+    _lazy_state = ("momentum_buffer",)
+
     def _check_hyper(self, hp: dict[str, Any]) -> None:
         _check_nonneg("SGD", hp, "lr", "momentum", "weight_decay")
         _check_real("SGD", hp, "dampening")
         if hp["nesterov"] and (hp["momentum"] <= 0 or hp["dampening"] != 0):
-            raise ValueError(
+            raise NormlabValueError(
                 "SGD: expected momentum > 0 and dampening == 0 for nesterov=True, got "
                 f"momentum={hp['momentum']!r}, dampening={hp['dampening']!r}. Set a momentum "
                 "(e.g. 0.9) and dampening=0, or nesterov=False."

@@ -7,11 +7,14 @@ first batches from the training loader's generator state at the start of that ep
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
-from normlab.train.checkpoint import load_checkpoint, save_checkpoint
+from normlab.errors import NormlabValueError, StateError
+from normlab.validation import check_mapping_keys
+from normlab.train.checkpoint import _resolve, load_checkpoint, save_checkpoint
 from normlab.train.history import History
 
 __all__ = ["loader_rng", "ResumableTrainerMixin"]
@@ -21,6 +24,24 @@ def loader_rng(loader):
     """The loader's ``rng`` attribute if it is a ``np.random.Generator``, else ``None``."""
     rng = getattr(loader, "rng", None)
     return rng if isinstance(rng, np.random.Generator) else None
+
+
+def _saved_world_size(path) -> int:
+    """Processes that trained the checkpoint at ``path`` (1 for older checkpoints).
+
+    Unreadable checkpoints count as 1; ``load_checkpoint`` then names the real problem.
+    """
+    try:
+        with open(_resolve(path)) as f:
+            state = json.load(f).get("trainer_state") or {}
+    except (OSError, ValueError, AttributeError):
+        return 1
+    size = state.get("world_size", 1) if isinstance(state, dict) else 1
+    return size if isinstance(size, int) and size > 0 else 1
+
+
+_TRAINER_KEYS = ("callback_classes", "callbacks", "step", "epoch", "batch_in_epoch",
+                 "epoch_start_rng", "epoch_sums", "elapsed")
 
 
 class ResumableTrainerMixin:
@@ -34,6 +55,7 @@ class ResumableTrainerMixin:
             "elapsed": self._elapsed, "history_len": len(self.history),
             "callback_classes": [type(cb).__name__ for cb in self.callbacks],
             "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "world_size": self.world_size,
         }
 
     def save(self, path=None) -> str:
@@ -46,7 +68,7 @@ class ResumableTrainerMixin:
         """
         path = self.checkpoint_dir if path is None else os.fspath(path)
         if path is None:
-            raise ValueError("Trainer.save: expected a path or a Trainer checkpoint_dir, got "
+            raise NormlabValueError("Trainer.save: expected a path or a Trainer checkpoint_dir, got "
                              "neither.")
         rngs = {"trainer": self.rng}
         val_rng = loader_rng(self._loaders[1])
@@ -69,12 +91,19 @@ class ResumableTrainerMixin:
         FileNotFoundError, ValueError
             See :func:`load_checkpoint`; ValueError also if the callbacks differ.
         """
+        saved_size = _saved_world_size(path)
+        if saved_size != self.world_size:  # checked before anything is loaded
+            raise NormlabValueError(
+                f"{type(self).__name__}.load: expected a checkpoint saved by {self.world_size} "
+                f"process(es), got one saved by {saved_size}. Resume with the same number of "
+                f"processes (--nproc {saved_size}).")
         meta = load_checkpoint(path, model=self.model, optimizer=self.optimizer,
                                scheduler=self.scheduler, rngs={"trainer": self.rng})
-        ts = meta["trainer_state"]
+        ts = check_mapping_keys(meta["trainer_state"], _TRAINER_KEYS, "Trainer.load",
+                                "the checkpoint's trainer_state")
         names = [type(cb).__name__ for cb in self.callbacks]
         if names != ts["callback_classes"]:
-            raise ValueError(f"Trainer.load: expected callbacks {ts['callback_classes']} (as "
+            raise NormlabValueError(f"Trainer.load: expected callbacks {ts['callback_classes']} (as "
                              f"saved), got {names}. Pass the same callbacks in the same order.")
         for cb, state in zip(self.callbacks, ts["callbacks"]):
             cb.load_state_dict(state)
@@ -86,6 +115,12 @@ class ResumableTrainerMixin:
         self._pending = {"train": ts["epoch_start_rng"], "val": meta["rngs"].get("val_loader")}
         jsonl = os.path.join(os.path.dirname(meta["path"]), "history.jsonl")
         records = History.from_jsonl(jsonl).records if os.path.isfile(jsonl) else []
+        bad = [i for i, r in enumerate(records, 1)
+               if isinstance(r.get("step"), bool) or not isinstance(r.get("step"), int)]
+        if bad:
+            raise StateError(f"Trainer.load: expected an int 'step' in every record of {jsonl!r}, "
+                             f"got records without one at lines {bad[:5]}. The history is "
+                             "corrupt.")
         self.history = History([r for r in records if r["step"] <= self.step])
         self._last_saved_step = self.step
         return meta
@@ -97,7 +132,7 @@ class ResumableTrainerMixin:
         rng = loader_rng(train_loader)
         if pending["train"] is not None:
             if rng is None:
-                raise ValueError("Trainer.fit: expected a train loader with an rng Generator "
+                raise NormlabValueError("Trainer.fit: expected a train loader with an rng Generator "
                                  "(the checkpoint saved one), got none. Resume with the same "
                                  "kind of loader.")
             rng.bit_generator.state = pending["train"]

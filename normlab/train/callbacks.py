@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from normlab.errors import NormlabTypeError, NormlabValueError
+
 __all__ = ["Callback", "EarlyStopping", "BestModel"]
 
 
@@ -33,7 +35,7 @@ class Callback:
 
 def _mode_for(monitor: str, mode: str, owner: str) -> str:
     if mode not in ("auto", "min", "max"):
-        raise ValueError(f"{owner}: expected mode 'auto', 'min' or 'max', got {mode!r}.")
+        raise NormlabValueError(f"{owner}: expected mode 'auto', 'min' or 'max', got {mode!r}.")
     if mode == "auto":
         return "max" if monitor.endswith("acc") or "accuracy" in monitor else "min"
     return mode
@@ -45,10 +47,10 @@ class _Monitor(Callback):
     def __init__(self, monitor: str, mode: str, min_delta: float):
         owner = type(self).__name__
         if not isinstance(monitor, str):
-            raise TypeError(f"{owner}: expected monitor to be a record key such as "
+            raise NormlabTypeError(f"{owner}: expected monitor to be a record key such as "
                             f"'val_loss', got {type(monitor).__name__}.")
         if not (isinstance(min_delta, (int, float)) and min_delta >= 0):
-            raise ValueError(f"{owner}: expected min_delta >= 0, got {min_delta!r}.")
+            raise NormlabValueError(f"{owner}: expected min_delta >= 0, got {min_delta!r}.")
         self.monitor = monitor
         self.mode = _mode_for(monitor, mode, owner)
         self.min_delta = float(min_delta)
@@ -58,7 +60,7 @@ class _Monitor(Callback):
     def _value(self, logs: dict) -> float:
         v = logs.get(self.monitor)
         if v is None:
-            raise ValueError(
+            raise NormlabValueError(
                 f"{type(self).__name__}: expected {self.monitor!r} in the epoch-end logs, got "
                 f"{v!r} (keys with values: {sorted(k for k, x in logs.items() if x is not None)}"
                 "). Pass a val_loader to fit() or monitor a train metric such as "
@@ -97,7 +99,7 @@ class EarlyStopping(_Monitor):
                  min_delta: float = 0.0):
         super().__init__(monitor, mode, min_delta)
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
-            raise ValueError(f"EarlyStopping: expected patience to be an int >= 0, got "
+            raise NormlabValueError(f"EarlyStopping: expected patience to be an int >= 0, got "
                              f"{patience!r}.")
         self.patience = patience
         self.wait = 0

@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from normlab import backend
-from normlab._io import atomic_write_bytes
+from normlab._io import atomic_write_bytes, make_dirs
+from normlab.errors import MissingPathError, NormlabTypeError, NormlabValueError, StateError
+from normlab.validation import check_mapping_keys
 
 __all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_bytes", "FORMAT"]
 
@@ -52,7 +54,7 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
     """JSON-able twin of ``obj``; arrays and NumPy scalars move to ``arrays[key]``."""
     if _is_array(obj) or isinstance(obj, np.generic):
         if obj.dtype == object:
-            raise TypeError(f"save_checkpoint: expected numeric arrays, got an object array "
+            raise NormlabTypeError(f"save_checkpoint: expected numeric arrays, got an object array "
                             f"under {key!r}. Checkpoints never pickle.")
         arrays[key] = np.asarray(backend.to_numpy(obj))
         return {"__ndarray__": key, "scalar": isinstance(obj, np.generic)}
@@ -64,17 +66,22 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
         items = []
         for i, (k, v) in enumerate(obj.items()):
             if not isinstance(k, (str, int, float)) or isinstance(k, bool):
-                raise TypeError(f"save_checkpoint: expected str or int dict keys, got "
+                raise NormlabTypeError(f"save_checkpoint: expected str or int dict keys, got "
                                 f"{type(k).__name__} key {k!r} under {key!r}.")
             items.append([k, _encode(v, f"{key}/{i}", arrays)])
         return {"__items__": items}
     if isinstance(obj, (list, tuple)):
         out = [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
         return {"__tuple__": out} if isinstance(obj, tuple) else out
-    raise TypeError(
+    raise NormlabTypeError(
         f"save_checkpoint: expected arrays, numbers, strings, lists or dicts in the state, "
         f"got {type(obj).__name__} under {key!r}. Convert it in state_dict()."
     )
+
+
+# keys every checkpoint JSON holds (optimizer/scheduler only when saved)
+_META_KEYS = ("format", "npz", "sha256", "model_class", "model_keys", "model_generators", "rngs",
+              "trainer_state")
 
 
 def _decode(obj, arrays):
@@ -100,7 +107,7 @@ def _generator_states(named) -> dict[str, Any]:
         elif isinstance(g, dict):
             out[name] = g
         else:
-            raise TypeError(f"save_checkpoint: expected a np.random.Generator or its "
+            raise NormlabTypeError(f"save_checkpoint: expected a np.random.Generator or its "
                             f"bit_generator.state dict for rng {name!r}, got "
                             f"{type(g).__name__}.")
     return out
@@ -140,7 +147,7 @@ def save_checkpoint(path, *, model, optimizer=None, scheduler=None, trainer_stat
         If a state holds something other than arrays, numbers, strings, lists, dicts.
     """
     folder = os.fspath(path)
-    os.makedirs(folder, exist_ok=True)
+    make_dirs(folder, "save_checkpoint")
     seqs = _sequence_numbers(folder)
     seq = (seqs[-1] if seqs else 0) + 1
     stem = f"ckpt-{seq:08d}"
@@ -191,12 +198,12 @@ def _resolve(path) -> str:
     if os.path.isfile(p) and p.endswith(".json"):
         return p
     if not os.path.isdir(p):
-        raise FileNotFoundError(f"load_checkpoint: expected a checkpoint folder, got {p!r}, "
+        raise MissingPathError(f"load_checkpoint: expected a checkpoint folder, got {p!r}, "
                                 "which does not exist. Check the path (save_checkpoint "
                                 "creates it).")
     pointer = os.path.join(p, "latest")
     if not os.path.isfile(pointer):
-        raise FileNotFoundError(f"load_checkpoint: expected a 'latest' file in {p!r}, got a "
+        raise MissingPathError(f"load_checkpoint: expected a 'latest' file in {p!r}, got a "
                                 "folder without one. Save a checkpoint there first.")
     with open(pointer) as f:
         return os.path.join(p, f.read().strip())
@@ -205,17 +212,17 @@ def _resolve(path) -> str:
 def _check_class(meta, kind: str, obj) -> None:
     saved = meta.get(f"{kind}_class")
     if saved is None:
-        raise ValueError(f"load_checkpoint: expected {kind} state in the checkpoint, got none. "
+        raise NormlabValueError(f"load_checkpoint: expected {kind} state in the checkpoint, got none. "
                          f"Pass {kind}=None or save it with save_checkpoint({kind}=...).")
     if saved != type(obj).__name__:
-        raise ValueError(f"load_checkpoint: expected a {saved} {kind} (as saved), got "
+        raise NormlabValueError(f"load_checkpoint: expected a {saved} {kind} (as saved), got "
                          f"{type(obj).__name__}. Build the same {kind} before loading.")
 
 
 def _set_states(kind: str, saved: dict, targets: dict) -> None:
     missing = sorted(set(targets) - set(saved))
     if missing:
-        raise ValueError(f"load_checkpoint: expected saved states for the {kind} generators "
+        raise NormlabValueError(f"load_checkpoint: expected saved states for the {kind} generators "
                          f"{missing}, got only {sorted(saved)}. Build the same objects "
                          "(e.g. the same Dropout layers) before loading.")
     for name, g in targets.items():
@@ -251,28 +258,45 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
     json_path = _resolve(path)
     folder = os.path.dirname(json_path)
     if not os.path.isfile(json_path):
-        raise FileNotFoundError(f"load_checkpoint: expected the checkpoint file {json_path!r}, "
+        raise MissingPathError(f"load_checkpoint: expected the checkpoint file {json_path!r}, "
                                 "got nothing there. The folder was modified by hand.")
     with open(json_path) as f:
         try:
             meta = json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"load_checkpoint: expected valid JSON in {json_path!r}, got "
+            raise NormlabValueError(f"load_checkpoint: expected valid JSON in {json_path!r}, got "
                              f"{e}. The file is corrupt.") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"load_checkpoint: expected a {FORMAT} JSON file, got {json_path!r}.")
-    npz_path = os.path.join(folder, meta["npz"])
+        raise NormlabValueError(f"load_checkpoint: expected a {FORMAT} JSON file, got {json_path!r}.")
+    check_mapping_keys(meta, _META_KEYS, "load_checkpoint", f"checkpoint meta {json_path!r}")
+    if not isinstance(meta["npz"], str) or not isinstance(meta["model_keys"], list):
+        raise StateError(f"load_checkpoint: expected 'npz' (a file name) and 'model_keys' (a "
+                         f"list) in {json_path!r}, got {type(meta['npz']).__name__} and "
+                         f"{type(meta['model_keys']).__name__}. The file is corrupt.")
+    npz_path = os.path.join(folder, os.path.basename(meta["npz"]))
     if not os.path.isfile(npz_path):
-        raise FileNotFoundError(f"load_checkpoint: expected the array file {npz_path!r}, got "
+        raise MissingPathError(f"load_checkpoint: expected the array file {npz_path!r}, got "
                                 "nothing there. The folder was modified by hand.")
     with open(npz_path, "rb") as f:
         data = f.read()
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise ValueError(f"load_checkpoint: expected {npz_path!r} to match the SHA-256 in "
+        raise NormlabValueError(f"load_checkpoint: expected {npz_path!r} to match the SHA-256 in "
                          f"{json_path!r}, got different bytes. The file is corrupt.")
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
 
+    absent = [k for k in meta["model_keys"] if f"model/{k}" not in arrays]
+    if absent:
+        raise StateError(f"load_checkpoint: expected arrays for every model key in {npz_path!r}, "
+                         f"got none for {absent}. The checkpoint is corrupt.")
+    try:  # decode everything before touching the objects: a bad file changes nothing
+        decoded = {k: _decode(meta[k], arrays) for k in ("model_generators", "rngs",
+                                                         "trainer_state", "optimizer",
+                                                         "scheduler") if k in meta}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise StateError(f"load_checkpoint: expected a consistent checkpoint in {json_path!r}, "
+                         f"got a reference that does not resolve ({type(e).__name__}: {e}). "
+                         "The file is corrupt.") from None
     state = {k: arrays[f"model/{k}"] for k in meta["model_keys"]}
     current = model.state_dict()
     problems = []
@@ -283,7 +307,7 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
                  f"{tuple(current[k].shape)}" for k in state
                  if k in current and tuple(state[k].shape) != tuple(current[k].shape)]
     if problems:
-        raise ValueError(f"load_checkpoint: expected the model's state_dict to match the "
+        raise NormlabValueError(f"load_checkpoint: expected the model's state_dict to match the "
                          f"checkpoint ({meta['model_class']}), got " + "; ".join(problems)
                          + ". Build the same architecture before loading.")
     if optimizer is not None:
@@ -292,14 +316,14 @@ def load_checkpoint(path, *, model, optimizer=None, scheduler=None, rngs=None) -
         _check_class(meta, "scheduler", scheduler)
 
     model.load_state_dict(state)
-    _set_states("model", _decode(meta["model_generators"], arrays),
+    _set_states("model", decoded["model_generators"],
                 dict(model.named_generators()))
     if optimizer is not None:
-        optimizer.load_state_dict(_decode(meta["optimizer"], arrays))
+        optimizer.load_state_dict(decoded["optimizer"])
     if scheduler is not None:
-        scheduler.load_state_dict(_decode(meta["scheduler"], arrays))
-    saved_rngs = _decode(meta["rngs"], arrays)
+        scheduler.load_state_dict(decoded["scheduler"])
+    saved_rngs = decoded["rngs"]
     if rngs:
         _set_states("extra", saved_rngs, dict(rngs))
-    return {"trainer_state": _decode(meta["trainer_state"], arrays), "rngs": saved_rngs,
+    return {"trainer_state": decoded["trainer_state"], "rngs": saved_rngs,
             "path": json_path}

@@ -6,6 +6,7 @@ import json
 import os
 
 from normlab._io import atomic_write_bytes
+from normlab.errors import MissingPathError, NormlabValueError, StateError
 
 __all__ = ["History", "RECORD_KEYS"]
 
@@ -56,7 +57,7 @@ class History:
             If no record has ``key`` at all (lists the available keys).
         """
         if not any(key in r for r in self.records):
-            raise KeyError(f"History: expected one of {self.keys()}, got {key!r}. "
+            raise StateError(f"History: expected one of {self.keys()}, got {key!r}. "
                            "Check the spelling (e.g. 'val_acc', 'train_loss').")
         rows = [r for r in self.records if r.get(key) is not None]
         values = [r[key] for r in rows]
@@ -91,7 +92,7 @@ class History:
         """
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"History.from_jsonl: expected a JSON-lines file, got "
+            raise MissingPathError(f"History.from_jsonl: expected a JSON-lines file, got "
                                     f"{path!r}, which does not exist.")
         with open(path) as f:
             text = f.read()
@@ -107,10 +108,10 @@ class History:
             except json.JSONDecodeError:
                 if truncated and i == len(lines):
                     break
-                raise ValueError(f"History.from_jsonl: expected a JSON object on line {i} "
+                raise NormlabValueError(f"History.from_jsonl: expected a JSON object on line {i} "
                                  f"of {path!r}, got {line[:60]!r}. The file is corrupt.") from None
             if not isinstance(rec, dict):
-                raise ValueError(f"History.from_jsonl: expected a JSON object on line {i} "
+                raise NormlabValueError(f"History.from_jsonl: expected a JSON object on line {i} "
                                  f"of {path!r}, got {type(rec).__name__}.")
             records.append(rec)
         return cls(records)

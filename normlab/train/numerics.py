@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import backend
+from normlab.errors import DataError, NormlabRuntimeError
 
-__all__ = ["DivergenceError", "quiet_overflow", "first_nonfinite"]
+__all__ = ["DivergenceError", "quiet_overflow", "first_nonfinite", "check_finite_batch"]
 
 
-class DivergenceError(RuntimeError):
+class DivergenceError(NormlabRuntimeError):
     """Training produced a non-finite loss, gradient or parameter.
 
     Attributes
@@ -51,3 +52,16 @@ def first_nonfinite(named_arrays) -> str | None:
         if not bool(xp.isfinite(a).all()):
             return name
     return None
+
+
+def check_finite_batch(owner: str, xb, where: str) -> None:
+    """Raise DataError when the *input* batch holds NaN/inf: bad data is not divergence.
+
+    Called only once a loss or gradient came out non-finite, so a healthy run pays nothing.
+    """
+    if xb is not None and first_nonfinite([("input", xb)]) is not None:
+        raise DataError(
+            f"{owner}: expected finite input data, got NaN or inf in the input batch {where}. "
+            "The data set itself holds non-finite values (this is not divergence); clean or "
+            "impute them before training."
+        )

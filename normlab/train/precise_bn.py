@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import functional as F
 from normlab.nn.batchnorm import _BatchNorm
 from normlab.nn.module import Module
@@ -85,19 +86,19 @@ def update_bn_stats(model: Module, batches, estimator: str = "average",
         error every buffer, momentum and mode is restored.
     """
     if not isinstance(model, Module):
-        raise TypeError(f"update_bn_stats: expected a normlab Module, got "
+        raise NormlabTypeError(f"update_bn_stats: expected a normlab Module, got "
                         f"{type(model).__name__}.")
     if estimator not in ESTIMATORS:
-        raise ValueError(f"update_bn_stats: expected estimator in {ESTIMATORS}, got "
+        raise NormlabValueError(f"update_bn_stats: expected estimator in {ESTIMATORS}, got "
                          f"{estimator!r}.")
     if num_batches is not None and (isinstance(num_batches, bool)
                                     or not isinstance(num_batches, (int, np.integer))
                                     or num_batches < 1):
-        raise ValueError(f"update_bn_stats: expected num_batches to be a positive int or None, "
+        raise NormlabValueError(f"update_bn_stats: expected num_batches to be a positive int or None, "
                          f"got {num_batches!r}.")
     bns = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not bns:
-        raise ValueError(
+        raise NormlabValueError(
             f"update_bn_stats: expected a model with at least one BatchNorm layer that tracks "
             f"running statistics, got {type(model).__name__} with none. There is nothing to "
             "re-estimate."
@@ -121,7 +122,7 @@ def update_bn_stats(model: Module, batches, estimator: str = "average",
             model(_first(batch))
             n_batches += 1
         if n_batches == 0:
-            raise ValueError(
+            raise NormlabValueError(
                 "update_bn_stats: expected at least one batch, got an empty iterable. Pass "
                 "a loader (or list) that yields a few training batches."
             )

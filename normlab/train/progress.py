@@ -6,6 +6,8 @@ import sys
 
 from tqdm.auto import tqdm
 
+from normlab.errors import NormlabTypeError
+
 __all__ = ["ProgressBar", "progress_enabled"]
 
 
@@ -23,7 +25,7 @@ def progress_enabled(progress) -> bool:
         isatty = getattr(sys.stderr, "isatty", None)
         return bool(isatty and isatty())
     if not isinstance(progress, bool):
-        raise TypeError(f"Trainer: expected progress to be None (auto), True or False, got "
+        raise NormlabTypeError(f"Trainer: expected progress to be None (auto), True or False, got "
                         f"{type(progress).__name__}.")
     return progress
 

@@ -25,14 +25,17 @@ import time
 
 import numpy as np
 
+from normlab._io import make_dirs
 from normlab import backend
 from normlab._random import as_generator
+from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.module import Module
 from normlab.train.callbacks import Callback
 from normlab.train._resume import ResumableTrainerMixin, loader_rng
 from normlab.train.history import History, append_jsonl
 from normlab.optim.clip import clip_grad_norm
-from normlab.train.numerics import DivergenceError, first_nonfinite, quiet_overflow
+from normlab.train.numerics import (DivergenceError, check_finite_batch, first_nonfinite,
+                                    quiet_overflow)
 from normlab.train.progress import ProgressBar, progress_enabled
 
 __all__ = ["Trainer"]
@@ -48,7 +51,7 @@ def _is_plateau(scheduler) -> bool:
 def _positive_int(value, name: str, owner: str = "Trainer"):
     if value is not None and (not isinstance(value, (int, np.integer))
                               or isinstance(value, bool) or value <= 0):
-        raise ValueError(f"{owner}: expected {name} to be a positive int, got {value!r}.")
+        raise NormlabValueError(f"{owner}: expected {name} to be a positive int, got {value!r}.")
     return None if value is None else int(value)
 
 
@@ -93,39 +96,39 @@ class Trainer(ResumableTrainerMixin):
                  metrics=("loss", "accuracy"), rng=None, grad_clip=None,
                  scheduler_interval: str = "epoch"):
         if not isinstance(model, Module):
-            raise TypeError(f"Trainer: expected model to be a normlab.nn.Module, got "
+            raise NormlabTypeError(f"Trainer: expected model to be a normlab.nn.Module, got "
                             f"{type(model).__name__}.")
         if not callable(getattr(optimizer, "step", None)):
-            raise TypeError(f"Trainer: expected an optimizer with a step() method, got "
+            raise NormlabTypeError(f"Trainer: expected an optimizer with a step() method, got "
                             f"{type(optimizer).__name__}. Use e.g. normlab.optim.SGD.")
         if loss_fn is None:
             from normlab.nn import CrossEntropyLoss  # noqa: PLC0415 (built lazily)
             loss_fn = CrossEntropyLoss()
         if not (callable(loss_fn) and callable(getattr(loss_fn, "backward", None))):
-            raise TypeError(f"Trainer: expected loss_fn to be a loss Module with backward(), "
+            raise NormlabTypeError(f"Trainer: expected loss_fn to be a loss Module with backward(), "
                             f"got {type(loss_fn).__name__}. Use e.g. nn.CrossEntropyLoss().")
         callbacks = tuple(callbacks)
         for cb in callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(f"Trainer: expected callbacks to be Callback instances, got "
+                raise NormlabTypeError(f"Trainer: expected callbacks to be Callback instances, got "
                                 f"{type(cb).__name__}. Subclass normlab.train.Callback.")
         metrics = tuple(metrics)
         if "loss" not in metrics or any(m not in _METRICS for m in metrics):
-            raise ValueError(f"Trainer: expected metrics among {_METRICS} including 'loss', "
+            raise NormlabValueError(f"Trainer: expected metrics among {_METRICS} including 'loss', "
                              f"got {metrics!r}.")
         if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"Trainer: expected scheduler_interval 'epoch' or 'step', got "
+            raise NormlabValueError(f"Trainer: expected scheduler_interval 'epoch' or 'step', got "
                              f"{scheduler_interval!r}.")
         if scheduler is not None and _is_plateau(scheduler) and scheduler_interval == "step":
-            raise ValueError("Trainer: expected scheduler_interval='epoch' with "
+            raise NormlabValueError("Trainer: expected scheduler_interval='epoch' with "
                              "ReduceLROnPlateau, got 'step'. It steps on the validation loss.")
         if grad_clip is not None and not (isinstance(grad_clip, (int, float))
                                           and not isinstance(grad_clip, bool) and grad_clip > 0):
-            raise ValueError(f"Trainer: expected grad_clip to be a positive float or None, got "
+            raise NormlabValueError(f"Trainer: expected grad_clip to be a positive float or None, got "
                              f"{grad_clip!r}.")
         self.checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
         if checkpoint_every is not None and checkpoint_dir is None:
-            raise ValueError("Trainer: expected a checkpoint_dir with checkpoint_every, got "
+            raise NormlabValueError("Trainer: expected a checkpoint_dir with checkpoint_every, got "
                              "checkpoint_dir=None. Pass checkpoint_dir='runs/x'.")
         self.model = model
         self.optimizer = optimizer
@@ -173,7 +176,7 @@ class Trainer(ResumableTrainerMixin):
     def _correct(self, logits, y) -> int:
         logits, y = backend.to_numpy(logits), backend.to_numpy(y)
         if logits.ndim != 2 or y.ndim != 1 or y.dtype.kind not in "iu":
-            raise ValueError(f"Trainer: expected (N, C) logits and (N,) integer labels for the "
+            raise NormlabValueError(f"Trainer: expected (N, C) logits and (N,) integer labels for the "
                              f"'accuracy' metric, got logits {logits.shape} and labels "
                              f"{y.shape} of dtype {y.dtype}. Pass metrics=('loss',).")
         return int((logits.argmax(axis=1) == y).sum())
@@ -199,19 +202,25 @@ class Trainer(ResumableTrainerMixin):
         loss_sum, correct, count = 0.0, 0, 0
         try:
             with quiet_overflow():
-                for batch in loader:
+                for batch in self._shard(loader, evaluation=True):
                     xb, yb = self._on_model_device(batch)
-                    logits = self.model(xb)
                     n = int(len(yb))
-                    loss_sum += float(backend.to_numpy(self.loss_fn(logits, yb))) * n
+                    if n == 0:  # an empty shard of a small batch (data parallel)
+                        continue
+                    logits = self.model(xb)
+                    batch_loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
+                    if not math.isfinite(batch_loss):
+                        check_finite_batch("Trainer.evaluate", xb, "of the evaluation loader")
+                    loss_sum += batch_loss * n
                     if "accuracy" in self.metrics:
                         correct += self._correct(logits, yb)
                     count += n
         finally:
             for m, mode in modes:
                 m.training = mode
+        loss_sum, correct, count = self._sum_over_ranks(loss_sum, correct, count)
         if count == 0:
-            raise ValueError("Trainer.evaluate: expected a loader yielding at least one "
+            raise NormlabValueError("Trainer.evaluate: expected a loader yielding at least one "
                              "batch, got none.")
         if not math.isfinite(loss_sum):
             raise self._diverged("a finite evaluation loss", f"{loss_sum / count}", "after")
@@ -232,34 +241,50 @@ class Trainer(ResumableTrainerMixin):
     def _train_step(self, batch) -> dict:
         xb, yb = self._on_model_device(batch)
         lr = self.current_lr()
-        model = self.model
-        model.train()
+        self.model.train()
         with quiet_overflow():
-            logits = model(xb)
-            loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
-            if not math.isfinite(loss):
-                raise self._diverged("a finite loss", f"{loss}")
-            # nothing uses the input gradient: let the first layer skip it
-            keep = model.requires_dx
-            model.set_requires_dx(False)
             try:
-                model.backward(self.loss_fn.backward())
-            finally:
-                model.set_requires_dx(keep)
-            bad = first_nonfinite((n, g) for n, _, g in model.named_parameters())
-            if bad is not None:
-                raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
-            if self.grad_clip is not None:
-                clip_grad_norm(model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            bad = first_nonfinite((n, p) for n, p, _ in model.named_parameters())
-            if bad is not None:
-                raise self._diverged("finite parameters after the optimizer step",
-                                     f"a non-finite {bad!r}")
-        n = int(len(yb))
+                loss, correct, n = self._forward_backward(xb, yb)
+                self._update()
+            except DivergenceError:  # bad data is not divergence: say which it is
+                check_finite_batch("Trainer", xb, f"of step {self.step + 1}")
+                raise
+        return self._finish_step(loss, correct, n, lr)
+
+    def _forward_backward(self, xb, yb):
+        """Forward, loss and backward of one batch: ``(loss, correct or None, n)``."""
+        logits = self.model(xb)
+        loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
+        if not math.isfinite(loss):
+            raise self._diverged("a finite loss", f"{loss}")
+        # nothing uses the input gradient: let the first layer skip it
+        keep = self.model.requires_dx
+        self.model.set_requires_dx(False)
+        try:
+            self.model.backward(self.loss_fn.backward())
+        finally:
+            self.model.set_requires_dx(keep)
+        correct = self._correct(logits, yb) if "accuracy" in self.metrics else None
+        return loss, correct, int(len(yb))
+
+    def _update(self) -> None:
+        """Check the gradients, clip, step the optimizer, check the parameters."""
+        model = self.model
+        bad = first_nonfinite((n, g) for n, _, g in model.named_parameters())
+        if bad is not None:
+            raise self._diverged("finite gradients", f"a non-finite gradient for {bad!r}")
+        if self.grad_clip is not None:
+            clip_grad_norm(model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        bad = first_nonfinite((n, p) for n, p, _ in model.named_parameters())
+        if bad is not None:
+            raise self._diverged("finite parameters after the optimizer step",
+                                 f"a non-finite {bad!r}")
+
+    def _finish_step(self, loss: float, correct, n: int, lr) -> dict:
+        """Epoch sums, per-step scheduler, counters; the step's history record."""
         acc = None
-        if "accuracy" in self.metrics:
-            correct = self._correct(logits, yb)
+        if correct is not None:
             acc = correct / n
             self._epoch_sums[1] += correct
         self._epoch_sums[0] += loss * n
@@ -272,6 +297,25 @@ class Trainer(ResumableTrainerMixin):
                 "train_acc": acc, "val_loss": None, "val_acc": None, "lr": lr,
                 "time": None, "epoch_end": False, "epoch_train_loss": None,
                 "epoch_train_acc": None}
+
+    # ------------------------------------------------------------------ data-parallel seams
+    @property
+    def is_main(self) -> bool:
+        """True where this process logs and writes files (always, in one process)."""
+        return True
+
+    @property
+    def world_size(self) -> int:
+        """Processes training together (1 here; see ``DataParallelTrainer``)."""
+        return 1
+
+    def _shard(self, loader, evaluation: bool = False):
+        """This process's part of ``loader`` (all of it, in one process)."""
+        return loader
+
+    def _sum_over_ranks(self, loss_sum: float, correct: int, count: int):
+        """Evaluation sums over every process (these, in one process)."""
+        return loss_sum, correct, count
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_loader, val_loader=None, *, epochs=None, steps=None, val_every=None,
@@ -297,20 +341,22 @@ class Trainer(ResumableTrainerMixin):
             steps done).
         """
         if (epochs is None) == (steps is None):
-            raise ValueError(f"Trainer.fit: expected exactly one of epochs= or steps=, got "
+            raise NormlabValueError(f"Trainer.fit: expected exactly one of epochs= or steps=, got "
                              f"epochs={epochs!r} and steps={steps!r}.")
         epochs = _positive_int(epochs, "epochs", "Trainer.fit")
         steps = _positive_int(steps, "steps", "Trainer.fit")
         val_every = _positive_int(val_every, "val_every", "Trainer.fit")
         if self.scheduler is not None and _is_plateau(self.scheduler) and val_loader is None:
-            raise ValueError("Trainer.fit: expected a val_loader for ReduceLROnPlateau, got "
+            raise NormlabValueError("Trainer.fit: expected a val_loader for ReduceLROnPlateau, got "
                              "None. It steps on the validation loss.")
         if resume_from is not None:
             self.load(resume_from)
+        train_loader = self._shard(train_loader)
+        val_loader = None if val_loader is None else self._shard(val_loader)
         self._apply_pending(train_loader, val_loader)
         self._loaders = (train_loader, val_loader)
-        if self.checkpoint_dir is not None:
-            os.makedirs(self.checkpoint_dir, exist_ok=True)
+        if self.checkpoint_dir is not None and self.is_main:
+            make_dirs(self.checkpoint_dir, "Trainer")
             self.history.to_jsonl(os.path.join(self.checkpoint_dir, "history.jsonl"))
 
         def done() -> bool:
@@ -345,12 +391,12 @@ class Trainer(ResumableTrainerMixin):
         it = iter(loader)
         for i in range(self._batch_in_epoch):  # replay the part used before the resume
             if next(it, _END) is _END:
-                raise ValueError(f"Trainer.fit: expected the train loader to yield the "
+                raise NormlabValueError(f"Trainer.fit: expected the train loader to yield the "
                                  f"{self._batch_in_epoch} batches used before the checkpoint, "
                                  f"got {i}. Resume with the same data and batch size.")
         batch = next(it, _END)
         if batch is _END:
-            raise ValueError("Trainer.fit: expected the train loader to yield at least one "
+            raise NormlabValueError("Trainer.fit: expected the train loader to yield at least one "
                              "batch, got an empty epoch. Check the data and drop_last.")
         while batch is not _END:
             upcoming = next(it, _END)  # look ahead to know whether this step ends the epoch
@@ -392,7 +438,7 @@ class Trainer(ResumableTrainerMixin):
 
     def _log(self, record: dict, bar) -> None:
         self.history.append(record)
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and self.is_main:
             append_jsonl(os.path.join(self.checkpoint_dir, "history.jsonl"), record)
         bar.update(record)
         for cb in self.callbacks:

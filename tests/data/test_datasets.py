@@ -13,6 +13,7 @@ import pytest
 from normlab.data import DATASETS, Dataset, load_dataset
 from normlab.data import _cache
 from normlab.data.files import read_cifar10_batch, read_idx
+from normlab.errors import DataError
 
 OFFLINE = {
     "digits": ((1, 8, 8), 10, 1797),
@@ -218,7 +219,7 @@ def test_cifar10_refuses_foreign_objects(tmp_path):
     with open(path, "wb") as f:
         pickle.dump({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0],
                      b"evil": socket.socket}, f, protocol=2)
-    with pytest.raises(pickle.UnpicklingError, match="got a reference to (_socket|socket)"):
+    with pytest.raises(DataError, match="got a reference to (_socket|socket)"):
         read_cifar10_batch(path)
 
 
@@ -228,6 +229,7 @@ def test_cifar10_bad_batch_errors(tmp_path):
         pickle.dump({b"fine_labels": [0], b"data": np.zeros((1, 3072), np.uint8)}, f, protocol=2)
     with pytest.raises(ValueError, match="expected keys 'data' and 'labels'"):
         read_cifar10_batch(path)
+    assert read_cifar10_batch(path, "fine_labels")[1].tolist() == [0]
     with open(path, "wb") as f:
         pickle.dump({b"labels": [0, 1], b"data": np.zeros((2, 100), np.uint8)}, f, protocol=2)
     with pytest.raises(ValueError, match=r"expected data of shape \(N, 3072\)"):
@@ -237,7 +239,8 @@ def test_cifar10_bad_batch_errors(tmp_path):
 def test_cifar10_missing_folder_message(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=r"cifar10: expected .*nowhere, got no such file or folder\. "
-                             r"Download https://www\.cs\.toronto\.edu"):
+                             r"Run `normlab data fetch cifar10` \(or pass download=True\), or "
+                             r"download https://www\.cs\.toronto\.edu"):
         load_dataset("cifar10", root=tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no-data-here"):  # default root from env
         load_dataset("cifar10")
@@ -246,6 +249,36 @@ def test_cifar10_missing_folder_message(tmp_path):
     (root / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_3, got no such file"):
         load_dataset("cifar10", root=root)
+
+
+def _write_cifar100(folder, n=5):
+    rng = np.random.default_rng(2)
+    folder.mkdir(parents=True)
+    for name in ("train", "test"):
+        d = {b"fine_labels": [int(v) for v in rng.integers(0, 100, n)],
+             b"coarse_labels": [int(v) for v in rng.integers(0, 20, n)],
+             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+
+
+def test_cifar100_fine_and_coarse_labels(tmp_path):
+    root = tmp_path / "cifar-100-python"
+    _write_cifar100(root)
+    with open(root / "test", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    fine = load_dataset("cifar100", root=tmp_path, val_fraction=0.0)
+    assert fine.num_classes == 100 and fine.input_shape == (3, 32, 32)
+    np.testing.assert_array_equal(fine.y_test, raw[b"fine_labels"])
+    coarse = load_dataset("cifar100", root=root, val_fraction=0.0, label_mode="coarse")
+    assert coarse.num_classes == 20
+    np.testing.assert_array_equal(coarse.y_test, raw[b"coarse_labels"])
+    with pytest.raises(ValueError, match="cifar100: expected label_mode 'fine' or 'coarse', "
+                                         "got 'x'"):
+        load_dataset("cifar100", root=root, label_mode="x")
+    with pytest.raises(FileNotFoundError, match=r"cifar100: expected .*nope, got no such file "
+                                                r"or folder\. Run `normlab data fetch cifar100`"):
+        load_dataset("cifar100", root=tmp_path / "nope")
 
 
 # ------------------------------------------------------------------ IDX (MNIST, Fashion)
@@ -314,10 +347,10 @@ def test_idx_missing_messages(tmp_path):
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="load_dataset: expected one of digits, mnist1d, .*"
-                                         "fashion-mnist, got 'cifar100'"):
-        load_dataset("cifar100")
+                                         "fashion-mnist, got 'imagenet'"):
+        load_dataset("imagenet")
     assert set(DATASETS) == {"digits", "mnist1d", "mnist5k", "blobs", "spirals",
-                             "cifar-synthetic", "cifar10", "mnist", "fashion-mnist"}
+                             "cifar-synthetic", "cifar10", "cifar100", "mnist", "fashion-mnist"}
 
 
 def test_option_errors():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.cs231n import layer_utils as _layer_utils
+from normlab.cs231n.layer_utils import *  # noqa: F401,F403 (the course's star-import surface)
 from normlab.cs231n.layer_utils import (
     affine_relu_backward,
     affine_relu_forward,
@@ -12,7 +14,10 @@ from normlab.cs231n.layer_utils import (
 )
 from normlab.cs231n.layers import affine_backward, affine_forward, softmax_loss
 
-__all__ = ["ThreeLayerConvNet"]
+# The course's cnn.py star-imports ``..layers``, ``..fast_layers`` and ``..layer_utils``, so a
+# notebook's ``from cs231n.classifiers.cnn import *`` brings every layer and sandwich into
+# scope (layer_utils re-exports the other two).
+__all__ = list(dict.fromkeys(["ThreeLayerConvNet"] + _layer_utils.__all__))
 
 
 class ThreeLayerConvNet:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from normlab.cs231n import layer_utils as _layer_utils
+from normlab.cs231n.layer_utils import *  # noqa: F401,F403 (the course's star-import surface)
+from normlab.errors import NormlabValueError
 from normlab.cs231n.layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -26,7 +29,10 @@ from normlab.cs231n.layers import (
     softmax_loss,
 )
 
-__all__ = ["TwoLayerNet", "FullyConnectedNet"]
+# The course's fc_net.py star-imports ``..layers`` and ``..layer_utils``, so a notebook's
+# ``from cs231n.classifiers.fc_net import *`` brings every layer and sandwich into scope
+# (the BatchNormalization and Dropout notebooks call batchnorm_forward etc. after it).
+__all__ = list(dict.fromkeys(["TwoLayerNet", "FullyConnectedNet"] + _layer_utils.__all__))
 
 
 def _l2(reg, weights):
@@ -100,12 +106,12 @@ class FullyConnectedNet:
                  dropout_keep_ratio=1, normalization=None, reg=0.0, weight_scale=1e-2,
                  dtype=np.float32, seed=None):
         if normalization not in (None, "batchnorm", "layernorm"):
-            raise ValueError(
+            raise NormlabValueError(
                 "FullyConnectedNet: expected normalization None, 'batchnorm' or 'layernorm', "
                 f"got {normalization!r}."
             )
         if not 0 < dropout_keep_ratio <= 1:
-            raise ValueError(
+            raise NormlabValueError(
                 "FullyConnectedNet: expected dropout_keep_ratio (probability of keeping a "
                 f"unit) in (0, 1], got {dropout_keep_ratio!r}."
             )

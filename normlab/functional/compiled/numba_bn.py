@@ -36,15 +36,22 @@ def _build(cache: bool = True):
         A, C, B = x.shape
         mean[:] = 0.0
         var[:] = 0.0
+        # Sum deviations from one sample per channel, then add it back: a constant channel
+        # (or |mean| >> std, e.g. 1e30) then gets its mean exactly, not off by an ulp that
+        # the variance would square into a spurious 1e28 (issue 10, item 11).
+        shift = np.empty(C, np.float64)
+        for c in range(C):
+            shift[c] = x[0, c, 0]
         for a in range(A):
             for c in range(C):
                 s = 0.0
+                sh = shift[c]
                 for b in range(B):
-                    s += x[a, c, b]
+                    s += x[a, c, b] - sh
                 mean[c] += s
         m = A * B
         for c in range(C):
-            mean[c] /= m
+            mean[c] = shift[c] + mean[c] / m
         for a in range(A):  # second pass: mean of squared deviations
             for c in range(C):
                 mu = mean[c]
@@ -61,11 +68,11 @@ def _build(cache: bool = True):
         A, C = x.shape
         mean[:] = 0.0
         var[:] = 0.0
-        for a in range(A):
+        for a in range(A):  # deviations from the first row: see ``stats``
             for c in range(C):
-                mean[c] += x[a, c]
+                mean[c] += x[a, c] - x[0, c]
         for c in range(C):
-            mean[c] /= A
+            mean[c] = x[0, c] + mean[c] / A
         for a in range(A):
             for c in range(C):
                 d = x[a, c] - mean[c]

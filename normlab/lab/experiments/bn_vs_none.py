@@ -13,6 +13,7 @@ import numpy as np
 
 from normlab import models
 from normlab.data import load_dataset
+from normlab.errors import NormlabValueError
 from normlab.lab.common import mean_std, new_figure, progress, save_figure
 from normlab.lab.training import subset, train_run
 
@@ -47,7 +48,7 @@ def build(kind: str, norm, cfg: Config, data, rng):
         return models.ThreeLayerConvNet(input_dim=tuple(data.input_shape), num_filters=cfg.filters,
                                         filter_size=3, hidden_dim=cfg.width,
                                         num_classes=data.num_classes, norm=norm, rng=rng)
-    raise ValueError(f"bn-vs-none: expected model 'mlp' or 'convnet', got {kind!r}.")
+    raise NormlabValueError(f"bn-vs-none: expected model 'mlp' or 'convnet', got {kind!r}.")
 
 
 def run(cfg: Config, rng: np.random.Generator) -> dict:
