@@ -131,6 +131,18 @@ def _cmd_experiment_report(args) -> int:
     return 0
 
 
+def _cmd_experiment_compare(args) -> int:
+    from normlab.lab.compare import compare_runs  # noqa: PLC0415
+
+    try:
+        lines = compare_runs(args.run_a, args.run_b)
+    except FileNotFoundError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
 def _cmd_demo(args) -> int:
     """The README's main job: two experiments at full size on embedded data, one report."""
     args.names = list(DEMO_EXPERIMENTS)
@@ -198,9 +210,8 @@ def _cmd_train(args) -> int:
         try:
             return _train_here(args, comm)
         except BaseException as e:  # noqa: BLE001 - one rank failing must stop all of them
-            text = str(e).splitlines()[0] if str(e) else ""
-            say(f"normlab train: rank {comm.rank} of {comm.size} failed: "
-                f"{type(e).__name__}: {text}")
+            what = "" if isinstance(e, NormlabError) else f"{type(e).__name__}: "
+            say(f"normlab train: rank {comm.rank} of {comm.size} failed: {what}{_one_line(e)}")
             comm.abort(1)  # never returns: mpiexec ends every rank
     return _train_here(args, comm)
 
@@ -332,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     rep.add_argument("--out", default="report.html", help="output HTML file")
     rep.set_defaults(func=_cmd_experiment_report)
+    cmp_ = exsub.add_parser("compare", help="show what differs between two run folders")
+    cmp_.add_argument("run_a", metavar="RUN_A", help="run folder")
+    cmp_.add_argument("run_b", metavar="RUN_B", help="run folder")
+    cmp_.set_defaults(func=_cmd_experiment_compare)
     from normlab.data import DATASETS  # noqa: PLC0415
     from normlab.lab.train_command import OPTIMIZERS  # noqa: PLC0415
     from normlab.models import MODELS  # noqa: PLC0415

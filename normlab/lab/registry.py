@@ -23,6 +23,13 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "init-training": "normlab.lab.experiments.init_training",
     "ioffe-fig1": "normlab.lab.experiments.ioffe_fig1",
     "mnist1d-benchmark": "normlab.lab.experiments.mnist1d_benchmark",
+    "saturating-sigmoid": "normlab.lab.experiments.saturating_sigmoid",
+    "santurkar-noise": "normlab.lab.experiments.santurkar_noise",
+    "loss-landscape": "normlab.lab.experiments.loss_landscape",
+    "batch-renorm-noniid": "normlab.lab.experiments.batch_renorm_noniid",
+    "bn-folding": "normlab.lab.experiments.bn_folding",
+    "ghost-bn": "normlab.lab.experiments.ghost_bn",
+    "precise-bn": "normlab.lab.experiments.precise_bn",
 }
 
 

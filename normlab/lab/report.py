@@ -24,8 +24,23 @@ details{margin:.5em 0}
 """
 
 
+def _is_stat(v: Any) -> bool:
+    """A leaf statistic: ``mean_ci``/``paired`` (mean, n, ...) or the older mean ± std."""
+    return isinstance(v, dict) and "mean" in v and ("n" in v or "std" in v)
+
+
+def _num(v) -> str:
+    return "—" if v is None else f"{v:.4g}"
+
+
 def _fmt(v: Any) -> str:
-    if isinstance(v, dict) and {"mean", "std"} <= set(v):
+    if _is_stat(v) and "low" in v:
+        if v["mean"] is None:
+            return f"undefined (non-finite values; n={v['n']})"
+        if v["low"] is None:
+            return f"{_num(v['mean'])} (n={v['n']}: no interval)"
+        return f"{_num(v['mean'])} [{_num(v['low'])}, {_num(v['high'])}] (n={v['n']})"
+    if _is_stat(v) and "std" in v:
         return f"{v['mean']:.4g} ± {v['std']:.2g}" + (f" (n={v['n']})" if "n" in v else "")
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -36,8 +51,7 @@ def _fmt(v: Any) -> str:
 
 def _table(rows: dict[str, Any]) -> str:
     """A dict of dicts becomes a matrix (rows x inner keys); anything else key / value rows."""
-    nested = rows and all(isinstance(v, dict) and not {"mean", "std"} <= set(v)
-                          for v in rows.values())
+    nested = rows and all(isinstance(v, dict) and not _is_stat(v) for v in rows.values())
     if nested:
         cols: list[str] = []
         for v in rows.values():
@@ -72,6 +86,25 @@ def _overview(runs: list[dict[str, Any]]) -> str:
     return "\n".join(rows) + "</table>"
 
 
+def _paired_table(pairs: dict[str, Any]) -> str:
+    """One row per paired comparison: per-seed differences, mean, interval, verdicts."""
+    out = ["<table><tr><th>comparison (claim predicts &gt; threshold)</th>"
+           "<th>per-seed differences</th><th>mean</th><th>95 % t-interval</th>"
+           "<th>threshold</th><th>&gt; threshold in every seed</th>"
+           "<th>interval above threshold</th></tr>"]
+    for name, p in pairs.items():
+        diffs = ", ".join(_num(d) for d in p.get("diffs", []))
+        interval = ("undefined (one seed)" if p.get("low") is None
+                    else f"[{_num(p['low'])}, {_num(p['high'])}]")
+        every = "yes" if p.get("every_seed") else "no"
+        excl = {None: "—", True: "yes", False: "no"}[p.get("interval_above")]
+        out.append(f"<tr><td>{html.escape(name)}</td><td>{diffs}</td><td>{_num(p.get('mean'))}"
+                   f"</td><td>{interval}</td><td>{_num(p.get('threshold', 0.0))}</td>"
+                   f"<td class='{'pass' if every == 'yes' else 'fail'}'>"
+                   f"{every}</td><td>{excl}</td></tr>")
+    return "\n".join(out) + "</table>"
+
+
 def _section(run: dict[str, Any], anchor: str = "") -> str:
     s = run["summary"]
     parts = [f"<h2 id='{anchor}'>{html.escape(s.get('title', s['experiment']))}</h2>",
@@ -95,9 +128,17 @@ def _section(run: dict[str, Any], anchor: str = "") -> str:
         parts.append(f"<figure><img alt='{html.escape(path.stem)}' "
                      f"src='data:image/png;base64,{data}'><figcaption>{html.escape(path.name)}"
                      "</figcaption></figure>")
-    if s.get("summary"):
-        parts.append("<details open><summary>summary (mean ± std over seeds)</summary>"
-                     + _table(s["summary"]) + "</details>")
+    summary = dict(s.get("summary", {}))
+    pairs = summary.pop("paired", None)
+    if pairs:
+        parts.append("<h3>Paired comparisons by seed</h3><p>Arms of one replicate share data, "
+                     "batch order and initial weights; each row is the per-seed difference "
+                     "between two arms. A check on a comparison holds when the difference is "
+                     "above its threshold (0 unless the claim names one) in every seed.</p>"
+                     + _paired_table(pairs))
+    if summary:
+        parts.append("<details open><summary>summary (mean [95 % t-interval] over seeds)"
+                     "</summary>" + _table(summary) + "</details>")
     parts.append("<details><summary>config</summary>" + _table(run["config"]) + "</details>")
     parts.append("<details><summary>environment</summary>" + _table(run["env"]) + "</details>")
     return "\n".join(parts)

@@ -2,22 +2,27 @@
 
 Layout::
 
-    config.json     the typed config (plus seed and smoke flag)
-    env.json        versions, platform, git commit, start time
+    config.json     the typed config (plus the base seed of the replicates and smoke flag)
+    env.json        versions, platform, git commit (and dirty flag), BLAS, kernel setting,
+                    thread variables, command, start time
     metrics.jsonl   one JSON record per logged point (``results["metrics"]``)
     results.json    the full results, so figures can be redrawn without re-running
-    summary.json    headline numbers, the claim checks and the wall time
-    figures/*.png   matplotlib figures drawn by the experiment's ``plot``
+    summary.json    headline numbers (mean and 95 % t-interval over seeds), paired
+                    comparisons, the claim checks and the wall time
+    timings.json    only if the experiment measured wall-clock times (``results["timings"]``):
+                    machine-dependent, so kept out of the reproducible results.json
+    figures/*.png   matplotlib figures drawn by the experiment's ``plot``, plus
+                    ``paired_differences.png`` when the results hold paired comparisons
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import inspect
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,11 +31,15 @@ from typing import Any
 import numpy as np
 
 from normlab._io import atomic_write_bytes
-from normlab.lab._runfolder import RunLock, make_run_dir
 from normlab.errors import MissingPathError, NormlabValueError
+from normlab.lab._runfolder import RunLock, make_run_dir
+from normlab.lab.common import plot_paired
+from normlab.lab.provenance import reproducibility_info
 from normlab.lab.registry import get_experiment
+from normlab.lab.seeding import Seeds
 
-__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "write_json"]
+__all__ = ["apply_overrides", "env_info", "run_experiment", "load_run", "redraw_figures",
+           "write_json"]
 
 
 def _jsonable(obj: Any):
@@ -91,21 +100,10 @@ def apply_overrides(cfg, overrides: dict[str, str]):
     return dataclasses.replace(cfg, **changes)
 
 
-def _git_commit() -> str | None:
-    try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def env_info() -> dict[str, Any]:
     """Versions, platform, git commit, the kernel setting (``normlab.kernels``) with the
     compiled ops it can use, and NumPy's BLAS, for ``env.json`` and ``normlab info``."""
     import normlab  # noqa: PLC0415
-    from normlab.functional import dispatch  # noqa: PLC0415
 
     info: dict[str, Any] = {
         "normlab": normlab.__version__,
@@ -114,10 +112,8 @@ def env_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "git_commit": _git_commit(),
         "time": _dt.datetime.now().isoformat(timespec="seconds"),
-        "kernels": dispatch.describe(),
-        "blas": dispatch.blas_info(),
+        **reproducibility_info(),  # git, kernels, BLAS, threads, command: lab/provenance.py
     }
     for mod in ("matplotlib", "torch", "cupy"):
         try:
@@ -125,6 +121,15 @@ def env_info() -> dict[str, Any]:
         except Exception:
             info[mod] = None
     return info
+
+
+def _seed_argument(exp, name: str, seed: int):
+    """``Seeds(name, seed)`` for ``run(cfg, seeds)``; a Generator for a legacy ``run(cfg, rng)``
+    (one stream in loop order: its arms are not paired)."""
+    params = list(inspect.signature(exp.run).parameters)
+    if len(params) > 1 and params[1] == "rng":
+        return np.random.default_rng(seed)
+    return Seeds(name, seed)
 
 
 def run_experiment(name: str, *, smoke: bool = False, seed: int = 0, out: str | Path = "runs",
@@ -146,21 +151,49 @@ def _run_in(run_dir: Path, exp, name: str, cfg, smoke: bool, seed: int) -> Path:
                {"experiment": name, "seed": seed, "smoke": smoke, **dataclasses.asdict(cfg)})
     write_json(run_dir / "env.json", env_info())
     t0 = time.perf_counter()
-    results = exp.run(cfg, np.random.default_rng(seed))
+    results = exp.run(cfg, _seed_argument(exp, name, seed))
     wall = time.perf_counter() - t0
     with open(run_dir / "metrics.jsonl", "w") as fh:
         for rec in results.get("metrics", []):
             fh.write(json.dumps(_jsonable(rec), allow_nan=False) + "\n")
+    # wall-clock measurements differ from run to run: results.json stays reproducible
+    timings = results.pop("timings", None)
     write_json(run_dir / "results.json", results)
-    figures = exp.plot(results, run_dir / "figures")
+    if timings is not None:
+        write_json(run_dir / "timings.json", timings)
+        results["timings"] = timings
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
     checks = exp.check(results)
     write_json(run_dir / "summary.json", {
         "experiment": name, "title": exp.TITLE, "claim": exp.CLAIM,
         "summary": results.get("summary", {}), "checks": checks,
         "figures": [str(Path(f).relative_to(run_dir)) for f in figures],
         "wall_time_s": round(wall, 2),
+        **({} if timings is None else {"timings": timings.get("summary", timings)}),
     })
     return run_dir
+
+
+def redraw_figures(run_dir: str | Path) -> list[Path]:
+    """Draw a run folder's figures again from its ``results.json`` with the current plotting
+    code (no training); ``summary.json`` lists them and records the commit they were drawn
+    at as ``figures_git_commit``. Raises ``FileNotFoundError`` for a non-run folder."""
+    run = load_run(run_dir)
+    run_dir = Path(run_dir)
+    exp = get_experiment(run["config"]["experiment"])
+    results = json.loads((run_dir / "results.json").read_text())
+    if (run_dir / "timings.json").is_file():
+        results["timings"] = json.loads((run_dir / "timings.json").read_text())
+    figures = list(exp.plot(results, run_dir / "figures"))
+    if results.get("paired"):
+        figures.append(plot_paired(results["paired"], run_dir / "figures"))
+    summary = run["summary"]
+    summary["figures"] = [str(Path(f).relative_to(run_dir)) for f in figures]
+    summary["figures_git_commit"] = reproducibility_info()["git_commit"]
+    write_json(run_dir / "summary.json", summary)
+    return figures
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

@@ -58,7 +58,7 @@ class _StepRecorder(Callback):
 
 def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.Generator,
               epochs: int | None = None, steps: int | None = None, optimizer: str = "sgd",
-              eval_every: int | None = None, probe=None) -> dict:
+              eval_every: int | None = None, probe=None, loader=None) -> dict:
     """Train ``model`` on ``train = (X, y)``, evaluating on ``val = (X, y)``.
 
     Parameters
@@ -67,6 +67,9 @@ def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.G
         Evaluate every this many steps (default: once per epoch).
     probe : callable(model, step) -> JSON-able, optional
         Called after every step (e.g. to record one unit's input percentiles).
+    loader : iterable of (xb, yb), optional
+        Training batches used instead of a shuffled ``DataLoader`` over ``train`` (e.g. a
+        fixed list of non-i.i.d. batches, cycled); ``train`` still gives the train accuracy.
 
     Returns
     -------
@@ -75,7 +78,8 @@ def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.G
     """
     opt = make_optimizer(optimizer, model, lr)
     # drop_last: a last batch of one sample cannot be batch-normalised (PyTorch raises too)
-    loader = DataLoader(*train, batch_size=batch_size, shuffle=True, drop_last=True, rng=rng)
+    if loader is None:
+        loader = DataLoader(*train, batch_size=batch_size, shuffle=True, drop_last=True, rng=rng)
     val_loader = DataLoader(*val, batch_size=512, shuffle=False)
     train_eval = DataLoader(*train, batch_size=512, shuffle=False)
     rec = _StepRecorder(probe)

@@ -124,9 +124,6 @@ class SyncBatchNorm(_BatchNorm):
         mode, cache = self._require_cache()
         if mode != "sync":
             return super().backward(dout)
-        if tuple(dout.shape) != tuple(cache.x_hat.shape):
-            raise NormlabValueError(f"SyncBatchNorm: expected dout of the output's shape "
-                             f"{tuple(cache.x_hat.shape)}, got {tuple(dout.shape)}.")
         sum_dy, sum_dy_xhat = F.batch_norm_backward_reduce(dout, cache)
         C = self.num_features
         xp = backend.namespace(sum_dy)

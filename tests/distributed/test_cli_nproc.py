@@ -109,7 +109,7 @@ def test_nproc_run_failing_on_the_ranks_ends_with_one_line_each(tmp_path, capfd)
     err = capfd.readouterr().err.splitlines()
     failed = [line for line in err if "normlab train: rank" in line]
     assert 1 <= len(failed) <= 2 and all(
-        line.endswith("failed: ValueError: build: expected input_shape (C, H, W) for an image "
+        line.endswith("failed: build: expected input_shape (C, H, W) for an image "
                       "model, got (2,).") for line in failed)
     assert err[-1] == ("normlab train: expected the 2 processes under mpiexec to succeed, got "
                        "exit status 1. The failing rank's error is printed above.")

@@ -7,6 +7,10 @@ lecture figures: tiny weights collapse every activation to zero, N(0, 1) weights
 saturate tanh, Xavier keeps tanh alive, He keeps ReLU alive, and BN rescales every
 pre-activation to unit variance whatever the initialisation. BN cannot break the
 symmetry of all-zero weights: a constant layer stays constant (its variance is 0).
+
+Within a replicate every configuration gets the same input batch and, for layer ``i``, the
+same standard-normal draw ``z_i``: its weight is ``std(init) * z_i``, so the configurations
+differ only by the init's scale, the activation and the BN layers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from normlab import nn
-from normlab.lab.common import INIT_KINDS, init_weight, new_figure, progress, save_figure
+from normlab.lab.common import new_figure, progress, save_figure
+from normlab.lab.seeding import INIT_KINDS, Seeds, init_std
+from normlab.lab.stats import mean_ci, mean_halfwidth
 
 NAME = "activation-stats"
 TITLE = "Activation statistics per layer under each initialisation"
@@ -34,7 +40,7 @@ class Config:
     depth: int = 10  # layers
     width: int = 500  # units per layer
     n_samples: int = 1000  # batch fed through the stack
-    seeds: int = 3  # repetitions averaged
+    seeds: int = 3  # replicates (a 95 % t-interval needs >= 2; with 2, t = 12.7)
     activations: tuple = ("tanh", "relu")
     inits: tuple = INITS
     bins: int = 40  # histogram bins
@@ -44,12 +50,15 @@ class Config:
         return cls(width=100, n_samples=200, seeds=2)
 
 
-def _stack(cfg: Config, activation: str, kind: str, bn: bool, rng) -> list[nn.Module]:
+def _stack(cfg: Config, activation: str, kind: str, bn: bool, seeds: Seeds,
+           rep: int) -> list[nn.Module]:
     layers: list[nn.Module] = []
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
-    for _ in range(cfg.depth):
-        lin = nn.Linear(cfg.width, cfg.width, bias=False, dtype=np.float64, rng=rng)
-        lin.params["weight"] = init_weight(kind, (cfg.width, cfg.width), rng, np.float64)
+    for i in range(cfg.depth):
+        lin = nn.Linear(cfg.width, cfg.width, bias=False, dtype=np.float64,
+                        rng=seeds.generator(rep, "build"))
+        z = seeds.generator(rep, "init", f"{i}:Linear").standard_normal((cfg.width, cfg.width))
+        lin.params["weight"] = init_std(kind, (cfg.width, cfg.width)) * z
         layers.append(nn.Sequential(lin, nn.BatchNorm1d(cfg.width, dtype=np.float64), act())
                       if bn else nn.Sequential(lin, act()))
     return layers
@@ -59,17 +68,18 @@ def _edges(activation: str, bins: int) -> np.ndarray:
     return np.linspace(-1.0, 1.0, bins + 1) if activation == "tanh" else np.linspace(0, 3, bins + 1)
 
 
-def run(cfg: Config, rng: np.random.Generator) -> dict:
-    """Per-layer means/stds (averaged over seeds) and last-seed histograms."""
-    curves, hists, metrics = {}, {}, []
+def run(cfg: Config, seeds: Seeds) -> dict:
+    """Per-layer means/stds (mean over seeds, with t-interval half widths) and seed-0
+    histograms."""
+    curves, hists, metrics, last_std, last_mean = {}, {}, [], {}, {}
     combos = [(a, k, bn) for a in cfg.activations for k in cfg.inits for bn in (False, True)]
     for activation, kind, bn in progress(combos, NAME, total=len(combos)):
         key = f"{activation}/{kind}/{'bn' if bn else 'none'}"
         means, stds = [], []
-        for seed in range(cfg.seeds):
-            x = rng.standard_normal((cfg.n_samples, cfg.width))
+        for rep in range(cfg.seeds):
+            x = seeds.generator(rep, "data", "inputs").standard_normal((cfg.n_samples, cfg.width))
             lm, ls, lh = [], [], []
-            for layer in _stack(cfg, activation, kind, bn, rng):
+            for layer in _stack(cfg, activation, kind, bn, seeds, rep):
                 x = layer(x)
                 lm.append(float(x.mean()))
                 ls.append(float(x.std()))
@@ -82,17 +92,22 @@ def run(cfg: Config, rng: np.random.Generator) -> dict:
                            "zeros": float(np.mean(x == 0))})
             means.append(lm)
             stds.append(ls)
-            hist = lh
-        curves[key] = {"mean": np.mean(means, axis=0).tolist(), "std": np.mean(stds, axis=0).tolist(),
-                       "std_seed_std": np.std(stds, axis=0).tolist()}
-        hists[key] = hist
+            if rep == 0:
+                hists[key] = lh
+        std_mean, std_half = mean_halfwidth(stds)
+        curves[key] = {"mean": np.mean(means, axis=0).tolist(), "std": std_mean.tolist(),
+                       "std_half_width": None if std_half is None else std_half.tolist(),
+                       "last_std_per_seed": [s[-1] for s in stds],
+                       "first_std_per_seed": [s[0] for s in stds]}
+        last_std[key] = [s[-1] for s in stds]
+        last_mean[key] = [m[-1] for m in means]
         for layer_i, (m, s) in enumerate(zip(curves[key]["mean"], curves[key]["std"]), 1):
             metrics.append({"config": key, "layer": layer_i, "mean": m, "std": s})
-    summary = {key: {"last_layer_std": c["std"][-1], "last_layer_std_over_seeds": c["std_seed_std"][-1],
-                     "last_layer_mean": c["mean"][-1]} for key, c in curves.items()}
+    summary = {key: {"last_layer_std": mean_ci(last_std[key]),
+                     "last_layer_mean": mean_ci(last_mean[key])} for key in curves}
     return {"curves": curves, "hists": hists, "metrics": metrics, "summary": summary,
             "depth": cfg.depth, "activations": list(cfg.activations), "inits": list(cfg.inits),
-            "bins": cfg.bins}
+            "bins": cfg.bins, "seeds": cfg.seeds}
 
 
 def plot(results: dict, out_dir) -> list:
@@ -102,16 +117,19 @@ def plot(results: dict, out_dir) -> list:
     for activation in results["activations"]:
         fig, axes = new_figure(1, 2, size=(5.2, 3.8))
         for ax, stat in zip(axes[0], ("mean", "std")):
-            for kind in results["inits"]:
+            for j, kind in enumerate(results["inits"]):
                 for bn, style in (("none", "-"), ("bn", "--")):
                     c = results["curves"][f"{activation}/{kind}/{bn}"]
                     vals = np.abs(c[stat]) if stat == "std" else c[stat]
-                    ax.plot(layers, vals, style, marker="o", ms=3,
+                    ax.plot(layers, vals, style, marker="o", ms=3, color=f"C{j}",
                             label=f"{INIT_LABELS[kind]}{' + BN' if bn == 'bn' else ''}")
             ax.set_xlabel("layer")
             ax.set_ylabel(f"activation {stat}")
             ax.set_yscale("symlog", linthresh=1e-8 if stat == "std" else 1e-3)
-            ax.set_title(f"{activation}: per-layer {stat} (dashed: with BN)")
+            n = results.get("seeds", 1)
+            ax.set_title(f"{activation}: per-layer {stat}, mean over {n} seed{'s' if n > 1 else ''}"
+                         "\ndashed: with BN, one curve for every non-zero init (they scale one "
+                         "draw z;\nBN removes the scale)", fontsize=8)
         axes[0][1].legend(fontsize=7, ncol=2)
         paths.append(save_figure(fig, out_dir, f"{activation}_mean_std"))
         edges = _edges(activation, results["bins"])
@@ -134,25 +152,38 @@ def plot(results: dict, out_dir) -> list:
                     if c == 0:
                         ax.set_ylabel(INIT_LABELS[kind], fontsize=8)
             fig.suptitle(f"{activation} activations{' with BN' if bn == 'bn' else ''} "
-                         "(fraction of all values per bin" + ("; positives only, last bin >= 3" if activation == "relu"
+                         "(seed 0; fraction of all values per bin" + ("; positives only, last bin >= 3" if activation == "relu"
                                                              else "") + ")", fontsize=10)
             paths.append(save_figure(fig, out_dir, f"{activation}_hist_{bn}"))
     return paths
 
 
 def check(results: dict) -> dict[str, bool]:
+    """Each threshold must hold in every seed (the per-seed last-layer stds)."""
     c = results["curves"]
+
+    def every(key, ok):
+        return all(ok(v) for v in c[key]["last_std_per_seed"])
+
     out = {}
     if "tanh/small/none" in c:
-        out["tanh, N(0,0.01²): last-layer std < 1e-5 (collapse)"] = c["tanh/small/none"]["std"][-1] < 1e-5
+        out["tanh, N(0,0.01²): last-layer std < 1e-5 (collapse), in every seed"] = every(
+            "tanh/small/none", lambda v: v < 1e-5)
     if "tanh/normal/none" in c:
-        out["tanh, N(0,1): |activations| saturate (std > 0.9)"] = c["tanh/normal/none"]["std"][-1] > 0.9
+        out["tanh, N(0,1): |activations| saturate (std > 0.9), in every seed"] = every(
+            "tanh/normal/none", lambda v: v > 0.9)
     if "tanh/xavier/none" in c:
-        out["tanh, Xavier: last-layer std in [0.1, 0.9]"] = 0.1 <= c["tanh/xavier/none"]["std"][-1] <= 0.9
+        out["tanh, Xavier: last-layer std in [0.1, 0.9], in every seed"] = every(
+            "tanh/xavier/none", lambda v: 0.1 <= v <= 0.9)
     if "relu/he/none" in c:
-        out["relu, He: last-layer std in [0.6, 1.0]"] = 0.6 <= c["relu/he/none"]["std"][-1] <= 1.0
-    bn_ok = [c[k]["std"][-1] for k in c if k.endswith("/bn") and "/zeros/" not in k]
-    if bn_ok:
-        out["BN: last-layer std in [0.3, 1.0] under every non-zero init"] = all(
-            0.3 <= s <= 1.0 for s in bn_ok)
+        # "alive" = neither collapsing nor exploding over depth; the absolute level wanders
+        # with the width (finite-width fluctuations compound over the layers)
+        he = c["relu/he/none"]
+        out["relu, He: last-layer std within 2x of the first layer's, in every seed"] = all(
+            0.5 <= last / first <= 2.0
+            for last, first in zip(he["last_std_per_seed"], he["first_std_per_seed"]))
+    bn_keys = [k for k in c if k.endswith("/bn") and "/zeros/" not in k]
+    if bn_keys:
+        out["BN: last-layer std in [0.3, 1.0] under every non-zero init, in every seed"] = all(
+            every(k, lambda v: 0.3 <= v <= 1.0) for k in bn_keys)
     return out

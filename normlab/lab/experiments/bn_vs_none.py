@@ -14,7 +14,9 @@ import numpy as np
 from normlab import models
 from normlab.data import load_dataset
 from normlab.errors import NormlabValueError
-from normlab.lab.common import mean_std, new_figure, progress, save_figure
+from normlab.lab.common import errorbar, new_figure, note_interval, progress, save_figure
+from normlab.lab.seeding import Seeds, seed_model
+from normlab.lab.stats import mean_ci, mean_halfwidth, paired
 from normlab.lab.training import subset, train_run
 
 NAME = "bn-vs-none"
@@ -33,7 +35,7 @@ class Config:
     batch_size: int = 64
     lr: float = 0.02  # plain SGD, no momentum
     n_train: int = 1200
-    seeds: int = 2
+    seeds: int = 3  # replicates (a 95 % t-interval needs >= 2; with 2, t = 12.7)
 
     @classmethod
     def smoke(cls) -> "Config":
@@ -51,30 +53,44 @@ def build(kind: str, norm, cfg: Config, data, rng):
     raise NormlabValueError(f"bn-vs-none: expected model 'mlp' or 'convnet', got {kind!r}.")
 
 
-def run(cfg: Config, rng: np.random.Generator) -> dict:
+def run(cfg: Config, seeds: Seeds) -> dict:
+    """Each replicate: one training subset, one batch order and one set of Linear/Conv
+    weights, shared by the BN and the plain arm (the BN arm only adds its norm layers)."""
     data = load_dataset(cfg.dataset, seed=0)
     runs: dict[str, list] = {}
     combos = [(m, n, s) for m in cfg.models for n in ("none", "batch") for s in range(cfg.seeds)]
-    for kind, norm, seed in progress(combos, NAME, total=len(combos)):
-        tr_X, tr_y, va_X, va_y = subset(data, cfg.n_train, None, rng)
-        model = build(kind, None if norm == "none" else norm, cfg, data, rng)
+    for kind, norm, rep in progress(combos, NAME, total=len(combos)):
+        tr_X, tr_y, va_X, va_y = subset(data, cfg.n_train, None,
+                                        seeds.generator(rep, "data", "subset"))
+        model = build(kind, None if norm == "none" else norm, cfg, data,
+                      seeds.generator(rep, "build"))
+        seed_model(model, seeds, rep, tag=kind)
         res = train_run(model, (tr_X, tr_y), (va_X, va_y), lr=cfg.lr, batch_size=cfg.batch_size,
-                        epochs=cfg.epochs, rng=rng)
+                        epochs=cfg.epochs, rng=seeds.generator(rep, "data", "batches"))
         runs.setdefault(f"{kind}/{norm}", []).append(res)
-    metrics, summary = [], {}
+    metrics, summary, per_seed = [], {}, {}
     for key, rs in runs.items():
         for seed, r in enumerate(rs):
             for e, (s, va, ta) in enumerate(zip(r["eval_step"], r["val_acc"], r["train_acc"]), 1):
                 metrics.append({"run": key, "seed": seed, "epoch": e, "step": s,
                                 "val_acc": va, "train_acc": ta})
         per_epoch = len(rs[0]["step"]) // max(1, cfg.epochs)
-        summary[key] = {
-            "final_val_acc": mean_std([r["val_acc"][-1] for r in rs]),
-            "last_epoch_train_loss": mean_std([np.mean(r["train_loss"][-per_epoch:]) for r in rs]),
-            "val_acc_after_epoch_2": mean_std([r["val_acc"][min(1, len(r["val_acc"]) - 1)]
-                                               for r in rs]),
+        per_seed[key] = {
+            "final_val_acc": [r["val_acc"][-1] for r in rs],
+            "last_epoch_train_loss": [float(np.mean(r["train_loss"][-per_epoch:])) for r in rs],
+            "val_acc_after_epoch_2": [r["val_acc"][min(1, len(r["val_acc"]) - 1)] for r in rs],
         }
-    return {"runs": runs, "metrics": metrics, "summary": summary, "models": list(cfg.models)}
+        summary[key] = {k: mean_ci(v) for k, v in per_seed[key].items()}
+    pairs = {}
+    for kind in cfg.models:
+        bn, no = per_seed[f"{kind}/batch"], per_seed[f"{kind}/none"]
+        pairs[f"{kind}: last-epoch training loss, no BN − with BN"] = paired(
+            no["last_epoch_train_loss"], bn["last_epoch_train_loss"])
+        pairs[f"{kind}: final validation accuracy, with BN − no BN"] = paired(
+            bn["final_val_acc"], no["final_val_acc"])
+    summary["paired"] = pairs
+    return {"runs": runs, "metrics": metrics, "summary": summary, "paired": pairs,
+            "models": list(cfg.models)}
 
 
 def _smooth(y, k: int = 10):
@@ -90,29 +106,29 @@ def plot(results: dict, out_dir) -> list:
             rs = results["runs"][f"{kind}/{norm}"]
             label = "with BN" if norm == "batch" else "no BN"
             losses = np.array([_smooth(r["train_loss"]) for r in rs])
-            x = np.arange(losses.shape[1])
-            axes[row][0].plot(x, losses.mean(0), color=color, label=label)
-            axes[row][0].fill_between(x, losses.min(0), losses.max(0), color=color, alpha=0.2)
+            x = np.arange(1, losses.shape[1] + 1) + (len(rs[0]["train_loss"]) - losses.shape[1])
+            mean, half = mean_halfwidth(losses)
+            axes[row][0].plot(x, mean, color=color, label=label)
+            if half is not None:
+                axes[row][0].fill_between(x, mean - half, mean + half, color=color, alpha=0.2)
             acc = np.array([r["val_acc"] for r in rs])
-            ep = np.arange(1, acc.shape[1] + 1)
-            axes[row][1].errorbar(ep, acc.mean(0), yerr=acc.std(0), color=color, marker="o",
-                                  ms=3, capsize=2, label=label)
-        axes[row][0].set(title=f"{kind}: training loss (moving average)", xlabel="step",
+            errorbar(axes[row][1], np.arange(1, acc.shape[1] + 1), acc, label, color=color)
+        axes[row][0].set(title=f"{kind}: training loss (moving average of 10 steps)", xlabel="step",
                          ylabel="cross-entropy")
         axes[row][1].set(title=f"{kind}: validation accuracy", xlabel="epoch",
                          ylabel="accuracy", ylim=(0, 1))
-        axes[row][0].legend()
-        axes[row][1].legend(loc="lower right")
+        axes[row][0].legend(fontsize=8)
+        axes[row][1].legend(loc="lower right", fontsize=8)
+    note_interval(fig, len(results["runs"][f"{results['models'][0]}/none"]))
     return [save_figure(fig, out_dir, "bn_vs_none_curves")]
 
 
 def check(results: dict) -> dict[str, bool]:
-    s = results["summary"]
+    p = results["paired"]
     out = {}
     for kind in results["models"]:
-        bn, no = s[f"{kind}/batch"], s[f"{kind}/none"]
-        out[f"{kind}: last-epoch training loss lower with BN"] = (
-            bn["last_epoch_train_loss"]["mean"] < no["last_epoch_train_loss"]["mean"])
-        out[f"{kind}: final validation accuracy higher with BN (same budget)"] = (
-            bn["final_val_acc"]["mean"] > no["final_val_acc"]["mean"])
+        out[f"{kind}: BN lowers the last-epoch training loss in every seed (paired by seed)"] = (
+            p[f"{kind}: last-epoch training loss, no BN − with BN"]["every_seed"])
+        out[f"{kind}: BN raises the final validation accuracy in every seed (paired, same "
+            "budget)"] = p[f"{kind}: final validation accuracy, with BN − no BN"]["every_seed"]
     return out

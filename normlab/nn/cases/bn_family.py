@@ -68,7 +68,7 @@ CASES = [
     _case("GhostBatchNorm1d(virtual_batch_size=4)",
           lambda: nn.GhostBatchNorm1d(4, virtual_batch_size=4), (11, 4), pre_bias=False),
     _case("GhostBatchNorm1d(3D input, momentum=None)",
-          lambda: nn.GhostBatchNorm1d(3, virtual_batch_size=2, momentum=None), (5, 3, 3)),
+          lambda: nn.GhostBatchNorm1d(3, virtual_batch_size=2, momentum=None), (5, 3, 4)),
     _case("GhostBatchNorm2d(virtual_batch_size=2)",
           lambda: nn.GhostBatchNorm2d(2, virtual_batch_size=2), (5, 2, 2, 3)),
     _case("GhostBatchNorm2d(bias=False)",
