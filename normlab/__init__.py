@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 # The one kernel switch: normlab.kernels("reference" | "compiled"), also a context manager.
-from normlab.functional.dispatch import get_kernels, kernels  # noqa: E402
+from normlab.functional.dispatch import (  # noqa: E402
+    get_kernels, get_num_threads, kernels, set_num_threads)
 
-__all__ = ["__version__", "kernels", "get_kernels"]
+__all__ = ["__version__", "kernels", "get_kernels", "set_num_threads", "get_num_threads"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
+from normlab.functional import dispatch
 from normlab.validation import check_array, check_cache, check_dout, check_real
 
 __all__ = [
@@ -17,7 +18,7 @@ __all__ = [
 
 
 class ReluCache(NamedTuple):
-    positive: object  # bool mask x > 0
+    out: object  # max(x, 0): out > 0 exactly where x > 0 (NaN: neither), so no mask is kept
 
 
 class LeakyReluCache(NamedTuple):
@@ -31,6 +32,22 @@ class TanhCache(NamedTuple):
 
 class SigmoidCache(NamedTuple):
     out: object  # sigmoid(x)
+
+
+def _compiled(op, *arrays):
+    """The compiled kernel of ``op`` if it applies to ``arrays`` (C-contiguous float32 or
+    float64 arrays of one shape and dtype; the first may be a bool mask), else ``None``."""
+    impl = dispatch.lookup(op, backend.namespace(arrays[-1]), *arrays)
+    if impl is None:
+        return None
+    last = arrays[-1]
+    if last.dtype.kind != "f" or last.dtype.itemsize not in (4, 8):
+        return None
+    for a in arrays:
+        if a.shape != last.shape or not a.flags.c_contiguous or \
+                (a.dtype != last.dtype and a.dtype.kind != "b"):
+            return None
+    return impl
 
 
 def relu_forward(x):
@@ -51,22 +68,28 @@ def relu_forward(x):
     """
     x = check_array(x, "relu_forward", name="x", allow_empty=True)
     xp = backend.namespace(x)
-    positive = x > 0
-    # maximum (not x * mask) so that NaN propagates as in torch.relu
-    return xp.maximum(x, 0), ReluCache(positive)
+    # maximum (not x * mask) so that NaN propagates as in torch.relu. The cache is the
+    # output itself (which the next layer usually keeps anyway), not a mask: one pass
+    # less here and no extra memory.
+    out = xp.maximum(x, 0)
+    return out, ReluCache(out)
 
 
 def relu_backward(dout, cache: ReluCache):
-    """``dx = dout * [x > 0]``; the subgradient at 0 is 0, as in PyTorch.
+    """``dx = dout * [x > 0]`` with ``[x > 0] = [out > 0]``; the subgradient at 0 is 0,
+    as in PyTorch.
 
     Returns
     -------
     dx : ndarray shaped like ``dout``
     """
-    ref = check_cache(cache, ReluCache, "relu_backward").positive
+    ref = check_cache(cache, ReluCache, "relu_backward").out
     dout = check_dout(dout, ref.shape, "relu_backward", like=ref)
+    impl = _compiled("relu_backward", ref, dout)
+    if impl is not None:  # a branch-free select: NumPy's where mispredicts a random mask
+        return impl(ref, dout)
     xp = backend.namespace(dout)
-    return xp.where(cache.positive, dout, 0)
+    return xp.where(ref > 0, dout, 0)
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.01):
@@ -84,10 +107,14 @@ def leaky_relu_forward(x, negative_slope: float = 0.01):
     cache : LeakyReluCache
     """
     x = check_array(x, "leaky_relu_forward", name="x", allow_empty=True)
-    xp = backend.namespace(x)
-    positive = x > 0
     # a Python float keeps float32 arrays float32
     slope = check_real(negative_slope, "negative_slope", "leaky_relu_forward")
+    impl = _compiled("leaky_relu_forward", x)
+    if impl is not None:
+        out, positive = impl(x, slope)
+        return out, LeakyReluCache(positive, slope)
+    xp = backend.namespace(x)
+    positive = x > 0
     return xp.where(positive, x, x * slope), LeakyReluCache(positive, slope)
 
 
@@ -100,6 +127,9 @@ def leaky_relu_backward(dout, cache: LeakyReluCache):
     """
     ref = check_cache(cache, LeakyReluCache, "leaky_relu_backward").positive
     dout = check_dout(dout, ref.shape, "leaky_relu_backward", like=ref)
+    impl = _compiled("leaky_relu_backward", ref, dout)
+    if impl is not None:
+        return impl(ref, dout, cache.negative_slope)
     xp = backend.namespace(dout)
     return xp.where(cache.positive, dout, dout * cache.negative_slope)
 
@@ -143,6 +173,10 @@ def sigmoid_forward(x):
     cache : SigmoidCache
     """
     x = check_array(x, "sigmoid_forward", name="x", allow_empty=True)
+    impl = _compiled("sigmoid_forward", x)
+    if impl is not None:
+        out = impl(x)
+        return out, SigmoidCache(out)
     xp = backend.namespace(x)
     e = xp.exp(-xp.abs(x))
     denom = 1.0 + e

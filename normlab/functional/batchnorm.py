@@ -15,8 +15,8 @@ from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check
                                            check_bn_input, check_running,
                                            check_training_count)
 from normlab.functional._normalize import channel_shape
-from normlab.validation import check_int, check_real, check_vector
-from normlab.functional.batchnorm_stages import (BatchNormCache, Moments, batch_moments,
+from normlab.validation import check_cache, check_dout, check_int, check_real, check_vector
+from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Moments, batch_moments,
                                                  batch_norm_backward_elementwise,
                                                  batch_norm_backward_reduce,
                                                  batch_norm_forward_from_moments,
@@ -42,20 +42,13 @@ __all__ = [
 
 
 class BatchNormEvalCache(NamedTuple):
-    x_hat: object  # (x - running_mean) / sqrt(running_var + eps)
+    x: object  # the input itself: backward recomputes x_hat, eval keeps no normalised copy
+    mean: object  # keepdims running_mean
+    inv_std: object  # keepdims 1 / sqrt(running_var + eps)
     scale: object  # keepdims gamma / sqrt(running_var + eps)
     has_gamma: bool
     has_beta: bool
     axes: tuple
-
-
-def _affine(x_hat, gamma, beta):
-    """``x_hat * gamma + beta`` with (C,) vectors broadcast along axis 1; a fresh array."""
-    cs = channel_shape(x_hat.ndim)
-    out = x_hat.copy() if gamma is None else x_hat * gamma.reshape(cs)
-    if beta is not None:
-        out += beta.reshape(cs)
-    return out
 
 
 def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
@@ -194,13 +187,21 @@ def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, *, axes,
     check_bn_affine(x, gamma, beta, owner)
     check_running(x, running_mean, running_var, owner)
     eps = check_bn_eps(eps, owner)
+    xp = backend.namespace(x)
     cs = channel_shape(x.ndim)
-    inv_std = 1.0 / backend.namespace(x).sqrt(running_var.reshape(cs) + eps)
-    x_hat = x - running_mean.reshape(cs)
-    x_hat *= inv_std
-    out = _affine(x_hat, gamma, beta)
+    mean = running_mean.reshape(cs)
+    inv_std = 1.0 / xp.sqrt(running_var.reshape(cs) + eps)
     scale = inv_std if gamma is None else inv_std * gamma.reshape(cs)
-    return out, BatchNormEvalCache(x_hat, scale, gamma is not None, beta is not None, axes)
+    impl = _compiled("bn_eval_affine", xp, x, axes, mean, scale)
+    if impl is not None and x.flags.c_contiguous and mean.dtype == scale.dtype == x.dtype:
+        out = impl(x, mean, scale, beta)  # one pass (compiled/numba_elementwise.py)
+    else:  # in place on one new array: no x_hat is kept (backward recomputes it)
+        out = x - mean
+        out *= scale
+        if beta is not None:
+            out += beta.reshape(cs)
+    return out, BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
+                                   beta is not None, axes)
 
 
 def batch_norm_eval_backward(dout, cache: BatchNormEvalCache):
@@ -210,10 +211,17 @@ def batch_norm_eval_backward(dout, cache: BatchNormEvalCache):
     -------
     dx : shape of x; dgamma, dbeta : (C,) or None for an absent param
     """
-    dout = check_bn_dout(dout, cache, BatchNormEvalCache, "batch_norm_eval_backward")
-    x_hat, scale, has_gamma, has_beta, axes = cache
+    owner = "batch_norm_eval_backward"
+    x = check_cache(cache, BatchNormEvalCache, owner).x  # the input: shape of the output
+    dout = check_dout(dout, x.shape, owner, like=x)
+    x, mean, inv_std, scale, has_gamma, has_beta, axes = cache
     dx = dout * scale
-    dgamma = (dout * x_hat).sum(axis=axes) if has_gamma else None
+    if has_gamma:
+        x_hat = x - mean  # recomputed: eval forward keeps only the input
+        x_hat *= inv_std
+        dgamma = (dout * x_hat).sum(axis=axes)
+    else:
+        dgamma = None
     dbeta = dout.sum(axis=axes) if has_beta else None
     return dx, dgamma, dbeta
 

@@ -11,7 +11,8 @@ columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded inp
 the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
 
-Stride-1 3x3 convolutions with groups 1 and at least 16 channels in and out run through
+Stride-1 3x3 convolutions with groups 1, at least 16 channels in and out and at least
+128 output tiles over the batch (``_winograd.MIN_TILES``) run through
 Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16,
 F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
 forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
@@ -29,7 +30,13 @@ from normlab.functional import _kernels, _winograd, _winograd4
 from normlab.functional._spatial import conv_args, out_size
 from normlab.validation import check_cache, check_dout, native_byteorder
 
-__all__ = ["ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
+# Largest OH*OW for which the im2col path multiplies the whole chunk in one GEMM over
+# n*OH*OW columns instead of n per-sample GEMMs: with few pixels (ResNet-18's stage 4 at
+# 64x64 input: 512 channels, 2x2) each per-sample product re-reads the whole weight for
+# 4-16 columns.
+FEW_PIXELS = 64
+
+__all__ = ["FEW_PIXELS", "ConvCache", "conv1d_forward", "conv1d_backward", "conv2d_forward", "conv2d_backward"]
 
 
 class ConvCache(NamedTuple):
@@ -50,15 +57,17 @@ class ConvCache(NamedTuple):
     wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
 
 
-def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze):
+def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze,
+             keep_transforms=True):
     xp = backend.namespace(x, weight, bias)
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
-    if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups):  # N=0: im2col
-        m = _winograd.tile_for(OH, OW)
+    m = _winograd.tile_for(OH, OW)
+    if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
+                              N * -(-OH // m) * -(-OW // m)):
         wino = _winograd4 if m == 4 else _winograd
-        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        keep = keep_transforms and C >= _winograd.REUSE_MIN_CHANNELS
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
             (wino.conv3x3(x, weight, padding), None)
         if bias is not None:
@@ -70,8 +79,13 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
     for sl in _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize):
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
-        # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
-        out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+        if OH * OW <= FEW_PIXELS:  # one (F/G, K) @ (K, n*OH*OW) product per group
+            n = sl.stop - sl.start
+            prod = xp.matmul(w3, _sample_major(cols))  # (G, F/G, n*OH*OW)
+            out[sl] = prod.reshape(groups, F // groups, n, OH * OW).transpose(
+                2, 0, 1, 3).reshape(n, F, OH, OW)
+        else:  # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
+            out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
     if bias is not None:
         out += bias.reshape(F, 1, 1)
     cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
@@ -79,7 +93,14 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     return out, cache
 
 
-def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+def _sample_major(a):
+    """(n, G, R, P) -> (G, R, n*P): the samples side by side along the columns (a copy)."""
+    n, G, R, P = a.shape
+    return a.transpose(1, 2, 0, 3).reshape(G, R, n * P)
+
+
+def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+                   keep_transforms=True):
     """2D convolution with zero padding: ``out = weight * x + bias`` (cross-correlation).
 
     Parameters
@@ -90,6 +111,10 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     stride, padding, dilation : int or (int, int)
     groups : int
         Input and output channels are split into ``groups`` independent convolutions.
+    keep_transforms : bool
+        Keep the Winograd input transforms for the weight gradient (``ConvCache.wino_tiles``,
+        2.25-4x the input's memory). ``False`` (eval forwards) keeps none; a backward then
+        recomputes them.
 
     Shape
     -----
@@ -109,7 +134,7 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
                                 "conv2d_forward")
     x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
-    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False)
+    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False, keep_transforms)
 
 
 def _checked_dout(dout, cache, owner):
@@ -126,25 +151,31 @@ def _checked_dout(dout, cache, owner):
                       like=cache.weight)
 
 
-def conv2d_backward(dout, cache: ConvCache):
+def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     """Gradients of ``conv2d_forward``.
 
     ``dweight = sum_n dout_n @ cols_n^T``, ``dx = col2im(weight^T @ dout)``,
     ``dbias = sum_{n, oh, ow} dout``.
 
+    Parameters
+    ----------
+    need_dx : bool
+        ``False`` skips the input gradient (returned as ``None``): no transposed
+        product, no col2im.
+
     Returns
     -------
-    dx : (N, C, H, W); dweight : (F, C/groups, KH, KW); dbias : (F,) or None
+    dx : (N, C, H, W) or None; dweight : (F, C/groups, KH, KW); dbias : (F,) or None
 
     Raises
     ------
     ShapeError, NormlabTypeError
         A ``dout`` other than the forward output's shape, or not a floating array.
     """
-    return _backward(_checked_dout(dout, cache, "conv2d_backward"), cache)
+    return _backward(_checked_dout(dout, cache, "conv2d_backward"), cache, need_dx)
 
 
-def _backward(dout, cache: ConvCache):
+def _backward(dout, cache: ConvCache, need_dx: bool = True):
     xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
     xp = backend.namespace(dout, xpad)
     N, C, H, W = x_shape
@@ -154,18 +185,28 @@ def _backward(dout, cache: ConvCache):
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if winograd:  # xpad is x itself here
         wino = _winograd4 if cache.wino_tile == 4 else _winograd
-        return (wino.conv3x3_transpose(dout, weight, padding),
-                wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias)
+        dx = wino.conv3x3_transpose(dout, weight, padding) if need_dx else None
+        return dx, wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
-    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
+    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None
     for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        if OH * OW <= FEW_PIXELS:  # whole-chunk products, as in the forward
+            n = sl.stop - sl.start
+            d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
+            dweight += xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
+            if need_dx:
+                dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
+                _kernels.col2im(dcols.transpose(2, 0, 1, 3), dxpad[sl], (KH, KW), (OH, OW),
+                                stride, dilation)
+            continue
         # n small products then a sum over n: avoids a transposing copy of the columns.
         dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
-        dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
-        _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
-    dx = _kernels.crop2d(dxpad, padding, (H, W))
+        if need_dx:
+            dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
+            _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
+    dx = _kernels.crop2d(dxpad, padding, (H, W)) if need_dx else None
     return dx, dweight.reshape(weight.shape), dbias
 
 
@@ -202,13 +243,13 @@ def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     return out[:, :, 0, :], cache
 
 
-def conv1d_backward(dout, cache: ConvCache):
-    """Gradients of ``conv1d_forward``.
+def conv1d_backward(dout, cache: ConvCache, need_dx: bool = True):
+    """Gradients of ``conv1d_forward`` (``need_dx`` as in ``conv2d_backward``).
 
     Returns
     -------
-    dx : (N, C, L); dweight : (F, C/groups, K); dbias : (F,) or None
+    dx : (N, C, L) or None; dweight : (F, C/groups, K); dbias : (F,) or None
     """
     dout = _checked_dout(dout, cache, "conv1d_backward")
-    dx, dweight, dbias = _backward(dout[:, :, None, :], cache)
-    return dx[:, :, 0, :], dweight[:, :, 0, :], dbias
+    dx, dweight, dbias = _backward(dout[:, :, None, :], cache, need_dx)
+    return None if dx is None else dx[:, :, 0, :], dweight[:, :, 0, :], dbias

@@ -31,7 +31,7 @@ from typing import Callable
 from normlab.errors import NormlabTypeError, NormlabValueError
 
 __all__ = ["SETTINGS", "kernels", "get_kernels", "register", "lookup", "kernel_ready", "describe",
-           "blas_info"]
+           "blas_info", "set_num_threads", "get_num_threads"]
 
 SETTINGS = ("compiled", "reference")
 
@@ -40,7 +40,8 @@ SETTINGS = ("compiled", "reference")
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "numpy": ("normlab.functional.compiled.numba_bn",
               "normlab.functional.compiled.numba_conv",
-              "normlab.functional.compiled.numba_winograd4"),
+              "normlab.functional.compiled.numba_winograd4",
+              "normlab.functional.compiled.numba_elementwise"),
     "cupy": (),
 }
 
@@ -151,6 +152,7 @@ def _load(backend: str) -> None:
             _failed[name] = f"{type(exc).__name__}: {exc}"
         else:
             _ok[name] = getattr(module, "PROVIDER", name)
+    _apply_threads()
 
 
 _KERNEL_FLOATS = ("float32", "float64")
@@ -231,3 +233,50 @@ def blas_info() -> dict | None:
     return {"library": lib.get("internal_api"), "version": lib.get("version"),
             "core": core, "threads": lib.get("num_threads"),
             "filepath": lib.get("filepath")}
+
+
+# ---------------------------------------------------------------- threads
+_threads: int | None = None  # set by set_num_threads; None: every library's own default
+
+
+def _apply_threads() -> None:
+    """Give numba's parallel kernels the thread count of ``set_num_threads`` (once numba
+    is loaded: importing it only to set a count would cost its import time)."""
+    import sys  # noqa: PLC0415
+
+    numba = sys.modules.get("numba")
+    if _threads is None or numba is None:
+        return
+    try:
+        import normlab.functional.compiled._threads  # noqa: F401, PLC0415 (layer first)
+
+        numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    except Exception:  # noqa: BLE001 (a broken numba only loses the setting)
+        pass
+
+
+def set_num_threads(n: int) -> None:
+    """Run normlab's work on ``n`` threads: NumPy's BLAS (through threadpoolctl) and the
+    parallel compiled kernels (numba, capped at ``NUMBA_NUM_THREADS``), in step.
+
+    Process-wide, like ``torch.set_num_threads``. Without a call each library keeps its
+    own default (all cores).
+
+    Raises
+    ------
+    NormlabValueError
+        If ``n`` is not a positive int.
+    """
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise NormlabValueError(f"set_num_threads: expected a positive int, got {n!r}.")
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    threadpool_limits(limits=n, user_api="blas")
+    _threads = n
+    _apply_threads()
+
+
+def get_num_threads() -> int | None:
+    """The count given to ``set_num_threads``, or ``None`` if it was never called."""
+    return _threads

@@ -54,19 +54,24 @@ def linear_forward(x, weight, bias=None):
     return out, LinearCache(x, weight, bias is not None)
 
 
-def linear_backward(dout, cache: LinearCache):
+def linear_backward(dout, cache: LinearCache, need_dx: bool = True):
     """Gradients of ``linear_forward``.
+
+    Parameters
+    ----------
+    need_dx : bool
+        ``False`` skips the input gradient (returned as ``None``).
 
     Returns
     -------
-    dx : shape of ``x``; dweight : (out_features, in_features); dbias : (out_features,) or None
+    dx : shape of ``x`` or None; dweight : (out_features, in_features); dbias : (out_features,) or None
     """
     x, weight, has_bias = check_cache(cache, LinearCache, "linear_backward")
     dout = check_dout(dout, x.shape[:-1] + weight.shape[:1], "linear_backward", like=x)
     xp = backend.namespace(dout, x)
     in_f = x.shape[-1]
     out_f = weight.shape[0]
-    dx = xp.matmul(dout, weight)
+    dx = xp.matmul(dout, weight) if need_dx else None
     x2 = x.reshape(-1, in_f)  # (N*, in)
     d2 = dout.reshape(-1, out_f)  # (N*, out)
     dweight = d2.T @ x2

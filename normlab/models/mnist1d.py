@@ -67,7 +67,8 @@ class LinearBase(NamedChain):
         return super().forward(h)
 
     def backward(self, dout):
-        return super().backward(dout).reshape(self._in_shape)
+        dx = super().backward(dout)  # None with requires_dx False (Trainer)
+        return None if dx is None else dx.reshape(self._in_shape)
 
 
 class MLPBase(nn.Module):
@@ -184,7 +185,8 @@ class ConvBase(NamedChain):
         return super().forward(h.reshape(h.shape[0], 1, self.input_length))
 
     def backward(self, dout):
-        return super().backward(dout).reshape(self._in_shape)
+        dx = super().backward(dout)  # None with requires_dx False (Trainer)
+        return None if dx is None else dx.reshape(self._in_shape)
 
     def extra_repr(self) -> str:
         return f"input_length={self.input_length}, norm={self.norm!r}"

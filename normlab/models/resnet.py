@@ -97,7 +97,9 @@ class BasicBlock(nn.Module):
         dx_main = self.conv1.backward(self.bn1.backward(self.relu1.backward(
             self.conv2.backward(self.bn2.backward(dsum)))))
         dx_short = dsum if self.downsample is None else self.downsample.backward(dsum)
-        return dx_main + dx_short  # x fanned out to both paths: gradients add
+        # x fanned out to both paths: gradients add (in place: dx_main is conv1's fresh array)
+        dx_main += dx_short
+        return dx_main
 
     def extra_repr(self) -> str:
         return f"in_planes={self.in_planes}, planes={self.planes}, stride={self.stride}"

@@ -36,6 +36,24 @@ class Sequential(Module):
         self.add_module(str(len(self._modules)), module)
         return self
 
+    def _first_learnable(self) -> int:
+        """Index of the first child with parameters (its subtree's); ``len`` if none."""
+        for i, m in enumerate(self._modules.values()):
+            if any(sub.params for sub in m.modules()):
+                return i
+        return len(self._modules)
+
+    def set_requires_dx(self, flag: bool) -> "Sequential":
+        """``requires_dx`` for the chain: with ``False``, ``backward`` stops at the first
+        learnable child (which may skip its own input gradient) and returns ``None``;
+        the parameter-free children before it are not backpropagated."""
+        self.requires_dx = bool(flag)
+        children = list(self._modules.values())
+        first = self._first_learnable()
+        if first < len(children):
+            children[first].set_requires_dx(flag)
+        return self
+
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
@@ -44,6 +62,11 @@ class Sequential(Module):
 
     def backward(self, dout):
         self._require_cache()
-        for m in reversed(list(self._modules.values())):
+        children = list(self._modules.values())
+        if not self.requires_dx:  # nothing uses dx: stop after the last parameters
+            for m in reversed(children[self._first_learnable():]):
+                dout = m.backward(dout)
+            return None
+        for m in reversed(children):
             dout = m.backward(dout)
         return dout

@@ -72,11 +72,12 @@ class _ConvNd(Module):
         check_input(x, self._nd, type(self).__name__, channels=self.in_channels)
         out, self._cache = self._forward(
             x, self.params["weight"], self.params.get("bias"), stride=self.stride,
-            padding=self.padding, dilation=self.dilation, groups=self.groups)
+            padding=self.padding, dilation=self.dilation, groups=self.groups,
+            **({} if self.training or self._nd != 2 else {"keep_transforms": False}))
         return out
 
     def backward(self, dout):
-        dx, dw, db = self._backward(dout, self._require_cache())
+        dx, dw, db = self._backward(dout, self._require_cache(), need_dx=self.requires_dx)
         self.grads["weight"] = dw
         if db is not None:
             self.grads["bias"] = db

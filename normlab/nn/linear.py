@@ -57,7 +57,7 @@ class Linear(Module):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.linear_backward(dout, self._require_cache())
+        dx, dw, db = F.linear_backward(dout, self._require_cache(), need_dx=self.requires_dx)
         self.grads["weight"] = dw
         if db is not None:
             self.grads["bias"] = db

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from normlab import backend
 from normlab.errors import NormlabValueError
 from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real
 
@@ -59,11 +60,18 @@ class SGD(Optimizer):
             )
 
     def _update(self, p, g, state: dict[str, Any], group: dict[str, Any]) -> None:
+        # The same operations as the formulas in the docstring, each rounded the same way,
+        # but in place on one scratch array: a step over ResNet-18's 11M parameters made
+        # five full-size temporaries.
         lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+        xp = backend.namespace(p)
+        fresh = None  # a scratch array of p's shape that this step owns
         if group["maximize"]:
-            g = -g
+            g = fresh = -g
         if wd != 0:
-            g = g + wd * p
+            decay = p * wd
+            decay += g  # g + wd * p
+            g = fresh = decay
         if mu != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -71,6 +79,13 @@ class SGD(Optimizer):
                 state["momentum_buffer"] = buf
             else:
                 buf *= mu
-                buf += (1 - group["dampening"]) * g
+                if group["dampening"] == 0:
+                    buf += g  # (1 - 0) * g is g exactly
+                else:
+                    buf += (1 - group["dampening"]) * g
             g = g + mu * buf if group["nesterov"] else buf
-        p -= lr * g
+        if fresh is not None and fresh.dtype == g.dtype and fresh.shape == g.shape:
+            step = xp.multiply(g, lr, out=fresh)
+        else:
+            step = lr * g
+        p -= step

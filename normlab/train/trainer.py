@@ -257,7 +257,13 @@ class Trainer(ResumableTrainerMixin):
         loss = float(backend.to_numpy(self.loss_fn(logits, yb)))
         if not math.isfinite(loss):
             raise self._diverged("a finite loss", f"{loss}")
-        self.model.backward(self.loss_fn.backward())
+        # nothing uses the input gradient: let the first layer skip it
+        keep = self.model.requires_dx
+        self.model.set_requires_dx(False)
+        try:
+            self.model.backward(self.loss_fn.backward())
+        finally:
+            self.model.set_requires_dx(keep)
         correct = self._correct(logits, yb) if "accuracy" in self.metrics else None
         return loss, correct, int(len(yb))
 

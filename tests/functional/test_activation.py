@@ -4,9 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+import normlab
 from normlab import backend
 from normlab import functional as F
 from normlab.gradcheck import numerical_gradient, rel_error
+
+# every test here runs on the reference code and on the compiled kernels
+pytestmark = pytest.mark.usefixtures("kernel_setting")
 
 PAIRS = {
     "relu": (F.relu_forward, F.relu_backward, torch.relu, {}),
@@ -111,3 +115,27 @@ def test_cuda_matches_cpu(pair, rng):
     assert backend.device_of(out) == "cuda" and backend.device_of(dx) == "cuda"
     np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(dx), bwd(dout, ref_cache), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, rng):
+    x = rng.standard_normal((4, 3, 5, 6)).astype(dtype)
+    x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    dout.flat[:3] = np.nan  # masked out (-0 -> 0), kept (x = NaN is not > 0 either), ...
+    dout.flat[7] = np.nan  # ... and kept where x > 0
+    if layout == "strided":  # the compiled kernels take contiguous arrays; others fall back
+        x, dout = x[:, :, ::2], dout[:, :, ::2]
+    got = {}
+    for setting in ("compiled", "reference"):
+        with normlab.kernels(setting):
+            out, cache = F.relu_forward(x)
+            lout, lcache = F.leaky_relu_forward(x, 0.1)
+            sout, _ = F.sigmoid_forward(x)
+            got[setting] = (out, F.relu_backward(dout, cache), lout,
+                            F.leaky_relu_backward(dout, lcache), sout)
+    for a, b in zip(got["compiled"], got["reference"]):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)  # NaN where NaN, bit for bit otherwise
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(b))

@@ -246,3 +246,23 @@ def test_update_running_stats_rejects_bad_counts():
     with pytest.raises(ValueError, match=r"expected num_batches_tracked >= 1 \(incremented "
                                          r"before the update\) for momentum=None, got 0"):
         F.update_running_stats(z, z, z, z, 4, None, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_eval_forward_keeps_only_the_input_and_both_kernel_paths_agree(rng, dtype):
+    import normlab
+
+    x = rng.standard_normal((4, 3, 5, 2)).astype(dtype)
+    g, b = rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)
+    rm, rv = rng.standard_normal(3).astype(dtype), rng.uniform(0.5, 2, 3).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    got = {}
+    for setting in ("compiled", "reference"):
+        with normlab.kernels(setting):
+            out, cache = F.batch_norm_eval_forward(x, g, b, rm, rv, axes=(0, 2, 3))
+            assert cache.x is x  # no normalised copy: backward recomputes x_hat
+            got[setting] = (out, *F.batch_norm_eval_backward(dout, cache))
+    for a, r in zip(got["compiled"], got["reference"]):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, r, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                                   atol=1e-6 if dtype == np.float32 else 1e-14)

@@ -211,3 +211,26 @@ def test_conv_and_pool_on_cupy_match_numpy(rng):
             d = rng.standard_normal(o.shape)
             np.testing.assert_allclose(backend.to_numpy(bwd(backend.to_device(d, "cuda"), c_g)),
                                        bwd(d, c), **TIGHT)
+
+
+@pytest.mark.parametrize("few", [0, 10**6], ids=["per-sample", "one-gemm"])
+@pytest.mark.parametrize("xs, ws, kw", [
+    ((3, 4, 5, 5), (6, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ((2, 3, 9, 7), (4, 3, 2, 3), dict(stride=(2, 1), padding=(0, 1), dilation=(2, 1))),
+    ((4, 6, 4, 4), (8, 6, 1, 1), dict(stride=2)),
+])
+def test_conv2d_per_sample_and_whole_chunk_products_match_torch(few, xs, ws, kw, rng,
+                                                                 monkeypatch, kernels):
+    from normlab.functional import conv as conv_module
+
+    monkeypatch.setattr(conv_module, "FEW_PIXELS", few)
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    out, cache = F.conv2d_forward(x, w, b, **kw)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ot = torch.nn.functional.conv2d(xt, wt, bt, **kw)
+    ot.backward(torch.tensor(dout))
+    for ours, theirs in ((out, ot), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
+    assert F.conv2d_backward(dout, cache, need_dx=False)[0] is None

@@ -107,14 +107,14 @@ def test_winograd_float32_accuracy_resnet_sized(kernels):
     im2col; the bound leaves room for other BLAS summation orders.
     """
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((4, 32, 16, 16)).astype(np.float32).astype(np.float64)
+    x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32).astype(np.float64)
     w = rng.standard_normal((32, 32, 3, 3)) * np.sqrt(2.0 / (32 * 9))  # Kaiming scale
     w = w.astype(np.float32).astype(np.float64)
     out64, cache64 = F.conv2d_forward(x, w, padding=1)
     dout = rng.standard_normal(out64.shape).astype(np.float32).astype(np.float64)
     want = (out64,) + F.conv2d_backward(dout, cache64)[:2]
     out32, cache32 = F.conv2d_forward(x.astype(np.float32), w.astype(np.float32), padding=1)
-    assert cache32.winograd  # chosen by "auto" for 32 channels
+    assert cache32.winograd  # chosen by "auto" for 32 channels and 8 x 4x4 tiles
     got = (out32,) + F.conv2d_backward(dout.astype(np.float32), cache32)[:2]
     for g, t in zip(got, want):
         assert g.dtype == np.float32
@@ -122,8 +122,10 @@ def test_winograd_float32_accuracy_resnet_sized(kernels):
 
 
 @pytest.mark.parametrize("mode,x_shape,w_shape,kw,expected", [
-    ("auto", (1, 16, 6, 6), (16, 16, 3, 3), {}, True),
-    ("auto", (1, 64, 6, 6), (32, 64, 3, 3), dict(padding=1), True),
+    ("auto", (32, 16, 6, 6), (16, 16, 3, 3), {}, True),  # 32 x 2x2 = 128 tiles
+    ("auto", (32, 64, 6, 6), (32, 64, 3, 3), dict(padding=1), True),
+    ("auto", (31, 16, 6, 6), (16, 16, 3, 3), {}, False),  # 124 tiles: too few to pay off
+    ("auto", (1, 16, 6, 6), (16, 16, 3, 3), {}, False),
     ("auto", (1, 8, 6, 6), (16, 8, 3, 3), {}, False),  # too few channels to pay off
     ("auto", (1, 16, 6, 6), (8, 16, 3, 3), {}, False),
     ("auto", (1, 16, 6, 6), (16, 16, 3, 3), dict(stride=2), False),
@@ -203,7 +205,7 @@ def test_weight_grad_reuses_forward_tiles_over_several_chunks(monkeypatch, kerne
 
 @pytest.mark.parametrize("C,kept", [(16, False), (32, True)])
 def test_forward_keeps_input_transforms_from_reuse_min_channels(C, kept):
-    _, cache = F.conv2d_forward(np.zeros((1, C, 6, 6), np.float32),
+    _, cache = F.conv2d_forward(np.zeros((16, C, 6, 6), np.float32),  # 16 x 3x3 tiles
                                 np.zeros((16, C, 3, 3), np.float32), padding=1)
     assert cache.winograd
     assert (cache.wino_tiles is not None) is kept

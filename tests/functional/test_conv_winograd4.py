@@ -56,10 +56,10 @@ def test_f4_float32_accuracy_resnet_sized(C, hw, kernels):
     rounding about 6x.
     """
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, C, hw, hw)).astype(np.float32).astype(np.float64)
+    x = rng.standard_normal((8, C, hw, hw)).astype(np.float32).astype(np.float64)
     w = rng.standard_normal((C, C, 3, 3)) * np.sqrt(2.0 / (C * 9))
     w = w.astype(np.float32).astype(np.float64)
-    dout = rng.standard_normal((2, C, hw, hw)).astype(np.float32).astype(np.float64)
+    dout = rng.standard_normal((8, C, hw, hw)).astype(np.float32).astype(np.float64)
     old = _winograd.use_winograd(False)
     try:  # reference: im2col in float64
         out64, cache64 = F.conv2d_forward(x, w, padding=1)
@@ -67,7 +67,7 @@ def test_f4_float32_accuracy_resnet_sized(C, hw, kernels):
     finally:
         _winograd.use_winograd(old)
     out32, cache32 = F.conv2d_forward(x.astype(np.float32), w.astype(np.float32), padding=1)
-    assert cache32.wino_tile == 4  # chosen by "auto" for a 16x16 output
+    assert cache32.winograd and cache32.wino_tile == 4  # "auto": 16x16 output, 128 tiles
     got = (out32,) + F.conv2d_backward(dout.astype(np.float32), cache32)[:2]
     for g, t in zip(got, want):
         assert g.dtype == np.float32
@@ -120,7 +120,7 @@ def test_f4_weight_grad_reuses_tiles_over_several_chunks(monkeypatch, kernels):
 def test_tile_dispatch(tile, hw, padding, expected):
     old = _winograd.use_tile(tile)
     try:
-        _, cache = F.conv2d_forward(np.zeros((1, 16, hw, hw), np.float32),
+        _, cache = F.conv2d_forward(np.zeros((32, 16, hw, hw), np.float32),
                                     np.zeros((16, 16, 3, 3), np.float32), padding=padding)
     finally:
         _winograd.use_tile(old)

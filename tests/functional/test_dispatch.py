@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -136,3 +137,65 @@ def test_reference_setting_runs_no_compiled_kernel(monkeypatch):
         F.batch_norm_backward(np.ones_like(out), cache)
     with pytest.raises(AssertionError, match="compiled kernel ran"):
         F.batch_norm_forward(x, None, None, axes=(0, 2, 3))  # the poison is live
+
+
+def test_set_num_threads_sets_blas_and_numba_in_step():
+    numba = pytest.importorskip("numba")
+    from threadpoolctl import threadpool_info
+
+    old = normlab.get_num_threads()
+    try:
+        normlab.set_num_threads(1)
+        assert normlab.get_num_threads() == 1
+        dispatch.lookup("relu_backward", np)  # loads the providers (and numba)
+        assert numba.get_num_threads() == 1
+        assert all(lib["num_threads"] == 1 for lib in threadpool_info()
+                   if lib["user_api"] == "blas")
+        if "NUMBA_THREADING_LAYER" not in os.environ:  # not OpenMP: it fights torch's
+            assert numba.config.THREADING_LAYER == "workqueue"
+    finally:
+        normlab.set_num_threads(old or numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_non_positive_ints(bad):
+    with pytest.raises(ValueError, match="set_num_threads: expected a positive int"):
+        normlab.set_num_threads(bad)
+
+
+def test_batch_parallel_kernels_are_bit_identical_for_any_thread_count():
+    pytest.importorskip("numba")
+    from normlab.functional import _winograd
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 16, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(np.float32)
+    w5 = (rng.standard_normal((16, 16, 5, 5)) * 0.1).astype(np.float32)
+
+    def run():
+        res = []
+        for tile in (2, 4):  # Winograd F(2x2) and F(4x4) transforms
+            old = _winograd.use_tile(tile), _winograd.use_winograd(True)
+            try:
+                out, cache = F.conv2d_forward(x, w, padding=1)
+                res += [out, *F.conv2d_backward(out, cache)[:2]]
+            finally:
+                _winograd.use_tile(old[0]), _winograd.use_winograd(old[1])
+        out, cache = F.conv2d_forward(x, w5, padding=2)  # im2col + col2im
+        res += [out, F.conv2d_backward(out, cache)[0]]
+        for fwd, bwd in ((F.max_pool2d_forward, F.max_pool2d_backward),
+                         (F.avg_pool2d_forward, F.avg_pool2d_backward)):
+            out, cache = fwd(x, 3, 2, 1)
+            res += [out, bwd(out, cache)]
+        return res
+
+    old = normlab.get_num_threads()
+    try:
+        normlab.set_num_threads(1)
+        one = run()
+        normlab.set_num_threads(3)  # more threads than cores: still exact
+        three = run()
+    finally:
+        normlab.set_num_threads(old or 2)
+    for a, b in zip(one, three):
+        np.testing.assert_array_equal(a, b)

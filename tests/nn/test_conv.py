@@ -105,3 +105,19 @@ def test_forward_errors():
 def test_repr():
     assert repr(nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False, rng=0)) == (
         "Conv2d(3, 4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)")
+
+
+def test_eval_forward_keeps_no_winograd_transforms_and_backward_still_works():
+    rng = np.random.default_rng(0)
+    conv = nn.Conv2d(32, 32, 3, padding=1, rng=0)
+    x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)  # 8 x 4x4 F(4x4) tiles
+    dout = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)
+    out = conv(x)
+    assert conv._cache.winograd and conv._cache.wino_tiles is not None  # training keeps V
+    dx = conv.backward(dout)
+    dw = conv.grads["weight"].copy()
+    conv.eval()
+    np.testing.assert_array_equal(conv(x), out)
+    assert conv._cache.wino_tiles is None  # eval keeps none (2.25x the input's memory)
+    np.testing.assert_array_equal(conv.backward(dout), dx)
+    np.testing.assert_allclose(conv.grads["weight"], dw, rtol=1e-5, atol=1e-5)

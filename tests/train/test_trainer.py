@@ -469,3 +469,21 @@ def test_resume_at_an_epoch_end_with_one_loader_for_training_and_validation(tmp_
     for k, v in full.model.state_dict().items():
         np.testing.assert_array_equal(resumed.model.state_dict()[k], v, err_msg=k)
     assert resumed.history["val_loss"] == full.history["val_loss"]
+
+
+def test_training_backward_skips_the_input_gradient_and_restores_the_flag():
+    trainer, loader, _ = _setup()
+    model = trainer.model
+    seen = []
+    backward = model.backward
+
+    def spy(dout):
+        seen.append(model.requires_dx)
+        dx = backward(dout)
+        seen.append(dx)
+        return dx
+
+    model.backward = spy
+    trainer.fit(loader, steps=2)
+    assert seen == [False, None, False, None]  # nothing uses dx in training
+    assert model.requires_dx is True  # the user's setting is back

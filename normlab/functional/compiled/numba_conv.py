@@ -16,6 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
@@ -216,10 +217,15 @@ def winograd_dout(d, D):
                         v[tw] = -ta[2 * tw + 1]
 
 
-for _op, _impl in (("col2im", col2im), ("max_pool_forward", max_pool_forward),
-                   ("max_pool_backward", max_pool_backward),
-                   ("avg_pool_forward", avg_pool_forward),
-                   ("avg_pool_backward", avg_pool_backward),
-                   ("winograd2_input", winograd_input), ("winograd2_output", winograd_output),
-                   ("winograd2_dout", winograd_dout)):
-    register(_op, "numpy", _impl)
+# Registered batch-parallel (``_threads.over_batch``): the batch axis of each argument.
+_B0 = 0
+for _op, _impl, _axes in (
+        ("col2im", col2im, (_B0, _B0, None, None, None, None)),
+        ("max_pool_forward", max_pool_forward, (_B0, None, None, None, None, _B0, _B0)),
+        ("max_pool_backward", max_pool_backward, (_B0, _B0, None, None, None, _B0)),
+        ("avg_pool_forward", avg_pool_forward, (_B0, None, None, None, None, _B0)),
+        ("avg_pool_backward", avg_pool_backward, (_B0, None, None, None, None, _B0)),
+        ("winograd2_input", winograd_input, (_B0, None, None, 1)),
+        ("winograd2_output", winograd_output, (1, _B0)),
+        ("winograd2_dout", winograd_dout, (_B0, 1))):
+    register(_op, "numpy", over_batch(_impl, _axes))

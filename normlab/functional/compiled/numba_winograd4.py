@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
 __all__ = ["input_transform", "output_transform", "dout_transform"]
@@ -135,6 +136,7 @@ def dout_transform(d, D):
                                             ta[th, q + 3])
 
 
-register("winograd4_input", "numpy", input_transform)
-register("winograd4_output", "numpy", output_transform)
-register("winograd4_dout", "numpy", dout_transform)
+# batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1
+register("winograd4_input", "numpy", over_batch(input_transform, (0, None, None, 1)))
+register("winograd4_output", "numpy", over_batch(output_transform, (1, 0)))
+register("winograd4_dout", "numpy", over_batch(dout_transform, (0, 1)))

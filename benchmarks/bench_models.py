@@ -1,0 +1,409 @@
+"""normlab vs PyTorch on whole models: train step, eval forward, peak memory, CPU.
+
+Each row builds one model of issue 12's table in normlab, copies its weights into a
+PyTorch twin (built here from the normlab module tree: every normlab layer maps to the
+``torch.nn`` layer of the same name, ``BasicBlock`` to a small torch module with the same
+children, so ``state_dict`` keys are equal), checks that the two losses agree on the same
+batch, then times the two libraries *interleaved* in this one process (normlab step, torch
+step, normlab step, ...), float32, and prints the best time of each and their ratio
+(normlab / torch: below 1 means normlab is faster).
+
+A train step is forward + cross-entropy loss + backward + SGD (momentum 0.9, weight decay
+5e-4, lr 0.01); an eval row is one forward in eval mode (torch under ``no_grad``).
+
+Threads: ``--threads 1 2`` runs every row at each count; the count is applied to both
+libraries (``torch.set_num_threads``; ``normlab.set_num_threads``, which sets NumPy's BLAS
+through threadpoolctl and numba's parallel kernels). With ``--clock cpu`` (the default)
+the process CPU time is measured: on a shared machine it ignores time spent waiting for a
+core, and at one thread it is the work done. At two threads CPU time counts both cores'
+work (spinning included), so use ``--clock wall`` on a quiet machine for two-thread
+figures; ``--separate`` then times each library alone in its own process, as the issue's
+two-thread goal asks.
+
+``--profile MODEL`` prints where normlab's train step goes: time per layer type and
+direction (forward/backward), loss and optimizer, summed over ``--repeat`` steps, next to
+PyTorch's own profiler table for the twin.
+
+``--memory`` runs 5 train steps of each library in a fresh process per library and model
+and reports the training working set: peak RSS (``ru_maxrss``) minus the RSS after one
+warm-up step (weights, momentum buffers, the batch and the libraries themselves are in
+the baseline; the step's activations, caches and gradients are the working set; normlab's
+modules keep their caches until the next forward, so they are dropped before the baseline
+is read, as torch drops its graph after backward). The
+children run with ``MALLOC_MMAP_THRESHOLD_=131072`` so that freed large arrays leave the
+RSS (see ``MEMORY_ENV``).
+
+Examples::
+
+    python benchmarks/bench_models.py                       # all rows, 1 thread, cpu clock
+    python benchmarks/bench_models.py --threads 1 2 --clock wall --repeat 10
+    python benchmarks/bench_models.py --models resnet20 lenet --profile resnet20
+    python benchmarks/bench_models.py --memory
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_models.py
+
+Figures so far (issue 12's work, 2026-11-29, the shared 2-core AMD EPYC under load 9-20,
+so CPU clock, 1 thread, interleaved, best of 3, ratio normlab / torch; to be re-run on a
+quiet machine):
+
+    model                           batch   before   after
+    ResNet-20 (3x32x32)               128    1.45    1.31-1.47
+    ResNet-20                          32    1.62    1.48-1.57
+    LeNet with BN (1x28x28)           256    1.87    1.40-1.50
+    ThreeLayerConvNet                  50    2.30    1.44-1.57
+    ResNet-18, ImageNet stem, 64x64    16    2.52    1.19-1.21
+    FC net 3072-100x3-10 with BN      100    1.10    0.95-1.07
+    eval forward: ResNet-20           128    2.18    1.62-1.67
+    eval forward: LeNet               256    2.42    1.72-1.78
+
+Training working set (``--memory``, 1 thread): ResNet-20 b128 333 vs 196 MiB (1.70),
+b32 85 vs 49 (1.74), LeNet 1.53, ThreeLayerConvNet 1.12, ResNet-18 2.78, FC 0.78. (ReLU
+caching its output instead of a mask took ResNet-20 b32 from 89.8 to 85.0 MiB but the
+ConvNet, whose ReLU output nothing else keeps, from 0.96 to 1.12.) Most of the excess is the
+Winograd input transforms kept for the weight gradient from 32 channels on
+(``_winograd.REUSE_MIN_CHANNELS``; without them ResNet-20 b32 68.5 MiB, ResNet-18 48.4)
+and BN's cached ``x_hat``.
+
+The second BLAS setting of the issue is the environment: run once as is and once under
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (OpenBLAS's own kernel choice); the
+header prints the BLAS NumPy uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+# this checkout's normlab, not an installed one (run from anywhere)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch
+import torch.nn.functional as TF
+from torch import nn as tnn
+
+import normlab  # noqa: E402
+from normlab import models, nn, optim
+from normlab.interop import to_torch_state_dict
+
+LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
+
+
+class Row(NamedTuple):
+    name: str
+    label: str
+    build: object  # () -> normlab model
+    shape: tuple  # per-sample input shape
+    batch: int
+    train: bool  # train step (True) or eval forward (False)
+
+
+ROWS = {
+    "resnet20": Row("resnet20", "ResNet-20 (3x32x32)", lambda: models.resnet20(rng=0),
+                    (3, 32, 32), 128, True),
+    "resnet20-b32": Row("resnet20-b32", "ResNet-20 (3x32x32)", lambda: models.resnet20(rng=0),
+                        (3, 32, 32), 32, True),
+    "lenet": Row("lenet", "LeNet with BN (1x28x28)", lambda: models.LeNet(norm="batch", rng=0),
+                 (1, 28, 28), 256, True),
+    "convnet": Row("convnet", "ThreeLayerConvNet (course defaults)",
+                   lambda: models.ThreeLayerConvNet(rng=0), (3, 32, 32), 50, True),
+    "resnet18": Row("resnet18", "ResNet-18, ImageNet stem, 3x64x64",
+                    lambda: models.resnet18(rng=0), (3, 64, 64), 16, True),
+    "mlp": Row("mlp", "FC net 3072-100x3-10 with BN",
+               lambda: models.FullyConnectedNet((100, 100, 100), norm="batch", rng=0),
+               (3, 32, 32), 100, True),
+    "resnet20-eval": Row("resnet20-eval", "eval forward: ResNet-20",
+                         lambda: models.resnet20(rng=0), (3, 32, 32), 128, False),
+    "lenet-eval": Row("lenet-eval", "eval forward: LeNet", lambda: models.LeNet(norm="batch", rng=0),
+                      (1, 28, 28), 256, False),
+}
+
+
+# ---------------------------------------------------------------- the torch twin
+class _TBlock(tnn.Module):
+    """torch twin of ``models.BasicBlock`` (same child names, same forward)."""
+
+    def __init__(self, block):
+        super().__init__()
+        for name in ("conv1", "bn1", "relu1", "conv2", "bn2", "relu2"):
+            setattr(self, name, twin(getattr(block, name)))
+        self.downsample = None if block.downsample is None else twin(block.downsample)
+
+    def forward(self, x):
+        main = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(main + (x if self.downsample is None else self.downsample(x)))
+
+
+def twin(m) -> tnn.Module:
+    """The ``torch.nn`` module with the same structure and state_dict keys as ``m``."""
+    if isinstance(m, models.BasicBlock):
+        return _TBlock(m)
+    if isinstance(m, nn.Sequential):  # also NamedChain, ResNet, LeNet, ...
+        return tnn.Sequential(collections.OrderedDict(
+            (name, twin(child)) for name, child in m.named_children()))
+    if isinstance(m, nn.Conv2d):
+        return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                          m.dilation, m.groups, bias="bias" in m.params)
+    if isinstance(m, nn.Linear):
+        return tnn.Linear(m.in_features, m.out_features, bias="bias" in m.params)
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        cls = tnn.BatchNorm2d if isinstance(m, nn.BatchNorm2d) else tnn.BatchNorm1d
+        return cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine)
+    if isinstance(m, nn.MaxPool2d):
+        return tnn.MaxPool2d(m.kernel_size, m.stride, m.padding)
+    if isinstance(m, nn.AvgPool2d):
+        return tnn.AvgPool2d(m.kernel_size, m.stride, m.padding)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return tnn.AdaptiveAvgPool2d(m.output_size)
+    if isinstance(m, nn.Flatten):
+        return tnn.Flatten(m.start_dim, m.end_dim)
+    simple = {nn.ReLU: tnn.ReLU, nn.Sigmoid: tnn.Sigmoid, nn.Tanh: tnn.Tanh,
+              nn.Identity: tnn.Identity}
+    for ours, theirs in simple.items():
+        if type(m) is ours:
+            return theirs()
+    raise TypeError(f"twin: no torch twin for {type(m).__name__}")
+
+
+# ---------------------------------------------------------------- one model pair
+class Pair:
+    """A normlab model and its torch twin with equal weights, one batch, step functions."""
+
+    def __init__(self, row: Row, seed: int = 0):
+        self.row = row
+        self.ours = row.build()
+        self.theirs = twin(self.ours)
+        self.theirs.load_state_dict(to_torch_state_dict(self.ours))
+        rng = np.random.default_rng(seed)
+        self.x = rng.standard_normal((row.batch,) + row.shape).astype(np.float32)
+        self.y = rng.integers(0, 10, row.batch)
+        self.tx, self.ty = torch.from_numpy(self.x.copy()), torch.from_numpy(self.y.copy())
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.opt = optim.SGD(self.ours.parameters(), lr=LR, momentum=MOMENTUM,
+                             weight_decay=WEIGHT_DECAY)
+        self.topt = torch.optim.SGD(self.theirs.parameters(), lr=LR, momentum=MOMENTUM,
+                                    weight_decay=WEIGHT_DECAY)
+        self.ours.train(row.train)
+        self.theirs.train(row.train)
+        # the batch needs no gradient in either library (torch: x.requires_grad False)
+        self.ours.set_requires_dx(False)
+
+    def step_ours(self):
+        if not self.row.train:
+            return self.ours(self.x)
+        loss = self.loss_fn(self.ours(self.x), self.y)
+        self.ours.backward(self.loss_fn.backward())
+        self.opt.step()
+        return loss
+
+    def step_theirs(self):
+        if not self.row.train:
+            with torch.no_grad():
+                return self.theirs(self.tx)
+        self.topt.zero_grad(set_to_none=True)
+        loss = TF.cross_entropy(self.theirs(self.tx), self.ty)
+        loss.backward()
+        self.topt.step()
+        return loss
+
+    def check(self) -> float:
+        """Relative difference of the first step's losses (train) or outputs (eval)."""
+        a = np.asarray(self.step_ours(), dtype=np.float64)
+        b = self.step_theirs().detach().numpy().astype(np.float64)
+        err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+        if not err < 1e-3:
+            raise AssertionError(f"{self.row.name}: normlab and torch disagree "
+                                 f"(relative difference {err:.2e})")
+        return err
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+    normlab.set_num_threads(n)
+
+
+def timed(fn, clock) -> float:
+    t0 = clock()
+    fn()
+    return clock() - t0
+
+
+def compare(pair: Pair, repeat: int, clock) -> tuple[float, float]:
+    """Best times (s) of normlab's and torch's step, interleaved, after the check step."""
+    pair.step_ours(), pair.step_theirs()  # warm-up (numba compile, allocator)
+    ours, theirs = [], []
+    for _ in range(repeat):
+        ours.append(timed(pair.step_ours, clock))
+        theirs.append(timed(pair.step_theirs, clock))
+    return min(ours), min(theirs)
+
+
+def alone(name: str, lib: str, threads: int, repeat: int, clock_name: str) -> float:
+    """Best step time of one library in a fresh process (``--separate``)."""
+    out = subprocess.run([sys.executable, __file__, "--_child", "time", name, lib,
+                          str(threads), str(repeat), clock_name],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- profile
+def profile(name: str, repeat: int, clock) -> None:
+    """Per layer type and direction: normlab's time over ``repeat`` train steps."""
+    pair = Pair(ROWS[name])
+    pair.check()
+    pair.step_ours()
+    totals: dict[str, float] = collections.defaultdict(float)
+    leaves = [m for m in pair.ours.modules() if not m._modules] + [pair.loss_fn]
+
+    def wrap(m, method, key):
+        fn = getattr(m, method)
+
+        def timed_call(*a, **k):
+            t0 = clock()
+            r = fn(*a, **k)
+            totals[key] += clock() - t0
+            return r
+        setattr(m, method, timed_call)
+        return fn
+
+    for m in leaves:
+        cls = type(m).__name__
+        shape = getattr(m, "in_channels", None)
+        tag = f"{cls}({shape})" if shape is not None else cls
+        wrap(m, "forward", f"{tag} forward")
+        wrap(m, "backward", f"{tag} backward")
+    wrap(pair.opt, "step", "SGD step")
+    whole = 0.0
+    for _ in range(repeat):
+        whole += timed(pair.step_ours, clock)
+    for m in leaves:  # undo the wrappers
+        m.__dict__.pop("forward", None)
+        m.__dict__.pop("backward", None)
+    pair.opt.__dict__.pop("step", None)
+    print(f"\nnormlab {name}: {1e3 * whole / repeat:.1f} ms per step; by op (ms per step):")
+    for key, t in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:44s} {1e3 * t / repeat:8.2f}  {100 * t / whole:5.1f} %")
+    print(f"  {'(between ops: containers, adds)':44s} "
+          f"{1e3 * (whole - sum(totals.values())) / repeat:8.2f}")
+    from torch.profiler import ProfilerActivity  # noqa: PLC0415
+    from torch.profiler import profile as tprofile  # noqa: PLC0415
+    with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeat):
+            pair.step_theirs()
+    print(f"\ntorch {name} ({repeat} steps):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+# ---------------------------------------------------------------- memory
+def rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def child(argv) -> None:
+    kind, name, lib = argv[:3]
+    pair = Pair(ROWS[name])
+    step = pair.step_ours if lib == "normlab" else pair.step_theirs
+    if kind == "memory":
+        del argv
+        # keep only the library under test alive
+        if lib == "normlab":
+            del pair.theirs, pair.topt
+        else:
+            del pair.ours, pair.opt
+        set_threads(1)
+        step()
+        if lib == "normlab":  # modules keep their last forward's caches; torch frees its
+            pair.ours._invalidate_caches()  # graph after backward: both baselines without
+            pair.loss_fn._cache = None  # activations
+        base = rss_kib()
+        for _ in range(5):
+            step()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        print(json.dumps({"baseline_mib": base / 1024, "peak_mib": peak / 1024,
+                          "working_mib": (peak - base) / 1024}))
+        return
+    threads, repeat, clock_name = int(argv[3]), int(argv[4]), argv[5]
+    set_threads(threads)
+    clock = time.process_time if clock_name == "cpu" else time.perf_counter
+    step(), step()
+    print(min(timed(step, clock) for _ in range(repeat)))
+
+
+# glibc raises its mmap threshold (up to 32 MiB) each time a large block is freed, after
+# which freed activations stay resident: the RSS after warm-up would then include them
+# and hide the working set. A fixed threshold keeps large arrays mmapped and returned on
+# free, in both libraries' processes (PyTorch's CPU allocator uses malloc too).
+MEMORY_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+
+
+def memory(names) -> None:
+    print(f"\n{'model':38s} {'normlab MiB':>12s} {'torch MiB':>10s} {'ratio':>6s}"
+          "   (peak RSS - RSS after warm-up, 5 steps, 1 thread)")
+    for name in names:
+        got = {}
+        for lib in ("normlab", "torch"):
+            out = subprocess.run([sys.executable, __file__, "--_child", "memory", name, lib],
+                                 capture_output=True, text=True, check=True, env=MEMORY_ENV)
+            got[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+        a, b = got["normlab"]["working_mib"], got["torch"]["working_mib"]
+        print(f"{ROWS[name].label + ' b' + str(ROWS[name].batch):38s} {a:12.1f} {b:10.1f} "
+              f"{a / max(b, 1e-9):6.2f}")
+
+
+# ---------------------------------------------------------------- main
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--_child"]:
+        child(argv[1:])
+        return
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", choices=list(ROWS), default=list(ROWS))
+    p.add_argument("--threads", nargs="+", type=int, default=[1])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    p.add_argument("--separate", action="store_true",
+                   help="time each library alone in its own process")
+    p.add_argument("--profile", choices=list(ROWS), help="per-op profile of one model")
+    p.add_argument("--memory", action="store_true", help="peak memory rows (train models)")
+    p.add_argument("--no-timing", action="store_true", help="skip the timing table")
+    args = p.parse_args(argv)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    blas = normlab.functional.dispatch.blas_info() or {}
+    print(f"normlab {normlab.__version__}, torch {torch.__version__}, NumPy BLAS "
+          f"{blas.get('library')} {blas.get('version')} ({blas.get('core')}), kernels "
+          f"{normlab.get_kernels()}, clock {args.clock}, best of {args.repeat}"
+          f"{', each library alone' if args.separate else ', interleaved'}")
+    if not args.no_timing:
+        for threads in args.threads:
+            set_threads(threads)
+            print(f"\n{threads} thread(s)\n{'model':38s} {'batch':>5s} {'normlab ms':>11s} "
+                  f"{'torch ms':>9s} {'ratio':>6s} {'loss diff':>9s}")
+            for name in args.models:
+                row = ROWS[name]
+                pair = Pair(row)
+                err = pair.check()
+                if args.separate:
+                    del pair
+                    a = alone(name, "normlab", threads, args.repeat, args.clock)
+                    b = alone(name, "torch", threads, args.repeat, args.clock)
+                else:
+                    a, b = compare(pair, args.repeat, clock)
+                print(f"{row.label:38s} {row.batch:5d} {1e3 * a:11.1f} {1e3 * b:9.1f} "
+                      f"{a / b:6.2f} {err:9.1e}", flush=True)
+    if args.profile:
+        set_threads(args.threads[0])
+        profile(args.profile, args.repeat, clock)
+    if args.memory:
+        memory([n for n in args.models if ROWS[n].train])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""numba's threading layer for normlab's parallel kernels.
+
+numba picks OpenMP by default where its GNU OpenMP runtime loads; in a process that also
+runs PyTorch (which ships its own libgomp) the two runtimes fight: measured, a 1-thread
+torch MLP step went from 5 ms to 230 ms once numba's OpenMP pool had started. The
+``workqueue`` layer has no such conflict, so it is chosen here unless the user picked a
+layer (``NUMBA_THREADING_LAYER``). Imported by every provider module with parallel kernels,
+before any of them runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+
+if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
+
+# ---------------------------------------------------------------- batch-parallel kernels
+# numba's serial kernels release the GIL (``nogil=True``), so Python threads can run one
+# kernel on disjoint slices of the batch at once: each sample's values are computed by
+# the same code as on one thread, so results are bit-identical for any thread count.
+_pool = None
+_pool_size = 0
+
+
+def thread_count() -> int:
+    """Threads the batch-parallel kernels use: ``normlab.set_num_threads``'s count, else
+    numba's (``NUMBA_NUM_THREADS``, all cores by default)."""
+    from normlab.functional import dispatch  # noqa: PLC0415 (dispatch imports us lazily)
+
+    n = dispatch.get_num_threads()
+    return int(n) if n is not None else int(numba.config.NUMBA_NUM_THREADS)
+
+
+def _executor(workers: int):
+    global _pool, _pool_size
+    if _pool is None or _pool_size < workers:
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normlab")
+        _pool_size = workers
+    return _pool
+
+
+def _part(a, axis, lo, hi):
+    if axis is None:
+        return a
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(lo, hi)
+    return a[tuple(index)]
+
+
+def over_batch(kernel, axes):
+    """``kernel`` run on ``thread_count()`` slices of the batch at once.
+
+    ``axes[i]`` is the batch axis of positional argument ``i`` (``None``: passed whole,
+    e.g. a scalar). The kernel must write only the batch slice it is given.
+    """
+    first = next(i for i, ax in enumerate(axes) if ax is not None)
+
+    def run(*args):
+        N = args[first].shape[axes[first]]
+        k = min(thread_count(), N)
+        if k <= 1:
+            return kernel(*args)
+        bounds = [N * i // k for i in range(k + 1)]
+
+        def part(i):
+            kernel(*[_part(a, ax, bounds[i], bounds[i + 1]) for a, ax in zip(args, axes)])
+
+        futures = [_executor(k - 1).submit(part, i) for i in range(1, k)]
+        part(0)
+        for f in futures:
+            f.result()
+        return None
+
+    run.__name__ = getattr(kernel, "__name__", "kernel")
+    run.__doc__ = getattr(kernel, "__doc__", None)
+    run.kernel = kernel
+    return run
