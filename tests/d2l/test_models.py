@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from _book import BookResidual, book_lenet_bn, book_resnet18, book_resnet_chapter
+from _parity import step_matches_torch
 
 from normlab.d2l import BatchNorm, Residual, lenet_bn, resnet18, resnet_chapter
 from normlab.gradcheck import check_module
@@ -22,20 +23,6 @@ def _copy_params(tnet, net):
     for mname, m in net.named_modules():
         for key in m.params:
             m.params[key] = tparams[f"{mname}.{key}" if mname else key].copy()
-
-
-def _step_matches_torch(net, tnet, X, dout):
-    """Forward and backward ``X``/``dout`` through both nets, check output (rtol 1e-7) and
-    ``dX`` (rtol 1e-6) agree, and return torch's parameter gradients by name."""
-    Xt = torch.tensor(X, requires_grad=True)
-    tnet.zero_grad()
-    Yt = tnet(Xt)
-    Yt.backward(torch.tensor(dout))
-    Y = net(X)
-    dX = net.backward(dout)
-    np.testing.assert_allclose(Y, Yt.detach().numpy(), rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(dX, Xt.grad.numpy(), rtol=1e-6, atol=1e-12)
-    return {k: v.grad.numpy() for k, v in tnet.named_parameters()}
 
 
 @pytest.mark.parametrize("concise", [False, True])
@@ -66,8 +53,8 @@ def test_lenet_bn_equals_the_book_over_five_steps_and_in_prediction(rng):
         training = step < 5
         net.train(training)
         tnet.train(training)
-        tgrads = _step_matches_torch(net, tnet, rng.random((6, 1, 28, 28)),
-                                     rng.standard_normal((6, 10)))
+        tgrads = step_matches_torch(net, tnet, rng.random((6, 1, 28, 28)),
+                                    rng.standard_normal((6, 10)), dx_rtol=1e-6)
         for name, _, grad in net.named_parameters():
             np.testing.assert_allclose(grad, tgrads[name], rtol=1e-6, atol=1e-12, err_msg=name)
         for i in (1, 5, 10, 13):
@@ -85,8 +72,8 @@ def test_resnet18_equals_the_book_on_the_same_weights(rng):
     for training in (True, False):
         net.train(training)
         tnet.train(training)
-        tgrads = _step_matches_torch(net, tnet, rng.random((2, 1, 8, 8)),
-                                     rng.standard_normal((2, 10)))
+        tgrads = step_matches_torch(net, tnet, rng.random((2, 1, 8, 8)),
+                                    rng.standard_normal((2, 10)), dx_rtol=1e-6)
         for name in ("0.weight", "resnet_block2.0.conv3.weight", "resnet_block4.1.bn2.weight",
                      "fc.1.weight"):
             grad = dict((n, g) for n, _, g in net.named_parameters())[name]
