@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from normlab._argtypes import positive as _positive
 from normlab.errors import DataError, NormlabError, StateError
 
 __all__ = ["main", "build_parser", "DEMO_EXPERIMENTS"]
@@ -259,18 +260,6 @@ def _train_here(args, comm) -> int:
                   f"{summary[split + '_acc']:.4f}")
     print(f"run folder: {run_dir}")
     return 0
-
-
-def _positive(kind):
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return v
-    return parse
 
 
 def _seed(text):

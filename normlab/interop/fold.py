@@ -26,7 +26,7 @@ import numpy as np
 
 from normlab import backend, nn
 from normlab.errors import NormlabRuntimeError, NormlabValueError
-from normlab.nn.batchnorm import _BatchNorm
+from normlab.nn.batchnorm import _BatchNorm, _check_running_stats
 from normlab.nn.frozen_batchnorm import _FrozenBatchNorm
 
 __all__ = ["fold_batchnorm"]
@@ -40,12 +40,9 @@ _LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 def _fold_pair(layer, bn, where: str) -> None:
     """Rewrite ``layer``'s weight and bias in place so that it includes ``bn``."""
-    if "running_mean" not in bn.buffers or not getattr(bn, "track_running_stats", True):
-        raise NormlabValueError(
-            f"fold_batchnorm: expected BatchNorm layers with running statistics, got "
-            f"track_running_stats=False at {where!r}. Such a layer normalises with batch "
-            "statistics even in eval mode, so it cannot be folded."
-        )
+    _check_running_stats("fold_batchnorm", bn, where,
+                         "Such a layer normalises with batch statistics even in eval mode, "
+                         "so it cannot be folded.")
     W = layer.params["weight"]
     xp = backend.namespace(W)
     rm, rv = bn.buffers["running_mean"], bn.buffers["running_var"]

@@ -8,8 +8,9 @@ Kept out of ``cli.py`` so that the parser there only registers them:
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from normlab._argtypes import positive
 
 __all__ = ["add_data_parser", "add_train_data_options", "train_data_kwargs", "cmd_data_fetch"]
 
@@ -46,16 +47,6 @@ def add_data_parser(sub, parser_class) -> None:
     f.set_defaults(func=cmd_data_fetch)
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
-    return v
-
-
 def add_train_data_options(t) -> None:
     """``--augment``, ``--download`` and ``--checkpoint-every`` for ``normlab train``."""
     t.add_argument("--augment", default="auto", metavar="LIST",
@@ -63,7 +54,7 @@ def add_train_data_options(t) -> None:
                    "(default auto: crop,flip for ResNets on CIFAR sets, else none)")
     t.add_argument("--download", action="store_true", help="fetch and verify a real data "
                    "set (cifar10, cifar100, mnist, fashion-mnist) first; see `normlab data`")
-    t.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="STEPS",
+    t.add_argument("--checkpoint-every", type=positive(int), default=None, metavar="STEPS",
                    help="also checkpoint every STEPS steps (default: at epoch ends)")
 
 

@@ -45,6 +45,28 @@ def bn_layers(model) -> list:
     return [m for m in model.modules() if "running_mean" in m.buffers]
 
 
+def input_of_last(model, layer_type: type, X):
+    """Run ``model(X)`` and return the input the last ``layer_type`` module of ``model`` got.
+
+    The forward is run in the model's current mode (what that does to running statistics is
+    the caller's business); the spy on that module's ``forward`` is removed afterwards.
+    """
+    layer = [m for m in model.modules() if isinstance(m, layer_type)][-1]
+    captured = {}
+    real = layer.forward
+
+    def spy(x):
+        captured["x"] = x
+        return real(x)
+
+    layer.forward = spy
+    try:
+        model(X)
+    finally:
+        del layer.forward
+    return captured["x"]
+
+
 def accuracy(model, X, y, batch_size: int = 500) -> float:
     """Eval-mode accuracy of ``model`` on ``(X, y)`` (the mode is restored afterwards)."""
     was = model.training

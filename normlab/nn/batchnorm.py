@@ -95,6 +95,15 @@ def _store(module: Module, dgamma, dbeta) -> None:
             module.grads[key] = g.astype(module.params[key].dtype, copy=False)
 
 
+def _check_running_stats(owner: str, bn: Module, where: str, hint: str) -> None:
+    """Raise unless ``bn`` (a BN-family layer at ``where``) keeps running statistics."""
+    if "running_mean" not in bn.buffers or not getattr(bn, "track_running_stats", True):
+        raise NormlabValueError(
+            f"{owner}: expected BatchNorm layers with running statistics, got "
+            f"track_running_stats=False at {where!r}. {hint}"
+        )
+
+
 class _NormBase(NormLayer):
     """Parameters and buffers shared by batch and instance norm (PyTorch's ``_NormBase``).
 

@@ -79,6 +79,24 @@ class ElementwiseAffine(nn.Module):
         return dout * self.params["weight"]
 
 
+def norm_case(name: str, build: Callable, input_shape: tuple, randomize: Callable,
+              pre_bias: bool = True) -> ModuleCase:
+    """A case for a norm layer whose pre-layer is a Linear (2D input) or an elementwise affine map.
+
+    ``build() -> Module`` makes the layer and ``randomize(module, rng) -> Module`` draws its
+    values. ``pre_bias=False`` for batch norm on (N, C): a per-feature bias before it has an
+    exactly zero gradient, which a relative error cannot compare.
+    """
+    if len(input_shape) == 2:
+        def pre(rng, n=input_shape[1]):
+            return nn.Linear(n, n, bias=pre_bias, rng=rng)
+    else:
+        def pre(rng, shape=input_shape[1:]):
+            return ElementwiseAffine(shape, rng)
+    return ModuleCase(name, lambda rng: randomize(build(), rng), input_shape, input_shape,
+                      pre=pre)
+
+
 def _collect() -> list[ModuleCase]:
     """Gather ``CASES`` from every module of ``normlab.nn.cases`` (one file per topic)."""
     import importlib  # noqa: PLC0415

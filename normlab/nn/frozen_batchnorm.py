@@ -16,7 +16,7 @@ from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
 from normlab.nn.batchnorm import (_BatchNorm, _check_eps, _check_float_input,
-                                  _check_num_features, _RANK_HINTS, _store)
+                                  _check_num_features, _check_running_stats, _RANK_HINTS, _store)
 from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
 
@@ -143,12 +143,9 @@ def _frozen_class(bn: _BatchNorm):
 
 
 def _frozen_copy(bn: _BatchNorm, where: str, affine_trainable: bool) -> _FrozenBatchNorm:
-    if not bn.track_running_stats:
-        raise NormlabValueError(
-            f"freeze_batchnorm: expected BatchNorm layers with running statistics, got "
-            f"track_running_stats=False at {where!r}. Such a layer has no statistics to "
-            "freeze; train it with track_running_stats=True or leave it out."
-        )
+    _check_running_stats("freeze_batchnorm", bn, where,
+                         "Such a layer has no statistics to freeze; train it with "
+                         "track_running_stats=True or leave it out.")
     rm = bn.buffers["running_mean"]
     xp = backend.namespace(rm)
     frozen = _frozen_class(bn)(bn.num_features, bn.eps, affine_trainable=affine_trainable,

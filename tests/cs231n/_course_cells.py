@@ -12,6 +12,21 @@ def rel_error(x, y):
     return np.max(np.abs(x - y) / (np.maximum(1e-8, np.abs(x) + np.abs(y))))
 '''
 
+# The course's expected arrays, written once: the cells below print the course's errors
+# against them, and test_layers_basic.py / test_optim.py assert on them.
+AFFINE_FORWARD_OUT = [[1.49834967, 1.70660132, 1.91485297],
+                      [3.25553199, 3.5141327, 3.77273342]]
+SGD_MOMENTUM_NEXT_W = [
+    [0.1406, 0.20738947, 0.27417895, 0.34096842, 0.40775789],
+    [0.47454737, 0.54133684, 0.60812632, 0.67491579, 0.74170526],
+    [0.80849474, 0.87528421, 0.94207368, 1.00886316, 1.07565263],
+    [1.14244211, 1.20923158, 1.27602105, 1.34281053, 1.4096]]
+SGD_MOMENTUM_VELOCITY = [
+    [0.5406, 0.55475789, 0.56891579, 0.58307368, 0.59723158],
+    [0.61138947, 0.62554737, 0.63970526, 0.65386316, 0.66802105],
+    [0.68217895, 0.69633684, 0.71049474, 0.72465263, 0.73881053],
+    [0.75296842, 0.76712632, 0.78128421, 0.79544211, 0.8096]]
+
 FULLY_CONNECTED = SETUP + '''
 from cs231n.classifiers.fc_net import *
 from cs231n.data_utils import get_CIFAR10_data
@@ -32,8 +47,7 @@ x = np.linspace(-0.1, 0.5, num=input_size).reshape(num_inputs, *input_shape)
 w = np.linspace(-0.2, 0.3, num=weight_size).reshape(np.prod(input_shape), output_dim)
 b = np.linspace(-0.3, 0.1, num=output_dim)
 out, _ = affine_forward(x, w, b)
-correct_out = np.array([[ 1.49834967,  1.70660132,  1.91485297],
-                        [ 3.25553199,  3.5141327,   3.77273342]])
+correct_out = np.array(''' + repr(AFFINE_FORWARD_OUT) + ''')
 print('Testing affine_forward function:')
 print('affine difference: ', rel_error(out, correct_out))
 
@@ -81,16 +95,8 @@ dw = np.linspace(-0.6, 0.4, num=N*D).reshape(N, D)
 v = np.linspace(0.6, 0.9, num=N*D).reshape(N, D)
 config = {"learning_rate": 1e-3, "velocity": v}
 next_w, _ = sgd_momentum(w, dw, config=config)
-expected_next_w = np.asarray([
-  [ 0.1406,      0.20738947,  0.27417895,  0.34096842,  0.40775789],
-  [ 0.47454737,  0.54133684,  0.60812632,  0.67491579,  0.74170526],
-  [ 0.80849474,  0.87528421,  0.94207368,  1.00886316,  1.07565263],
-  [ 1.14244211,  1.20923158,  1.27602105,  1.34281053,  1.4096    ]])
-expected_velocity = np.asarray([
-  [ 0.5406,      0.55475789,  0.56891579, 0.58307368,  0.59723158],
-  [ 0.61138947,  0.62554737,  0.63970526,  0.65386316,  0.66802105],
-  [ 0.68217895,  0.69633684,  0.71049474,  0.72465263,  0.73881053],
-  [ 0.75296842,  0.76712632,  0.78128421,  0.79544211,  0.8096    ]])
+expected_next_w = np.asarray(''' + repr(SGD_MOMENTUM_NEXT_W) + ''')
+expected_velocity = np.asarray(''' + repr(SGD_MOMENTUM_VELOCITY) + ''')
 print("next_w error: ", rel_error(next_w, expected_next_w))
 print("velocity error: ", rel_error(expected_velocity, config["velocity"]))
 

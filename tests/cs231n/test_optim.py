@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _course_cells import SGD_MOMENTUM_NEXT_W, SGD_MOMENTUM_VELOCITY
 
 from normlab.cs231n import optim
 from normlab.cs231n.gradient_check import rel_error
@@ -19,16 +20,8 @@ def test_sgd_momentum_matches_course_numbers():
     w, dw = _w_dw()
     v = np.linspace(0.6, 0.9, num=N * D).reshape(N, D)
     next_w, config = optim.sgd_momentum(w, dw, {"learning_rate": 1e-3, "velocity": v})
-    expected_next_w = np.asarray([
-        [0.1406, 0.20738947, 0.27417895, 0.34096842, 0.40775789],
-        [0.47454737, 0.54133684, 0.60812632, 0.67491579, 0.74170526],
-        [0.80849474, 0.87528421, 0.94207368, 1.00886316, 1.07565263],
-        [1.14244211, 1.20923158, 1.27602105, 1.34281053, 1.4096]])
-    expected_velocity = np.asarray([
-        [0.5406, 0.55475789, 0.56891579, 0.58307368, 0.59723158],
-        [0.61138947, 0.62554737, 0.63970526, 0.65386316, 0.66802105],
-        [0.68217895, 0.69633684, 0.71049474, 0.72465263, 0.73881053],
-        [0.75296842, 0.76712632, 0.78128421, 0.79544211, 0.8096]])
+    expected_next_w = np.asarray(SGD_MOMENTUM_NEXT_W)
+    expected_velocity = np.asarray(SGD_MOMENTUM_VELOCITY)
     assert rel_error(next_w, expected_next_w) < 1e-8
     assert rel_error(config["velocity"], expected_velocity) < 1e-8
 

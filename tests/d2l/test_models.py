@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from _book import BookResidual, book_lenet_bn, book_resnet18, book_resnet_chapter
+from _parity import step_matches_torch
 
 from normlab.d2l import BatchNorm, Residual, lenet_bn, resnet18, resnet_chapter
 from normlab.gradcheck import check_module
@@ -52,17 +53,8 @@ def test_lenet_bn_equals_the_book_over_five_steps_and_in_prediction(rng):
         training = step < 5
         net.train(training)
         tnet.train(training)
-        X = rng.random((6, 1, 28, 28))
-        dout = rng.standard_normal((6, 10))
-        Xt = torch.tensor(X, requires_grad=True)
-        tnet.zero_grad()
-        Yt = tnet(Xt)
-        Yt.backward(torch.tensor(dout))
-        Y = net(X)
-        dX = net.backward(dout)
-        np.testing.assert_allclose(Y, Yt.detach().numpy(), rtol=1e-7, atol=1e-12)
-        np.testing.assert_allclose(dX, Xt.grad.numpy(), rtol=1e-6, atol=1e-12)
-        tgrads = {k: v.grad.numpy() for k, v in tnet.named_parameters()}
+        tgrads = step_matches_torch(net, tnet, rng.random((6, 1, 28, 28)),
+                                    rng.standard_normal((6, 10)), dx_rtol=1e-6)
         for name, _, grad in net.named_parameters():
             np.testing.assert_allclose(grad, tgrads[name], rtol=1e-6, atol=1e-12, err_msg=name)
         for i in (1, 5, 10, 13):
@@ -80,17 +72,8 @@ def test_resnet18_equals_the_book_on_the_same_weights(rng):
     for training in (True, False):
         net.train(training)
         tnet.train(training)
-        X = rng.random((2, 1, 8, 8))
-        dout = rng.standard_normal((2, 10))
-        Xt = torch.tensor(X, requires_grad=True)
-        tnet.zero_grad()
-        Yt = tnet(Xt)
-        Yt.backward(torch.tensor(dout))
-        Y = net(X)
-        dX = net.backward(dout)
-        np.testing.assert_allclose(Y, Yt.detach().numpy(), rtol=1e-7, atol=1e-12)
-        np.testing.assert_allclose(dX, Xt.grad.numpy(), rtol=1e-6, atol=1e-12)
-        tgrads = {k: v.grad.numpy() for k, v in tnet.named_parameters()}
+        tgrads = step_matches_torch(net, tnet, rng.random((2, 1, 8, 8)),
+                                    rng.standard_normal((2, 10)), dx_rtol=1e-6)
         for name in ("0.weight", "resnet_block2.0.conv3.weight", "resnet_block4.1.bn2.weight",
                      "fc.1.weight"):
             grad = dict((n, g) for n, _, g in net.named_parameters())[name]

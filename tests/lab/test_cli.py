@@ -124,6 +124,8 @@ def test_train_model_that_cannot_take_the_data(capsys, tmp_path):
     (["train", "--model", "foo"], "invalid choice: 'foo'"),
     (["train", "--model", "mlp", "--epochs", "0"], "expected a positive int, got '0'"),
     (["train", "--model", "mlp", "--lr", "-1"], "expected a positive float, got '-1'"),
+    (["train", "--model", "mlp", "--checkpoint-every", "0"], "expected a positive int, got '0'"),
+    (["train", "--model", "mlp", "--checkpoint-every", "x"], "invalid int value: 'x'"),
     (["train", "--model", "mlp", "--hidden", "a,b"], "expected --hidden as comma-separated ints"),
     (["train", "--model", "mlp", "--resume", "/nonexistent/ckpt"],
      "expected a checkpoint folder to resume from"),

@@ -5,7 +5,7 @@ import numpy as np
 from normlab import nn
 from normlab.lab.noisy_bn import NoisyBatchNorm1d
 from normlab.lab.seeding import Seeds
-from normlab.lab.setups import accuracy, mlp, mnist1d_full
+from normlab.lab.setups import accuracy, input_of_last, mlp, mnist1d_full
 
 
 def test_mnist1d_full_is_the_4000_1000_split():
@@ -33,3 +33,15 @@ def test_accuracy_restores_the_mode():
     y = np.zeros(30, dtype=np.int64)
     acc = accuracy(net, X, y, batch_size=7)
     assert 0.0 <= acc <= 1.0 and net.training
+
+
+def test_input_of_last_returns_what_the_last_layer_of_the_type_got_and_removes_the_spy():
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.ReLU(), nn.Linear(4, 2, rng=rng),
+                          nn.ReLU())
+    X = rng.standard_normal((5, 3))
+    x = input_of_last(model, nn.ReLU, X)
+    W, b = model[2].params["weight"], model[2].params["bias"]
+    np.testing.assert_allclose(x, np.maximum(X @ model[0].params["weight"].T
+                                             + model[0].params["bias"], 0) @ W.T + b)
+    assert "forward" not in vars(model[3]) and "forward" not in vars(model[1])

@@ -19,6 +19,7 @@ from normlab import models, nn
 from normlab.data import load_dataset
 from normlab.lab.common import new_figure, note_interval, progress, save_figure
 from normlab.lab.seeding import Seeds, seed_model
+from normlab.lab.setups import input_of_last
 from normlab.lab.stats import mean_ci, mean_halfwidth, paired
 from normlab.lab.training import train_run
 
@@ -52,17 +53,7 @@ def _sigmoid_input_probe(probe_X, unit: int, every: int):
         if step % every:
             return None
         m = copy.deepcopy(model)  # training mode, so BN uses the probe batch's statistics
-        sig = [mod for mod in m.modules() if isinstance(mod, nn.Sigmoid)][-1]
-        captured = {}
-        real = sig.forward
-
-        def spy(x):
-            captured["x"] = x
-            return real(x)
-
-        sig.forward = spy
-        m(probe_X)
-        col = captured["x"][:, unit]
+        col = input_of_last(m, nn.Sigmoid, probe_X)[:, unit]
         return {"step": step, "p": np.percentile(col, [15, 50, 85]).tolist()}
 
     return probe

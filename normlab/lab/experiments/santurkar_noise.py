@@ -20,7 +20,7 @@ from normlab import nn
 from normlab.lab.common import mean_std, new_figure, progress, save_figure
 from normlab.lab.noisy_bn import NoisyBatchNorm1d
 from normlab.lab.seeding import Seeds
-from normlab.lab.setups import bn_layers, mlp, mnist1d_full
+from normlab.lab.setups import bn_layers, input_of_last, mlp, mnist1d_full
 from normlab.lab.stats import paired
 from normlab.lab.training import train_run
 
@@ -62,26 +62,16 @@ def _preactivation_probe(probe_X):
     """
 
     def probe(model, step):
-        relu = [m for m in model.modules() if isinstance(m, nn.ReLU)][-1]
         saved = [(m, {k: v.copy() for k, v in m.buffers.items()}) for m in bn_layers(model)]
-        captured = {}
-        real = relu.forward
-
-        def spy(x):
-            captured["x"] = x
-            return real(x)
-
-        relu.forward = spy
         was = model.training
         try:
             model.train()
-            model(probe_X)
+            x = input_of_last(model, nn.ReLU, probe_X)
         finally:
-            del relu.forward
             model.train(was)
             for m, buf in saved:
                 m.buffers.update(buf)
-        return captured["x"].mean(axis=0)
+        return x.mean(axis=0)
 
     return probe
 

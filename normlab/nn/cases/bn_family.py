@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import nn
-from normlab.nn.catalog import ElementwiseAffine, ModuleCase
+from normlab.nn.catalog import ElementwiseAffine, ModuleCase, norm_case
 from normlab.nn.frozen_batchnorm import _FrozenBatchNorm
 from normlab.nn.module import Module
 
@@ -43,14 +43,8 @@ def _far_stats(module: Module) -> Module:
 
 
 def _case(name: str, build, input_shape: tuple, pre_bias: bool = True) -> ModuleCase:
-    if len(input_shape) == 2:
-        def pre(rng, n=input_shape[1]):
-            return nn.Linear(n, n, bias=pre_bias, rng=rng)
-    else:
-        def pre(rng, shape=input_shape[1:]):
-            return ElementwiseAffine(shape, rng)
-    return ModuleCase(name, lambda rng: _randomized(build(), rng), input_shape, input_shape,
-                      pre=pre)
+    """``norm_case`` with this file's ``_randomized``."""
+    return norm_case(name, build, input_shape, _randomized, pre_bias)
 
 
 CASES = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from normlab import nn
-from normlab.nn.catalog import ElementwiseAffine, ModuleCase
+from normlab.nn.catalog import ModuleCase, norm_case
 from normlab.nn.module import Module
 
 
@@ -22,19 +22,8 @@ def _randomized(module: Module, rng: np.random.Generator) -> Module:
 
 
 def _case(name: str, build, input_shape: tuple, pre_bias: bool = True) -> ModuleCase:
-    """A case whose pre-layer is a Linear (2D input) or an elementwise affine map.
-
-    ``pre_bias=False`` for batch norm on (N, C): a per-feature bias before it has an exactly
-    zero gradient, which a relative error cannot compare.
-    """
-    if len(input_shape) == 2:
-        def pre(rng, n=input_shape[1]):
-            return nn.Linear(n, n, bias=pre_bias, rng=rng)
-    else:
-        def pre(rng, shape=input_shape[1:]):
-            return ElementwiseAffine(shape, rng)
-    return ModuleCase(name, lambda rng: _randomized(build(), rng), input_shape, input_shape,
-                      pre=pre)
+    """``norm_case`` with this file's ``_randomized``."""
+    return norm_case(name, build, input_shape, _randomized, pre_bias)
 
 
 CASES = [
