@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -174,6 +175,9 @@ class MPICommunicator(Communicator):
     def abort(self, code: int = 1) -> None:  # pragma: no cover - ends the process
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards each rank's output through a pipe; once Abort starts it kills
+        # the job, and a line still in that pipe is lost. A moment lets the error arrive.
+        time.sleep(0.25)
         try:
             self.comm.Abort(int(code))
         finally:  # Abort may return while mpiexec is already tearing the job down
