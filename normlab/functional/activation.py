@@ -37,6 +37,8 @@ class SigmoidCache(NamedTuple):
 def _compiled(op, *arrays):
     """The compiled kernel of ``op`` if it applies to ``arrays`` (C-contiguous float32 or
     float64 arrays of one shape and dtype; the first may be a bool mask), else ``None``."""
+    if not all(hasattr(a, "flags") and a.ndim for a in arrays):
+        return None  # a Python/NumPy scalar (a 0-d output's dout): the reference handles it
     impl = dispatch.lookup(op, backend.namespace(arrays[-1]), *arrays)
     if impl is None:
         return None
