@@ -139,3 +139,16 @@ def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, 
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(a, b)  # NaN where NaN, bit for bit otherwise
         np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("setting", ["compiled", "reference"])
+def test_zero_dim_input_with_a_scalar_dout_runs_the_reference_path(setting):
+    # regression: the compiled select read .dtype of a Python float dout (AttributeError)
+    x = np.array(-1.5, dtype=np.float32)
+    with normlab.kernels(setting):
+        for fwd, bwd in ((F.relu_forward, F.relu_backward),
+                         (F.leaky_relu_forward, F.leaky_relu_backward)):
+            out, cache = fwd(x)
+            assert np.ndim(out) == 0
+            dx = bwd(1.0, cache)
+            assert np.ndim(dx) == 0 and np.isfinite(dx)
