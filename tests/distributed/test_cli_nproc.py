@@ -96,7 +96,7 @@ def test_nproc_without_mpi_says_how_to_install(monkeypatch, capsys):
 
 
 def test_strip_nproc():
-    from normlab.cli import _strip_nproc
+    from normlab.lab.train_cli import _strip_nproc
 
     assert _strip_nproc(["train", "--nproc", "2", "--x", "1"]) == ["train", "--x", "1"]
     assert _strip_nproc(["train", "--nproc=3"]) == ["train"]
