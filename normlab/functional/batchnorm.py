@@ -20,7 +20,8 @@ from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Mome
                                                  batch_norm_backward_elementwise,
                                                  batch_norm_backward_reduce,
                                                  batch_norm_forward_from_moments,
-                                                 _backward_reduce, _forward_from_moments,
+                                                 _backward_elementwise, _backward_reduce,
+                                                 _forward_from_moments,
                                                  _moments, check_axes, merge_moments)
 
 __all__ = [
@@ -86,6 +87,12 @@ def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
     check_bn_affine(x, gamma, beta, owner)
     eps = check_bn_eps(eps, owner)
     check_training_count(x, axes, owner)
+    return _forward(x, gamma, beta, axes, eps)
+
+
+def _forward(x, gamma, beta, axes, eps):
+    """``batch_norm_forward`` on checked arguments (also what the BN modules call: they
+    check their input and own parameters themselves)."""
     return _forward_from_moments(x, gamma, beta, _moments(x, axes), axes, eps)
 
 
@@ -104,8 +111,14 @@ def batch_norm_backward(dout, cache: BatchNormCache):
     dbeta : (C,), or None when the forward had no beta
     """
     dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward")
+    return _backward(dout, cache)
+
+
+def _backward(dout, cache: BatchNormCache):
+    """``batch_norm_backward`` on a checked ``dout`` (the BN modules' ``Module.backward``
+    has checked it against the forward's output)."""
     sum_dy, sum_dy_xhat = _backward_reduce(dout, cache)
-    dx = batch_norm_backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count)
+    dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count)
     dt = cache.x_hat.dtype
     dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)
     dbeta = sum_dy.astype(dt) if cache.has_beta else None

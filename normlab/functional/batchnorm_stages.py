@@ -360,6 +360,13 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
             f"channel (at least the {local} of this input), got count={count}. Pass the count "
             "of the moments the forward used (cache.count)."
         )
+    return _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, count)
+
+
+def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, count: int):
+    """``batch_norm_backward_elementwise`` on checked arguments."""
+    x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
+    xp = backend.namespace(dout, x_hat)
     if count == 0 or x_hat.size == 0:
         return xp.zeros_like(x_hat)
     C = x_hat.shape[1]

@@ -15,6 +15,7 @@ import numpy as np
 
 from normlab import backend
 from normlab import functional as F
+from normlab.functional import batchnorm as _bn
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
@@ -261,14 +262,17 @@ class _BatchNorm(_NormBase):
 
         The BN family (Ghost BN, Batch Renorm) overrides this and ``_batch_backward``.
         """
-        out, cache = F.batch_norm_forward(x, gamma, beta, axes=axes, eps=self.eps)
+        # forward() has checked x (float, rank, channels, > 1 value per channel) and the
+        # parameters are the module's own: the unchecked core, not the checks twice
+        out, cache = _bn._forward(x, gamma, beta, axes, self.eps)
         if self.training and self.track_running_stats:
             self._update_buffers(cache.mean, cache.var, cache.count)
         return out, ("train", cache)
 
     def _batch_backward(self, dout, mode: str, payload):
-        """Gradients of ``_batch_forward``; ``mode`` is the tag it stored ("train" here)."""
-        return F.batch_norm_backward(dout, payload)
+        """Gradients of ``_batch_forward``; ``mode`` is the tag it stored ("train" here).
+        ``Module.backward`` has checked ``dout`` against the forward's output."""
+        return _bn._backward(dout, payload)
 
     def _update_buffers(self, mean, var, count: int) -> None:
         """One running-statistics step from a batch's ``mean``, biased ``var`` and ``count``."""
