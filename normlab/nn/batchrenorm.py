@@ -23,6 +23,7 @@ import numpy as np
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
+from normlab.functional import batchnorm as _bn
 from normlab.nn.batchnorm import _BatchNorm
 
 __all__ = ["BatchRenorm1d", "BatchRenorm2d"]
@@ -137,7 +138,7 @@ class _BatchRenorm(_BatchNorm):
         if mode != "renorm":
             return super()._batch_backward(dout, mode, payload)
         cache, r, d, plain = payload
-        dx, dg_eff, db_eff = F.batch_norm_backward(dout, cache)
+        dx, dg_eff, db_eff = _bn._backward(dout, cache)  # Module.backward checked dout
         if plain or "weight" not in self.params:
             return dx, None, None
         # g_eff = weight * r and b_eff = weight * d + bias with r, d constant

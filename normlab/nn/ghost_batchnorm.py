@@ -14,6 +14,7 @@ import numpy as np
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
 from normlab import functional as F
+from normlab.functional import batchnorm as _bn
 from normlab.nn.batchnorm import _BatchNorm
 
 __all__ = ["GhostBatchNorm1d", "GhostBatchNorm2d"]
@@ -110,7 +111,7 @@ class _GhostBatchNorm(_BatchNorm):
         xp = backend.namespace(dout)
         dxs, dgamma, dbeta = [], None, None
         for k, cache in enumerate(caches):
-            dx, dg, db = F.batch_norm_backward(dout[k * V:(k + 1) * V], cache)
+            dx, dg, db = _bn._backward(dout[k * V:(k + 1) * V], cache)  # dout checked once
             dxs.append(dx)
             dgamma = dg if dgamma is None else dgamma + dg
             dbeta = db if dbeta is None else dbeta + db

@@ -367,7 +367,6 @@ def test_item9_numerical_gradient_h0():
 
 # ---------------------------------------------------------------- 10. interop round trip
 def test_item10_torch_export_of_a_bn_model_loads_back():
-    pytest.importorskip("torch")
     from normlab.interop import load_torch_state_dict, to_torch_state_dict
 
     m = nn.Sequential(nn.Linear(3, 4, rng=0), nn.BatchNorm1d(4))
