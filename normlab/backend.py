@@ -68,6 +68,8 @@ def namespace(*arrays):
     TypeError
         If NumPy and CuPy arrays are mixed.
     """
+    if all(type(a) is np.ndarray for a in arrays):  # the hot path: every op asks
+        return np
     kinds = {is_cupy_array(a) for a in arrays if a is not None and hasattr(a, "shape")}
     if len(kinds) > 1:
         raise NormlabTypeError(

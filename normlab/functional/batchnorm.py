@@ -22,7 +22,8 @@ from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Mome
                                                  batch_norm_forward_from_moments,
                                                  _backward_elementwise, _backward_reduce,
                                                  _forward_from_moments,
-                                                 _moments, check_axes, merge_moments)
+                                                 _moments_centred, check_axes,
+                                                 merge_moments)
 
 __all__ = [
     "BatchNormCache",
@@ -93,7 +94,8 @@ def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
 def _forward(x, gamma, beta, axes, eps):
     """``batch_norm_forward`` on checked arguments (also what the BN modules call: they
     check their input and own parameters themselves)."""
-    return _forward_from_moments(x, gamma, beta, _moments(x, axes), axes, eps)
+    moments, centred = _moments_centred(x, axes)
+    return _forward_from_moments(x, gamma, beta, moments, axes, eps, centred)
 
 
 def batch_norm_backward(dout, cache: BatchNormCache):
@@ -275,8 +277,7 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
                     ("batch_mean", batch_mean), ("batch_var", batch_var)):
         check_vector(v, C or 1, owner, name) if C else check_vector(v, -1, owner, name)
     if momentum is not None:
-        momentum = check_real(momentum, "momentum", owner, low=0.0, high=1.0,
-                              hint="momentum is the weight of the NEW statistic (PyTorch).")
+        running_factor(momentum, 1, owner)  # checks it
     if count == 0:
         return running_mean.copy(), running_var.copy()
     if count == 1:
@@ -284,18 +285,33 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
             "update_running_stats: expected more than 1 value per statistic, got count=1. "
             "The unbiased variance needs at least 2 values."
         )
+    factor = running_factor(momentum, num_batches_tracked, owner)
+    return _update_running_stats(running_mean, running_var, batch_mean,
+                                 batch_var * (count / (count - 1)), factor)
+
+
+def running_factor(momentum, num_batches_tracked, owner: str) -> float:
+    """Weight ``f`` of the new statistic: ``momentum``, or ``1 / num_batches_tracked`` for
+    ``momentum=None`` (the counter already incremented). Checks both."""
     if momentum is None:
         n = int(num_batches_tracked)
         if n < 1:
             raise NormlabValueError(
-                "update_running_stats: expected num_batches_tracked >= 1 (incremented before "
-                f"the update) for momentum=None, got {n}."
+                f"{owner}: expected num_batches_tracked >= 1 (incremented before the update) "
+                f"for momentum=None, got {n}."
             )
-        factor = 1.0 / n
-    else:
-        factor = float(momentum)
+        return 1.0 / n
+    if type(momentum) is float and 0.0 <= momentum <= 1.0:  # the hot path
+        return momentum
+    return check_real(momentum, "momentum", owner, low=0.0, high=1.0,
+                      hint="momentum is the weight of the NEW statistic (PyTorch).")
+
+
+def _update_running_stats(running_mean, running_var, batch_mean, batch_var, factor: float):
+    """``new = (1 - factor) * running + factor * batch`` for the mean and for ``batch_var``
+    as given (unbiased for PyTorch's rule, biased for d2l's); new arrays, dtype of the
+    running statistics. Unchecked: ``update_running_stats`` and the BN modules check."""
     dtype = running_mean.dtype
-    unbiased = batch_var * (count / (count - 1))
     new_mean = running_mean * (1.0 - factor) + batch_mean.astype(dtype) * factor
-    new_var = running_var * (1.0 - factor) + unbiased.astype(dtype) * factor
+    new_var = running_var * (1.0 - factor) + batch_var.astype(dtype) * factor
     return new_mean, new_var

@@ -130,16 +130,23 @@ def batch_moments(x, axes) -> Moments:
 
 def _moments(x, axes) -> Moments:
     """``batch_moments`` on checked arguments."""
+    return _moments_centred(x, axes)[0]
+
+
+def _moments_centred(x, axes):
+    """``(Moments, centred)``: the moments and, from the reference path, the fresh array
+    ``x - mean`` it computed on the way (``None`` from a compiled kernel or for ``count ==
+    0``); the one-call forward normalises it in place instead of subtracting again."""
     xp = backend.namespace(x)
     C = x.shape[1]
     count = reduced_count(x.shape, axes)
     sdt = stat_dtype(x.dtype)
     if count == 0:
-        return Moments(xp.zeros(C, dtype=sdt), xp.zeros(C, dtype=sdt), 0)
+        return Moments(xp.zeros(C, dtype=sdt), xp.zeros(C, dtype=sdt), 0), None
     impl = _compiled("bn_moments", xp, x, axes)
     if impl is not None:  # -> float64 (C,) mean, var
         mean, var = impl(x)
-        return Moments(mean, var, count)
+        return Moments(mean, var, count), None
     index = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
     shift = x[index]  # one sample per channel, keepdims
     d = x - shift
@@ -147,7 +154,7 @@ def _moments(x, axes) -> Moments:
     d -= d_mean
     var = sum_of_products(d, d, axes) * (1.0 / count)
     mean = shift.reshape(C).astype(sdt) + d_mean.reshape(C).astype(sdt)
-    return Moments(mean, var.reshape(C).astype(sdt), count)
+    return Moments(mean, var.reshape(C).astype(sdt), count), d
 
 
 def merge_moments(moments: Sequence[Moments]) -> Moments:
@@ -250,25 +257,29 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     return _forward_from_moments(x, gamma, beta, moments, axes, eps)
 
 
-def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps):
-    """``batch_norm_forward_from_moments`` on checked arguments."""
+def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=None):
+    """``batch_norm_forward_from_moments`` on checked arguments. ``centred``: a fresh
+    ``x - moments.mean`` (``_moments_centred``), normalised in place (one pass fewer)."""
     xp = backend.namespace(x)
     dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
     sdt = stat_dtype(dt)
     mean = moments.mean.astype(sdt, copy=False)
     inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
-    impl = _compiled("bn_normalize_affine", xp, x, axes)
+    impl = None if centred is not None else _compiled("bn_normalize_affine", xp, x, axes)
     if impl is not None:  # -> out, x_hat; the difference x - mean taken in float64
         out, x_hat = impl(x, mean, inv_std, gamma, beta)
     else:
-        # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x (Sterbenz),
-        # so a float32 mean of 1e4 costs no digits of data with std 0.1.
-        # The lo pass is skipped where lo / std is below half an ulp of 1 in x's dtype.
-        hi = mean.astype(dt)
-        x_hat = x - hi.reshape(cs)
-        lo = mean - hi.astype(sdt)
-        if sdt != dt and C and float(xp.max(xp.abs(lo) * inv_std)) > xp.finfo(dt).eps / 2:
-            x_hat -= lo.astype(dt).reshape(cs)
+        if centred is not None:
+            x_hat = centred
+        else:
+            # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x
+            # (Sterbenz), so a float32 mean of 1e4 costs no digits of data with std 0.1.
+            # The lo pass is skipped where lo / std is below half an ulp of 1 in x's dtype.
+            hi = mean.astype(dt)
+            x_hat = x - hi.reshape(cs)
+            lo = mean - hi.astype(sdt)
+            if sdt != dt and C and float(xp.max(xp.abs(lo) * inv_std)) > xp.finfo(dt).eps / 2:
+                x_hat -= lo.astype(dt).reshape(cs)
         x_hat *= inv_std.astype(dt).reshape(cs)
         out = x_hat * gamma.reshape(cs) if gamma is not None else x_hat.copy()
         if beta is not None:
@@ -346,8 +357,7 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     """
     owner = "batch_norm_backward_elementwise"
     dout = check_bn_dout(dout, cache, BatchNormCache, owner)
-    x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
-    xp = backend.namespace(dout, x_hat)
+    x_hat, axes = cache.x_hat, cache.axes
     for name, v in (("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat)):
         if tuple(getattr(v, "shape", ())) != (x_hat.shape[1],):
             raise ShapeError(f"{owner}: expected {name} of shape ({x_hat.shape[1]},) (one per "

@@ -281,14 +281,19 @@ class _BatchNorm(_NormBase):
         b = self.buffers
         nbt = b["num_batches_tracked"] + 1
         b["num_batches_tracked"] = backend.namespace(nbt).asarray(nbt, dtype=np.int64)
+        count = int(count)
+        if count == 0:  # an empty batch leaves the statistics as they are (PyTorch)
+            return
         if self.unbiased_running_var:
-            b["running_mean"], b["running_var"] = F.update_running_stats(
-                b["running_mean"], b["running_var"], mean, var, count, self.momentum, int(nbt))
-        elif int(count) > 0:  # d2l/Keras: the same rule with the biased variance
-            f = 1.0 / int(nbt) if self.momentum is None else self.momentum
-            rm, rv = b["running_mean"], b["running_var"]
-            b["running_mean"] = rm * (1.0 - f) + mean.astype(rm.dtype) * f
-            b["running_var"] = rv * (1.0 - f) + var.astype(rv.dtype) * f
+            if count == 1:
+                raise NormlabValueError(
+                    f"{type(self).__name__}: expected more than 1 value per channel to update "
+                    "the running variance (unbiased), got 1.")
+            var = var * (count / (count - 1))
+        # else d2l/Keras: the same rule with the biased variance
+        f = _bn.running_factor(self.momentum, int(nbt), type(self).__name__)
+        b["running_mean"], b["running_var"] = _bn._update_running_stats(
+            b["running_mean"], b["running_var"], mean, var, f)
 
     def backward(self, dout):
         mode, cache = self._require_cache()

@@ -22,7 +22,6 @@ import numpy as np
 
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab import backend
-from normlab import functional as F
 from normlab.functional import batchnorm as _bn
 from normlab.nn.batchnorm import _BatchNorm
 
@@ -121,7 +120,8 @@ class _BatchRenorm(_BatchNorm):
         # before they move, then normalisation with those moments and the folded affine
         # map (weight * r, weight * d + bias). batch_norm_forward is these two stages, so
         # r = 1, d = 0 reproduces batch norm bit for bit.
-        moments = F.batch_moments(x, axes)
+        # forward() has checked x and the parameters are the module's: the unchecked core
+        moments, centred = _bn._moments_centred(x, axes)
         r, d = self.corrections(moments.mean, moments.var, x.dtype)
         g_eff = r if gamma is None else gamma * r
         b_eff = d if gamma is None else gamma * d
@@ -129,8 +129,8 @@ class _BatchRenorm(_BatchNorm):
             b_eff = b_eff + beta
         if gamma is None and bool(xp.all(r == 1)) and bool(xp.all(d == 0)):
             g_eff = b_eff = None  # affine=False with no correction: batch norm exactly
-        out, cache = F.batch_norm_forward_from_moments(x, g_eff, b_eff, moments, axes=axes,
-                                                       eps=self.eps)
+        out, cache = _bn._forward_from_moments(x, g_eff, b_eff, moments, axes, self.eps,
+                                               centred)
         self._update_buffers(cache.mean, cache.var, cache.count)
         return out, ("renorm", (cache, r, d, g_eff is None))
 
