@@ -1,10 +1,10 @@
 """Batch Renorm's warm-up (Ioffe 2017, §4): batch norm first, then the corrections open up.
 
 The paper trains with ``r_max = 1, d_max = 0`` (plain batch norm) for the first 5,000
-steps, then relaxes the bounds linearly so that ``d_max`` reaches 5 at 25,000 steps and
-``r_max`` reaches 3 at 40,000. :class:`RenormWarmup` drives every ``BatchRenorm1d/2d`` of a
-model through such a schedule during ``Trainer.fit``; :func:`renorm_bounds` is the
-schedule itself.
+steps, then relaxes the bounds gradually so that ``d_max`` reaches 5 at 25,000 steps and
+``r_max`` reaches 3 at 40,000 (the paper does not give the ramp's shape; here it is
+linear). :class:`RenormWarmup` drives every ``BatchRenorm1d/2d`` of a model through such a
+schedule during ``Trainer.fit``; :func:`renorm_bounds` is the schedule itself.
 """
 
 from __future__ import annotations
