@@ -170,7 +170,7 @@ def run(cfg: Config, seeds: Seeds) -> dict:
     return {"acc": {n: {str(b): v for b, v in d.items()} for n, d in acc.items()},
             "batch_sizes": list(cfg.batch_sizes), "norms": list(cfg.norms), "metrics": metrics,
             "summary": summary, "paired": pairs, "small": small, "large": big,
-            "mnist1d": None if racc is None else
+            "dataset": cfg.dataset, "mnist1d": None if racc is None else
             {n: {str(b): v for b, v in d.items()} for n, d in racc.items()},
             "renorm_full": cfg.renorm_epochs >= FULL_RENORM_EPOCHS}
 
@@ -185,7 +185,8 @@ def plot(results: dict, out_dir) -> list:
         errorbar(ax, bss, v.T, LABELS[norm], ms=4, color=f"C{i}")
     # accuracies live in [0, 1]; with 2 seeds a t-interval can reach far outside it
     ax.set(xscale="log", xlabel="batch size", ylabel="validation accuracy (eval mode)",
-           title=f"{'(a) ' if mnist1d else ''}same epochs at every batch size", ylim=(0, 1.02))
+           title=f"{'(a) ' if mnist1d else ''}{results.get('dataset', 'digits')}, same epochs at "
+                 "every batch size", ylim=(0, 1.02))
     ax.set_xticks(bss, [str(b) for b in bss])
     ax.minorticks_off()  # the log axis' minor labels (3x10^0, ...) overlap the batch sizes
     ax.legend(fontsize=7, loc="center right")  # clear of every curve
