@@ -58,7 +58,8 @@ class _StepRecorder(Callback):
 
 def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.Generator,
               epochs: int | None = None, steps: int | None = None, optimizer: str = "sgd",
-              eval_every: int | None = None, probe=None, loader=None) -> dict:
+              eval_every: int | None = None, probe=None, loader=None,
+              callbacks=()) -> dict:
     """Train ``model`` on ``train = (X, y)``, evaluating on ``val = (X, y)``.
 
     Parameters
@@ -70,6 +71,9 @@ def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.G
     loader : iterable of (xb, yb), optional
         Training batches used instead of a shuffled ``DataLoader`` over ``train`` (e.g. a
         fixed list of non-i.i.d. batches, cycled); ``train`` still gives the train accuracy.
+    callbacks : sequence of normlab.train.Callback, optional
+        Extra Trainer callbacks (e.g. ``renorm_warmup.RenormWarmup``), run before the
+        recorder and the evaluator of every step.
 
     Returns
     -------
@@ -102,7 +106,7 @@ def train_run(model, train, val, *, lr: float, batch_size: int, rng: np.random.G
             if not eval_every:
                 self._evaluate(trainer, logs["step"])
 
-    trainer = Trainer(model, opt, callbacks=[rec, _Evaluator()], progress=False)
+    trainer = Trainer(model, opt, callbacks=[*callbacks, rec, _Evaluator()], progress=False)
     diverged_step = None
     try:
         trainer.fit(loader, epochs=epochs, steps=steps)

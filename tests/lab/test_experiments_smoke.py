@@ -59,11 +59,6 @@ NOT_REPRODUCED = {
     "init-training": {
         "relu30: accuracy range over inits smaller with BN, in every seed (paired by seed)",
     },
-    "batch-renorm-noniid": {"Batch Renorm's drop <= 0.6 x BN's"},
-    "batch-size": {
-        "at batch size 4, Batch Renorm >= BatchNorm + 10 points (mean over seeds)",
-        "at batch size 4, Batch Renorm beats BatchNorm in every seed (paired by seed)",
-    },
 }
 
 

@@ -11,9 +11,9 @@ def _rows(metrics, keys):
 def test_batch_size_arms_grid_points_and_seeds_are_independent():
     exp = get_experiment("batch-size")
     small = exp.Config(batch_sizes=(4, 16), norms=("batch", "none"), depth=2, width=16,
-                       epochs=1, n_train=200, seeds=1)
+                       epochs=1, n_train=200, seeds=1, renorm_batch_sizes=())  # the sweep only
     big = exp.Config(batch_sizes=(4, 8, 16), norms=("batch", "layer", "none"), depth=2,
-                     width=16, epochs=1, n_train=200, seeds=2)
+                     width=16, epochs=1, n_train=200, seeds=2, renorm_batch_sizes=())
     a = _rows(exp.run(small, Seeds(exp.NAME, 0))["metrics"], ("norm", "batch_size", "seed"))
     b = _rows(exp.run(big, Seeds(exp.NAME, 0))["metrics"], ("norm", "batch_size", "seed"))
     assert len(b) == 3 * 3 * 2 and set(a) < set(b)
