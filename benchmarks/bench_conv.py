@@ -114,7 +114,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from normlab import functional as F
-from normlab.functional import _kernels, _winograd, _winograd4
+from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward
 
 # (name, input shape (N filled in), out channels, stride): ResNet-20's 3x3 convolutions.
 CONV_SHAPES = [
@@ -234,8 +234,10 @@ def profile_conv(x, w, stride, repeat, clock):
         tiles = wino.conv3x3(x, w, p, keep=True)[1] if keep else None
         stages = dict(winograd_stages(x, w, d4, wino, m), **{
             f"F({m}x{m}) fwd": lambda: wino.conv3x3(x, w, p, keep=keep),
-            "dx": lambda: wino.conv3x3_transpose(d4, w, p),
-            "dW" + (" (V kept)" if keep else ""): lambda: wino.weight_grad3x3(x, d4, p, tiles)})
+            "dx+dW" + (" (V kept)" if keep else ""):
+                lambda: _winograd_backward.backward3x3(m, x, d4, w, p, tiles),
+            "dW" + (" (V kept)" if keep else ""):
+                lambda: _winograd_backward.backward3x3(m, x, d4, w, p, tiles, need_dx=False)})
     return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
 
 

@@ -17,8 +17,9 @@ Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 1
 F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
 forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
 ``use_tile`` switch them); backward follows the path the forward took
-(``ConvCache.winograd``, ``wino_tile``) and reuses the forward's input transform from
-32 input channels on (``wino_tiles``).
+(``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once for both gradients
+(``_winograd_backward``) and reuses the forward's input transform from 32 input
+channels on (``wino_tiles``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels, _winograd, _winograd4
+from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward
 from normlab.functional._spatial import conv_args, out_size
 from normlab.validation import check_cache, check_dout, native_byteorder
 
@@ -184,9 +185,10 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if winograd:  # xpad is x itself here
-        wino = _winograd4 if cache.wino_tile == 4 else _winograd
-        dx = wino.conv3x3_transpose(dout, weight, padding) if need_dx else None
-        return dx, wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias
+        # one dout transform per chunk feeds both gradients (_winograd_backward)
+        dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, xpad, dout, weight,
+                                                     padding, cache.wino_tiles, need_dx)
+        return dx, dweight, dbias
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None

@@ -18,7 +18,7 @@ import numpy as np
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
-__all__ = ["input_transform", "output_transform", "dout_transform"]
+__all__ = ["input_transform", "output_transform", "dout_transform", "input_adjoint"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -199,7 +199,83 @@ def dout_transform(d, D):
         D[...] = tmp
 
 
+@_jit
+def _b(e0, e1, e2, e3, e4, e5):
+    """``B e`` of one 6-vector (B = (B^T)^T): the input transform's adjoint."""
+    return (_4 * e0, _4 * (e2 - e1) + _2 * (e4 - e3) + _4 * e5,
+            -_5 * e0 - _4 * (e1 + e2) - e3 - e4, e1 - e2 + _2 * (e3 - e4) - _5 * e5,
+            e0 + e1 + e2 + e3 + e4, e5)
+
+
+@_jit
+def _input_adjoint_planes(flat, sk, sn, sc, TH, TW, ph, pw, dx):
+    """``dx[n, c] = crop(sum_tiles B dV B^T)``, plane ``dV[k, n, c]`` at
+    ``flat[k*sk + n*sn + c*sc:][:TH*TW]`` (``_winograd_backward.input_adjoint``): B along
+    the tile rows, then the columns, each over all tiles of a plane; then the 6x6 tiles are
+    added into a padded image (in tile order) and its interior copied out."""
+    N, C, H, W = dx.shape
+    T = TH * TW
+    Ht, Wt = 4 * TH + 2, 4 * TW + 2
+    sh, sw = max(0, -ph), max(0, -pw)
+    dh, dw = max(0, ph), max(0, pw)
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    S = np.empty((6, 6, T), dtype=dx.dtype)  # S[i, b]
+    Y = np.empty((36, T), dtype=dx.dtype)  # Y[6i + j]
+    xs = np.empty((Ht, Wt), dtype=dx.dtype)
+    for n in range(N):
+        for c in range(C):
+            o = n * sn + c * sc
+            for b in range(6):  # B down the tile rows: S[i, b] from dV[6a + b], a = 0..5
+                e0, e1 = flat[o + b * sk:o + b * sk + T], flat[o + (6 + b) * sk:][:T]
+                e2, e3 = flat[o + (12 + b) * sk:][:T], flat[o + (18 + b) * sk:][:T]
+                e4, e5 = flat[o + (24 + b) * sk:][:T], flat[o + (30 + b) * sk:][:T]
+                s0, s1, s2, s3, s4, s5 = S[0, b], S[1, b], S[2, b], S[3, b], S[4, b], S[5, b]
+                for u in range(T):
+                    s0[u], s1[u], s2[u], s3[u], s4[u], s5[u] = _b(e0[u], e1[u], e2[u], e3[u],
+                                                                  e4[u], e5[u])
+            for i in range(6):  # then along them: Y[6i + j]
+                e0, e1, e2, e3, e4, e5 = S[i, 0], S[i, 1], S[i, 2], S[i, 3], S[i, 4], S[i, 5]
+                y0, y1, y2 = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
+                y3, y4, y5 = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
+                for u in range(T):
+                    y0[u], y1[u], y2[u], y3[u], y4[u], y5[u] = _b(e0[u], e1[u], e2[u], e3[u],
+                                                                  e4[u], e5[u])
+            xs[:, :] = 0
+            for th in range(TH):
+                for i in range(6):
+                    row = xs[4 * th + i]
+                    ya, yb, yc = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
+                    yd, ye, yf = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
+                    for tw in range(TW):
+                        u, q = th * TW + tw, 4 * tw
+                        row[q] += ya[u]
+                        row[q + 1] += yb[u]
+                        row[q + 2] += yc[u]
+                        row[q + 3] += yd[u]
+                        row[q + 4] += ye[u]
+                        row[q + 5] += yf[u]
+            p = dx[n, c]
+            if h < H or w < W:  # rows/columns the tiles never reach (a cropping padding)
+                p[:, :] = 0
+            for i in range(h):
+                pr, xr = p[sh + i], xs[dh + i]
+                for j in range(w):
+                    pr[sw + j] = xr[dw + j]
+
+
+def input_adjoint(dV, ph, pw, dx):
+    """``_winograd_backward.input_adjoint`` for F(4x4): ``dV`` (36, n, C, TH, TW)."""
+    flat = _flat_planes(dV)
+    if flat is None:
+        if dV.size == 0:
+            dx[...] = 0
+            return
+        flat = _flat_planes(np.ascontiguousarray(dV))
+    _input_adjoint_planes(*flat, dV.shape[3], dV.shape[4], ph, pw, dx)
+
+
 # batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1
 register("winograd4_input", "numpy", over_batch(input_transform, (0, None, None, 1)))
 register("winograd4_output", "numpy", over_batch(output_transform, (1, 0)))
 register("winograd4_dout", "numpy", over_batch(dout_transform, (0, 1)))
+register("winograd4_input_adjoint", "numpy", over_batch(input_adjoint, (1, None, None, 0)))
