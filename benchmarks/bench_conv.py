@@ -105,7 +105,9 @@ Usage: python benchmarks/bench_conv.py [--threads 1] [--repeat 5] [--batch 128] 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 import tracemalloc
 
@@ -113,8 +115,11 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from normlab import functional as F
-from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward
+# this checkout's normlab, not an installed one (as bench_models.py)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from normlab import functional as F  # noqa: E402
+from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward  # noqa: E402
 
 # (name, input shape (N filled in), out channels, stride): ResNet-20's 3x3 convolutions.
 CONV_SHAPES = [
