@@ -36,7 +36,7 @@ from typing import Callable, NamedTuple
 
 from normlab import backend
 from normlab.errors import NormlabValueError
-from normlab.functional import _kernels, dispatch
+from normlab.functional import _kernels, _parallel, dispatch
 
 __all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "conv3x3_transpose",
            "weight_grad3x3"]
@@ -212,15 +212,21 @@ def _chunks(x, C, TH, TW, k=16):
 PLANE_PAD = 16
 
 
-def scratch(xp, dtype, k, per_sample, chunks, whole=False):
+def scratch(xp, dtype, k, per_sample, chunks, whole=False, copies=1):
     """One flat buffer for ``k`` planes of ``per_sample`` elements per sample, for the
-    largest chunk (reused by every chunk through ``planes``) or, with ``whole``, for every
-    chunk side by side. One allocation per call instead of one per chunk: freeing and
-    reallocating ~1 MiB blocks made glibc return and re-fault the pages."""
+    largest chunk (reused by every chunk through ``planes``; ``copies`` of it side by side,
+    one per thread, see ``slot``) or, with ``whole``, for every chunk side by side. One
+    allocation per call instead of one per chunk: freeing and reallocating ~1 MiB blocks
+    made glibc return and re-fault the pages."""
     if whole:
         return xp.empty(k * (per_sample * chunks[-1].stop + PLANE_PAD * len(chunks)), dtype=dtype)
+    return xp.empty(copies * slot(k, per_sample, chunks, 1), dtype=dtype)
+
+
+def slot(k, per_sample, chunks, i):
+    """Where thread ``i``'s copy starts in a ``scratch(..., copies=...)`` buffer."""
     n = max(sl.stop - sl.start for sl in chunks)
-    return xp.empty(k * (per_sample * n + PLANE_PAD), dtype=dtype)
+    return i * k * (per_sample * n + PLANE_PAD)
 
 
 def planes(buf, k, shape, offset=0):
@@ -273,22 +279,28 @@ def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
     OH, OW, TH, TW = _tiles(H, W, padding, m)
     U = s.transform_weight(weight)  # (k, F, C)
     out = xp.empty((N, F, m * TH, m * TW), dtype=x.dtype)
-    tiles = []
     chunks = _chunks(x, C, TH, TW, k)
+    tiles = [None] * len(chunks)
     T = TH * TW
-    # kept: one buffer holding every chunk's V; else one V reused by every chunk
-    Vbuf = scratch(xp, x.dtype, k, C * T, chunks, whole=keep)
-    Mbuf = scratch(xp, x.dtype, k, F * T, chunks)
-    for i, sl in enumerate(chunks):
+    threads = _parallel.threads_for(x, len(chunks))
+    # kept: one buffer holding every chunk's V; else one V per thread, reused by its chunks
+    Vbuf = scratch(xp, x.dtype, k, C * T, chunks, whole=keep, copies=threads)
+    Mbuf = scratch(xp, x.dtype, k, F * T, chunks, copies=threads)
+
+    def one(i, th):  # chunk i on thread th
+        sl = chunks[i]
         n = sl.stop - sl.start
         # Channel-major V (k, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
         # position, and the weight gradient's products get the inner dimension n*TH*TW.
-        V = planes(Vbuf, k, (C, n, TH, TW), _offset(k, C * T, i, sl) if keep else 0)
+        V = planes(Vbuf, k, (C, n, TH, TW),
+                   _offset(k, C * T, i, sl) if keep else slot(k, C * T, chunks, th))
         s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        M = xp.matmul(U, V.reshape(k, C, n * T), out=planes(Mbuf, k, (F, n * T)))
+        M = xp.matmul(U, V.reshape(k, C, n * T),
+                      out=planes(Mbuf, k, (F, n * T), slot(k, F * T, chunks, th)))
         s.output_transform(M.reshape(k, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
-        if keep:
-            tiles.append((sl, V))
+        tiles[i] = (sl, V)
+
+    _parallel.run(len(chunks), one, threads)
     if (OH, OW) != (m * TH, m * TW):
         out = xp.ascontiguousarray(out[:, :, :OH, :OW])
     return (out, tiles) if keep else out

@@ -25,7 +25,7 @@ one more input transform of ``dout``, 2.25-4x its size.)
 from __future__ import annotations
 
 from normlab import backend
-from normlab.functional import _winograd, _winograd4, dispatch
+from normlab.functional import _parallel, _winograd, _winograd4, dispatch
 
 __all__ = ["input_adjoint", "backward3x3"]
 
@@ -88,27 +88,37 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
         tiles = [(sl, None) for sl in _winograd._chunks(x, C, TH, TW, k)]
     chunks = [sl for sl, _ in tiles]
     T = TH * TW
-    Vbuf = _winograd.scratch(xp, x.dtype, k if tiles[0][1] is None else 0, C * T, chunks)
-    Dbuf = _winograd.scratch(xp, x.dtype, k, F * T, chunks)
-    dVbuf = _winograd.scratch(xp, x.dtype, k if need_dx else 0, C * T, chunks)
+    threads = _parallel.threads_for(x, len(chunks))
+    per_thread = dict(chunks=chunks, copies=threads)
+    Vbuf = _winograd.scratch(xp, x.dtype, k if tiles[0][1] is None else 0, C * T, **per_thread)
+    Dbuf = _winograd.scratch(xp, x.dtype, k, F * T, **per_thread)
+    dVbuf = _winograd.scratch(xp, x.dtype, k if need_dx else 0, C * T, **per_thread)
     Ut = s.transform_weight(weight).swapaxes(-1, -2) if need_dx else None  # (k, C, F)
     dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
-    Msum = xp.zeros((k, F, C), dtype=x.dtype)
-    for sl, V in tiles:
+    parts = [None] * len(chunks)  # each chunk's dU, summed in chunk order below
+
+    def one(i, th):  # chunk i on thread th
+        sl, V = tiles[i]
         n = sl.stop - sl.start
         d = dout[sl]
         if (OH, OW) != (m * TH, m * TW):  # zero-extend odd-sized dout to whole m x m blocks
             d = xp.zeros((n, F, m * TH, m * TW), dtype=x.dtype)
             d[:, :, :OH, :OW] = dout[sl]
-        D = _winograd.planes(Dbuf, k, (F, n, TH, TW))
+        D = _winograd.planes(Dbuf, k, (F, n, TH, TW), _winograd.slot(k, F * T, chunks, th))
         s.dout_transform(d, D.transpose(0, 2, 1, 3, 4))
         D2 = D.reshape(k, F, n * T)
         if need_dx:  # dV_k = U_k^T D_k, then its tiles back onto the image
-            dV = xp.matmul(Ut, D2, out=_winograd.planes(dVbuf, k, (C, n * T)))
+            dV = xp.matmul(Ut, D2, out=_winograd.planes(dVbuf, k, (C, n * T),
+                                                        _winograd.slot(k, C * T, chunks, th)))
             input_adjoint(m, dV.reshape(k, C, n, TH, TW).transpose(0, 2, 1, 3, 4), padding,
                           dx[sl])
         if V is None:
-            V = _winograd.planes(Vbuf, k, (C, n, TH, TW))
+            V = _winograd.planes(Vbuf, k, (C, n, TH, TW), _winograd.slot(k, C * T, chunks, th))
             s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        Msum += xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2))
+        parts[i] = xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2))
+
+    _parallel.run(len(chunks), one, threads)
+    Msum = xp.zeros((k, F, C), dtype=x.dtype)
+    for p in parts:
+        Msum += p
     return dx, s.weight_from_sum(Msum)

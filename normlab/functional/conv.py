@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward
+from normlab.functional import _kernels, _parallel, _winograd, _winograd4, _winograd_backward
 from normlab.functional._spatial import conv_args, out_size
 from normlab.validation import check_cache, check_dout, native_byteorder
 
@@ -78,7 +78,10 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
-    for sl in _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize):
+    chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
+
+    def one(i, _):  # chunk i (on any thread: _parallel)
+        sl = chunks[i]
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
         if OH * OW <= FEW_PIXELS:  # one (F/G, K) @ (K, n*OH*OW) product per group
             n = sl.stop - sl.start
@@ -87,6 +90,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
                 2, 0, 1, 3).reshape(n, F, OH, OW)
         else:  # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
             out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+
+    _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
     if bias is not None:
         out += bias.reshape(F, 1, 1)
     cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
@@ -192,22 +197,30 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None
-    for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
+    chunks = _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize)
+    parts = [None] * len(chunks)  # each chunk's dweight, summed in chunk order below
+
+    def one(i, _):  # chunk i (on any thread: _parallel)
+        sl = chunks[i]
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
         if OH * OW <= FEW_PIXELS:  # whole-chunk products, as in the forward
             n = sl.stop - sl.start
             d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
-            dweight += xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
+            parts[i] = xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
             if need_dx:
                 dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
                 _kernels.col2im(dcols.transpose(2, 0, 1, 3), dxpad[sl], (KH, KW), (OH, OW),
                                 stride, dilation)
-            continue
+            return
         # n small products then a sum over n: avoids a transposing copy of the columns.
-        dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
+        parts[i] = xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
         if need_dx:
             dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
             _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
+
+    _parallel.run(len(chunks), one, _parallel.threads_for(xpad, len(chunks)))
+    for p in parts:
+        dweight += p
     dx = _kernels.crop2d(dxpad, padding, (H, W)) if need_dx else None
     return dx, dweight.reshape(weight.shape), dbias
 
