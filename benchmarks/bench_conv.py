@@ -235,7 +235,7 @@ def profile_conv(x, w, stride, repeat, clock):
         m = _winograd.tile_for(OH, OW)
         wino = _winograd4 if m == 4 else _winograd
         d4 = dout.reshape(N, Fo, OH, OW)
-        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        keep = C >= (_winograd.REUSE_MIN_CHANNELS or 10**9)
         tiles = wino.conv3x3(x, w, p, keep=True)[1] if keep else None
         stages = dict(winograd_stages(x, w, d4, wino, m), **{
             f"F({m}x{m}) fwd": lambda: wino.conv3x3(x, w, p, keep=keep),

@@ -53,10 +53,13 @@ MIN_CHANNELS = 16
 CHUNK_BYTES = 2**20
 
 # Smallest input channel count for which conv2d keeps the forward's input transforms for
-# the weight gradient. On 16x32x32 -> 16 (batch 128) the 33 MiB of fresh pages cost as
-# much as the transform they save (2.5 ms each); on 32 and 64 channels keeping them saved
-# 1.3-1.7 ms of 16-17.
-REUSE_MIN_CHANNELS = 32
+# the weight gradient; None: never. On single layers (memory reused call after call)
+# keeping them saved 1.3-1.7 ms of 16-17 on 32 and 64 channels, but in a whole training
+# step their fresh pages cost as much: ResNet-20 b128 / ResNet-18 64x64 b16, 1 thread,
+# 3 interleaved runs each (contended), step ratio to torch 1.39-1.43 / 1.22-1.24 keeping
+# them from 32 channels, 1.34-1.40 / 1.18-1.21 keeping none; training working set 1.71 ->
+# 1.27x and 2.74 -> 2.11x torch's.
+REUSE_MIN_CHANNELS = None
 
 
 def use_winograd(mode) -> object:

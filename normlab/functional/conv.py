@@ -18,8 +18,8 @@ F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
 forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
 ``use_tile`` switch them); backward follows the path the forward took
 (``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once for both gradients
-(``_winograd_backward``) and reuses the forward's input transform from 32 input
-channels on (``wino_tiles``).
+(``_winograd_backward``) and computes the input transform again (keeping the forward's,
+``_winograd.REUSE_MIN_CHANNELS``, cost as much time in fresh pages as it saved).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class ConvCache(NamedTuple):
     winograd: bool = False  # forward ran the Winograd path; backward does too
     # Winograd only: the forward's input transforms, [(batch slice, V (16, C, n, TH, TW))],
     # reused by the weight gradient (4x the input's memory, saves one transform pass);
-    # None when C < _winograd.REUSE_MIN_CHANNELS
+    # None when C < _winograd.REUSE_MIN_CHANNELS (None by default: never kept)
     wino_tiles: object = None
     wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
 
@@ -68,7 +68,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
                               N * -(-OH // m) * -(-OW // m)):
         wino = _winograd4 if m == 4 else _winograd
-        keep = keep_transforms and C >= _winograd.REUSE_MIN_CHANNELS
+        reuse = _winograd.REUSE_MIN_CHANNELS
+        keep = keep_transforms and reuse is not None and C >= reuse
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
             (wino.conv3x3(x, weight, padding), None)
         if bias is not None:
