@@ -84,3 +84,19 @@ def test_conv_over_many_chunks_is_bit_identical_for_any_thread_count(tile, threa
         _winograd.use_winograd(old[0]), _winograd.use_tile(old[1])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_channel_split_is_bit_identical_for_any_thread_count(threads, kernels):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((16, 24, 16, 16)) * 3 + 1).astype(np.float32)  # 98304 elements
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    gamma = rng.standard_normal(24).astype(np.float32)
+    beta = rng.standard_normal(24).astype(np.float32)
+    results = []
+    for n in (1, 2, 5):
+        threads(n)
+        out, cache = F.batch_norm_forward(x, gamma, beta, axes=(0, 2, 3))
+        results.append((out, cache.mean, cache.var) + tuple(F.batch_norm_backward(dout, cache)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
