@@ -24,10 +24,12 @@ input transform (adds and subtracts over strided views) and an output transform.
 The weight gradient uses the transposed algorithm: the forward is bilinear,
 ``sum_k (A dY)_k (G g)_k (B^T d)_k``, so ``dg = G^T [(A dY A^T) * (B^T d B)] G`` summed
 over tiles, i.e. 16 GEMMs ``dY_k (F, tiles) @ V_k^T (tiles, C)`` with the same input
-transform ``V`` as the forward (this is F(3x3, 2x2)).
+transform ``V`` as the forward (this is F(3x3, 2x2)). The input gradient is the
+adjoint of the forward (``_winograd_backward.py``, which runs both gradients for conv).
 
 All arrays go through ``xp``; Python loops run over the 4 tile rows/columns only. The
-batch is processed in cache-sized chunks (``_kernels.batch_chunks``).
+batch is processed in cache-sized chunks (``_kernels.batch_chunks``), spread over
+threads by ``_parallel.run``.
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ from normlab import backend
 from normlab.errors import NormlabValueError
 from normlab.functional import _kernels, _parallel, dispatch
 
-__all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "conv3x3_transpose",
-           "weight_grad3x3"]
+__all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "weight_grad3x3"]
 
 _mode = "auto"
 _tile = "auto"
@@ -309,18 +310,6 @@ def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
     return (out, tiles) if keep else out
 
 
-def run_conv3x3_transpose(s: Scheme, dout, weight, padding):
-    """Gradient w.r.t. the input of ``run_conv3x3(s, x, weight, padding)``: (N, C, H, W).
-
-    A stride-1 correlation's adjoint is a full correlation of ``dout`` with the kernel
-    flipped in both spatial axes and its channel axes swapped, padding ``2 - p``.
-    """
-    ph, pw = padding
-    wt = weight[:, :, ::-1, ::-1].swapaxes(0, 1)  # (C, F, 3, 3)
-    # Output size OH + 2(2 - p) - 2 = H: a padding above 2 crops dout instead.
-    return run_conv3x3(s, dout, wt, (2 - ph, 2 - pw))
-
-
 def run_weight_grad3x3(s: Scheme, x, dout, padding, tiles=None):
     """``dweight[f, c, i, j] = sum_{n, oh, ow} dout[n, f, oh, ow] xpad[n, c, oh + i, ow + j]``
     by the transposed algorithm F(3x3, m x m): x (N, C, H, W), dout (N, F, OH, OW) ->
@@ -401,11 +390,6 @@ F2 = Scheme(2, _transform_weight, _input_transform, _output_transform, _dout_tra
 def conv3x3(x, weight, padding, keep=False):
     """F(2x2, 3x3) ``run_conv3x3``: stride-1 3x3 correlation, (N, C, H, W) -> (N, F, OH, OW)."""
     return run_conv3x3(F2, x, weight, padding, keep)
-
-
-def conv3x3_transpose(dout, weight, padding):
-    """F(2x2, 3x3) ``run_conv3x3_transpose``: gradient w.r.t. the input."""
-    return run_conv3x3_transpose(F2, dout, weight, padding)
 
 
 def weight_grad3x3(x, dout, padding, tiles=None):

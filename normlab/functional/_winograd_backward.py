@@ -13,9 +13,9 @@ the gradients follow by transposing each step in reverse:
   ``dd = B dV B^T`` per tile, the tiles added where they overlap (``input_adjoint``
   below), and the zero padding's adjoint: crop.
 
-So ``D`` is computed once per batch chunk and feeds both GEMM sets. (The previous dx ran
-the forward algorithm on ``dout`` with the flipped kernel, ``_winograd.run_conv3x3_transpose``:
-one more input transform of ``dout``, 2.25-4x its size.)
+So ``D`` is computed once per batch chunk and feeds both GEMM sets. (dx used to be a
+second Winograd conv, of ``dout`` with the kernel flipped and its channel axes swapped,
+padding ``2 - p``: one more input transform, of ``dout``, 2.25-4x its size.)
 
 ``input_adjoint`` is the readable reference of ``dd = B dV B^T`` for any scheme's
 ``B^T``; compiled twins per tile size go through the dispatch
@@ -89,7 +89,7 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     chunks = [sl for sl, _ in tiles]
     T = TH * TW
     threads = _parallel.threads_for(x, len(chunks))
-    per_thread = dict(chunks=chunks, copies=threads)
+    per_thread = {"chunks": chunks, "copies": threads}
     Vbuf = _winograd.scratch(xp, x.dtype, k if tiles[0][1] is None else 0, C * T, **per_thread)
     Dbuf = _winograd.scratch(xp, x.dtype, k, F * T, **per_thread)
     dVbuf = _winograd.scratch(xp, x.dtype, k if need_dx else 0, C * T, **per_thread)
