@@ -27,8 +27,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import (_kernels, _parallel, _winograd, _winograd4,
-                                _winograd_backward)
+from normlab.functional import (
+    _kernels,
+    _parallel,
+    _winograd,
+    _winograd4,
+    _winograd_backward,
+)
 from normlab.functional._spatial import conv_args, out_size
 from normlab.validation import check_cache, check_dout, native_byteorder
 
