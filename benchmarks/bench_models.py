@@ -73,7 +73,11 @@ Second round (2026-11-29 16:56-17:00, Intel Xeon, 2 cores shared with other work
     eval forward: ResNet-20           128   1.76 / 1.77       1.86 / 1.81
     eval forward: LeNet               256   1.75 / 1.83       1.68 / 1.77
 
-(2 threads: ``--clock wall --separate``, each library alone in its process.) Working set
+(2 threads: ``--clock wall --separate``, each library alone in its process.) On the final
+code (BN channels split too, load 1.4-1.6): 1 thread ResNet-20 b128 1.29, b32 1.50, LeNet
+1.37, ThreeLayerConvNet 1.40, ResNet-18 1.20, FC 0.93, eval 1.60 / 1.65; 2 threads
+ResNet-20 b128 1.81 / 1.95 (447 / 440 ms; before, run right after: 2.74, 630 ms), b32
+2.51 / 2.82 (before 2.76), LeNet 2.13 (before 2.34). Working set
 before -> after: ResNet-20 b128 1.70 -> 1.27 (333.3 -> 249.7 MiB vs 196), b32 1.72 -> 1.32,
 LeNet 1.55 -> 1.49, ThreeLayerConvNet 1.11 -> 1.11, ResNet-18 2.77 -> 2.12 (66.7 -> 51.0
 MiB vs 24), FC 0.74 -> 0.67: the Winograd input transforms are no longer kept for the weight
