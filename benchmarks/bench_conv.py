@@ -105,7 +105,9 @@ Usage: python benchmarks/bench_conv.py [--threads 1] [--repeat 5] [--batch 128] 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 import tracemalloc
 
@@ -113,8 +115,11 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from normlab import functional as F
-from normlab.functional import _kernels, _winograd, _winograd4
+# this checkout's normlab, not an installed one (as bench_models.py)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from normlab import functional as F  # noqa: E402
+from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward  # noqa: E402
 
 # (name, input shape (N filled in), out channels, stride): ResNet-20's 3x3 convolutions.
 CONV_SHAPES = [
@@ -230,12 +235,14 @@ def profile_conv(x, w, stride, repeat, clock):
         m = _winograd.tile_for(OH, OW)
         wino = _winograd4 if m == 4 else _winograd
         d4 = dout.reshape(N, Fo, OH, OW)
-        keep = C >= _winograd.REUSE_MIN_CHANNELS
+        keep = C >= (_winograd.REUSE_MIN_CHANNELS or 10**9)
         tiles = wino.conv3x3(x, w, p, keep=True)[1] if keep else None
         stages = dict(winograd_stages(x, w, d4, wino, m), **{
             f"F({m}x{m}) fwd": lambda: wino.conv3x3(x, w, p, keep=keep),
-            "dx": lambda: wino.conv3x3_transpose(d4, w, p),
-            "dW" + (" (V kept)" if keep else ""): lambda: wino.weight_grad3x3(x, d4, p, tiles)})
+            "dx+dW" + (" (V kept)" if keep else ""):
+                lambda: _winograd_backward.backward3x3(m, x, d4, w, p, tiles),
+            "dW" + (" (V kept)" if keep else ""):
+                lambda: _winograd_backward.backward3x3(m, x, d4, w, p, tiles, need_dx=False)})
     return {k: best_and_median(f, repeat, clock)[0] for k, f in stages.items()}
 
 

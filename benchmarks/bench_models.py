@@ -55,13 +55,34 @@ quiet machine):
     eval forward: ResNet-20           128    2.18    1.62-1.67
     eval forward: LeNet               256    2.42    1.72-1.78
 
-Training working set (``--memory``, 1 thread): ResNet-20 b128 333 vs 196 MiB (1.70),
-b32 85 vs 49 (1.74), LeNet 1.53, ThreeLayerConvNet 1.12, ResNet-18 2.78, FC 0.78. (ReLU
-caching its output instead of a mask took ResNet-20 b32 from 89.8 to 85.0 MiB but the
-ConvNet, whose ReLU output nothing else keeps, from 0.96 to 1.12.) Most of the excess is the
-Winograd input transforms kept for the weight gradient from 32 channels on
-(``_winograd.REUSE_MIN_CHANNELS``; without them ResNet-20 b32 68.5 MiB, ResNet-18 48.4)
-and BN's cached ``x_hat``.
+Training working set (``--memory``, 1 thread), first round: ResNet-20 b128 333 vs 196 MiB
+(1.70), b32 85 vs 49 (1.74), LeNet 1.53, ThreeLayerConvNet 1.12, ResNet-18 2.78, FC 0.78.
+(ReLU caching its output instead of a mask took ResNet-20 b32 from 89.8 to 85.0 MiB but the
+ConvNet, whose ReLU output nothing else keeps, from 0.96 to 1.12.)
+
+Second round (2026-11-29 16:56-17:00, Intel Xeon, 2 cores shared with other work, load
+1.2-3.4; before = commit 6be6903, after = commit b2ae5ee, each run twice back to back):
+
+    model                           batch   1 thread before   after       2 threads before  after
+    ResNet-20 (3x32x32)               128   1.49 / 1.50       1.37 / 1.33 2.96 / 2.88       2.17 / 1.95
+    ResNet-20                          32   1.55 / 1.60       1.48 / 1.48 3.00 / 2.98       2.53 / 2.36
+    LeNet with BN (1x28x28)           256   1.30 / 1.46       1.35 / 1.38
+    ThreeLayerConvNet                  50   1.54 / 1.52       1.48 / 1.43
+    ResNet-18, ImageNet stem, 64x64    16   1.25 / 1.24       1.21 / 1.22
+    FC net 3072-100x3-10 with BN      100   1.17 / 1.09       0.97 / 0.95
+    eval forward: ResNet-20           128   1.76 / 1.77       1.86 / 1.81
+    eval forward: LeNet               256   1.75 / 1.83       1.68 / 1.77
+
+(2 threads: ``--clock wall --separate``, each library alone in its process.) On the final
+code (BN channels split too, load 1.4-1.6): 1 thread ResNet-20 b128 1.29, b32 1.50, LeNet
+1.37, ThreeLayerConvNet 1.40, ResNet-18 1.20, FC 0.93, eval 1.60 / 1.65; 2 threads
+ResNet-20 b128 1.81 / 1.95 (447 / 440 ms; before, run right after: 2.74, 630 ms), b32
+2.51 / 2.82 (before 2.76), LeNet 2.13 (before 2.34). Working set
+before -> after: ResNet-20 b128 1.70 -> 1.27 (333.3 -> 249.7 MiB vs 196), b32 1.72 -> 1.32,
+LeNet 1.55 -> 1.49, ThreeLayerConvNet 1.11 -> 1.11, ResNet-18 2.77 -> 2.12 (66.7 -> 51.0
+MiB vs 24), FC 0.74 -> 0.67: the Winograd input transforms are no longer kept for the weight
+gradient (``_winograd.REUSE_MIN_CHANNELS = None``); most of the rest is BN's cached
+``x_hat``.
 
 The second BLAS setting of the issue is the environment: run once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (OpenBLAS's own kernel choice); the

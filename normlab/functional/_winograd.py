@@ -24,10 +24,12 @@ input transform (adds and subtracts over strided views) and an output transform.
 The weight gradient uses the transposed algorithm: the forward is bilinear,
 ``sum_k (A dY)_k (G g)_k (B^T d)_k``, so ``dg = G^T [(A dY A^T) * (B^T d B)] G`` summed
 over tiles, i.e. 16 GEMMs ``dY_k (F, tiles) @ V_k^T (tiles, C)`` with the same input
-transform ``V`` as the forward (this is F(3x3, 2x2)).
+transform ``V`` as the forward (this is F(3x3, 2x2)). The input gradient is the
+adjoint of the forward (``_winograd_backward.py``, which runs both gradients for conv).
 
 All arrays go through ``xp``; Python loops run over the 4 tile rows/columns only. The
-batch is processed in cache-sized chunks (``_kernels.batch_chunks``).
+batch is processed in cache-sized chunks (``_kernels.batch_chunks``), spread over
+threads by ``_parallel.run``.
 """
 
 from __future__ import annotations
@@ -36,10 +38,9 @@ from typing import Callable, NamedTuple
 
 from normlab import backend
 from normlab.errors import NormlabValueError
-from normlab.functional import _kernels, dispatch
+from normlab.functional import _kernels, _parallel, dispatch
 
-__all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "conv3x3_transpose",
-           "weight_grad3x3"]
+__all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "weight_grad3x3"]
 
 _mode = "auto"
 _tile = "auto"
@@ -53,10 +54,13 @@ MIN_CHANNELS = 16
 CHUNK_BYTES = 2**20
 
 # Smallest input channel count for which conv2d keeps the forward's input transforms for
-# the weight gradient. On 16x32x32 -> 16 (batch 128) the 33 MiB of fresh pages cost as
-# much as the transform they save (2.5 ms each); on 32 and 64 channels keeping them saved
-# 1.3-1.7 ms of 16-17.
-REUSE_MIN_CHANNELS = 32
+# the weight gradient; None: never. On single layers (memory reused call after call)
+# keeping them saved 1.3-1.7 ms of 16-17 on 32 and 64 channels, but in a whole training
+# step their fresh pages cost as much: ResNet-20 b128 / ResNet-18 64x64 b16, 1 thread,
+# 3 interleaved runs each (contended), step ratio to torch 1.39-1.43 / 1.22-1.24 keeping
+# them from 32 channels, 1.34-1.40 / 1.18-1.21 keeping none; training working set 1.71 ->
+# 1.27x and 2.74 -> 2.11x torch's.
+REUSE_MIN_CHANNELS = None
 
 
 def use_winograd(mode) -> object:
@@ -212,15 +216,21 @@ def _chunks(x, C, TH, TW, k=16):
 PLANE_PAD = 16
 
 
-def scratch(xp, dtype, k, per_sample, chunks, whole=False):
+def scratch(xp, dtype, k, per_sample, chunks, whole=False, copies=1):
     """One flat buffer for ``k`` planes of ``per_sample`` elements per sample, for the
-    largest chunk (reused by every chunk through ``planes``) or, with ``whole``, for every
-    chunk side by side. One allocation per call instead of one per chunk: freeing and
-    reallocating ~1 MiB blocks made glibc return and re-fault the pages."""
+    largest chunk (reused by every chunk through ``planes``; ``copies`` of it side by side,
+    one per thread, see ``slot``) or, with ``whole``, for every chunk side by side. One
+    allocation per call instead of one per chunk: freeing and reallocating ~1 MiB blocks
+    made glibc return and re-fault the pages."""
     if whole:
         return xp.empty(k * (per_sample * chunks[-1].stop + PLANE_PAD * len(chunks)), dtype=dtype)
+    return xp.empty(copies * slot(k, per_sample, chunks, 1), dtype=dtype)
+
+
+def slot(k, per_sample, chunks, i):
+    """Where thread ``i``'s copy starts in a ``scratch(..., copies=...)`` buffer."""
     n = max(sl.stop - sl.start for sl in chunks)
-    return xp.empty(k * (per_sample * n + PLANE_PAD), dtype=dtype)
+    return i * k * (per_sample * n + PLANE_PAD)
 
 
 def planes(buf, k, shape, offset=0):
@@ -273,37 +283,31 @@ def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
     OH, OW, TH, TW = _tiles(H, W, padding, m)
     U = s.transform_weight(weight)  # (k, F, C)
     out = xp.empty((N, F, m * TH, m * TW), dtype=x.dtype)
-    tiles = []
     chunks = _chunks(x, C, TH, TW, k)
+    tiles = [None] * len(chunks)
     T = TH * TW
-    # kept: one buffer holding every chunk's V; else one V reused by every chunk
-    Vbuf = scratch(xp, x.dtype, k, C * T, chunks, whole=keep)
-    Mbuf = scratch(xp, x.dtype, k, F * T, chunks)
-    for i, sl in enumerate(chunks):
+    threads = _parallel.threads_for(x, len(chunks))
+    # kept: one buffer holding every chunk's V; else one V per thread, reused by its chunks
+    Vbuf = scratch(xp, x.dtype, k, C * T, chunks, whole=keep, copies=threads)
+    Mbuf = scratch(xp, x.dtype, k, F * T, chunks, copies=threads)
+
+    def one(i, th):  # chunk i on thread th
+        sl = chunks[i]
         n = sl.stop - sl.start
         # Channel-major V (k, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
         # position, and the weight gradient's products get the inner dimension n*TH*TW.
-        V = planes(Vbuf, k, (C, n, TH, TW), _offset(k, C * T, i, sl) if keep else 0)
+        V = planes(Vbuf, k, (C, n, TH, TW),
+                   _offset(k, C * T, i, sl) if keep else slot(k, C * T, chunks, th))
         s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        M = xp.matmul(U, V.reshape(k, C, n * T), out=planes(Mbuf, k, (F, n * T)))
+        M = xp.matmul(U, V.reshape(k, C, n * T),
+                      out=planes(Mbuf, k, (F, n * T), slot(k, F * T, chunks, th)))
         s.output_transform(M.reshape(k, F, n, TH, TW).transpose(0, 2, 1, 3, 4), out[sl])
-        if keep:
-            tiles.append((sl, V))
+        tiles[i] = (sl, V)
+
+    _parallel.run(len(chunks), one, threads)
     if (OH, OW) != (m * TH, m * TW):
         out = xp.ascontiguousarray(out[:, :, :OH, :OW])
     return (out, tiles) if keep else out
-
-
-def run_conv3x3_transpose(s: Scheme, dout, weight, padding):
-    """Gradient w.r.t. the input of ``run_conv3x3(s, x, weight, padding)``: (N, C, H, W).
-
-    A stride-1 correlation's adjoint is a full correlation of ``dout`` with the kernel
-    flipped in both spatial axes and its channel axes swapped, padding ``2 - p``.
-    """
-    ph, pw = padding
-    wt = weight[:, :, ::-1, ::-1].swapaxes(0, 1)  # (C, F, 3, 3)
-    # Output size OH + 2(2 - p) - 2 = H: a padding above 2 crops dout instead.
-    return run_conv3x3(s, dout, wt, (2 - ph, 2 - pw))
 
 
 def run_weight_grad3x3(s: Scheme, x, dout, padding, tiles=None):
@@ -386,11 +390,6 @@ F2 = Scheme(2, _transform_weight, _input_transform, _output_transform, _dout_tra
 def conv3x3(x, weight, padding, keep=False):
     """F(2x2, 3x3) ``run_conv3x3``: stride-1 3x3 correlation, (N, C, H, W) -> (N, F, OH, OW)."""
     return run_conv3x3(F2, x, weight, padding, keep)
-
-
-def conv3x3_transpose(dout, weight, padding):
-    """F(2x2, 3x3) ``run_conv3x3_transpose``: gradient w.r.t. the input."""
-    return run_conv3x3_transpose(F2, dout, weight, padding)
 
 
 def weight_grad3x3(x, dout, padding, tiles=None):

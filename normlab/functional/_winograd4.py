@@ -24,7 +24,7 @@ with a quarter of im2col's FLOPs (F(2x2, 3x3): 4/9), and input/output transforms
 F(3x3, 4x4): ``dg = G^T [sum_tiles (A dY A^T) * (B^T d B)] G`` with the forward's ``V``.
 The cost is float32 accuracy: the larger constants amplify rounding (measured in
 ``tests/functional/test_conv_winograd4.py``). Layout, chunking, ``keep`` and the
-transposed conv for dx follow ``_winograd.py``.
+gradients (``_winograd_backward.py``) follow ``_winograd.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 from normlab import backend
 from normlab.functional import _winograd, dispatch
 
-__all__ = ["conv3x3", "conv3x3_transpose", "weight_grad3x3"]
+__all__ = ["conv3x3", "weight_grad3x3"]
 
 BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
       (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
@@ -136,11 +136,6 @@ def conv3x3(x, weight, padding, keep=False):
     """F(4x4, 3x3) ``_winograd.run_conv3x3`` (same arguments; ``keep`` returns the
     (slice, V (36, C, n, TH, TW)) list too)."""
     return _winograd.run_conv3x3(F4, x, weight, padding, keep)
-
-
-def conv3x3_transpose(dout, weight, padding):
-    """Gradient w.r.t. the input of ``conv3x3(x, weight, padding)`` (see ``_winograd``)."""
-    return _winograd.run_conv3x3_transpose(F4, dout, weight, padding)
 
 
 def weight_grad3x3(x, dout, padding, tiles=None):

@@ -17,8 +17,9 @@ Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 1
 F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
 forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
 ``use_tile`` switch them); backward follows the path the forward took
-(``ConvCache.winograd``, ``wino_tile``) and reuses the forward's input transform from
-32 input channels on (``wino_tiles``).
+(``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once for both gradients
+(``_winograd_backward``) and computes the input transform again (keeping the forward's,
+``_winograd.REUSE_MIN_CHANNELS``, cost as much time in fresh pages as it saved).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional import _kernels, _winograd, _winograd4
+from normlab.functional import (
+    _kernels,
+    _parallel,
+    _winograd,
+    _winograd4,
+    _winograd_backward,
+)
 from normlab.functional._spatial import conv_args, out_size
 from normlab.validation import check_cache, check_dout, native_byteorder
 
@@ -52,7 +59,7 @@ class ConvCache(NamedTuple):
     winograd: bool = False  # forward ran the Winograd path; backward does too
     # Winograd only: the forward's input transforms, [(batch slice, V (16, C, n, TH, TW))],
     # reused by the weight gradient (4x the input's memory, saves one transform pass);
-    # None when C < _winograd.REUSE_MIN_CHANNELS
+    # None when C < _winograd.REUSE_MIN_CHANNELS (None by default: never kept)
     wino_tiles: object = None
     wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
 
@@ -67,7 +74,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
                               N * -(-OH // m) * -(-OW // m)):
         wino = _winograd4 if m == 4 else _winograd
-        keep = keep_transforms and C >= _winograd.REUSE_MIN_CHANNELS
+        reuse = _winograd.REUSE_MIN_CHANNELS
+        keep = keep_transforms and reuse is not None and C >= reuse
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
             (wino.conv3x3(x, weight, padding), None)
         if bias is not None:
@@ -77,7 +85,10 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
-    for sl in _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize):
+    chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
+
+    def one(i, _):  # chunk i (on any thread: _parallel)
+        sl = chunks[i]
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
         if OH * OW <= FEW_PIXELS:  # one (F/G, K) @ (K, n*OH*OW) product per group
             n = sl.stop - sl.start
@@ -86,6 +97,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
                 2, 0, 1, 3).reshape(n, F, OH, OW)
         else:  # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
             out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+
+    _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
     if bias is not None:
         out += bias.reshape(F, 1, 1)
     cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
@@ -184,28 +197,37 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if winograd:  # xpad is x itself here
-        wino = _winograd4 if cache.wino_tile == 4 else _winograd
-        dx = wino.conv3x3_transpose(dout, weight, padding) if need_dx else None
-        return dx, wino.weight_grad3x3(xpad, dout, padding, cache.wino_tiles), dbias
+        # one dout transform per chunk feeds both gradients (_winograd_backward)
+        dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, xpad, dout, weight,
+                                                     padding, cache.wino_tiles, need_dx)
+        return dx, dweight, dbias
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None
-    for sl in _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize):
+    chunks = _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize)
+    parts = [None] * len(chunks)  # each chunk's dweight, summed in chunk order below
+
+    def one(i, _):  # chunk i (on any thread: _parallel)
+        sl = chunks[i]
         cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
         if OH * OW <= FEW_PIXELS:  # whole-chunk products, as in the forward
             n = sl.stop - sl.start
             d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
-            dweight += xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
+            parts[i] = xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
             if need_dx:
                 dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
                 _kernels.col2im(dcols.transpose(2, 0, 1, 3), dxpad[sl], (KH, KW), (OH, OW),
                                 stride, dilation)
-            continue
+            return
         # n small products then a sum over n: avoids a transposing copy of the columns.
-        dweight += xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
+        parts[i] = xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
         if need_dx:
             dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
             _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
+
+    _parallel.run(len(chunks), one, _parallel.threads_for(xpad, len(chunks)))
+    for p in parts:
+        dweight += p
     dx = _kernels.crop2d(dxpad, padding, (H, W)) if need_dx else None
     return dx, dweight.reshape(weight.shape), dbias
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from typing import Callable
 
 from normlab.errors import NormlabTypeError, NormlabValueError
@@ -141,18 +142,26 @@ def register(op: str, backend: str, impl: Callable) -> None:
     _registry[(op, backend)] = impl
 
 
+# Held while a backend's providers import: a lookup from another thread (conv's chunk
+# threads, functional/_parallel) waits for the whole registry instead of finding it half
+# filled and running the reference code for one chunk. Re-entrant: a provider's import may
+# look up on the same thread.
+_load_lock = threading.RLock()
+
+
 def _load(backend: str) -> None:
-    if backend in _loaded:
-        return
-    _loaded.add(backend)
-    for name in _PROVIDERS.get(backend, ()):
-        try:
-            module = importlib.import_module(name)
-        except Exception as exc:  # ImportError, or numba/LLVM failing at import
-            _failed[name] = f"{type(exc).__name__}: {exc}"
-        else:
-            _ok[name] = getattr(module, "PROVIDER", name)
-    _apply_threads()
+    with _load_lock:
+        if backend in _loaded:
+            return
+        _loaded.add(backend)
+        for name in _PROVIDERS.get(backend, ()):
+            try:
+                module = importlib.import_module(name)
+            except Exception as exc:  # ImportError, or numba/LLVM failing at import
+                _failed[name] = f"{type(exc).__name__}: {exc}"
+            else:
+                _ok[name] = getattr(module, "PROVIDER", name)
+        _apply_threads()
 
 
 _KERNEL_FLOATS = ("float32", "float64")

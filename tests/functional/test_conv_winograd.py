@@ -203,8 +203,9 @@ def test_weight_grad_reuses_forward_tiles_over_several_chunks(monkeypatch, kerne
     np.testing.assert_allclose(reused, want, **TIGHT)
 
 
-@pytest.mark.parametrize("C,kept", [(16, False), (32, True)])
-def test_forward_keeps_input_transforms_from_reuse_min_channels(C, kept):
+@pytest.mark.parametrize("reuse,C,kept", [(32, 16, False), (32, 32, True), (None, 64, False)])
+def test_forward_keeps_input_transforms_from_reuse_min_channels(reuse, C, kept, monkeypatch):
+    monkeypatch.setattr(_winograd, "REUSE_MIN_CHANNELS", reuse)
     _, cache = F.conv2d_forward(np.zeros((16, C, 6, 6), np.float32),  # 16 x 3x3 tiles
                                 np.zeros((16, C, 3, 3), np.float32), padding=1)
     assert cache.winograd

@@ -107,7 +107,10 @@ def test_repr():
         "Conv2d(3, 4, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)")
 
 
-def test_eval_forward_keeps_no_winograd_transforms_and_backward_still_works():
+def test_eval_forward_keeps_no_winograd_transforms_and_backward_still_works(monkeypatch):
+    from normlab.functional import _winograd
+
+    monkeypatch.setattr(_winograd, "REUSE_MIN_CHANNELS", 32)  # training keeps them
     rng = np.random.default_rng(0)
     conv = nn.Conv2d(32, 32, 3, padding=1, rng=0)
     x = rng.standard_normal((8, 32, 16, 16)).astype(np.float32)  # 8 x 4x4 F(4x4) tiles

@@ -14,6 +14,8 @@ import os
 
 import numba
 
+from normlab.functional import _parallel
+
 if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
@@ -66,7 +68,7 @@ def over_batch(kernel, axes):
     def run(*args):
         N = args[first].shape[axes[first]]
         k = min(thread_count(), N)
-        if k <= 1:
+        if k <= 1 or _parallel.inside():  # a chunk of a _parallel region: its thread only
             return kernel(*args)
         bounds = [N * i // k for i in range(k + 1)]
 

@@ -10,7 +10,9 @@ float32/float64 input reduced over every axis but the channel axis 1, ``(0, 2, 3
 
 The input is viewed as ``(A, C, B)``: ``A`` = product of the axes before the channel
 axis, ``B`` = product of those after (``(N, C)``: B = 1; ``(N, C, H, W)``: B = H*W).
-Kernels run on one thread; numba compiles them on first use (cached on disk).
+The (A, C, B) kernels split the channels over ``normlab.set_num_threads`` threads
+(``functional/_parallel``; bit-identical for any count), the (A, C) ones run on one
+thread; numba compiles them on first use (cached on disk).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import numba
 import numpy as np
 
+from normlab.functional import _parallel
 from normlab.functional.dispatch import register
 
 __all__ = ["moments", "normalize_affine", "grad_sums", "grad_input"]
@@ -29,38 +32,41 @@ _kernels = None
 
 
 def _build(cache: bool = True):
-    jit = numba.njit(cache=cache, fastmath={"reassoc", "nsz", "arcp"})
+    jit = numba.njit(cache=cache, nogil=True, fastmath={"reassoc", "nsz", "arcp"})
 
+    # The (A, C, B) kernels work on the channels c0 <= c < c1 only (``_over_channels``
+    # runs disjoint ranges on threads): each channel's numbers come from the same code
+    # whatever the range, so results are bit-identical for any thread count.
     @jit
-    def stats(x, mean, var):  # x (A, C, B); mean, var (C,) float64
+    def stats(x, mean, var, c0, c1):  # x (A, C, B); mean, var (C,) float64
         A, C, B = x.shape
-        mean[:] = 0.0
-        var[:] = 0.0
+        mean[c0:c1] = 0.0
+        var[c0:c1] = 0.0
         # Sum deviations from one sample per channel, then add it back: a constant channel
         # (or |mean| >> std, e.g. 1e30) then gets its mean exactly, not off by an ulp that
         # the variance would square into a spurious 1e28 (issue 10, item 11).
         shift = np.empty(C, np.float64)
-        for c in range(C):
+        for c in range(c0, c1):
             shift[c] = x[0, c, 0]
         for a in range(A):
-            for c in range(C):
+            for c in range(c0, c1):
                 s = 0.0
                 sh = shift[c]
                 for b in range(B):
                     s += x[a, c, b] - sh
                 mean[c] += s
         m = A * B
-        for c in range(C):
+        for c in range(c0, c1):
             mean[c] = shift[c] + mean[c] / m
         for a in range(A):  # second pass: mean of squared deviations
-            for c in range(C):
+            for c in range(c0, c1):
                 mu = mean[c]
                 s = 0.0
                 for b in range(B):
                     d = x[a, c, b] - mu
                     s += d * d
                 var[c] += s
-        for c in range(C):
+        for c in range(c0, c1):
             var[c] /= m
 
     @jit
@@ -81,10 +87,10 @@ def _build(cache: bool = True):
             var[c] /= A
 
     @jit
-    def normalize_affine(x, mean, inv_std, gamma, beta, x_hat, out):
+    def normalize_affine(x, mean, inv_std, gamma, beta, x_hat, out, c0, c1):
         A, C, B = x.shape
         for a in range(A):
-            for c in range(C):
+            for c in range(c0, c1):
                 mu, k, g, bt = mean[c], inv_std[c], gamma[c], beta[c]
                 for b in range(B):
                     h = (x[a, c, b] - mu) * k
@@ -101,12 +107,12 @@ def _build(cache: bool = True):
                 out[a, c] = h * gamma[c] + beta[c]
 
     @jit
-    def grad_sums(dy, x_hat, sum_dy, sum_dyx):
+    def grad_sums(dy, x_hat, sum_dy, sum_dyx, c0, c1):
         A, C, B = dy.shape
-        sum_dy[:] = 0.0
-        sum_dyx[:] = 0.0
+        sum_dy[c0:c1] = 0.0
+        sum_dyx[c0:c1] = 0.0
         for a in range(A):
-            for c in range(C):
+            for c in range(c0, c1):
                 s = 0.0
                 t = 0.0
                 for b in range(B):
@@ -128,10 +134,10 @@ def _build(cache: bool = True):
                 sum_dyx[c] += g * x_hat[a, c]
 
     @jit
-    def grad_input(dy, x_hat, k, shift, slope, dx):  # dx = k * (dy - shift - x_hat * slope)
+    def grad_input(dy, x_hat, k, shift, slope, dx, c0, c1):  # dx = k*(dy - shift - x_hat*slope)
         A, C, B = dy.shape
         for a in range(A):
-            for c in range(C):
+            for c in range(c0, c1):
                 kc, sc, pc = k[c], shift[c], slope[c]
                 for b in range(B):
                     dx[a, c, b] = kc * (dy[a, c, b] - sc - x_hat[a, c, b] * pc)
@@ -157,6 +163,23 @@ def _kernel(name: str, flat: bool):
     return _kernels[name][1 if flat else 0]
 
 
+# Fewest elements for which the (A, C, B) kernels split their channels over threads
+# (below it a region's start-up costs more than the pass).
+PARALLEL_MIN = 1 << 16
+
+
+def _run(kernel, flat, x, *args):
+    """``kernel(*args)`` (2D) or ``kernel(*args, c0, c1)`` over disjoint channel ranges on
+    ``normlab.set_num_threads`` threads (3D arrays of at least ``PARALLEL_MIN`` elements)."""
+    if flat:
+        kernel(*args)
+        return
+    C = x.shape[1]
+    k = _parallel.threads_for(x, C) if x.size >= PARALLEL_MIN else 1
+    bounds = [C * i // k for i in range(k + 1)]
+    _parallel.run(k, lambda i, _: kernel(*args, bounds[i], bounds[i + 1]), k)
+
+
 def _view(a):
     """``(A, C, B)`` view of a contiguous array, or ``(A, C)`` when B == 1."""
     A, C = a.shape[0], a.shape[1]
@@ -171,7 +194,7 @@ def moments(x):
     xv, flat = _view(x)
     mean = np.empty(C, np.float64)
     var = np.empty(C, np.float64)
-    _kernel("stats", flat)(xv, mean, var)
+    _run(_kernel("stats", flat), flat, xv, xv, mean, var)
     return mean, var
 
 
@@ -188,9 +211,9 @@ def normalize_affine(x, mean, inv_std, gamma, beta):
     b = np.zeros(C, dt) if beta is None else np.ascontiguousarray(beta, dtype=dt)
     x_hat = np.empty(x.shape, dt)
     out = np.empty(x.shape, dt)
-    _kernel("affine", flat)(xv, np.ascontiguousarray(mean, np.float64),
-                            np.ascontiguousarray(inv_std, np.float64), g, b,
-                            x_hat.reshape(xv.shape), out.reshape(xv.shape))
+    _run(_kernel("affine", flat), flat, xv, xv, np.ascontiguousarray(mean, np.float64),
+         np.ascontiguousarray(inv_std, np.float64), g, b, x_hat.reshape(xv.shape),
+         out.reshape(xv.shape))
     return out, x_hat
 
 
@@ -200,7 +223,7 @@ def grad_sums(dout, x_hat):
     dyv, flat = _view(dout.astype(x_hat.dtype, copy=False))
     sum_dy = np.empty(C, np.float64)
     sum_dyx = np.empty(C, np.float64)
-    _kernel("sums", flat)(dyv, x_hat.reshape(dyv.shape), sum_dy, sum_dyx)
+    _run(_kernel("sums", flat), flat, dyv, dyv, x_hat.reshape(dyv.shape), sum_dy, sum_dyx)
     return sum_dy, sum_dyx
 
 
@@ -209,9 +232,9 @@ def grad_input(dout, x_hat, k, shift, slope):
     dt = x_hat.dtype
     dyv, flat = _view(dout.astype(dt, copy=False))
     dx = np.empty(x_hat.shape, dt)
-    _kernel("dx", flat)(dyv, x_hat.reshape(dyv.shape), np.ascontiguousarray(k, np.float64),
-                        np.ascontiguousarray(shift, np.float64),
-                        np.ascontiguousarray(slope, np.float64), dx.reshape(dyv.shape))
+    _run(_kernel("dx", flat), flat, dyv, dyv, x_hat.reshape(dyv.shape),
+         np.ascontiguousarray(k, np.float64), np.ascontiguousarray(shift, np.float64),
+         np.ascontiguousarray(slope, np.float64), dx.reshape(dyv.shape))
     return dx
 
 

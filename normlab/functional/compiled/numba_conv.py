@@ -20,7 +20,8 @@ from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
-           "avg_pool_backward", "winograd_input", "winograd_output", "winograd_dout"]
+           "avg_pool_backward", "winograd_input", "winograd_output", "winograd_dout",
+           "winograd_input_adjoint"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -217,6 +218,61 @@ def winograd_dout(d, D):
                         v[tw] = -ta[2 * tw + 1]
 
 
+@_jit
+def _b(e0, e1, e2, e3):
+    """``B e`` of one 4-vector (B = (B^T)^T): the F(2x2) input transform's adjoint."""
+    return e0, e1 - e2 + e3, e1 + e2 - e0, -e3
+
+
+@_jit
+def _add_row(row, q, a0, a1, a2, a3):
+    """``row[q:q+4] += B (a0, a1, a2, a3)``."""
+    y0, y1, y2, y3 = _b(a0, a1, a2, a3)
+    row[q] += y0
+    row[q + 1] += y1
+    row[q + 2] += y2
+    row[q + 3] += y3
+
+
+@_jit
+def winograd_input_adjoint(dV, ph, pw, dx):
+    """F(2x2, 3x3) ``_winograd_backward.input_adjoint``: ``dx[n, c] = crop(sum_tiles
+    B dV B^T)``, ``dV`` (16, n, C, TH, TW); each 4x4 tile is added into a padded image
+    in tile order, then its interior copied out."""
+    _, N, C, TH, TW = dV.shape
+    H, W = dx.shape[2], dx.shape[3]
+    Ht, Wt = 2 * TH + 2, 2 * TW + 2
+    sh, sw = max(0, -ph), max(0, -pw)
+    dh, dw = max(0, ph), max(0, pw)
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    xs = np.empty((Ht, Wt), dtype=dx.dtype)
+    for n in range(N):
+        for c in range(C):
+            xs[:, :] = 0
+            for th in range(TH):
+                for tw in range(TW):
+                    # B down the tile rows: column b of the 4x4 dV tile
+                    s00, s10, s20, s30 = _b(dV[0, n, c, th, tw], dV[4, n, c, th, tw],
+                                            dV[8, n, c, th, tw], dV[12, n, c, th, tw])
+                    s01, s11, s21, s31 = _b(dV[1, n, c, th, tw], dV[5, n, c, th, tw],
+                                            dV[9, n, c, th, tw], dV[13, n, c, th, tw])
+                    s02, s12, s22, s32 = _b(dV[2, n, c, th, tw], dV[6, n, c, th, tw],
+                                            dV[10, n, c, th, tw], dV[14, n, c, th, tw])
+                    s03, s13, s23, s33 = _b(dV[3, n, c, th, tw], dV[7, n, c, th, tw],
+                                            dV[11, n, c, th, tw], dV[15, n, c, th, tw])
+                    r, q = 2 * th, 2 * tw  # then along each row, added into the image
+                    _add_row(xs[r], q, s00, s01, s02, s03)
+                    _add_row(xs[r + 1], q, s10, s11, s12, s13)
+                    _add_row(xs[r + 2], q, s20, s21, s22, s23)
+                    _add_row(xs[r + 3], q, s30, s31, s32, s33)
+            p = dx[n, c]
+            if h < H or w < W:  # rows/columns the tiles never reach (a cropping padding)
+                p[:, :] = 0
+            for i in range(h):
+                for j in range(w):
+                    p[sh + i, sw + j] = xs[dh + i, dw + j]
+
+
 # Registered batch-parallel (``_threads.over_batch``): the batch axis of each argument.
 _B0 = 0
 for _op, _impl, _axes in (
@@ -227,5 +283,6 @@ for _op, _impl, _axes in (
         ("avg_pool_backward", avg_pool_backward, (_B0, None, None, None, None, _B0)),
         ("winograd2_input", winograd_input, (_B0, None, None, 1)),
         ("winograd2_output", winograd_output, (1, _B0)),
-        ("winograd2_dout", winograd_dout, (_B0, 1))):
+        ("winograd2_dout", winograd_dout, (_B0, 1)),
+        ("winograd2_input_adjoint", winograd_input_adjoint, (1, None, None, _B0))):
     register(_op, "numpy", over_batch(_impl, _axes))

@@ -4,7 +4,10 @@ Each kernel computes the same linear combinations as the NumPy version in
 ``_winograd4.py`` (rows first, then columns; the sums may be grouped differently, so
 float results can differ in the last bit: both are tested against the loop reference).
 Like ``numba_conv.winograd_input`` they write a few output planes per inner loop:
-interleaving all 36 planes' write streams thrashes L1.
+interleaving all 36 planes' write streams thrashes L1. The output and dout transforms
+work on whole image planes of tiles (``_flat_planes``): their inner loops run over all
+``TH*TW`` tiles of a plane as 1D contiguous slices, which numba vectorises (bit-identical
+to the per-tile loops they replaced: same operations, same order).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
-__all__ = ["input_transform", "output_transform", "dout_transform"]
+__all__ = ["input_transform", "output_transform", "dout_transform", "input_adjoint"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -84,59 +87,195 @@ def input_transform(x, ph, pw, V):
                                              ta[th, q + 3], ta[th, q + 4], ta[th, q + 5])
 
 
+def _flat_planes(V):
+    """``(flat, sk, sn, sc)`` for a ``(k, n, C, TH, TW)`` array whose ``(TH, TW)`` planes are
+    contiguous: ``flat`` is a 1D view starting at ``V[0, 0, 0, 0, 0]``, and plane
+    ``V[k, n, c]`` is ``flat[k*sk + n*sn + c*sc:][:TH*TW]``. ``None`` for any other layout.
+
+    numba vectorises loops over such 1D slices; over ``V[k, n, c, th, tw]`` indexing of a
+    transposed 5D view it did not (the F(4x4) output transform ran 2x slower)."""
+    k, n, C, TH, TW = V.shape
+    it = V.itemsize
+    if V.size == 0 or (TW > 1 and V.strides[4] != it) or (TH > 1 and V.strides[3] != TW * it) \
+            or min(V.strides[:3]) < 0 or any(s % it for s in V.strides[:3]):
+        return None
+    sk, sn, sc = V.strides[0] // it, V.strides[1] // it, V.strides[2] // it
+    extent = (k - 1) * sk + (n - 1) * sn + (C - 1) * sc + TH * TW
+    return np.lib.stride_tricks.as_strided(V, shape=(extent,), strides=(it,)), sk, sn, sc
+
+
 @_jit
-def output_transform(M, out):
-    """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
-    _, N, F, TH, TW = M.shape
-    s = np.empty((4, 6, TH, TW), dtype=out.dtype)
+def _output_planes(flat, sk, sn, sf, out):
+    """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``, plane ``M[k, n, f]`` at
+    ``flat[k*sk + n*sn + f*sf:][:TH*TW]`` (see ``_flat_planes``). A^T down the tile rows,
+    then along them, each a loop over all TH*TW tiles of one image plane; the 16 results
+    are scattered into the output rows last."""
+    N, F, OH, OW = out.shape
+    TH, TW = OH // 4, OW // 4
+    T = TH * TW
+    S = np.empty((4, 6, T), dtype=out.dtype)
+    Y = np.empty((16, T), dtype=out.dtype)
     for n in range(N):
         for f in range(F):
-            for b in range(6):  # A^T down the tile rows, 6 read streams at a time
-                m0, m1, m2 = M[b, n, f], M[6 + b, n, f], M[12 + b, n, f]
-                m3, m4, m5 = M[18 + b, n, f], M[24 + b, n, f], M[30 + b, n, f]
-                for th in range(TH):
-                    for tw in range(TW):
-                        s[0, b, th, tw], s[1, b, th, tw], s[2, b, th, tw], s[3, b, th, tw] = _at(
-                            m0[th, tw], m1[th, tw], m2[th, tw], m3[th, tw], m4[th, tw],
-                            m5[th, tw])
-            o = out[n, f]
-            for th in range(TH):  # then A along each output row: 4 adjacent pixels
+            o = n * sn + f * sf
+            for b in range(6):  # A^T down the tile rows: S[i, b] from M[6a + b], a = 0..5
+                m0, m1 = flat[o + b * sk:o + b * sk + T], flat[o + (6 + b) * sk:][:T]
+                m2, m3 = flat[o + (12 + b) * sk:][:T], flat[o + (18 + b) * sk:][:T]
+                m4, m5 = flat[o + (24 + b) * sk:][:T], flat[o + (30 + b) * sk:][:T]
+                s0, s1, s2, s3 = S[0, b], S[1, b], S[2, b], S[3, b]
+                for u in range(T):
+                    s0[u], s1[u], s2[u], s3[u] = _at(m0[u], m1[u], m2[u], m3[u], m4[u], m5[u])
+            for i in range(4):  # then along them: Y[4i + j]
+                e0, e1, e2, e3, e4, e5 = S[i, 0], S[i, 1], S[i, 2], S[i, 3], S[i, 4], S[i, 5]
+                y0, y1, y2, y3 = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
+                for u in range(T):
+                    y0[u], y1[u], y2[u], y3[u] = _at(e0[u], e1[u], e2[u], e3[u], e4[u], e5[u])
+            p = out[n, f]
+            for th in range(TH):
                 for i in range(4):
-                    si, r = s[i], o[4 * th + i]
+                    row = p[4 * th + i]
+                    ya, yb, yc, yd = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
                     for tw in range(TW):
-                        r[4 * tw], r[4 * tw + 1], r[4 * tw + 2], r[4 * tw + 3] = _at(
-                            si[0, th, tw], si[1, th, tw], si[2, th, tw], si[3, th, tw],
-                            si[4, th, tw], si[5, th, tw])
+                        u = th * TW + tw
+                        row[4 * tw], row[4 * tw + 1] = ya[u], yb[u]
+                        row[4 * tw + 2], row[4 * tw + 3] = yc[u], yd[u]
+
+
+def output_transform(M, out):
+    """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
+    flat = _flat_planes(M)
+    if flat is None:  # planes not contiguous: copy into a layout that has them
+        if M.size == 0:
+            return
+        flat = _flat_planes(np.ascontiguousarray(M))
+    _output_planes(*flat, out)
 
 
 @_jit
-def dout_transform(d, D):
-    """``D[6a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 4x4 block
-    ``dY = d[n, f, 4th:4th+4, 4tw:4tw+4]``; ``d`` (n, F, 4TH, 4TW) zero-extended."""
-    _, N, F, TH, TW = D.shape
-    W4 = d.shape[3]
-    t = np.empty((6, TH, W4), dtype=D.dtype)
+def _dout_planes(d, flat, sk, sn, sf, TH, TW):
+    """``D[6a+b, n, f] = (A dY A^T)[a, b]`` per 4x4 block of ``d[n, f]``, plane ``D[k, n, f]``
+    at ``flat[k*sk + n*sn + f*sf:][:TH*TW]``: the 16 block positions gathered into planes
+    first, then A down them and along them in loops over all TH*TW blocks."""
+    N, F = d.shape[0], d.shape[1]
+    T = TH * TW
+    Y = np.empty((16, T), dtype=d.dtype)
+    S = np.empty((6, 4, T), dtype=d.dtype)
     for n in range(N):
         for f in range(F):
             x = d[n, f]
-            for th in range(TH):  # A down the rows
-                for q in range(W4):
-                    t[0, th, q], t[1, th, q], t[2, th, q], t[3, th, q], t[4, th, q], \
-                        t[5, th, q] = _a(x[4 * th, q], x[4 * th + 1, q], x[4 * th + 2, q],
-                                         x[4 * th + 3, q])
-            for a in range(6):  # then along the columns
-                v0, v1, v2 = D[6 * a, n, f], D[6 * a + 1, n, f], D[6 * a + 2, n, f]
-                v3, v4, v5 = D[6 * a + 3, n, f], D[6 * a + 4, n, f], D[6 * a + 5, n, f]
-                ta = t[a]
-                for th in range(TH):
+            for th in range(TH):
+                for i in range(4):
+                    row = x[4 * th + i]
+                    ya, yb, yc, yd = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
                     for tw in range(TW):
-                        q = 4 * tw
-                        v0[th, tw], v1[th, tw], v2[th, tw], v3[th, tw], v4[th, tw], \
-                            v5[th, tw] = _a(ta[th, q], ta[th, q + 1], ta[th, q + 2],
-                                            ta[th, q + 3])
+                        u = th * TW + tw
+                        ya[u], yb[u] = row[4 * tw], row[4 * tw + 1]
+                        yc[u], yd[u] = row[4 * tw + 2], row[4 * tw + 3]
+            for j in range(4):  # A down the rows: S[a, j] from Y[4i + j], i = 0..3
+                e0, e1, e2, e3 = Y[j], Y[4 + j], Y[8 + j], Y[12 + j]
+                s0, s1, s2, s3, s4, s5 = S[0, j], S[1, j], S[2, j], S[3, j], S[4, j], S[5, j]
+                for u in range(T):
+                    s0[u], s1[u], s2[u], s3[u], s4[u], s5[u] = _a(e0[u], e1[u], e2[u], e3[u])
+            o = n * sn + f * sf
+            for a in range(6):  # then along the columns, into D's planes
+                e0, e1, e2, e3 = S[a, 0], S[a, 1], S[a, 2], S[a, 3]
+                k = o + 6 * a * sk
+                v0, v1, v2 = flat[k:k + T], flat[k + sk:][:T], flat[k + 2 * sk:][:T]
+                v3, v4, v5 = flat[k + 3 * sk:][:T], flat[k + 4 * sk:][:T], flat[k + 5 * sk:][:T]
+                for u in range(T):
+                    v0[u], v1[u], v2[u], v3[u], v4[u], v5[u] = _a(e0[u], e1[u], e2[u], e3[u])
+
+
+def dout_transform(d, D):
+    """``D[6a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 4x4 block
+    ``dY = d[n, f, 4th:4th+4, 4tw:4tw+4]``; ``d`` (n, F, 4TH, 4TW) zero-extended."""
+    TH, TW = D.shape[3], D.shape[4]
+    flat = _flat_planes(D)
+    if flat is not None:
+        _dout_planes(d, *flat, TH, TW)
+    elif D.size:  # planes not contiguous: through a buffer that has them
+        tmp = np.empty(D.shape, dtype=D.dtype)
+        _dout_planes(d, *_flat_planes(tmp), TH, TW)
+        D[...] = tmp
+
+
+@_jit
+def _b(e0, e1, e2, e3, e4, e5):
+    """``B e`` of one 6-vector (B = (B^T)^T): the input transform's adjoint."""
+    return (_4 * e0, _4 * (e2 - e1) + _2 * (e4 - e3) + _4 * e5,
+            -_5 * e0 - _4 * (e1 + e2) - e3 - e4, e1 - e2 + _2 * (e3 - e4) - _5 * e5,
+            e0 + e1 + e2 + e3 + e4, e5)
+
+
+@_jit
+def _input_adjoint_planes(flat, sk, sn, sc, TH, TW, ph, pw, dx):
+    """``dx[n, c] = crop(sum_tiles B dV B^T)``, plane ``dV[k, n, c]`` at
+    ``flat[k*sk + n*sn + c*sc:][:TH*TW]`` (``_winograd_backward.input_adjoint``): B along
+    the tile rows, then the columns, each over all tiles of a plane; then the 6x6 tiles are
+    added into a padded image (in tile order) and its interior copied out."""
+    N, C, H, W = dx.shape
+    T = TH * TW
+    Ht, Wt = 4 * TH + 2, 4 * TW + 2
+    sh, sw = max(0, -ph), max(0, -pw)
+    dh, dw = max(0, ph), max(0, pw)
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    S = np.empty((6, 6, T), dtype=dx.dtype)  # S[i, b]
+    Y = np.empty((36, T), dtype=dx.dtype)  # Y[6i + j]
+    xs = np.empty((Ht, Wt), dtype=dx.dtype)
+    for n in range(N):
+        for c in range(C):
+            o = n * sn + c * sc
+            for b in range(6):  # B down the tile rows: S[i, b] from dV[6a + b], a = 0..5
+                e0, e1 = flat[o + b * sk:o + b * sk + T], flat[o + (6 + b) * sk:][:T]
+                e2, e3 = flat[o + (12 + b) * sk:][:T], flat[o + (18 + b) * sk:][:T]
+                e4, e5 = flat[o + (24 + b) * sk:][:T], flat[o + (30 + b) * sk:][:T]
+                s0, s1, s2, s3, s4, s5 = S[0, b], S[1, b], S[2, b], S[3, b], S[4, b], S[5, b]
+                for u in range(T):
+                    s0[u], s1[u], s2[u], s3[u], s4[u], s5[u] = _b(e0[u], e1[u], e2[u], e3[u],
+                                                                  e4[u], e5[u])
+            for i in range(6):  # then along them: Y[6i + j]
+                e0, e1, e2, e3, e4, e5 = S[i, 0], S[i, 1], S[i, 2], S[i, 3], S[i, 4], S[i, 5]
+                y0, y1, y2 = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
+                y3, y4, y5 = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
+                for u in range(T):
+                    y0[u], y1[u], y2[u], y3[u], y4[u], y5[u] = _b(e0[u], e1[u], e2[u], e3[u],
+                                                                  e4[u], e5[u])
+            xs[:, :] = 0
+            for th in range(TH):
+                for i in range(6):
+                    row = xs[4 * th + i]
+                    ya, yb, yc = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
+                    yd, ye, yf = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
+                    for tw in range(TW):
+                        u, q = th * TW + tw, 4 * tw
+                        row[q] += ya[u]
+                        row[q + 1] += yb[u]
+                        row[q + 2] += yc[u]
+                        row[q + 3] += yd[u]
+                        row[q + 4] += ye[u]
+                        row[q + 5] += yf[u]
+            p = dx[n, c]
+            if h < H or w < W:  # rows/columns the tiles never reach (a cropping padding)
+                p[:, :] = 0
+            for i in range(h):
+                pr, xr = p[sh + i], xs[dh + i]
+                for j in range(w):
+                    pr[sw + j] = xr[dw + j]
+
+
+def input_adjoint(dV, ph, pw, dx):
+    """``_winograd_backward.input_adjoint`` for F(4x4): ``dV`` (36, n, C, TH, TW)."""
+    flat = _flat_planes(dV)
+    if flat is None:
+        if dV.size == 0:
+            dx[...] = 0
+            return
+        flat = _flat_planes(np.ascontiguousarray(dV))
+    _input_adjoint_planes(*flat, dV.shape[3], dV.shape[4], ph, pw, dx)
 
 
 # batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1
 register("winograd4_input", "numpy", over_batch(input_transform, (0, None, None, 1)))
 register("winograd4_output", "numpy", over_batch(output_transform, (1, 0)))
 register("winograd4_dout", "numpy", over_batch(dout_transform, (0, 1)))
+register("winograd4_input_adjoint", "numpy", over_batch(input_adjoint, (1, None, None, 0)))

@@ -1,0 +1,102 @@
+"""Batch chunks over threads (normlab/functional/_parallel.py): coverage, errors, exactness."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import normlab
+from normlab import functional as F
+from normlab.functional import _kernels, _parallel, _winograd
+
+
+@pytest.fixture
+def threads():
+    """Run with ``normlab.set_num_threads(n)``, restoring the old count after."""
+    old = normlab.get_num_threads()
+    yield normlab.set_num_threads
+    normlab.set_num_threads(old or 2)
+
+
+def test_run_calls_every_chunk_once_and_names_threads_by_slot(threads):
+    threads(3)
+    seen, lock = [], threading.Lock()
+    nested = []
+
+    def fn(i, slot):
+        with lock:
+            seen.append((i, slot, threading.get_ident()))
+        nested.append(_parallel.threads_for(np.zeros(1), 5))
+
+    _parallel.run(40, fn, _parallel.threads_for(np.zeros(1), 40))
+    assert sorted(i for i, _, _ in seen) == list(range(40))
+    idents = {}
+    for _, slot, ident in seen:  # one thread per slot
+        assert idents.setdefault(slot, ident) == ident
+    assert set(idents) <= {0, 1, 2}
+    assert nested == [1] * 40  # no nested regions
+    assert not _parallel.inside()
+
+
+def test_run_propagates_a_chunk_error_after_all_threads_stop(threads):
+    threads(2)
+    done = []
+
+    def fn(i, slot):
+        if i == 3:
+            raise ValueError("chunk 3 failed")
+        done.append(i)
+
+    with pytest.raises(ValueError, match="chunk 3 failed"):
+        _parallel.run(10, fn, 2)
+    assert 3 not in done and not _parallel.inside()
+
+
+def test_blas_thread_count_is_restored_after_a_region(threads):
+    from threadpoolctl import threadpool_info
+
+    threads(2)
+    _parallel.run(4, lambda i, slot: np.ones((8, 8)) @ np.ones((8, 8)), 2)
+    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert counts and all(c == 2 for c in counts)
+
+
+@pytest.mark.parametrize("tile", [2, 4, None])  # None: im2col
+def test_conv_over_many_chunks_is_bit_identical_for_any_thread_count(tile, threads,
+                                                                    monkeypatch, kernels):
+    monkeypatch.setattr(_winograd, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 16, 12, 12)).astype(np.float32)
+    w = (rng.standard_normal((16, 16, 3, 3)) * 0.1).astype(np.float32)
+    dout = rng.standard_normal((7, 16, 12, 12)).astype(np.float32)
+    old = _winograd.use_winograd(tile is not None), _winograd.use_tile(tile or "auto")
+    try:
+        results = []
+        for n in (1, 3):
+            threads(n)
+            out, cache = F.conv2d_forward(x, w, padding=1)
+            assert cache.winograd == (tile is not None)
+            results.append((out,) + F.conv2d_backward(dout, cache)[:2])
+    finally:
+        _winograd.use_winograd(old[0]), _winograd.use_tile(old[1])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_norm_channel_split_is_bit_identical_for_any_thread_count(threads, kernels):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((16, 24, 16, 16)) * 3 + 1).astype(np.float32)  # 98304 elements
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    gamma = rng.standard_normal(24).astype(np.float32)
+    beta = rng.standard_normal(24).astype(np.float32)
+    results = []
+    for n in (1, 2, 5):
+        threads(n)
+        out, cache = F.batch_norm_forward(x, gamma, beta, axes=(0, 2, 3))
+        results.append((out, cache.mean, cache.var) + tuple(F.batch_norm_backward(dout, cache)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
