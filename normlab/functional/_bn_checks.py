@@ -79,9 +79,9 @@ def check_training_count(x, axes, owner: str) -> None:
 
 
 def check_bn_dout(dout, cache, cls, owner: str):
-    """``dout`` of the forward's output shape (the cache's ``x_hat``), before any kernel."""
+    """``dout`` of the forward's output shape (the cache's input ``x``), before any kernel."""
     cache = check_cache(cache, cls, owner)
-    return check_dout(dout, cache.x_hat.shape, owner, like=cache.x_hat)
+    return check_dout(dout, cache.x.shape, owner, like=cache.x)
 
 
 def check_running(x, running_mean, running_var, owner: str) -> None:

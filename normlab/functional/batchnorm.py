@@ -22,7 +22,8 @@ from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Mome
                                                  batch_norm_forward_from_moments,
                                                  _backward_elementwise, _backward_reduce,
                                                  _forward_from_moments,
-                                                 _moments_centred, check_axes,
+                                                 _moments_centred, _uses_kernels,
+                                                 check_axes,
                                                  merge_moments)
 
 __all__ = [
@@ -119,9 +120,11 @@ def batch_norm_backward(dout, cache: BatchNormCache):
 def _backward(dout, cache: BatchNormCache):
     """``batch_norm_backward`` on a checked ``dout`` (the BN modules' ``Module.backward``
     has checked it against the forward's output)."""
-    sum_dy, sum_dy_xhat = _backward_reduce(dout, cache)
-    dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count)
-    dt = cache.x_hat.dtype
+    # the reference path recomputes x_hat once for both stages; the kernels per element
+    x_hat = None if _uses_kernels(dout, cache) else cache.x_hat
+    sum_dy, sum_dy_xhat = _backward_reduce(dout, cache, x_hat)
+    dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count, x_hat)
+    dt = cache.x.dtype
     dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)
     dbeta = sum_dy.astype(dt) if cache.has_beta else None
     return dx, dgamma, dbeta
@@ -133,7 +136,8 @@ def batch_norm_backward_staged(dout, cache: BatchNormCache):
     Forward graph: ``mu = mean(x)``, ``xmu = x - mu``, ``sq = xmu**2``, ``var = mean(sq)``,
     ``sqrtvar = sqrt(var + eps)``, ``ivar = 1 / sqrtvar``, ``xhat = xmu * ivar``,
     ``gammax = gamma * xhat``, ``out = gammax + beta``. The nodes not in the cache are
-    rebuilt from it: ``sqrtvar = sqrt(var + eps)`` and ``xmu = xhat * sqrtvar``.
+    rebuilt from it: ``xhat`` (``cache.x_hat``), ``sqrtvar = sqrt(var + eps)`` and
+    ``xmu = xhat * sqrtvar``.
 
     Returns
     -------

@@ -57,15 +57,32 @@ class Moments(NamedTuple):
 
 
 class BatchNormCache(NamedTuple):
-    x_hat: object  # (N, C, *) normalised input
-    inv_std: object  # keepdims (1, C, 1...) : 1 / sqrt(var + eps)
+    """What the backward of a training-mode batch norm needs.
+
+    The input itself is kept (a reference, no copy), with the per-channel statistics;
+    the backward recomputes ``x_hat = (x - mean) * inv_std`` where it needs it (inside the
+    compiled kernels per element, in the reference path as one fresh array), as PyTorch
+    keeps its input plus mean and invstd. So nothing may change ``x`` in place between the
+    forward and the backward. ``x_hat`` is still there to read, as a property that
+    recomputes it.
+    """
+
+    x: object  # (N, C, *) the forward's input itself (not a copy)
+    inv_std: object  # keepdims (1, C, 1...) : 1 / sqrt(var + eps), dtype of x
     gamma: object  # (C,) or None
     axes: tuple
     mean: object  # (C,) mean used (batch or merged), dtype of x
     var: object  # (C,) biased variance used, dtype of x
     count: int  # values per channel behind mean/var (the global count when merged)
     eps: float  # lets the staged backward rebuild sqrt(var + eps)
-    has_beta: bool = True  # whether the forward had a beta (dbeta is returned only then)
+    has_beta: bool  # whether the forward had a beta (dbeta is returned only then)
+    stat_mean: object  # (C,) mean in the statistics' dtype (float64 for float16/32 data)
+    stat_inv_std: object  # (C,) 1 / sqrt(var + eps) in the statistics' dtype
+
+    @property
+    def x_hat(self):
+        """``(x - mean) * inv_std``, the normalised input, recomputed: a fresh array."""
+        return _normalized(self.x, self.stat_mean, self.stat_inv_std)
 
 
 def stat_dtype(dtype):
@@ -257,36 +274,48 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     return _forward_from_moments(x, gamma, beta, moments, axes, eps)
 
 
+def _normalized(x, mean, inv_std):
+    """``x_hat = (x - mean) * inv_std``: a fresh array of ``x``'s dtype, from (C,)
+    statistics in the statistics' dtype (``stat_dtype``)."""
+    xp = backend.namespace(x)
+    dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
+    sdt = stat_dtype(dt)
+    # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x (Sterbenz), so a
+    # float32 mean of 1e4 costs no digits of data with std 0.1. The lo pass is skipped
+    # where lo / std is below half an ulp of 1 in x's dtype.
+    hi = mean.astype(dt)
+    x_hat = x - hi.reshape(cs)
+    lo = mean - hi.astype(sdt)
+    if sdt != dt and C and float(xp.max(xp.abs(lo) * inv_std)) > xp.finfo(dt).eps / 2:
+        x_hat -= lo.astype(dt).reshape(cs)
+    x_hat *= inv_std.astype(dt).reshape(cs)
+    return x_hat
+
+
 def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=None):
     """``batch_norm_forward_from_moments`` on checked arguments. ``centred``: a fresh
     ``x - moments.mean`` (``_moments_centred``), normalised in place (one pass fewer)."""
     xp = backend.namespace(x)
-    dt, cs, C = x.dtype, channel_shape(x.ndim), x.shape[1]
+    dt, cs = x.dtype, channel_shape(x.ndim)
     sdt = stat_dtype(dt)
     mean = moments.mean.astype(sdt, copy=False)
     inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
     impl = None if centred is not None else _compiled("bn_normalize_affine", xp, x, axes)
-    if impl is not None:  # -> out, x_hat; the difference x - mean taken in float64
-        out, x_hat = impl(x, mean, inv_std, gamma, beta)
-    else:
+    if impl is not None:  # one pass; the difference x - mean taken in float64
+        out = impl(x, mean, inv_std, gamma, beta)
+    else:  # out is x_hat, scaled and shifted in place (the cache keeps x, not x_hat)
         if centred is not None:
-            x_hat = centred
+            out = centred
+            out *= inv_std.astype(dt).reshape(cs)
         else:
-            # mean = hi + lo in x's dtype: x - hi is exact when hi is close to x
-            # (Sterbenz), so a float32 mean of 1e4 costs no digits of data with std 0.1.
-            # The lo pass is skipped where lo / std is below half an ulp of 1 in x's dtype.
-            hi = mean.astype(dt)
-            x_hat = x - hi.reshape(cs)
-            lo = mean - hi.astype(sdt)
-            if sdt != dt and C and float(xp.max(xp.abs(lo) * inv_std)) > xp.finfo(dt).eps / 2:
-                x_hat -= lo.astype(dt).reshape(cs)
-        x_hat *= inv_std.astype(dt).reshape(cs)
-        out = x_hat * gamma.reshape(cs) if gamma is not None else x_hat.copy()
+            out = _normalized(x, mean, inv_std)
+        if gamma is not None:
+            out *= gamma.reshape(cs)
         if beta is not None:
             out += beta.reshape(cs)
-    cache = BatchNormCache(x_hat, inv_std.astype(dt).reshape((1,) + cs), gamma, axes,
+    cache = BatchNormCache(x, inv_std.astype(dt).reshape((1,) + cs), gamma, axes,
                            moments.mean.astype(dt), moments.var.astype(dt),
-                           int(moments.count), float(eps), beta is not None)
+                           int(moments.count), float(eps), beta is not None, mean, inv_std)
     return out, cache
 
 
@@ -313,17 +342,27 @@ def batch_norm_backward_reduce(dout, cache: BatchNormCache):
     return _backward_reduce(dout, cache)
 
 
-def _backward_reduce(dout, cache: BatchNormCache):
-    """``batch_norm_backward_reduce`` on a checked ``dout``."""
-    x_hat, axes = cache.x_hat, cache.axes
-    C = x_hat.shape[1]
-    sdt = stat_dtype(x_hat.dtype)
-    impl = _compiled("bn_grad_sums", backend.namespace(dout, x_hat), x_hat, axes, dout)
-    if impl is not None:  # -> float64 (C,) sum_dy, sum_dy_xhat
-        return impl(dout, x_hat)
+def _backward_reduce(dout, cache: BatchNormCache, x_hat=None):
+    """``batch_norm_backward_reduce`` on a checked ``dout``. ``x_hat``: the reference
+    path's recomputed ``cache.x_hat`` if the caller has it (else recomputed here)."""
+    x, axes = cache.x, cache.axes
+    C = x.shape[1]
+    sdt = stat_dtype(x.dtype)
+    impl = _compiled("bn_grad_sums", backend.namespace(dout, x), x, axes, dout)
+    if impl is not None:  # -> float64 (C,) sum_dy, sum_dy_xhat; x_hat per element inside
+        return impl(dout, x, cache.stat_mean, cache.stat_inv_std)
+    if x_hat is None:
+        x_hat = cache.x_hat
     sum_dy = sum_over(dout, axes).reshape(C).astype(sdt)
     sum_dy_xhat = sum_of_products(dout, x_hat, axes).reshape(C).astype(sdt)
     return sum_dy, sum_dy_xhat
+
+
+def _uses_kernels(dout, cache: BatchNormCache) -> bool:
+    """Whether both backward stages run compiled (then no ``x_hat`` array is made)."""
+    xp = backend.namespace(dout, cache.x)
+    return all(_compiled(op, xp, cache.x, cache.axes, dout) is not None
+               for op in ("bn_grad_sums", "bn_grad_input"))
 
 
 def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat,
@@ -357,13 +396,13 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     """
     owner = "batch_norm_backward_elementwise"
     dout = check_bn_dout(dout, cache, BatchNormCache, owner)
-    x_hat, axes = cache.x_hat, cache.axes
+    x, axes = cache.x, cache.axes
     for name, v in (("sum_dy", sum_dy), ("sum_dy_xhat", sum_dy_xhat)):
-        if tuple(getattr(v, "shape", ())) != (x_hat.shape[1],):
-            raise ShapeError(f"{owner}: expected {name} of shape ({x_hat.shape[1]},) (one per "
+        if tuple(getattr(v, "shape", ())) != (x.shape[1],):
+            raise ShapeError(f"{owner}: expected {name} of shape ({x.shape[1]},) (one per "
                              f"channel), got {describe(v)}.")
     count = check_int(count, "count", owner, low=0)
-    count, local = int(count), reduced_count(x_hat.shape, axes)
+    count, local = int(count), reduced_count(x.shape, axes)
     if count < local:
         raise NormlabValueError(
             f"batch_norm_backward_elementwise: expected the global count of values per "
@@ -373,24 +412,30 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     return _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, count)
 
 
-def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, count: int):
-    """``batch_norm_backward_elementwise`` on checked arguments."""
-    x_hat, inv_std, gamma, axes = cache.x_hat, cache.inv_std, cache.gamma, cache.axes
-    xp = backend.namespace(dout, x_hat)
-    if count == 0 or x_hat.size == 0:
-        return xp.zeros_like(x_hat)
-    C = x_hat.shape[1]
-    sdt = stat_dtype(x_hat.dtype)
+def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, count: int,
+                          x_hat=None):
+    """``batch_norm_backward_elementwise`` on checked arguments. ``x_hat``: as in
+    ``_backward_reduce``."""
+    x, inv_std, gamma, axes = cache.x, cache.inv_std, cache.gamma, cache.axes
+    xp = backend.namespace(dout, x)
+    if count == 0 or x.size == 0:
+        return xp.zeros_like(x)
+    C = x.shape[1]
+    sdt = stat_dtype(x.dtype)
     sum_dy = xp.asarray(sum_dy).astype(sdt, copy=False)
     sum_dy_xhat = xp.asarray(sum_dy_xhat).astype(sdt, copy=False)
-    impl = _compiled("bn_grad_input", xp, x_hat, axes, dout)
-    if impl is not None:  # dx = k * (dy - shift - x_hat * slope), float64 (C,) k/shift/slope
+    impl = _compiled("bn_grad_input", xp, x, axes, dout)
+    if impl is not None:
+        # dx = k * (dy - shift - x_hat * slope), x_hat = (x - mean) * inv_std per element
         k = inv_std.reshape(C).astype(sdt)
         if gamma is not None:
             k = k * gamma.astype(sdt)
-        return impl(dout, x_hat, k, sum_dy / count, sum_dy_xhat / count)
-    dt, ks = x_hat.dtype, inv_std.shape
-    scale = None if gamma is None else gamma.reshape(channel_shape(x_hat.ndim))
+        return impl(dout, x, cache.stat_mean, cache.stat_inv_std, k, sum_dy / count,
+                    sum_dy_xhat / count)
+    if x_hat is None:
+        x_hat = cache.x_hat
+    dt, ks = x.dtype, inv_std.shape
+    scale = None if gamma is None else gamma.reshape(channel_shape(x.ndim))
     return normalize_backward(dout, x_hat, inv_std, axes, scale=scale,
                               sum_g=sum_dy.astype(dt).reshape(ks),
                               sum_gx=sum_dy_xhat.astype(dt).reshape(ks), count=count)

@@ -129,7 +129,7 @@ class SyncBatchNorm(_BatchNorm):
         xp = backend.namespace(sum_dy)
         total = self.comm.allreduce(xp.concatenate([sum_dy, sum_dy_xhat]))  # (2C,)
         dx = F.batch_norm_backward_elementwise(dout, cache, total[:C], total[C:], cache.count)
-        dt = cache.x_hat.dtype
+        dt = cache.x.dtype
         _store(self, sum_dy_xhat.astype(dt), sum_dy.astype(dt))  # this rank's share
         return dx
 

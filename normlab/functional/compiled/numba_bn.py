@@ -3,7 +3,9 @@
 The reference stages in ``batchnorm_stages.py`` make about eleven passes over the data
 with ufuncs; these kernels make five (moments: mean, variance; forward: normalise +
 affine; backward: both sums, ``dx``) and accumulate in float64, so they are both faster
-and more accurate in float32. Same two-pass statistics, same closed-form backward.
+and more accurate in float32. Same two-pass statistics, same closed-form backward. No
+``x_hat`` array is written: the backward kernels read the input the cache keeps and form
+``x_hat = (x - mean) * inv_std`` per element in float64.
 Registered with the dispatch as ``bn_moments``, ``bn_normalize_affine``,
 ``bn_grad_sums``, ``bn_grad_input`` for ``"numpy"``; the call sites use them only for
 float32/float64 input reduced over every axis but the channel axis 1, ``(0, 2, 3, ...)``.
@@ -86,44 +88,47 @@ def _build(cache: bool = True):
         for c in range(C):
             var[c] /= A
 
+    # The kernels below never store x_hat: the forward writes only ``out``, and the
+    # backward recomputes x_hat = (x - mean) * inv_std per element from the input the
+    # cache keeps (the difference taken in float64).
     @jit
-    def normalize_affine(x, mean, inv_std, gamma, beta, x_hat, out, c0, c1):
+    def normalize_affine(x, mean, scale, beta, out, c0, c1):  # out = (x - mean) * scale + beta
         A, C, B = x.shape
         for a in range(A):
             for c in range(c0, c1):
-                mu, k, g, bt = mean[c], inv_std[c], gamma[c], beta[c]
+                mu, k, bt = mean[c], scale[c], beta[c]
                 for b in range(B):
-                    h = (x[a, c, b] - mu) * k
-                    x_hat[a, c, b] = h
-                    out[a, c, b] = h * g + bt
+                    out[a, c, b] = (x[a, c, b] - mu) * k + bt
 
     @jit
-    def normalize_affine_2d(x, mean, inv_std, gamma, beta, x_hat, out):
+    def normalize_affine_2d(x, mean, scale, beta, out):
         A, C = x.shape
         for a in range(A):
             for c in range(C):
-                h = (x[a, c] - mean[c]) * inv_std[c]
-                x_hat[a, c] = h
-                out[a, c] = h * gamma[c] + beta[c]
+                out[a, c] = (x[a, c] - mean[c]) * scale[c] + beta[c]
 
     @jit
-    def grad_sums(dy, x_hat, sum_dy, sum_dyx, c0, c1):
+    def grad_sums(dy, x, mean, inv_std, sum_dy, sum_dyx, c0, c1):
+        # sum(dy * x_hat) = inv_std * sum(dy * (x - mean)) per channel
         A, C, B = dy.shape
         sum_dy[c0:c1] = 0.0
         sum_dyx[c0:c1] = 0.0
         for a in range(A):
             for c in range(c0, c1):
+                mu = mean[c]
                 s = 0.0
                 t = 0.0
                 for b in range(B):
                     g = dy[a, c, b]
                     s += g
-                    t += g * x_hat[a, c, b]
+                    t += g * (x[a, c, b] - mu)
                 sum_dy[c] += s
                 sum_dyx[c] += t
+        for c in range(c0, c1):
+            sum_dyx[c] *= inv_std[c]
 
     @jit
-    def grad_sums_2d(dy, x_hat, sum_dy, sum_dyx):
+    def grad_sums_2d(dy, x, mean, inv_std, sum_dy, sum_dyx):
         A, C = dy.shape
         sum_dy[:] = 0.0
         sum_dyx[:] = 0.0
@@ -131,23 +136,26 @@ def _build(cache: bool = True):
             for c in range(C):
                 g = dy[a, c]
                 sum_dy[c] += g
-                sum_dyx[c] += g * x_hat[a, c]
+                sum_dyx[c] += g * (x[a, c] - mean[c])
+        for c in range(C):
+            sum_dyx[c] *= inv_std[c]
 
     @jit
-    def grad_input(dy, x_hat, k, shift, slope, dx, c0, c1):  # dx = k*(dy - shift - x_hat*slope)
+    def grad_input(dy, x, mean, k, shift, slope, dx, c0, c1):
+        # dx = k * (dy - shift - (x - mean) * slope), slope = inv_std * sum(dy x_hat) / m
         A, C, B = dy.shape
         for a in range(A):
             for c in range(c0, c1):
-                kc, sc, pc = k[c], shift[c], slope[c]
+                mu, kc, sc, pc = mean[c], k[c], shift[c], slope[c]
                 for b in range(B):
-                    dx[a, c, b] = kc * (dy[a, c, b] - sc - x_hat[a, c, b] * pc)
+                    dx[a, c, b] = kc * (dy[a, c, b] - sc - (x[a, c, b] - mu) * pc)
 
     @jit
-    def grad_input_2d(dy, x_hat, k, shift, slope, dx):
+    def grad_input_2d(dy, x, mean, k, shift, slope, dx):
         A, C = dy.shape
         for a in range(A):
             for c in range(C):
-                dx[a, c] = k[c] * (dy[a, c] - shift[c] - x_hat[a, c] * slope[c])
+                dx[a, c] = k[c] * (dy[a, c] - shift[c] - (x[a, c] - mean[c]) * slope[c])
 
     return {"stats": (stats, stats_2d), "affine": (normalize_affine, normalize_affine_2d),
             "sums": (grad_sums, grad_sums_2d), "dx": (grad_input, grad_input_2d)}
@@ -199,42 +207,48 @@ def moments(x):
 
 
 def normalize_affine(x, mean, inv_std, gamma, beta):
-    """``x_hat = (x - mean) * inv_std`` and ``out = x_hat * gamma + beta`` in one pass.
+    """``out = (x - mean) * inv_std * gamma + beta`` in one pass (no ``x_hat`` kept).
 
     ``mean`` and ``inv_std`` are float64 (C,) vectors (the difference is taken in float64);
-    ``gamma``/``beta`` may be None. Returns ``(out, x_hat)`` of the shape and dtype of ``x``.
+    ``gamma``/``beta`` may be None. Returns ``out``, of the shape and dtype of ``x``.
     """
     dt = x.dtype
     C = x.shape[1]
     xv, flat = _view(x)
-    g = np.ones(C, dt) if gamma is None else np.ascontiguousarray(gamma, dtype=dt)
-    b = np.zeros(C, dt) if beta is None else np.ascontiguousarray(beta, dtype=dt)
-    x_hat = np.empty(x.shape, dt)
+    scale = np.asarray(inv_std, np.float64)
+    if gamma is not None:
+        scale = scale * np.asarray(gamma, np.float64)
+    b = np.zeros(C, np.float64) if beta is None else np.asarray(beta, np.float64)
     out = np.empty(x.shape, dt)
     _run(_kernel("affine", flat), flat, xv, xv, np.ascontiguousarray(mean, np.float64),
-         np.ascontiguousarray(inv_std, np.float64), g, b, x_hat.reshape(xv.shape),
-         out.reshape(xv.shape))
-    return out, x_hat
+         np.ascontiguousarray(scale), np.ascontiguousarray(b), out.reshape(xv.shape))
+    return out
 
 
-def grad_sums(dout, x_hat):
-    """Per-channel ``(sum(dy), sum(dy * x_hat))``, float64 (C,) arrays."""
-    C = x_hat.shape[1]
-    dyv, flat = _view(dout.astype(x_hat.dtype, copy=False))
+def grad_sums(dout, x, mean, inv_std):
+    """Per-channel ``(sum(dy), sum(dy * x_hat))`` with ``x_hat = (x - mean) * inv_std``
+    recomputed per element; float64 (C,) ``mean``, ``inv_std`` and results."""
+    C = x.shape[1]
+    dyv, flat = _view(dout.astype(x.dtype, copy=False))
+    xv = _view(x)[0]
     sum_dy = np.empty(C, np.float64)
     sum_dyx = np.empty(C, np.float64)
-    _run(_kernel("sums", flat), flat, dyv, dyv, x_hat.reshape(dyv.shape), sum_dy, sum_dyx)
+    _run(_kernel("sums", flat), flat, dyv, dyv, xv, np.ascontiguousarray(mean, np.float64),
+         np.ascontiguousarray(inv_std, np.float64), sum_dy, sum_dyx)
     return sum_dy, sum_dyx
 
 
-def grad_input(dout, x_hat, k, shift, slope):
-    """``dx = k * (dy - shift - x_hat * slope)`` with float64 (C,) ``k``, ``shift``, ``slope``."""
-    dt = x_hat.dtype
+def grad_input(dout, x, mean, inv_std, k, shift, slope):
+    """``dx = k * (dy - shift - x_hat * slope)``, ``x_hat = (x - mean) * inv_std`` recomputed
+    per element; float64 (C,) ``mean``, ``inv_std``, ``k``, ``shift``, ``slope``."""
+    dt = x.dtype
     dyv, flat = _view(dout.astype(dt, copy=False))
-    dx = np.empty(x_hat.shape, dt)
-    _run(_kernel("dx", flat), flat, dyv, dyv, x_hat.reshape(dyv.shape),
+    xv = _view(x)[0]
+    dx = np.empty(x.shape, dt)
+    slope = np.asarray(slope, np.float64) * np.asarray(inv_std, np.float64)
+    _run(_kernel("dx", flat), flat, dyv, dyv, xv, np.ascontiguousarray(mean, np.float64),
          np.ascontiguousarray(k, np.float64), np.ascontiguousarray(shift, np.float64),
-         np.ascontiguousarray(slope, np.float64), dx.reshape(dyv.shape))
+         np.ascontiguousarray(slope), dx.reshape(dyv.shape))
     return dx
 
 
