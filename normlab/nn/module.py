@@ -3,13 +3,12 @@
 A Module is a thin stateful wrapper over a pure forward/backward pair of
 ``normlab.functional``. Subclasses implement ``forward(x)`` (storing the functional
 cache in ``self._cache``) and ``backward(dout)`` (returning ``dx`` and *overwriting*
-``self.grads``). Names and layouts follow PyTorch so that ``state_dict()`` keys equal
+``self.grads``); the cache is freed when ``backward`` returns (``retain_caches``). Names and layouts follow PyTorch so that ``state_dict()`` keys equal
 those of the PyTorch twin.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Iterator
 
 import numpy as np
@@ -17,9 +16,10 @@ import numpy as np
 from normlab import backend
 from normlab.errors import (CallOrderError, NormlabRuntimeError, NormlabTypeError,
                             NormlabValueError, StateError)
-from normlab.validation import check_array, check_dout, is_array
+from normlab.nn._checked import _checked_backward, _checked_forward, retain_caches
+from normlab.validation import is_array
 
-__all__ = ["Module", "ParamRef"]
+__all__ = ["Module", "ParamRef", "retain_caches"]
 
 
 class ParamRef:
@@ -53,44 +53,6 @@ class ParamRef:
         return f"ParamRef({self.name!r}, shape={shape}, dtype={self.value.dtype})"
 
 
-def _checked_forward(forward):
-    """Wrap a subclass's ``forward``: check the input is a floating ndarray, record the output.
-
-    The output's shape and device are what ``backward`` later checks ``dout`` against.
-    """
-    if getattr(forward, "_normlab_checked", False):
-        return forward
-
-    @functools.wraps(forward)
-    def wrapper(self, x, *args, **kwargs):
-        check_array(x, type(self).__name__, allow_empty=True)
-        out = forward(self, x, *args, **kwargs)
-        self.__dict__["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
-                                       else backend.device_of(out)) if is_array(out) else None)
-        return out
-
-    wrapper._normlab_checked = True
-    return wrapper
-
-
-def _checked_backward(backward):
-    """Wrap a subclass's ``backward``: ``dout`` must match the forward output before any kernel."""
-    if getattr(backward, "_normlab_checked", False):
-        return backward
-
-    @functools.wraps(backward)
-    def wrapper(self, dout=1.0, *args, **kwargs):
-        meta = self.__dict__.get("_out_meta")
-        if meta is None:
-            self._require_cache()  # backward before forward: the call-order error
-        else:
-            dout = check_dout(dout, meta[0], type(self).__name__, device=meta[1])
-        return backward(self, dout, *args, **kwargs)
-
-    wrapper._normlab_checked = True
-    return wrapper
-
-
 def _bad_state_value(key: str, v) -> str | None:
     """What is wrong with a state-dict value (non-numeric, NaN/inf, negative variance), or None."""
     a = backend.to_numpy(v) if is_array(v) or backend.is_cupy_array(v) else np.asarray(v)
@@ -114,7 +76,10 @@ class Module:
     ``forward`` and ``backward`` of every subclass are wrapped once (``__init_subclass__``):
     forward checks that its input is a floating ndarray and records the output's shape and
     device; backward checks ``dout`` against them before the subclass's code (and any
-    compiled kernel) runs, raising ``normlab.errors.ShapeError`` / ``NormlabTypeError``.
+    compiled kernel) runs, raising ``normlab.errors.ShapeError`` / ``NormlabTypeError``,
+    and frees the module's cache when it returns, as PyTorch frees its graph (a second
+    ``backward`` of one forward raises ``CallOrderError``; ``normlab.nn.retain_caches()``
+    keeps the caches).
 
     Attributes
     ----------
@@ -333,6 +298,7 @@ class Module:
         for m in self.modules():
             m._cache = None
             m.__dict__["_out_meta"] = None
+            m.__dict__["_cache_freed"] = False
 
     # ------------------------------------------------------------------ devices, dtypes
     def to(self, device: str | None = None, dtype=None) -> "Module":

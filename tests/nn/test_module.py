@@ -84,3 +84,54 @@ def test_sequential_from_a_dict_keeps_names(rng):
 def test_sequential_rejects_a_non_module(rng):
     with pytest.raises(TypeError, match="expected a normlab Module, got int"):
         nn.Sequential(nn.Identity(), 3)
+
+
+def _net(rng):
+    return nn.Sequential(nn.Linear(3, 4, rng=rng), nn.BatchNorm1d(4), nn.ReLU(),
+                         nn.Linear(4, 2, rng=rng))
+
+
+def test_backward_frees_every_cache_and_a_second_backward_raises(rng):
+    net = _net(rng)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    out = net(x)
+    assert all(m._cache is not None for m in net.modules())
+    net.backward(np.ones_like(out))
+    assert all(m._cache is None for m in net.modules())  # freed as PyTorch frees its graph
+    with pytest.raises(RuntimeError, match=r"Sequential: expected a forward\(\) before each "
+                                           r"backward\(\), got a second backward\(\) of one "
+                                           r"forward pass.*normlab.nn.retain_caches\(\)"):
+        net.backward(np.ones_like(out))
+    with pytest.raises(RuntimeError, match=r"Linear: expected a forward\(\) before each"):
+        net[3].backward(np.ones_like(out))
+    net(x)  # a new forward: backward works again
+    net.backward(np.ones_like(out))
+
+
+def test_retain_caches_keeps_them_for_a_second_identical_backward(rng):
+    net = _net(rng)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    dout = rng.standard_normal((5, 2)).astype(np.float32)
+    net(x)
+    with nn.retain_caches():
+        dx1 = net.backward(dout)
+        g1 = {k: v.copy() for k, v in net[0].grads.items()}
+    assert all(m._cache is not None for m in net.modules())
+    dx2 = net.backward(dout)  # outside the block: this one frees them
+    np.testing.assert_array_equal(dx1, dx2)
+    for k, v in g1.items():
+        np.testing.assert_array_equal(v, net[0].grads[k])
+    assert all(m._cache is None for m in net.modules())
+
+
+def test_a_subclass_backward_calling_super_keeps_the_cache_until_it_returns(rng):
+    class Scaled(nn.Linear):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            assert self._cache is not None  # the inner call must not free it
+            return 2.0 * dx
+
+    m = Scaled(3, 2, rng=rng)
+    m(rng.standard_normal((4, 3)).astype(np.float32))
+    m.backward(np.ones((4, 2), np.float32))
+    assert m._cache is None
