@@ -218,7 +218,8 @@ class Pair:
 
     def step_ours(self):
         if not self.row.train:
-            return self.ours(self.x)
+            with nn.no_grad():  # as torch's eval below: inference keeps no caches
+                return self.ours(self.x)
         self.opt.zero_grad(set_to_none=True)  # the same loop as torch's below: last
         # step's gradients are not held through this backward (normlab's backward would
         # overwrite them anyway; freed first, they leave the working set, as in torch)

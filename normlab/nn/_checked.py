@@ -13,13 +13,14 @@ from normlab import backend
 from normlab.errors import CallOrderError
 from normlab.validation import check_array, check_dout, is_array
 
-__all__ = ["retain_caches"]
+__all__ = ["no_grad", "retain_caches"]
 
 
 def _checked_forward(forward):
     """Wrap a subclass's ``forward``: check the input is a floating ndarray, record the output.
 
     The output's shape and device are what ``backward`` later checks ``dout`` against.
+    Under ``no_grad()`` the module's cache is dropped when its (outermost) forward returns.
     """
     if getattr(forward, "_normlab_checked", False):
         return forward
@@ -27,21 +28,49 @@ def _checked_forward(forward):
     @functools.wraps(forward)
     def wrapper(self, x, *args, **kwargs):
         check_array(x, type(self).__name__, allow_empty=True)
-        out = forward(self, x, *args, **kwargs)
-        self.__dict__["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
-                                       else backend.device_of(out)) if is_array(out) else None)
-        self.__dict__["_cache_freed"] = False
+        d = self.__dict__
+        depth = d.get("_forward_depth", 0)  # > 0: a subclass's forward calling super()'s
+        d["_forward_depth"] = depth + 1
+        try:
+            out = forward(self, x, *args, **kwargs)
+        finally:
+            d["_forward_depth"] = depth
+        d["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
+                           else backend.device_of(out)) if is_array(out) else None)
+        if _flags.no_grad and depth == 0:  # nothing will run backward: the cache goes now
+            self._cache = None
+            d["_cache_freed"] = "no_grad"
+        else:
+            d["_cache_freed"] = False
         return out
 
     wrapper._normlab_checked = True
     return wrapper
 
 
-class _Retain(threading.local):
-    flag = False  # inside ``retain_caches()`` on this thread
+class _Flags(threading.local):
+    retain = False  # inside ``retain_caches()`` on this thread
+    no_grad = False  # inside ``no_grad()`` on this thread
 
 
-_retain = _Retain()
+_flags = _Flags()
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Forward passes that keep no cache (PyTorch's ``torch.no_grad()``), for inference.
+
+    Each module's cache is dropped as its ``forward`` returns, so every activation leaves
+    memory as soon as the next layer has used it (and the allocator hands the same, warm
+    pages to the next layer); ``backward`` after such a forward raises. Independent of
+    ``train()``/``eval()``, as in PyTorch: eval forward under ``no_grad`` is inference.
+    """
+    old = _flags.no_grad
+    _flags.no_grad = True
+    try:
+        yield
+    finally:
+        _flags.no_grad = old
 
 
 @contextlib.contextmanager
@@ -53,12 +82,12 @@ def retain_caches():
     memory while the backward runs on, and a second ``backward`` of one forward raises.
     Inside this block (on this thread) caches stay, so ``backward`` may run again.
     """
-    old = _retain.flag
-    _retain.flag = True
+    old = _flags.retain
+    _flags.retain = True
     try:
         yield
     finally:
-        _retain.flag = old
+        _flags.retain = old
 
 
 def _checked_backward(backward):
@@ -70,6 +99,12 @@ def _checked_backward(backward):
     @functools.wraps(backward)
     def wrapper(self, dout=1.0, *args, **kwargs):
         d = self.__dict__
+        if d.get("_cache_freed") == "no_grad":
+            raise CallOrderError(
+                f"{type(self).__name__}: expected a forward() outside normlab.nn.no_grad() "
+                "before backward(), got a forward under no_grad(), which keeps no cache. Run "
+                "the forward again outside the no_grad() block."
+            )
         if d.get("_cache_freed"):
             raise CallOrderError(
                 f"{type(self).__name__}: expected a forward() before each backward(), got a "
@@ -88,7 +123,7 @@ def _checked_backward(backward):
             result = backward(self, dout, *args, **kwargs)
         finally:
             d["_backward_depth"] = depth
-        if depth == 0 and not _retain.flag:
+        if depth == 0 and not _flags.retain:
             self._cache = None
             d["_cache_freed"] = True
         return result

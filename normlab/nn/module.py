@@ -16,10 +16,10 @@ import numpy as np
 from normlab import backend
 from normlab.errors import (CallOrderError, NormlabRuntimeError, NormlabTypeError,
                             NormlabValueError, StateError)
-from normlab.nn._checked import _checked_backward, _checked_forward, retain_caches
+from normlab.nn._checked import _checked_backward, _checked_forward, no_grad, retain_caches
 from normlab.validation import is_array
 
-__all__ = ["Module", "ParamRef", "retain_caches"]
+__all__ = ["Module", "ParamRef", "no_grad", "retain_caches"]
 
 
 class ParamRef:

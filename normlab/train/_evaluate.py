@@ -6,6 +6,7 @@ import math
 
 from normlab import backend
 from normlab.errors import NormlabValueError
+from normlab.nn import no_grad
 from normlab.train.numerics import check_finite_batch, quiet_overflow
 
 __all__ = ["EvaluationMixin"]
@@ -43,7 +44,7 @@ class EvaluationMixin:
         self.model.eval()
         loss_sum, correct, count = 0.0, 0, 0
         try:
-            with quiet_overflow():
+            with quiet_overflow(), no_grad():  # inference: no module keeps a cache
                 for batch in self._shard(loader, evaluation=True):
                     xb, yb = self._on_model_device(batch)
                     n = int(len(yb))

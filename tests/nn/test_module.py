@@ -135,3 +135,32 @@ def test_a_subclass_backward_calling_super_keeps_the_cache_until_it_returns(rng)
     m(rng.standard_normal((4, 3)).astype(np.float32))
     m.backward(np.ones((4, 2), np.float32))
     assert m._cache is None
+
+
+def test_no_grad_forward_keeps_no_cache_gives_the_same_output_and_backward_raises(rng):
+    net = _net(rng).eval()
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    want = net(x)
+    with nn.no_grad():
+        got = net(x)
+        assert all(m._cache is None for m in net.modules())
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(RuntimeError, match=r"Sequential: expected a forward\(\) outside "
+                                           r"normlab.nn.no_grad\(\) before backward\(\), got "
+                                           r"a forward under no_grad\(\)"):
+        net.backward(np.ones_like(got))
+    net(x)  # outside the block: caches again, backward works
+    assert net.backward(np.ones_like(got)).shape == x.shape
+
+
+def test_no_grad_drops_the_cache_only_when_the_outermost_forward_returns(rng):
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            out = super().forward(x)
+            assert self._cache is not None  # the inner forward must not drop it
+            return 2.0 * out
+
+    m = Doubled(3, 2, rng=rng)
+    with nn.no_grad():
+        m(rng.standard_normal((4, 3)).astype(np.float32))
+    assert m._cache is None
