@@ -84,6 +84,13 @@ MiB vs 24), FC 0.74 -> 0.67: the Winograd input transforms are no longer kept fo
 gradient (``_winograd.REUSE_MIN_CHANNELS = None``); most of the rest is BN's cached
 ``x_hat``.
 
+Third round (memory, eval; before = cea7e92, after = 4e3b56b, contended, 1 thread): working
+set ResNet-20 b128 1.27 -> 1.09, b32 1.32 -> 1.15, LeNet 1.49 -> 1.04, ThreeLayerConvNet
+1.12 -> 1.01, ResNet-18 2.13 -> 1.30, FC 0.80 -> 0.75 (modules free their caches in
+backward; the normlab step frees last step's gradients first, as the torch step does); eval
+forward (under ``normlab.nn.no_grad()`` now) ResNet-20 1.77-1.86 -> 1.65-1.73, LeNet
+1.69-1.79 -> 1.62-1.74; train steps within noise. See README "Performance".
+
 The second BLAS setting of the issue is the environment: run once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (OpenBLAS's own kernel choice); the
 header prints the BLAS NumPy uses.
