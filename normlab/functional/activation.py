@@ -196,4 +196,7 @@ def sigmoid_backward(dout, cache: SigmoidCache):
     ref = check_cache(cache, SigmoidCache, "sigmoid_backward").out
     dout = check_dout(dout, ref.shape, "sigmoid_backward", like=ref)
     s = cache.out
+    impl = _compiled("sigmoid_backward", s, dout)
+    if impl is not None:  # one fused pass (compiled/numba_elementwise.py)
+        return impl(s, dout)
     return dout * (1.0 - s) * s

@@ -119,8 +119,10 @@ def test_cuda_matches_cpu(pair, rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, rng):
-    x = rng.standard_normal((4, 3, 5, 6)).astype(dtype)
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (40, 3, 16, 30)], ids=["one-block", "blocks"])
+def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, shape, rng):
+    # one-block: the serial kernels; blocks (> BLOCK elements, also when strided): prange
+    x = rng.standard_normal(shape).astype(dtype)
     x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
     dout = rng.standard_normal(x.shape).astype(dtype)
     dout.flat[:3] = np.nan  # masked out (-0 -> 0), kept (x = NaN is not > 0 either), ...
@@ -132,13 +134,17 @@ def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, 
         with normlab.kernels(setting):
             out, cache = F.relu_forward(x)
             lout, lcache = F.leaky_relu_forward(x, 0.1)
-            sout, _ = F.sigmoid_forward(x)
+            sout, scache = F.sigmoid_forward(x)
             got[setting] = (out, F.relu_backward(dout, cache), lout,
-                            F.leaky_relu_backward(dout, lcache), sout)
-    for a, b in zip(got["compiled"], got["reference"]):
+                            F.leaky_relu_backward(dout, lcache), sout,
+                            F.sigmoid_backward(dout, scache))
+    for k, (a, b) in enumerate(zip(got["compiled"], got["reference"])):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(a, b)  # NaN where NaN, bit for bit otherwise
-        np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+        # the sign of a NaN out of NaN * NaN follows the operand order the compiler picks
+        # (sigmoid backward's products): signed zeros must match, NaN signs there need not
+        sign = ~np.isnan(a) if k == 5 else slice(None)
+        np.testing.assert_array_equal(np.signbit(a)[sign], np.signbit(b)[sign])
 
 
 @pytest.mark.parametrize("setting", ["compiled", "reference"])

@@ -24,7 +24,7 @@ from normlab.functional.compiled import _threads  # noqa: F401 (threading layer 
 from normlab.functional.dispatch import register
 
 __all__ = ["bn_eval_affine", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-           "sigmoid_forward"]
+           "sigmoid_forward", "sigmoid_backward"]
 
 PROVIDER = f"numba {numba.__version__}"
 _pjit = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
@@ -67,6 +67,20 @@ def _sigmoid_block(x, e, out, one):
         out[i] = one / d if x[i] >= 0 else e[i] / d
 
 
+@_ijit
+def _sigmoid_grad_block(s, dout, dx, one):
+    for i in range(dout.size):
+        dx[i] = dout[i] * (one - s[i]) * s[i]
+
+
+@_pjit
+def _sigmoid_grad(s, dout, dx, one):
+    n = dout.size
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        _sigmoid_grad_block(s[lo:hi], dout[lo:hi], dx[lo:hi], one)
+
+
 @_pjit
 def _select(out, dout, dx, zero):
     n = dout.size
@@ -101,7 +115,7 @@ def _sigmoid(x, e, out, one):
 
 # One block (at most BLOCK elements): the same block loop without the parallel launch,
 # which cost ~100 us per call (ReLU backward on 100x100 floats: 128 us vs NumPy's 32).
-_sjit = numba.njit(cache=True, nogil=True, fastmath=False)
+_sjit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
 @_sjit
@@ -122,6 +136,11 @@ def _positive_one(x, positive):
 @_sjit
 def _sigmoid_one(x, e, out, one):
     _sigmoid_block(x, e, out, one)
+
+
+@_sjit
+def _sigmoid_grad_one(s, dout, dx, one):
+    _sigmoid_grad_block(s, dout, dx, one)
 
 
 @_ijit
@@ -200,8 +219,18 @@ def sigmoid_forward(x):
     return out
 
 
+def sigmoid_backward(s, dout):
+    """``dout * (1 - s) * s`` in one pass, the reference's operations in its order
+    (``s``: the forward's output, of dout's dtype)."""
+    dx = np.empty_like(dout)
+    (_sigmoid_grad if dout.size > BLOCK else _sigmoid_grad_one)(
+        s.reshape(-1), dout.reshape(-1), dx.reshape(-1), dout.dtype.type(1))
+    return dx
+
+
 register("relu_backward", "numpy", relu_backward)
 register("bn_eval_affine", "numpy", bn_eval_affine)
 register("leaky_relu_forward", "numpy", leaky_relu_forward)
 register("leaky_relu_backward", "numpy", leaky_relu_backward)
 register("sigmoid_forward", "numpy", sigmoid_forward)
+register("sigmoid_backward", "numpy", sigmoid_backward)
