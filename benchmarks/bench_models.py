@@ -81,8 +81,9 @@ ResNet-20 b128 1.81 / 1.95 (447 / 440 ms; before, run right after: 2.74, 630 ms)
 before -> after: ResNet-20 b128 1.70 -> 1.27 (333.3 -> 249.7 MiB vs 196), b32 1.72 -> 1.32,
 LeNet 1.55 -> 1.49, ThreeLayerConvNet 1.11 -> 1.11, ResNet-18 2.77 -> 2.12 (66.7 -> 51.0
 MiB vs 24), FC 0.74 -> 0.67: the Winograd input transforms are no longer kept for the weight
-gradient (``_winograd.REUSE_MIN_CHANNELS = None``); most of the rest is BN's cached
-``x_hat``.
+gradient (``_winograd.REUSE_MIN_CHANNELS = None``); most of the rest was thought to be BN's
+cached ``x_hat``, but keeping BN's input instead saved nothing (the conv output it keeps was
+freed before): the caches held through the whole backward and the old gradients were it.
 
 Third round (memory, eval; before = cea7e92, after = 4e3b56b, contended, 1 thread): working
 set ResNet-20 b128 1.27 -> 1.09, b32 1.32 -> 1.15, LeNet 1.49 -> 1.04, ThreeLayerConvNet
