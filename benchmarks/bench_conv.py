@@ -118,6 +118,7 @@ from threadpoolctl import threadpool_limits
 # this checkout's normlab, not an installed one (as bench_models.py)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import normlab  # noqa: E402
 from normlab import functional as F  # noqa: E402
 from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward  # noqa: E402
 
@@ -283,6 +284,7 @@ def main(argv=None) -> None:
     _winograd.use_winograd({"auto": "auto", "on": True, "off": False}[args.winograd])
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
+    normlab.set_num_threads(args.threads)  # else its conv chunks run on every core
     rng = np.random.default_rng(0)
     print(f"threads={args.threads} batch={args.batch} float32, {args.clock} clock, best of "
           f"{args.repeat} (median in brackets), ms")

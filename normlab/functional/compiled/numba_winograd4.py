@@ -3,7 +3,7 @@
 Each kernel computes the same linear combinations as the NumPy version in
 ``_winograd4.py`` (rows first, then columns; the sums may be grouped differently, so
 float results can differ in the last bit: both are tested against the loop reference).
-Like ``numba_conv.winograd_input`` they write a few output planes per inner loop:
+Like ``numba_winograd2``'s kernels they write a few output planes per inner loop:
 interleaving all 36 planes' write streams thrashes L1. The output and dout transforms
 work on whole image planes of tiles (``_flat_planes``): their inner loops run over all
 ``TH*TW`` tiles of a plane as 1D contiguous slices, which numba vectorises (bit-identical
