@@ -23,23 +23,13 @@ import numba
 import numpy as np
 
 from normlab.functional.compiled._threads import over_batch
-from normlab.functional.compiled.numba_winograd4 import _flat_planes
+from normlab.functional.compiled.numba_winograd4 import _flat_planes, _runs
 from normlab.functional.dispatch import register
 
 __all__ = ["input_transform", "output_transform", "dout_transform"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
-
-
-def _runs(flat_info, n, T):
-    """``(flat, sk, sn, sc, G, L)``: ``G`` runs of ``L`` tiles per channel, ``sn`` apart:
-    one run of ``n*T`` when the samples' planes of a channel are adjacent, else ``n`` of
-    ``T``."""
-    flat, sk, sn, sc = flat_info
-    if sn == T:
-        return flat, sk, sn, sc, 1, n * T
-    return flat, sk, sn, sc, n, T
 
 
 @_jit
