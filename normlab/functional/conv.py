@@ -95,8 +95,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             prod = xp.matmul(w3, _sample_major(cols))  # (G, F/G, n*OH*OW)
             out[sl] = prod.reshape(groups, F // groups, n, OH * OW).transpose(
                 2, 0, 1, 3).reshape(n, F, OH, OW)
-        else:  # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
-            out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+        else:  # (n, G, F/G, OH*OW) is NCHW already: written in place, no copy
+            xp.matmul(w3, cols, out=out[sl].reshape(-1, groups, F // groups, OH * OW))
 
     _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
     if bias is not None:
