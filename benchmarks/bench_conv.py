@@ -1,4 +1,4 @@
-"""normlab vs PyTorch: forward+backward of ResNet-20's 3x3 convolutions and of pooling, CPU.
+"""normlab vs PyTorch: forward+backward of ResNet-20's 3x3 convolutions, the other models' im2col convs and of pooling, CPU.
 
 Both libraries run in this one process at the same thread count (``torch.set_num_threads``
 and threadpoolctl for NumPy's BLAS), float32, batch 128. Each timing is the best of
@@ -118,6 +118,7 @@ from threadpoolctl import threadpool_limits
 # this checkout's normlab, not an installed one (as bench_models.py)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import normlab  # noqa: E402
 from normlab import functional as F  # noqa: E402
 from normlab.functional import _kernels, _winograd, _winograd4, _winograd_backward  # noqa: E402
 
@@ -128,6 +129,14 @@ CONV_SHAPES = [
     ("64x8x8 -> 64", (64, 8, 8), 64, 1),
     ("16x32x32 -> 32 s2", (16, 32, 32), 32, 2),
     ("32x16x16 -> 64 s2", (32, 16, 16), 64, 2),
+]
+# The other models' im2col convs at their own batch sizes (``--batch`` not applied): name,
+# input (C, H, W), filters, kernel, stride, padding, batch, input gradient needed (a
+# model's first layer: no, as in training).
+MODEL_CONVS = [
+    ("convnet 7x7 3->32 (first)", (3, 32, 32), 32, 7, 1, 3, 50, False),
+    ("lenet 5x5 1->6 (first)", (1, 28, 28), 6, 5, 1, 2, 256, False),
+    ("lenet 5x5 6->16", (6, 14, 14), 16, 5, 1, 0, 256, True),
 ]
 POOL_SHAPES = [
     ("maxpool 2x2 16x32x32", "max", (16, 32, 32)),
@@ -172,18 +181,18 @@ def torch_peak_mib(fn) -> float:
     return peak / 2**20
 
 
-def conv_pair(x, w, b, stride):
+def conv_pair(x, w, b, stride, padding=1, need_dx=True):
     def ours():
-        out, cache = F.conv2d_forward(x, w, b, stride=stride, padding=1)
-        F.conv2d_backward(np.ones_like(out), cache)
+        out, cache = F.conv2d_forward(x, w, b, stride=stride, padding=padding)
+        F.conv2d_backward(np.ones_like(out), cache, need_dx=need_dx)
 
-    tx = torch.from_numpy(x).requires_grad_()
+    tx = torch.from_numpy(x).requires_grad_(need_dx)
     tw = torch.from_numpy(w).requires_grad_()
     tb = torch.from_numpy(b).requires_grad_()
 
     def theirs():
         tx.grad = tw.grad = tb.grad = None  # allocate fresh gradients, as normlab does
-        out = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=1)
+        out = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding)
         out.backward(torch.ones_like(out))
 
     return ours, theirs
@@ -283,6 +292,7 @@ def main(argv=None) -> None:
     _winograd.use_winograd({"auto": "auto", "on": True, "off": False}[args.winograd])
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
+    normlab.set_num_threads(args.threads)  # else its conv chunks run on every core
     rng = np.random.default_rng(0)
     print(f"threads={args.threads} batch={args.batch} float32, {args.clock} clock, best of "
           f"{args.repeat} (median in brackets), ms")
@@ -299,6 +309,11 @@ def main(argv=None) -> None:
             if args.profile:
                 prof = profile_conv(x, w, stride, args.repeat, clock)
                 rows[-1] += (prof,)
+        for name, shape, f_out, k, stride, pad, batch, need_dx in MODEL_CONVS:
+            x = rng.standard_normal((batch,) + shape, dtype=np.float32)
+            w = (rng.standard_normal((f_out, shape[0], k, k), dtype=np.float32) * 0.1)
+            b = np.zeros(f_out, np.float32)
+            rows.append((name,) + conv_pair(x, w, b, stride, pad, need_dx))
         for name, kind, shape in POOL_SHAPES:
             x = rng.standard_normal((args.batch,) + shape, dtype=np.float32)
             rows.append((name,) + pool_pair(x, kind))

@@ -22,9 +22,16 @@ __all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d",
            "batch_chunks"]
 
 # Column bytes per chunk of samples on CPU: small enough that the columns written by
-# im2col are still in cache when the matrix product reads them (measured best at
-# 2-3 MiB on a 16x32x32 ResNet layer; chunking also keeps peak memory near the input's).
-CHUNK_BYTES = 2 * 2**20
+# im2col are still in cache when the matrix product reads them (chunking also keeps peak
+# memory near the input's). First measured best at 2-3 MiB on a 16x32x32 stride-1 layer
+# (now Winograd's); on the layers im2col runs now 4 MiB was as fast or faster in every
+# pass (1 thread, CPU best of 11, 3 rounds, contended; forward / backward without dx /
+# with dx, ms, 2 -> 4 MiB): 7x7 3->32 b50 9.9-10.2 -> 9.6-10.1 / 9.4-9.7 -> 8.6-9.0 /
+# 21.6-22.8 -> 19.5-20.8; LeNet 5x5 1->6 b256 3.3-3.5 -> 3.0 / 3.3-3.4 -> 3.0; 5x5 6->16
+# 4.2-4.3 -> 3.9-4.1 / 4.7 -> 4.3-4.6 / 9.8-10.1 -> 9.2-9.3; 3x3 s2 16->32 b128
+# 8.4-9.1 -> 8.0-8.5 / 7.6-8.1 -> 6.9-7.9 / 18.2-18.8 -> 16.9-17.8; s2 32->64
+# 6.8-7.1 -> 6.4-6.8 / 6.5-6.7 -> 6.1-6.3 / 13.0-13.4 -> 12.7-13.2.
+CHUNK_BYTES = 4 * 2**20
 
 def pad2d(x, padding, value=0.0):
     """``x`` (N, C, H, W) padded by ``padding = (ph, pw)`` on both sides with ``value``.

@@ -95,8 +95,8 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             prod = xp.matmul(w3, _sample_major(cols))  # (G, F/G, n*OH*OW)
             out[sl] = prod.reshape(groups, F // groups, n, OH * OW).transpose(
                 2, 0, 1, 3).reshape(n, F, OH, OW)
-        else:  # (n, G, F/G, OH*OW) is NCHW already: no transposing copy
-            out[sl] = xp.matmul(w3, cols).reshape(-1, F, OH, OW)
+        else:  # (n, G, F/G, OH*OW) is NCHW already: written in place, no copy
+            xp.matmul(w3, cols, out=out[sl].reshape(-1, groups, F // groups, OH * OW))
 
     _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
     if bias is not None:
@@ -220,7 +220,11 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
                                 stride, dilation)
             return
         # n small products then a sum over n: avoids a transposing copy of the columns.
-        parts[i] = xp.matmul(d4[sl], cols.swapaxes(-1, -2)).sum(axis=0)
+        # dweight^T = cols @ dout^T, (K, OH*OW) @ (OH*OW, F/G): OpenBLAS ran this 1.2-1.7x
+        # faster than dout @ cols^T (1 thread, per 50-256-sample batch: 7x7 3 -> 32
+        # channels 8.3 -> 5.8 ms, LeNet's 5x5 6 -> 16 2.7 -> 1.6, 3x3 stride-2 32 -> 64
+        # 3.9 -> 3.3)
+        parts[i] = xp.matmul(cols, d4[sl].swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2)
         if need_dx:
             dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
             _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)

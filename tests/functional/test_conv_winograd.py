@@ -162,22 +162,32 @@ def test_use_winograd_returns_old_setting_and_rejects_bad_mode():
         _winograd.use_winograd(old)
 
 
-def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views():
-    """The compiled transforms do the NumPy versions' operations in the same order, also
-    on the channel-major (16, C, n, TH, TW) buffers viewed as (16, n, C, TH, TW)."""
+@pytest.mark.parametrize("channel_major", [True, False])
+def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views(channel_major):
+    """The compiled transforms do the NumPy versions' operations in the same order, on
+    the channel-major (16, C, n, TH, TW) buffers viewed as (16, n, C, TH, TW) (one run of
+    n*TH*TW tiles per channel in ``numba_winograd2``) and on plain (16, n, C, TH, TW)
+    arrays (runs of one image)."""
     pytest.importorskip("numba")
     rng = np.random.default_rng(3)
     n, C, TH, TW = 2, 3, 3, 4
+
+    def buffer():  # a (16, n, C, TH, TW) array in the layout under test
+        if channel_major:
+            return np.empty((16, C, n, TH, TW), np.float32).transpose(0, 2, 1, 3, 4)
+        return np.empty((16, n, C, TH, TW), np.float32)
+
     xt = rng.standard_normal((n, C, 2 * TH + 1, 2 * TW - 1)).astype(np.float32)  # crop, pad
-    M = rng.standard_normal((16, C, n, TH, TW)).astype(np.float32).transpose(0, 2, 1, 3, 4)
+    M = buffer()
+    M[...] = rng.standard_normal(M.shape)
     d = rng.standard_normal((n, C, 2 * TH, 2 * TW)).astype(np.float32)
     results = {}
     for compiled in (False, True):
         with normlab.kernels("compiled" if compiled else "reference"):
-            V = np.empty((16, C, n, TH, TW), np.float32)
-            _winograd._input_transform(xt, (-1, 0), V.transpose(0, 2, 1, 3, 4))
-            D = np.empty((16, C, n, TH, TW), np.float32)
-            _winograd._dout_transform(d, D.transpose(0, 2, 1, 3, 4))
+            V = buffer()
+            _winograd._input_transform(xt, (-1, 0), V)
+            D = buffer()
+            _winograd._dout_transform(d, D)
             out = np.empty((n, C, 2 * TH, 2 * TW), np.float32)
             _winograd._output_transform(M, out)
         results[compiled] = (V, D, out)

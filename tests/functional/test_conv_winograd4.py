@@ -74,20 +74,30 @@ def test_f4_float32_accuracy_resnet_sized(C, hw, kernels):
         assert _rel(g.astype(np.float64), t) < 1e-5
 
 
-def test_numba_and_numpy_transforms_agree():
+@pytest.mark.parametrize("channel_major", [True, False])
+def test_numba_and_numpy_transforms_agree(channel_major):
+    """On the library's channel-major (36, C, n, TH, TW) buffers viewed as (36, n, C, TH,
+    TW) and on plain (36, n, C, TH, TW) arrays."""
     pytest.importorskip("numba")
     rng = np.random.default_rng(3)
     n, C, TH, TW = 2, 3, 2, 3
+
+    def buffer():
+        if channel_major:
+            return np.empty((36, C, n, TH, TW)).transpose(0, 2, 1, 3, 4)
+        return np.empty((36, n, C, TH, TW))
+
     xt = rng.standard_normal((n, C, 4 * TH + 1, 4 * TW - 1))  # cropped below, padded right
-    M = rng.standard_normal((36, C, n, TH, TW)).transpose(0, 2, 1, 3, 4)
+    M = buffer()
+    M[...] = rng.standard_normal(M.shape)
     d = rng.standard_normal((n, C, 4 * TH, 4 * TW))
     results = []
     for compiled in (False, True):
         with normlab.kernels("compiled" if compiled else "reference"):
-            V = np.empty((36, C, n, TH, TW))
-            _winograd4._input_transform(xt, (-1, 0), V.transpose(0, 2, 1, 3, 4))
-            D = np.empty((36, C, n, TH, TW))
-            _winograd4._dout_transform(d, D.transpose(0, 2, 1, 3, 4))
+            V = buffer()
+            _winograd4._input_transform(xt, (-1, 0), V)
+            D = buffer()
+            _winograd4._dout_transform(d, D)
             out = np.empty((n, C, 4 * TH, 4 * TW))
             _winograd4._output_transform(M, out)
         results.append((V, D, out))

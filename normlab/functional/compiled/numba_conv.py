@@ -8,7 +8,8 @@ They compute exactly what the reference paths in ``_kernels.py`` / ``pool.py`` /
 is a single copy in NumPy already and a loop here was slower, so it has no compiled twin.)
 Imported by ``dispatch`` on the first lookup for NumPy arrays, only when numba imports (it
 is a dependency; the reference code is the fallback). Each kernel registers under its op
-name (``col2im``, ``max_pool_forward``, ..., ``winograd2_input``) for ``"numpy"``.
+name (``col2im``, ``max_pool_forward``, ..., ``winograd2_input_adjoint``) for ``"numpy"``;
+the other F(2x2) transforms are in ``numba_winograd2``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
-           "avg_pool_backward", "winograd_input", "winograd_output", "winograd_dout",
-           "winograd_input_adjoint"]
+           "avg_pool_backward", "winograd_input_adjoint"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -109,116 +109,6 @@ def avg_pool_backward(share, KH, KW, sh, sw, dxpad):
 
 
 @_jit
-def _b_t(e0, e1, e2, e3):
-    """``B^T e`` of one 4-vector, in ``_winograd._input_transform``'s operation order."""
-    return e0 - e2, e1 + e2, e2 - e1, e1 - e3
-
-
-@_jit
-def winograd_input(x, ph, pw, V):
-    """Winograd F(2x2, 3x3) input transform ``V[4a+b, n, c, th, tw] = (B^T d B)[a, b]``,
-    ``d = xt[n, c, 2th:2th+4, 2tw:2tw+4]`` where ``xt = _winograd._tile_pad(x, (ph, pw),
-    TH, TW)``; same operations in the same order as ``_winograd._input_transform`` (rows
-    first), so both are bit-identical.
-
-    Each image is padded into a small scratch buffer (in L1) instead of a padded copy of
-    the whole chunk. Writes one of the 16 planes of ``V`` at a time: interleaving all 16
-    write streams (planes a multiple of 4 KiB apart) thrashed L1 and ran 2x slower than
-    NumPy.
-    """
-    _, N, C, TH, TW = V.shape
-    H, W = x.shape[2], x.shape[3]
-    Ht, Wt = 2 * TH + 2, 2 * TW + 2
-    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
-    dh, dw = max(0, ph), max(0, pw)  # where it lands
-    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
-    xt = np.zeros((Ht, Wt), dtype=V.dtype)
-    t = np.empty((4, Wt), dtype=V.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(h):
-                for j in range(w):
-                    xt[dh + i, dw + j] = x[n, c, sh + i, sw + j]
-            for th in range(TH):
-                r0, r1 = xt[2 * th], xt[2 * th + 1]
-                r2, r3 = xt[2 * th + 2], xt[2 * th + 3]
-                for q in range(Wt):  # B^T down whole image columns
-                    t[0, q], t[1, q], t[2, q], t[3, q] = _b_t(r0[q], r1[q], r2[q], r3[q])
-                for a in range(4):  # then B along each tile row
-                    ta = t[a]
-                    v0, v1 = V[4 * a, n, c, th], V[4 * a + 1, n, c, th]
-                    v2, v3 = V[4 * a + 2, n, c, th], V[4 * a + 3, n, c, th]
-                    for tw in range(TW):
-                        q = 2 * tw
-                        v0[tw], v1[tw], v2[tw], v3[tw] = _b_t(ta[q], ta[q + 1], ta[q + 2],
-                                                              ta[q + 3])
-
-
-@_jit
-def _a_t(m0, m1, m2, m3):
-    """``A^T m`` of one 4-vector, in ``_winograd._output_transform``'s operation order."""
-    return (m0 + m1) + m2, (m1 - m2) - m3
-
-
-@_jit
-def winograd_output(M, out):
-    """Winograd F(2x2, 3x3) output transform ``out[n, f, 2th+i, 2tw+j] = (A^T M A)[i, j]``;
-    same operations in the same order as ``_winograd._output_transform``."""
-    _, N, F, TH, TW = M.shape
-    for n in range(N):
-        for f in range(F):
-            for th in range(TH):
-                for tw in range(TW):
-                    s00, s01 = _a_t(M[0, n, f, th, tw], M[1, n, f, th, tw],
-                                    M[2, n, f, th, tw], M[3, n, f, th, tw])
-                    s10, s11 = _a_t(M[4, n, f, th, tw], M[5, n, f, th, tw],
-                                    M[6, n, f, th, tw], M[7, n, f, th, tw])
-                    s20, s21 = _a_t(M[8, n, f, th, tw], M[9, n, f, th, tw],
-                                    M[10, n, f, th, tw], M[11, n, f, th, tw])
-                    s30, s31 = _a_t(M[12, n, f, th, tw], M[13, n, f, th, tw],
-                                    M[14, n, f, th, tw], M[15, n, f, th, tw])
-                    out[n, f, 2 * th, 2 * tw], out[n, f, 2 * th + 1, 2 * tw] = \
-                        _a_t(s00, s10, s20, s30)
-                    out[n, f, 2 * th, 2 * tw + 1], out[n, f, 2 * th + 1, 2 * tw + 1] = \
-                        _a_t(s01, s11, s21, s31)
-
-
-@_jit
-def winograd_dout(d, D):
-    """F(3x3, 2x2) transform of the output gradient, ``D[4a+b, n, f, th, tw] =
-    (A dY A^T)[a, b]`` of the 2x2 block ``d[n, f, 2th:2th+2, 2tw:2tw+2]``; same operations
-    in the same order as ``_winograd._dout_transform`` (rows first, then columns).
-
-    One plane of ``D`` at a time, as in ``winograd_input`` (16 interleaved write streams
-    ran 2-4x slower than the NumPy version).
-    """
-    _, N, F, TH, TW = D.shape
-    W2 = d.shape[3]
-    t = np.empty((4, W2), dtype=D.dtype)
-    for n in range(N):
-        for f in range(F):
-            for th in range(TH):
-                r0, r1 = d[n, f, 2 * th], d[n, f, 2 * th + 1]
-                for q in range(W2):  # A = [[1, 0], [1, 1], [1, -1], [0, -1]] down rows
-                    t[0, q], t[1, q], t[2, q], t[3, q] = r0[q], r0[q] + r1[q], \
-                        r0[q] - r1[q], -r1[q]
-                for a in range(4):  # then along the columns, one output plane per loop
-                    ta = t[a]
-                    v = D[4 * a, n, f, th]
-                    for tw in range(TW):
-                        v[tw] = ta[2 * tw]
-                    v = D[4 * a + 1, n, f, th]
-                    for tw in range(TW):
-                        v[tw] = ta[2 * tw] + ta[2 * tw + 1]
-                    v = D[4 * a + 2, n, f, th]
-                    for tw in range(TW):
-                        v[tw] = ta[2 * tw] - ta[2 * tw + 1]
-                    v = D[4 * a + 3, n, f, th]
-                    for tw in range(TW):
-                        v[tw] = -ta[2 * tw + 1]
-
-
-@_jit
 def _b(e0, e1, e2, e3):
     """``B e`` of one 4-vector (B = (B^T)^T): the F(2x2) input transform's adjoint."""
     return e0, e1 - e2 + e3, e1 + e2 - e0, -e3
@@ -281,8 +171,5 @@ for _op, _impl, _axes in (
         ("max_pool_backward", max_pool_backward, (_B0, _B0, None, None, None, _B0)),
         ("avg_pool_forward", avg_pool_forward, (_B0, None, None, None, None, _B0)),
         ("avg_pool_backward", avg_pool_backward, (_B0, None, None, None, None, _B0)),
-        ("winograd2_input", winograd_input, (_B0, None, None, 1)),
-        ("winograd2_output", winograd_output, (1, _B0)),
-        ("winograd2_dout", winograd_dout, (_B0, 1)),
         ("winograd2_input_adjoint", winograd_input_adjoint, (1, None, None, _B0))):
     register(_op, "numpy", over_batch(_impl, _axes))

@@ -3,11 +3,12 @@
 Each kernel computes the same linear combinations as the NumPy version in
 ``_winograd4.py`` (rows first, then columns; the sums may be grouped differently, so
 float results can differ in the last bit: both are tested against the loop reference).
-Like ``numba_conv.winograd_input`` they write a few output planes per inner loop:
-interleaving all 36 planes' write streams thrashes L1. The output and dout transforms
-work on whole image planes of tiles (``_flat_planes``): their inner loops run over all
-``TH*TW`` tiles of a plane as 1D contiguous slices, which numba vectorises (bit-identical
-to the per-tile loops they replaced: same operations, same order).
+Like ``numba_winograd2``'s kernels they write a few output planes per inner loop:
+interleaving all 36 planes' write streams thrashes L1. All four transforms work on whole
+image planes of tiles (``_flat_planes``): their inner loops run over all ``TH*TW`` tiles
+of a plane as 1D contiguous slices, which numba vectorises (bit-identical to the per-tile
+loops they replaced: same operations, same order); the input transform's loops run over
+all samples of a chunk for one channel (``_runs``: the buffers are channel-major).
 """
 
 from __future__ import annotations
@@ -52,39 +53,74 @@ def _a(e0, e1, e2, e3):
 
 
 @_jit
-def input_transform(x, ph, pw, V):
-    """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]``, ``d = xt[n, c, 4th:4th+6, 4tw:4tw+6]``
-    with ``xt = _winograd4._tile_pad(x, (ph, pw), TH, TW)``, built per image in a small
-    scratch buffer instead of a padded copy of the chunk."""
-    _, N, C, TH, TW = V.shape
-    H, W = x.shape[2], x.shape[3]
+def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
+    """``V[6a+b, n, c] = (B^T d B)[a, b]`` per 6x6 tile ``d`` of ``_winograd4._tile_pad(x,
+    (ph, pw), TH, TW)[n, c]``, plane ``V[k, n, c]`` at ``flat[k*sk + n*sn + c*sc:][:TH*TW]``
+    (``_runs``): each image padded into a scratch image, its 36 tile positions gathered
+    into ``Y[6i + j]``, then B^T down the tile columns and along the rows, 6 planes in and
+    6 out per loop over the run (rows first, then columns)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    T = TH * TW
     Ht, Wt = 4 * TH + 2, 4 * TW + 2
     sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
     dh, dw = max(0, ph), max(0, pw)  # where it lands
     h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
-    xs = np.zeros((Ht, Wt), dtype=V.dtype)
-    t = np.empty((6, TH, Wt), dtype=V.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(h):
-                for j in range(w):
-                    xs[dh + i, dw + j] = x[n, c, sh + i, sw + j]
-            for th in range(TH):  # B^T down whole image columns
-                for q in range(Wt):
-                    t[0, th, q], t[1, th, q], t[2, th, q], t[3, th, q], t[4, th, q], \
-                        t[5, th, q] = _bt(xs[4 * th, q], xs[4 * th + 1, q], xs[4 * th + 2, q],
-                                          xs[4 * th + 3, q], xs[4 * th + 4, q],
-                                          xs[4 * th + 5, q])
-            for a in range(6):  # then B along the tile rows, 6 planes at a time
-                v0, v1, v2 = V[6 * a, n, c], V[6 * a + 1, n, c], V[6 * a + 2, n, c]
-                v3, v4, v5 = V[6 * a + 3, n, c], V[6 * a + 4, n, c], V[6 * a + 5, n, c]
-                ta = t[a]
+    xs = np.zeros((Ht, Wt), dtype=flat.dtype)  # the border stays zero
+    Y = np.empty((36, L), dtype=flat.dtype)  # Y[6i + j]
+    S = np.empty((6, 6, L), dtype=flat.dtype)  # S[a, j]
+    for c in range(C):
+        for g in range(G):
+            for s in range(L // T):  # sample g + s of the run
+                p = x[g + s, c]
+                for i in range(h):
+                    pr, xr = p[sh + i], xs[dh + i]
+                    for j in range(w):
+                        xr[dw + j] = pr[sw + j]
                 for th in range(TH):
-                    for tw in range(TW):
-                        q = 4 * tw
-                        v0[th, tw], v1[th, tw], v2[th, tw], v3[th, tw], v4[th, tw], \
-                            v5[th, tw] = _bt(ta[th, q], ta[th, q + 1], ta[th, q + 2],
-                                             ta[th, q + 3], ta[th, q + 4], ta[th, q + 5])
+                    for i in range(6):
+                        row = xs[4 * th + i]
+                        ya, yb, yc = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
+                        yd, ye, yf = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
+                        for tw in range(TW):
+                            u, q = s * T + th * TW + tw, 4 * tw
+                            ya[u], yb[u], yc[u] = row[q], row[q + 1], row[q + 2]
+                            yd[u], ye[u], yf[u] = row[q + 3], row[q + 4], row[q + 5]
+            for j in range(6):  # B^T down the columns (the rows of each tile first)
+                e0, e1, e2 = Y[j], Y[6 + j], Y[12 + j]
+                e3, e4, e5 = Y[18 + j], Y[24 + j], Y[30 + j]
+                s0, s1, s2, s3, s4, s5 = S[0, j], S[1, j], S[2, j], S[3, j], S[4, j], S[5, j]
+                for u in range(L):
+                    s0[u], s1[u], s2[u], s3[u], s4[u], s5[u] = _bt(e0[u], e1[u], e2[u], e3[u],
+                                                                   e4[u], e5[u])
+            o = g * sn + c * sc
+            for a in range(6):  # then along the rows, into V's planes
+                e0, e1, e2 = S[a, 0], S[a, 1], S[a, 2]
+                e3, e4, e5 = S[a, 3], S[a, 4], S[a, 5]
+                k = o + 6 * a * sk
+                v0, v1, v2 = flat[k:k + L], flat[k + sk:][:L], flat[k + 2 * sk:][:L]
+                v3, v4, v5 = flat[k + 3 * sk:][:L], flat[k + 4 * sk:][:L], flat[k + 5 * sk:][:L]
+                for u in range(L):
+                    v0[u], v1[u], v2[u], v3[u], v4[u], v5[u] = _bt(e0[u], e1[u], e2[u], e3[u],
+                                                                   e4[u], e5[u])
+
+
+def input_transform(x, ph, pw, V):
+    """``V[6a+b, n, c, th, tw] = (B^T d B)[a, b]``, ``d = xt[n, c, 4th:4th+6, 4tw:4tw+6]``
+    with ``xt = _winograd4._tile_pad(x, (ph, pw), TH, TW)``; ``V`` (36, n, C, TH, TW).
+
+    Per chunk (1 thread, CPU time, best of 9, contended) against the per-image loop it
+    replaced (B^T down whole image columns, then along each tile row; same results):
+    16x32x32 (7 samples) 0.193 -> 0.187 ms, 32x16x16 (14 samples) 0.229 -> 0.177."""
+    if V.size == 0:
+        return
+    TH, TW = V.shape[3], V.shape[4]
+    flat = _flat_planes(V)
+    if flat is not None:
+        _input_planes(x, ph, pw, *_runs(flat, V.shape[1], TH * TW), TH, TW)
+    else:  # planes not contiguous: through a buffer that has them
+        tmp = np.empty(V.shape, dtype=V.dtype)
+        _input_planes(x, ph, pw, *_runs(_flat_planes(tmp), V.shape[1], TH * TW), TH, TW)
+        V[...] = tmp
 
 
 def _flat_planes(V):
@@ -104,98 +140,123 @@ def _flat_planes(V):
     return np.lib.stride_tricks.as_strided(V, shape=(extent,), strides=(it,)), sk, sn, sc
 
 
+def _runs(flat_info, n, T, longest=None):
+    """``(flat, sk, sn, sc, G, L)``: ``G`` runs of ``L`` tiles per channel, ``sn`` apart:
+    one run of ``n*T`` when the samples' planes of a channel are adjacent (and ``n*T <=
+    longest``, if given), else ``n`` of ``T``."""
+    flat, sk, sn, sc = flat_info
+    if sn == T and (longest is None or n * T <= longest):
+        return flat, sk, sn, sc, 1, n * T
+    return flat, sk, sn, sc, n, T
+
+
+# Longest run for the F(4x4) output transform and input adjoint: their 36- and 72-plane
+# scratch (S, Y) for longer runs no longer fit in L1. Per chunk (1 thread, CPU, best of
+# 9, 2 rounds, contended), per-sample runs -> one run per chunk: 32x16x16 (14 samples,
+# 224 tiles) output 0.158-0.169 -> 0.137-0.141 ms, adjoint 0.224-0.227 -> 0.187-0.195;
+# 16x32x32 (7 samples, 448 tiles) output 0.114-0.126 -> 0.129-0.133, adjoint
+# 0.171-0.182 -> 0.189-0.194. The dout transform (16 planes) gained on both: 0.19-0.20
+# -> 0.12 and 0.17-0.23 -> 0.12.
+LONGEST_RUN = 256
+
+
 @_jit
-def _output_planes(flat, sk, sn, sf, out):
+def _output_planes(flat, sk, sn, sf, G, L, TH, TW, out):
     """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``, plane ``M[k, n, f]`` at
-    ``flat[k*sk + n*sn + f*sf:][:TH*TW]`` (see ``_flat_planes``). A^T down the tile rows,
-    then along them, each a loop over all TH*TW tiles of one image plane; the 16 results
-    are scattered into the output rows last."""
-    N, F, OH, OW = out.shape
-    TH, TW = OH // 4, OW // 4
+    ``flat[k*sk + n*sn + f*sf:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel
+    (``_runs``). A^T down the tile rows, then along them, each a loop over the run; the 16
+    results are scattered into each sample's output rows last."""
+    F = out.shape[1]
     T = TH * TW
-    S = np.empty((4, 6, T), dtype=out.dtype)
-    Y = np.empty((16, T), dtype=out.dtype)
-    for n in range(N):
-        for f in range(F):
-            o = n * sn + f * sf
+    S = np.empty((4, 6, L), dtype=out.dtype)
+    Y = np.empty((16, L), dtype=out.dtype)
+    for f in range(F):
+        for g in range(G):
+            o = g * sn + f * sf
             for b in range(6):  # A^T down the tile rows: S[i, b] from M[6a + b], a = 0..5
-                m0, m1 = flat[o + b * sk:o + b * sk + T], flat[o + (6 + b) * sk:][:T]
-                m2, m3 = flat[o + (12 + b) * sk:][:T], flat[o + (18 + b) * sk:][:T]
-                m4, m5 = flat[o + (24 + b) * sk:][:T], flat[o + (30 + b) * sk:][:T]
+                m0, m1 = flat[o + b * sk:o + b * sk + L], flat[o + (6 + b) * sk:][:L]
+                m2, m3 = flat[o + (12 + b) * sk:][:L], flat[o + (18 + b) * sk:][:L]
+                m4, m5 = flat[o + (24 + b) * sk:][:L], flat[o + (30 + b) * sk:][:L]
                 s0, s1, s2, s3 = S[0, b], S[1, b], S[2, b], S[3, b]
-                for u in range(T):
+                for u in range(L):
                     s0[u], s1[u], s2[u], s3[u] = _at(m0[u], m1[u], m2[u], m3[u], m4[u], m5[u])
             for i in range(4):  # then along them: Y[4i + j]
                 e0, e1, e2, e3, e4, e5 = S[i, 0], S[i, 1], S[i, 2], S[i, 3], S[i, 4], S[i, 5]
                 y0, y1, y2, y3 = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
-                for u in range(T):
+                for u in range(L):
                     y0[u], y1[u], y2[u], y3[u] = _at(e0[u], e1[u], e2[u], e3[u], e4[u], e5[u])
-            p = out[n, f]
-            for th in range(TH):
-                for i in range(4):
-                    row = p[4 * th + i]
-                    ya, yb, yc, yd = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
-                    for tw in range(TW):
-                        u = th * TW + tw
-                        row[4 * tw], row[4 * tw + 1] = ya[u], yb[u]
-                        row[4 * tw + 2], row[4 * tw + 3] = yc[u], yd[u]
+            for s in range(L // T):  # sample g + s of the run
+                p = out[g + s, f]
+                for th in range(TH):
+                    for i in range(4):
+                        row = p[4 * th + i]
+                        ya, yb, yc, yd = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
+                        for tw in range(TW):
+                            u = s * T + th * TW + tw
+                            row[4 * tw], row[4 * tw + 1] = ya[u], yb[u]
+                            row[4 * tw + 2], row[4 * tw + 3] = yc[u], yd[u]
 
 
 def output_transform(M, out):
     """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
+    if M.size == 0:
+        return
     flat = _flat_planes(M)
     if flat is None:  # planes not contiguous: copy into a layout that has them
-        if M.size == 0:
-            return
         flat = _flat_planes(np.ascontiguousarray(M))
-    _output_planes(*flat, out)
+    TH, TW = M.shape[3], M.shape[4]
+    _output_planes(*_runs(flat, M.shape[1], TH * TW, LONGEST_RUN), TH, TW, out)
 
 
 @_jit
-def _dout_planes(d, flat, sk, sn, sf, TH, TW):
+def _dout_planes(d, flat, sk, sn, sf, G, L, TH, TW):
     """``D[6a+b, n, f] = (A dY A^T)[a, b]`` per 4x4 block of ``d[n, f]``, plane ``D[k, n, f]``
-    at ``flat[k*sk + n*sn + f*sf:][:TH*TW]``: the 16 block positions gathered into planes
-    first, then A down them and along them in loops over all TH*TW blocks."""
-    N, F = d.shape[0], d.shape[1]
+    at ``flat[k*sk + n*sn + f*sf:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel
+    (``_runs``): the 16 block positions of every sample of a run gathered into planes
+    first, then A down them and along them in loops over the run."""
+    F = d.shape[1]
     T = TH * TW
-    Y = np.empty((16, T), dtype=d.dtype)
-    S = np.empty((6, 4, T), dtype=d.dtype)
-    for n in range(N):
-        for f in range(F):
-            x = d[n, f]
-            for th in range(TH):
-                for i in range(4):
-                    row = x[4 * th + i]
-                    ya, yb, yc, yd = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
-                    for tw in range(TW):
-                        u = th * TW + tw
-                        ya[u], yb[u] = row[4 * tw], row[4 * tw + 1]
-                        yc[u], yd[u] = row[4 * tw + 2], row[4 * tw + 3]
+    Y = np.empty((16, L), dtype=d.dtype)
+    S = np.empty((6, 4, L), dtype=d.dtype)
+    for f in range(F):
+        for g in range(G):
+            for s in range(L // T):  # sample g + s of the run
+                x = d[g + s, f]
+                for th in range(TH):
+                    for i in range(4):
+                        row = x[4 * th + i]
+                        ya, yb, yc, yd = Y[4 * i], Y[4 * i + 1], Y[4 * i + 2], Y[4 * i + 3]
+                        for tw in range(TW):
+                            u = s * T + th * TW + tw
+                            ya[u], yb[u] = row[4 * tw], row[4 * tw + 1]
+                            yc[u], yd[u] = row[4 * tw + 2], row[4 * tw + 3]
             for j in range(4):  # A down the rows: S[a, j] from Y[4i + j], i = 0..3
                 e0, e1, e2, e3 = Y[j], Y[4 + j], Y[8 + j], Y[12 + j]
                 s0, s1, s2, s3, s4, s5 = S[0, j], S[1, j], S[2, j], S[3, j], S[4, j], S[5, j]
-                for u in range(T):
+                for u in range(L):
                     s0[u], s1[u], s2[u], s3[u], s4[u], s5[u] = _a(e0[u], e1[u], e2[u], e3[u])
-            o = n * sn + f * sf
+            o = g * sn + f * sf
             for a in range(6):  # then along the columns, into D's planes
                 e0, e1, e2, e3 = S[a, 0], S[a, 1], S[a, 2], S[a, 3]
                 k = o + 6 * a * sk
-                v0, v1, v2 = flat[k:k + T], flat[k + sk:][:T], flat[k + 2 * sk:][:T]
-                v3, v4, v5 = flat[k + 3 * sk:][:T], flat[k + 4 * sk:][:T], flat[k + 5 * sk:][:T]
-                for u in range(T):
+                v0, v1, v2 = flat[k:k + L], flat[k + sk:][:L], flat[k + 2 * sk:][:L]
+                v3, v4, v5 = flat[k + 3 * sk:][:L], flat[k + 4 * sk:][:L], flat[k + 5 * sk:][:L]
+                for u in range(L):
                     v0[u], v1[u], v2[u], v3[u], v4[u], v5[u] = _a(e0[u], e1[u], e2[u], e3[u])
 
 
 def dout_transform(d, D):
     """``D[6a+b, n, f, th, tw] = (A dY A^T)[a, b]`` of the 4x4 block
     ``dY = d[n, f, 4th:4th+4, 4tw:4tw+4]``; ``d`` (n, F, 4TH, 4TW) zero-extended."""
+    if D.size == 0:
+        return
     TH, TW = D.shape[3], D.shape[4]
     flat = _flat_planes(D)
     if flat is not None:
-        _dout_planes(d, *flat, TH, TW)
-    elif D.size:  # planes not contiguous: through a buffer that has them
+        _dout_planes(d, *_runs(flat, D.shape[1], TH * TW), TH, TW)
+    else:  # planes not contiguous: through a buffer that has them
         tmp = np.empty(D.shape, dtype=D.dtype)
-        _dout_planes(d, *_flat_planes(tmp), TH, TW)
+        _dout_planes(d, *_runs(_flat_planes(tmp), D.shape[1], TH * TW), TH, TW)
         D[...] = tmp
 
 
@@ -208,70 +269,74 @@ def _b(e0, e1, e2, e3, e4, e5):
 
 
 @_jit
-def _input_adjoint_planes(flat, sk, sn, sc, TH, TW, ph, pw, dx):
+def _input_adjoint_planes(flat, sk, sn, sc, G, L, TH, TW, ph, pw, dx):
     """``dx[n, c] = crop(sum_tiles B dV B^T)``, plane ``dV[k, n, c]`` at
-    ``flat[k*sk + n*sn + c*sc:][:TH*TW]`` (``_winograd_backward.input_adjoint``): B along
-    the tile rows, then the columns, each over all tiles of a plane; then the 6x6 tiles are
-    added into a padded image (in tile order) and its interior copied out."""
-    N, C, H, W = dx.shape
+    ``flat[k*sk + n*sn + c*sc:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel (``_runs``)
+    (``_winograd_backward.input_adjoint``): B along the tile rows, then the columns, each
+    a loop over the run; then each sample's 6x6 tiles are added into a padded image (in
+    tile order) and its interior copied out."""
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     T = TH * TW
     Ht, Wt = 4 * TH + 2, 4 * TW + 2
     sh, sw = max(0, -ph), max(0, -pw)
     dh, dw = max(0, ph), max(0, pw)
     h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
-    S = np.empty((6, 6, T), dtype=dx.dtype)  # S[i, b]
-    Y = np.empty((36, T), dtype=dx.dtype)  # Y[6i + j]
+    S = np.empty((6, 6, L), dtype=dx.dtype)  # S[i, b]
+    Y = np.empty((36, L), dtype=dx.dtype)  # Y[6i + j]
     xs = np.empty((Ht, Wt), dtype=dx.dtype)
-    for n in range(N):
-        for c in range(C):
-            o = n * sn + c * sc
+    for c in range(C):
+        for g in range(G):
+            o = g * sn + c * sc
             for b in range(6):  # B down the tile rows: S[i, b] from dV[6a + b], a = 0..5
-                e0, e1 = flat[o + b * sk:o + b * sk + T], flat[o + (6 + b) * sk:][:T]
-                e2, e3 = flat[o + (12 + b) * sk:][:T], flat[o + (18 + b) * sk:][:T]
-                e4, e5 = flat[o + (24 + b) * sk:][:T], flat[o + (30 + b) * sk:][:T]
+                e0, e1 = flat[o + b * sk:o + b * sk + L], flat[o + (6 + b) * sk:][:L]
+                e2, e3 = flat[o + (12 + b) * sk:][:L], flat[o + (18 + b) * sk:][:L]
+                e4, e5 = flat[o + (24 + b) * sk:][:L], flat[o + (30 + b) * sk:][:L]
                 s0, s1, s2, s3, s4, s5 = S[0, b], S[1, b], S[2, b], S[3, b], S[4, b], S[5, b]
-                for u in range(T):
+                for u in range(L):
                     s0[u], s1[u], s2[u], s3[u], s4[u], s5[u] = _b(e0[u], e1[u], e2[u], e3[u],
                                                                   e4[u], e5[u])
             for i in range(6):  # then along them: Y[6i + j]
                 e0, e1, e2, e3, e4, e5 = S[i, 0], S[i, 1], S[i, 2], S[i, 3], S[i, 4], S[i, 5]
                 y0, y1, y2 = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
                 y3, y4, y5 = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
-                for u in range(T):
+                for u in range(L):
                     y0[u], y1[u], y2[u], y3[u], y4[u], y5[u] = _b(e0[u], e1[u], e2[u], e3[u],
                                                                   e4[u], e5[u])
-            xs[:, :] = 0
-            for th in range(TH):
-                for i in range(6):
-                    row = xs[4 * th + i]
-                    ya, yb, yc = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
-                    yd, ye, yf = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
-                    for tw in range(TW):
-                        u, q = th * TW + tw, 4 * tw
-                        row[q] += ya[u]
-                        row[q + 1] += yb[u]
-                        row[q + 2] += yc[u]
-                        row[q + 3] += yd[u]
-                        row[q + 4] += ye[u]
-                        row[q + 5] += yf[u]
-            p = dx[n, c]
-            if h < H or w < W:  # rows/columns the tiles never reach (a cropping padding)
-                p[:, :] = 0
-            for i in range(h):
-                pr, xr = p[sh + i], xs[dh + i]
-                for j in range(w):
-                    pr[sw + j] = xr[dw + j]
+            for s in range(L // T):  # sample g + s of the run
+                xs[:, :] = 0
+                for th in range(TH):
+                    for i in range(6):
+                        row = xs[4 * th + i]
+                        ya, yb, yc = Y[6 * i], Y[6 * i + 1], Y[6 * i + 2]
+                        yd, ye, yf = Y[6 * i + 3], Y[6 * i + 4], Y[6 * i + 5]
+                        for tw in range(TW):
+                            u, q = s * T + th * TW + tw, 4 * tw
+                            row[q] += ya[u]
+                            row[q + 1] += yb[u]
+                            row[q + 2] += yc[u]
+                            row[q + 3] += yd[u]
+                            row[q + 4] += ye[u]
+                            row[q + 5] += yf[u]
+                p = dx[g + s, c]
+                if h < H or w < W:  # rows/columns the tiles never reach (a cropping padding)
+                    p[:, :] = 0
+                for i in range(h):
+                    pr, xr = p[sh + i], xs[dh + i]
+                    for j in range(w):
+                        pr[sw + j] = xr[dw + j]
 
 
 def input_adjoint(dV, ph, pw, dx):
     """``_winograd_backward.input_adjoint`` for F(4x4): ``dV`` (36, n, C, TH, TW)."""
+    if dV.size == 0:
+        dx[...] = 0
+        return
     flat = _flat_planes(dV)
     if flat is None:
-        if dV.size == 0:
-            dx[...] = 0
-            return
         flat = _flat_planes(np.ascontiguousarray(dV))
-    _input_adjoint_planes(*flat, dV.shape[3], dV.shape[4], ph, pw, dx)
+    TH, TW = dV.shape[3], dV.shape[4]
+    _input_adjoint_planes(*_runs(flat, dV.shape[1], TH * TW, LONGEST_RUN), TH, TW, ph, pw,
+                          dx)
 
 
 # batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1
