@@ -19,7 +19,7 @@ excluded).
 col2im), each timed on the whole batch at once (the library runs them on cache-sized
 chunks of the batch, see ``normlab.functional._kernels.batch_chunks``).
 
-Where the time goes (2026-11, 2-core AMD EPYC with AVX-512 shared with other jobs, 1 thread,
+Where the time goes (2026-11, 2-core Intel Xeon with AVX-512 shared with other jobs, 1 thread,
 CPU clock, ms per forward+backward, run as ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE
 python benchmarks/bench_conv.py --threads 1 --clock cpu`` so that NumPy's OpenBLAS uses its
 SkylakeX kernels; ``--profile`` repeats it; PyTorch's own time varies 14-39 ms between runs

@@ -41,7 +41,7 @@ Examples::
     python benchmarks/bench_models.py --memory
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_models.py
 
-Figures so far (issue 12's work, 2026-11-29, the shared 2-core AMD EPYC under load 9-20,
+Figures so far (issue 12's work, 2026-11-29, the shared 2-core Intel Xeon under load 9-20,
 so CPU clock, 1 thread, interleaved, best of 3, ratio normlab / torch; to be re-run on a
 quiet machine):
 
