@@ -57,14 +57,16 @@ def threads_for(a, n_chunks: int) -> int:
     return max(1, min(thread_count(), n_chunks))
 
 
-def _executor(workers: int):
+def executor(workers: int):
+    """The process's one worker pool (at least ``workers`` threads), shared with
+    ``compiled._threads.over_batch``."""
     global _pool, _pool_size
     if _pool is None or _pool_size < workers:
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
         if _pool is not None:
             _pool.shutdown(wait=True)
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normlab-chunks")
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normlab")
         _pool_size = workers
     return _pool
 
@@ -108,7 +110,7 @@ def run(n: int, fn, threads: int) -> None:
     for lib in blas:
         lib.set_num_threads(1)
     try:
-        futures = [_executor(threads - 1).submit(work, s) for s in range(1, threads)]
+        futures = [executor(threads - 1).submit(work, s) for s in range(1, threads)]
         try:
             work(0)
         finally:

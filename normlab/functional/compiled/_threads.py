@@ -24,8 +24,6 @@ if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER ==
 # numba's serial kernels release the GIL (``nogil=True``), so Python threads can run one
 # kernel on disjoint slices of the batch at once: each sample's values are computed by
 # the same code as on one thread, so results are bit-identical for any thread count.
-_pool = None
-_pool_size = 0
 
 
 def thread_count() -> int:
@@ -35,18 +33,6 @@ def thread_count() -> int:
 
     n = dispatch.get_num_threads()
     return int(n) if n is not None else int(numba.config.NUMBA_NUM_THREADS)
-
-
-def _executor(workers: int):
-    global _pool, _pool_size
-    if _pool is None or _pool_size < workers:
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="normlab")
-        _pool_size = workers
-    return _pool
 
 
 def _part(a, axis, lo, hi):
@@ -75,7 +61,7 @@ def over_batch(kernel, axes):
         def part(i):
             kernel(*[_part(a, ax, bounds[i], bounds[i + 1]) for a, ax in zip(args, axes)])
 
-        futures = [_executor(k - 1).submit(part, i) for i in range(1, k)]
+        futures = [_parallel.executor(k - 1).submit(part, i) for i in range(1, k)]
         part(0)
         for f in futures:
             f.result()
