@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from normlab.functional.compiled._threads import over_batch
-from normlab.functional.compiled.numba_winograd4 import _flat_planes, _runs
+from normlab.functional.compiled.numba_winograd4 import _flat_planes, _pad_into, _runs
 from normlab.functional.dispatch import register
 
 __all__ = ["input_transform", "output_transform", "dout_transform"]
@@ -159,23 +159,16 @@ def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
     each image is padded into a small scratch image and its 16 tile positions gathered
     into ``Y[4i + j]``; then B^T down the tile columns and along the rows, 4 planes in and
     4 out per loop over the run."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    C = x.shape[1]
     T = TH * TW
     Ht, Wt = 2 * TH + 2, 2 * TW + 2
-    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
-    dh, dw = max(0, ph), max(0, pw)  # where it lands
-    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
     xs = np.zeros((Ht, Wt), dtype=flat.dtype)  # the border stays zero
     Y = np.empty((16, L), dtype=flat.dtype)  # Y[4i + j]
     S = np.empty((4, 4, L), dtype=flat.dtype)  # S[a, j]
     for c in range(C):
         for g in range(G):
             for s in range(L // T):  # sample g + s of the run
-                p = x[g + s, c]
-                for i in range(h):
-                    pr, xr = p[sh + i], xs[dh + i]
-                    for j in range(w):
-                        xr[dw + j] = pr[sw + j]
+                _pad_into(x[g + s, c], ph, pw, xs)
                 for th in range(TH):
                     for i in range(4):
                         row = xs[2 * th + i]

@@ -53,29 +53,37 @@ def _a(e0, e1, e2, e3):
 
 
 @_jit
+def _pad_into(p, ph, pw, xs):
+    """Image ``p`` (H, W) into the zero-bordered scratch ``xs`` at offset ``(ph, pw)``:
+    rows/columns before a negative pad are dropped, what does not fit is cut off."""
+    H, W = p.shape
+    Ht, Wt = xs.shape
+    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
+    dh, dw = max(0, ph), max(0, pw)  # where it lands
+    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
+    for i in range(h):
+        pr, xr = p[sh + i], xs[dh + i]
+        for j in range(w):
+            xr[dw + j] = pr[sw + j]
+
+
+@_jit
 def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
     """``V[6a+b, n, c] = (B^T d B)[a, b]`` per 6x6 tile ``d`` of ``_winograd4._tile_pad(x,
     (ph, pw), TH, TW)[n, c]``, plane ``V[k, n, c]`` at ``flat[k*sk + n*sn + c*sc:][:TH*TW]``
     (``_runs``): each image padded into a scratch image, its 36 tile positions gathered
     into ``Y[6i + j]``, then B^T down the tile columns and along the rows, 6 planes in and
     6 out per loop over the run (rows first, then columns)."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    C = x.shape[1]
     T = TH * TW
     Ht, Wt = 4 * TH + 2, 4 * TW + 2
-    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
-    dh, dw = max(0, ph), max(0, pw)  # where it lands
-    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
     xs = np.zeros((Ht, Wt), dtype=flat.dtype)  # the border stays zero
     Y = np.empty((36, L), dtype=flat.dtype)  # Y[6i + j]
     S = np.empty((6, 6, L), dtype=flat.dtype)  # S[a, j]
     for c in range(C):
         for g in range(G):
             for s in range(L // T):  # sample g + s of the run
-                p = x[g + s, c]
-                for i in range(h):
-                    pr, xr = p[sh + i], xs[dh + i]
-                    for j in range(w):
-                        xr[dw + j] = pr[sw + j]
+                _pad_into(x[g + s, c], ph, pw, xs)
                 for th in range(TH):
                     for i in range(6):
                         row = xs[4 * th + i]
