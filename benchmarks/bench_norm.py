@@ -8,7 +8,8 @@ Prints the median time of one training forward+backward for each shape and the r
 normlab / torch (target <= 1.2), under both settings of ``normlab.kernels``: the compiled
 numba kernels (``compiled``, the default on NumPy) and the reference NumPy/CuPy ufunc code
 (``reference``). Both libraries run float32 on the CPU with the same
-thread count (``torch.set_num_threads`` and a threadpoolctl limit on NumPy's BLAS).
+thread count (``torch.set_num_threads``, ``normlab.set_num_threads`` and a threadpoolctl
+limit on NumPy's BLAS).
 The default clock is the process CPU time (``time.process_time``), which other processes
 on a shared machine disturb far less than wall time; ``--clock wall`` uses perf_counter.
 Each side takes the best of 3 interleaved medians. Compare ratios within one run.
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
                              "perf_counter")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    normlab.set_num_threads(args.threads)  # BLAS and normlab's parallel kernels
     rng = np.random.default_rng(0)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     print(f"clock={args.clock} threads={args.threads} repeats={args.repeats} "
