@@ -37,11 +37,19 @@ _blas = None  # NumPy's BLAS controllers (threadpoolctl), found on first use
 
 
 def thread_count() -> int:
-    """``normlab.set_num_threads``'s count, else the number of CPUs."""
+    """Threads normlab's own parallel work uses: ``normlab.set_num_threads``'s count; else
+    ``NUMBA_NUM_THREADS`` or ``OMP_NUM_THREADS`` from the environment (so a process started
+    with ``OMP_NUM_THREADS=1``, as for torch, stays on one thread); else every CPU."""
     from normlab.functional import dispatch  # noqa: PLC0415 (dispatch is above us)
 
     n = dispatch.get_num_threads()
-    return int(n) if n is not None else (os.cpu_count() or 1)
+    if n is not None:
+        return int(n)
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
 
 
 def inside() -> bool:

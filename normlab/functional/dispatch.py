@@ -269,8 +269,9 @@ def set_num_threads(n: int) -> None:
     """Run normlab's work on ``n`` threads: NumPy's BLAS (through threadpoolctl) and the
     parallel compiled kernels (numba, capped at ``NUMBA_NUM_THREADS``), in step.
 
-    Process-wide, like ``torch.set_num_threads``. Without a call each library keeps its
-    own default (all cores).
+    Process-wide, like ``torch.set_num_threads``. Without a call, BLAS keeps its own
+    default and normlab's parallel kernels use ``NUMBA_NUM_THREADS`` or
+    ``OMP_NUM_THREADS`` if set, else every CPU.
 
     Raises
     ------

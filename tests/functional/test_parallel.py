@@ -100,3 +100,21 @@ def test_batch_norm_channel_split_is_bit_identical_for_any_thread_count(threads,
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+def test_thread_count_follows_set_num_threads_then_the_environment(monkeypatch):
+    from normlab.functional import dispatch
+    from normlab.functional.compiled import _threads
+
+    monkeypatch.setattr(dispatch, "_threads", None)  # set_num_threads never called
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _parallel.thread_count() == 1  # a process started like a 1-thread torch one
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    assert _parallel.thread_count() == 3
+    assert _threads.thread_count() == 3  # the batch-split kernels follow the same rule
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "junk")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert _parallel.thread_count() == (__import__("os").cpu_count() or 1)
+    monkeypatch.setattr(dispatch, "_threads", 2)
+    assert _parallel.thread_count() == 2

@@ -26,13 +26,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER ==
 # the same code as on one thread, so results are bit-identical for any thread count.
 
 
-def thread_count() -> int:
-    """Threads the batch-parallel kernels use: ``normlab.set_num_threads``'s count, else
-    numba's (``NUMBA_NUM_THREADS``, all cores by default)."""
-    from normlab.functional import dispatch  # noqa: PLC0415 (dispatch imports us lazily)
-
-    n = dispatch.get_num_threads()
-    return int(n) if n is not None else int(numba.config.NUMBA_NUM_THREADS)
+thread_count = _parallel.thread_count  # one rule for every parallel kernel
 
 
 def _part(a, axis, lo, hi):
