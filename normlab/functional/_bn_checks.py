@@ -95,9 +95,16 @@ def check_running(x, running_mean, running_var, owner: str) -> None:
 
 
 def check_moment_shapes(x, moments, owner: str) -> None:
-    """``moments.mean``/``.var`` must be arrays (their shapes are checked by the caller)."""
+    """``moments.mean``/``.var`` must be (C,) arrays for input ``x`` (N, C, *)."""
     for name in ("mean", "var"):
         v = getattr(moments, name, None)
         if not is_array(v):
             raise NormlabTypeError(f"{owner}: expected moments with (C,) arrays mean and var, "
                                    f"got {name} {describe(v)}.")
+    C = x.shape[1]
+    if tuple(moments.mean.shape) != (C,) or tuple(moments.var.shape) != (C,):
+        raise NormlabValueError(
+            f"{owner}: expected moments of shape ({C},) for input of shape "
+            f"{tuple(x.shape)}, got mean {tuple(moments.mean.shape)} and var "
+            f"{tuple(moments.var.shape)}."
+        )

@@ -223,16 +223,6 @@ def merge_moments(moments: Sequence[Moments]) -> Moments:
     return Moments(mean, m2 / total, total)
 
 
-def _check_moments(x, moments) -> None:
-    C = x.shape[1]
-    if tuple(moments.mean.shape) != (C,) or tuple(moments.var.shape) != (C,):
-        raise NormlabValueError(
-            f"batch_norm_forward_from_moments: expected moments of shape ({C},) for input "
-            f"of shape {tuple(x.shape)}, got mean {tuple(moments.mean.shape)} and var "
-            f"{tuple(moments.var.shape)}."
-        )
-
-
 def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
                                     eps: float = 1e-5):
     """Normalise with given moments, then the affine map:
@@ -270,7 +260,6 @@ def batch_norm_forward_from_moments(x, gamma, beta, moments: Moments, *, axes,
     check_bn_affine(x, gamma, beta, owner)
     eps = check_bn_eps(eps, owner)
     check_moment_shapes(x, moments, owner)
-    _check_moments(x, moments)
     return _forward_from_moments(x, gamma, beta, moments, axes, eps)
 
 
