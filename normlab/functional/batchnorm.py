@@ -16,13 +16,14 @@ from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check
                                            check_training_count)
 from normlab.functional._normalize import channel_shape
 from normlab.validation import check_cache, check_dout, check_int, check_real, check_vector
+from normlab.functional.batchnorm_moments import _moments_centred
 from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Moments, batch_moments,
                                                  batch_norm_backward_elementwise,
                                                  batch_norm_backward_reduce,
                                                  batch_norm_forward_from_moments,
                                                  _backward_elementwise, _backward_reduce,
                                                  _forward_from_moments,
-                                                 _moments_centred, _uses_kernels,
+                                                 _uses_kernels,
                                                  check_axes,
                                                  merge_moments)
 
