@@ -23,7 +23,8 @@ import numba
 import numpy as np
 
 from normlab.functional.compiled._threads import over_batch
-from normlab.functional.compiled.numba_winograd4 import _flat_planes, _pad_into, _runs
+from normlab.functional.compiled.numba_winograd4 import (_pad_into, _planes_in,
+                                                         _write_planes)
 from normlab.functional.dispatch import register
 
 __all__ = ["input_transform", "output_transform", "dout_transform"]
@@ -79,11 +80,7 @@ def output_transform(M, out):
     """``out[n, f, 2th+i, 2tw+j] = (A^T M A)[i, j]``; ``M`` (16, n, F, TH, TW)."""
     if M.size == 0:
         return
-    flat = _flat_planes(M)
-    if flat is None:  # planes not contiguous: copy into a layout that has them
-        flat = _flat_planes(np.ascontiguousarray(M))
-    TH, TW = M.shape[3], M.shape[4]
-    _output_planes(*_runs(flat, M.shape[1], TH * TW), TH, TW, out)
+    _output_planes(*_planes_in(M), M.shape[3], M.shape[4], out)
 
 
 @_jit
@@ -137,13 +134,7 @@ def dout_transform(d, D):
     if D.size == 0:
         return
     TH, TW = D.shape[3], D.shape[4]
-    flat = _flat_planes(D)
-    if flat is not None:
-        _dout_planes(d, *_runs(flat, D.shape[1], TH * TW), TH, TW)
-    else:  # planes not contiguous: through a buffer that has them
-        tmp = np.empty(D.shape, dtype=D.dtype)
-        _dout_planes(d, *_runs(_flat_planes(tmp), D.shape[1], TH * TW), TH, TW)
-        D[...] = tmp
+    _write_planes(D, lambda *runs: _dout_planes(d, *runs, TH, TW))
 
 
 @_jit
@@ -198,13 +189,7 @@ def input_transform(x, ph, pw, V):
     if V.size == 0:
         return
     TH, TW = V.shape[3], V.shape[4]
-    flat = _flat_planes(V)
-    if flat is not None:
-        _input_planes(x, ph, pw, *_runs(flat, V.shape[1], TH * TW), TH, TW)
-    else:  # planes not contiguous: through a buffer that has them
-        tmp = np.empty(V.shape, dtype=V.dtype)
-        _input_planes(x, ph, pw, *_runs(_flat_planes(tmp), V.shape[1], TH * TW), TH, TW)
-        V[...] = tmp
+    _write_planes(V, lambda *runs: _input_planes(x, ph, pw, *runs, TH, TW))
 
 
 # batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1

@@ -122,13 +122,7 @@ def input_transform(x, ph, pw, V):
     if V.size == 0:
         return
     TH, TW = V.shape[3], V.shape[4]
-    flat = _flat_planes(V)
-    if flat is not None:
-        _input_planes(x, ph, pw, *_runs(flat, V.shape[1], TH * TW), TH, TW)
-    else:  # planes not contiguous: through a buffer that has them
-        tmp = np.empty(V.shape, dtype=V.dtype)
-        _input_planes(x, ph, pw, *_runs(_flat_planes(tmp), V.shape[1], TH * TW), TH, TW)
-        V[...] = tmp
+    _write_planes(V, lambda *runs: _input_planes(x, ph, pw, *runs, TH, TW))
 
 
 def _flat_planes(V):
@@ -156,6 +150,26 @@ def _runs(flat_info, n, T, longest=None):
     if sn == T and (longest is None or n * T <= longest):
         return flat, sk, sn, sc, 1, n * T
     return flat, sk, sn, sc, n, T
+
+
+def _planes_in(P, longest=None):
+    """``_runs`` over the planes of ``P`` (k, n, C, TH, TW) for a kernel to read: ``P``'s
+    own planes, or a contiguous copy's when they are not contiguous."""
+    flat = _flat_planes(P)
+    if flat is None:
+        flat = _flat_planes(np.ascontiguousarray(P))
+    return _runs(flat, P.shape[1], P.shape[3] * P.shape[4], longest)
+
+
+def _write_planes(P, fill):
+    """``fill(*runs)`` writes the planes of ``P`` (k, n, C, TH, TW): straight into ``P``
+    when its planes are contiguous, else into a buffer that has them, then copied."""
+    flat = _flat_planes(P)
+    target = P if flat is not None else np.empty(P.shape, dtype=P.dtype)
+    fill(*_runs(flat if flat is not None else _flat_planes(target), P.shape[1],
+                P.shape[3] * P.shape[4]))
+    if target is not P:
+        P[...] = target
 
 
 # Longest run for the F(4x4) output transform and input adjoint: their 36- and 72-plane
@@ -209,11 +223,7 @@ def output_transform(M, out):
     """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
     if M.size == 0:
         return
-    flat = _flat_planes(M)
-    if flat is None:  # planes not contiguous: copy into a layout that has them
-        flat = _flat_planes(np.ascontiguousarray(M))
-    TH, TW = M.shape[3], M.shape[4]
-    _output_planes(*_runs(flat, M.shape[1], TH * TW, LONGEST_RUN), TH, TW, out)
+    _output_planes(*_planes_in(M, LONGEST_RUN), M.shape[3], M.shape[4], out)
 
 
 @_jit
@@ -259,13 +269,7 @@ def dout_transform(d, D):
     if D.size == 0:
         return
     TH, TW = D.shape[3], D.shape[4]
-    flat = _flat_planes(D)
-    if flat is not None:
-        _dout_planes(d, *_runs(flat, D.shape[1], TH * TW), TH, TW)
-    else:  # planes not contiguous: through a buffer that has them
-        tmp = np.empty(D.shape, dtype=D.dtype)
-        _dout_planes(d, *_runs(_flat_planes(tmp), D.shape[1], TH * TW), TH, TW)
-        D[...] = tmp
+    _write_planes(D, lambda *runs: _dout_planes(d, *runs, TH, TW))
 
 
 @_jit
@@ -339,11 +343,7 @@ def input_adjoint(dV, ph, pw, dx):
     if dV.size == 0:
         dx[...] = 0
         return
-    flat = _flat_planes(dV)
-    if flat is None:
-        flat = _flat_planes(np.ascontiguousarray(dV))
-    TH, TW = dV.shape[3], dV.shape[4]
-    _input_adjoint_planes(*_runs(flat, dV.shape[1], TH * TW, LONGEST_RUN), TH, TW, ph, pw,
+    _input_adjoint_planes(*_planes_in(dV, LONGEST_RUN), dV.shape[3], dV.shape[4], ph, pw,
                           dx)
 
 
