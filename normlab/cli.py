@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     t.add_argument("--resume", default=None, metavar="CHECKPOINT_DIR",
-                   help="continue a run from its checkpoint folder (bit-identical)")
+                   help="continue a run from its checkpoint folder, or its run folder "
+                        "(bit-identical)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--nproc", type=_positive(int), default=None, metavar="N",
                    help="data-parallel on N processes: relaunches this command under mpiexec "

@@ -98,6 +98,9 @@ def train_model(*, model: str, data: str, norm: str | None, epochs: int, batch_s
         idx = rng.choice(len(X), size=min(n_train, len(X)), replace=False)
         X, y = X[idx], y[idx]
     if resume is not None:
+        if not (Path(resume) / "latest").exists() and \
+                (Path(resume) / "checkpoint" / "latest").exists():
+            resume = str(Path(resume) / "checkpoint")  # the run folder: its checkpoint
         run_dir = Path(resume).parent
         if not (Path(resume) / "latest").exists() and not Path(resume).is_dir():
             raise MissingPathError(f"train_model: expected a checkpoint folder to resume "

@@ -112,6 +112,10 @@ def test_train_resume_continues_from_the_checkpoint(capsys, tmp_path):
     assert main(args + ["--epochs", "2", "--resume", str(run_dir / "checkpoint")]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 2 * (200 // 64)
+    # the run folder itself also names its checkpoint
+    assert main(args + ["--epochs", "3", "--resume", str(run_dir)]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 3 * (200 // 64)
 
 
 def test_train_model_that_cannot_take_the_data(capsys, tmp_path):
