@@ -15,20 +15,22 @@ One synchronisation per conv call instead of one per compiled kernel per chunk
 busy with other work) the per-kernel split made a step 20-35 % slower than 1 thread.
 
 Inside a region: NumPy's BLAS runs 1 thread (each chunk's products are small; two
-threads each asking BLAS for two would oversubscribe the cores), and ``inside()`` is true,
-so batch-parallel compiled kernels run serially on the chunk they are given. Plain Python
+threads each asking BLAS for two would oversubscribe the cores; ``blas_single``), and
+``inside()`` is true, so batch-parallel compiled kernels run serially on the chunk they
+are given. Plain Python
 threads: the compiled kernels and BLAS release the GIL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
 
 from normlab import backend
 
-__all__ = ["thread_count", "threads_for", "inside", "run"]
+__all__ = ["thread_count", "threads_for", "inside", "run", "blas_single"]
 
 _local = threading.local()
 _pool = None
@@ -94,6 +96,47 @@ def _blas_controllers():
     return _blas
 
 
+_held = 0  # depth of nested blas_single() blocks (any thread)
+_held_counts: list = []  # the BLAS thread counts the outermost block restores
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def blas_single():
+    """NumPy's BLAS on one thread for the block, its count restored when the outermost
+    block ends (reentrant; a no-op where normlab's ``thread_count()`` is 1).
+
+    Every ``run`` region is one: its chunks' products are small and run side by side on
+    normlab's threads. Each module's outermost ``forward``/``backward`` is one too
+    (``nn._checked``), so a whole model pass sets the count once instead of once per
+    region: OpenBLAS wakes its workers when its count goes back up, and they spin on the
+    cores normlab's threads need. Measured (ResNet-20 batch 128, 2 threads, wall): the
+    1 -> 2 -> 1 toggle around each of a step's ~40 regions cost 45 ms of ~430, and
+    products run on 2 BLAS threads between regions (the 1x1 downsample convs) left a
+    worker spinning: 16 % of the step's CPU samples in ``blas_thread_server``.
+    """
+    global _held, _held_counts
+    with _held_lock:
+        outermost = _held == 0
+        _held += 1
+        if outermost:
+            blas = _blas_controllers() if thread_count() > 1 else []
+            _held_counts = [(lib, lib.get_num_threads()) for lib in blas]
+            for lib, k in _held_counts:
+                if k != 1:
+                    lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held -= 1
+            if _held == 0:
+                for lib, k in _held_counts:
+                    if k != 1:
+                        lib.set_num_threads(k)
+                _held_counts = []
+
+
 def run(n: int, fn, threads: int) -> None:
     """``fn(i, slot)`` for ``i`` in ``range(n)`` on ``threads`` threads (see the module
     docstring); exceptions from any thread propagate once every thread has stopped."""
@@ -113,11 +156,7 @@ def run(n: int, fn, threads: int) -> None:
         finally:
             _local.inside = False
 
-    blas = _blas_controllers()
-    before = [lib.get_num_threads() for lib in blas]
-    for lib in blas:
-        lib.set_num_threads(1)
-    try:
+    with blas_single():
         futures = [executor(threads - 1).submit(work, s) for s in range(1, threads)]
         try:
             work(0)
@@ -126,6 +165,4 @@ def run(n: int, fn, threads: int) -> None:
                 f.exception()  # wait for every thread before raising
         for f in futures:
             f.result()
-    finally:
-        for lib, k in zip(blas, before):
-            lib.set_num_threads(k)
+

@@ -73,7 +73,8 @@ def relu_forward(x):
     # maximum (not x * mask) so that NaN propagates as in torch.relu. The cache is the
     # output itself (which the next layer usually keeps anyway), not a mask: one pass
     # less here and no extra memory.
-    out = xp.maximum(x, 0)
+    impl = _compiled("relu_forward", x)
+    out = impl(x) if impl is not None else xp.maximum(x, 0)
     return out, ReluCache(out)
 
 

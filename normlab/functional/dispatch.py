@@ -266,12 +266,17 @@ def _apply_threads() -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Run normlab's work on ``n`` threads: NumPy's BLAS (through threadpoolctl) and the
-    parallel compiled kernels (numba, capped at ``NUMBA_NUM_THREADS``), in step.
+    """Run normlab's work on ``n`` threads: its parallel compiled kernels (numba, capped at
+    ``NUMBA_NUM_THREADS``) and its own thread pool, which runs conv's batch chunks side by
+    side (``functional/_parallel.py``).
 
-    Process-wide, like ``torch.set_num_threads``. Without a call, BLAS keeps its own
-    default and normlab's parallel kernels use ``NUMBA_NUM_THREADS`` or
-    ``OMP_NUM_THREADS`` if set, else every CPU.
+    Process-wide, like ``torch.set_num_threads``. NumPy's BLAS (through threadpoolctl) is
+    set to one thread: normlab's threads run the products of conv's chunks, and an OpenBLAS
+    worker woken for a product spins for a while after it on the cores they need (ResNet-20,
+    batch 128, 2 threads: 16 % of a step's CPU samples were OpenBLAS spinning). Without a
+    call, BLAS keeps its own default (held at one thread only while a model pass runs)
+    and normlab's threads follow ``NUMBA_NUM_THREADS`` or ``OMP_NUM_THREADS`` if set, else
+    every CPU.
 
     Raises
     ------
@@ -283,7 +288,7 @@ def set_num_threads(n: int) -> None:
         raise NormlabValueError(f"set_num_threads: expected a positive int, got {n!r}.")
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    threadpool_limits(limits=n, user_api="blas")
+    threadpool_limits(limits=1, user_api="blas")
     _threads = n
     _apply_threads()
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from normlab import backend
 from normlab.errors import CallOrderError
+from normlab.functional import _parallel
 from normlab.validation import check_array, check_dout, is_array
 
 __all__ = ["no_grad", "retain_caches"]
@@ -32,7 +33,8 @@ def _checked_forward(forward):
         depth = d.get("_forward_depth", 0)  # > 0: a subclass's forward calling super()'s
         d["_forward_depth"] = depth + 1
         try:
-            out = forward(self, x, *args, **kwargs)
+            with _parallel.blas_single():  # one BLAS setting per model pass, not per conv
+                out = forward(self, x, *args, **kwargs)
         finally:
             d["_forward_depth"] = depth
         d["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
@@ -120,7 +122,8 @@ def _checked_backward(backward):
         depth = d.get("_backward_depth", 0)  # > 0: a subclass's backward calling super()'s
         d["_backward_depth"] = depth + 1
         try:
-            result = backward(self, dout, *args, **kwargs)
+            with _parallel.blas_single():
+                result = backward(self, dout, *args, **kwargs)
         finally:
             d["_backward_depth"] = depth
         if depth == 0 and not _flags.retain:

@@ -54,12 +54,18 @@ def test_run_propagates_a_chunk_error_after_all_threads_stop(threads):
     assert 3 not in done and not _parallel.inside()
 
 
-def test_blas_thread_count_is_restored_after_a_region(threads):
-    from threadpoolctl import threadpool_info
+def _blas_counts():
+    """Thread counts of the BLAS libraries normlab steers (NumPy's own)."""
+    return [lib.get_num_threads() for lib in _parallel._blas_controllers()]
 
-    threads(2)
-    _parallel.run(4, lambda i, slot: np.ones((8, 8)) @ np.ones((8, 8)), 2)
-    counts = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+def test_blas_thread_count_is_restored_after_a_region(threads):
+    from threadpoolctl import threadpool_limits
+
+    threads(2)  # sets BLAS to one thread; a user may raise it again (or never call it)
+    with threadpool_limits(limits=2, user_api="blas"):
+        _parallel.run(4, lambda i, slot: np.ones((8, 8)) @ np.ones((8, 8)), 2)
+        counts = _blas_counts()
     assert counts and all(c == 2 for c in counts)
 
 
@@ -118,3 +124,37 @@ def test_thread_count_follows_set_num_threads_then_the_environment(monkeypatch):
     assert _parallel.thread_count() == (__import__("os").cpu_count() or 1)
     monkeypatch.setattr(dispatch, "_threads", 2)
     assert _parallel.thread_count() == 2
+
+
+def test_blas_single_holds_blas_at_one_thread_until_the_outermost_block_ends(threads):
+    from threadpoolctl import threadpool_limits
+
+    threads(2)
+    with threadpool_limits(limits=2, user_api="blas"):  # as without set_num_threads
+        with _parallel.blas_single():
+            assert all(c == 1 for c in _blas_counts())
+            _parallel.run(4, lambda i, slot: np.ones((8, 8)) @ np.ones((8, 8)), 2)
+            with _parallel.blas_single():
+                pass
+            assert all(c == 1 for c in _blas_counts())  # a region or inner block keeps it
+        counts = _blas_counts()
+    assert counts and all(c == 2 for c in counts)
+
+
+def test_set_num_threads_puts_blas_on_one_thread(threads):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        threads(3)
+        counts = _blas_counts()
+    assert counts and all(c == 1 for c in counts)
+
+
+def test_blas_single_leaves_blas_alone_on_one_normlab_thread(threads):
+    from threadpoolctl import threadpool_limits
+
+    threads(1)
+    with threadpool_limits(limits=2, user_api="blas"):
+        with _parallel.blas_single():
+            assert all(c == 2 for c in _blas_counts())  # BLAS's threads are the only ones
+
