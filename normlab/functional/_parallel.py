@@ -96,6 +96,15 @@ def _blas_controllers():
     return _blas
 
 
+# Fewest elements for which a memory-bound pass (batch norm's, the ReLU selects) is split
+# over threads: starting the threads costs 70-150 us (a ``run`` region or a numba prange
+# launch), and below about a million elements one thread is done sooner. Measured, 2
+# threads, warm arrays: ReLU backward's select 131072 elements 77 us (17 serial), 524288
+# 315 (224), 1048576 344 (433), 2097152 490 (856); batch norm's normalize 131072 73 (19),
+# 524288 216 (163), 1048576 279 (289), 2097152 422 (589).
+MIN_ELEMENTS = 1 << 20
+
+
 _held = 0  # depth of nested blas_single() blocks (any thread)
 _held_counts: list = []  # the BLAS thread counts the outermost block restores
 _held_lock = threading.Lock()

@@ -171,9 +171,8 @@ def _kernel(name: str, flat: bool):
     return _kernels[name][1 if flat else 0]
 
 
-# Fewest elements for which the (A, C, B) kernels split their channels over threads
-# (below it a region's start-up costs more than the pass).
-PARALLEL_MIN = 1 << 16
+# Fewest elements for which the (A, C, B) kernels split their channels over threads.
+PARALLEL_MIN = _parallel.MIN_ELEMENTS
 
 
 def _run(kernel, flat, x, *args):

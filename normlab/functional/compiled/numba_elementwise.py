@@ -12,8 +12,9 @@ compiled loop over the blocks on more (``maximum`` is serial: at 2 threads ResNe
 ReLU forwards took 19.5 ms of a step, as on one).
 
 The arrays are cut into blocks spread over numba's threads (``prange``); the count follows
-``normlab.set_num_threads``. An array of one block or less runs the same block loop
-serially (``*_one``): the parallel launch alone cost ~100 us. Call sites pass C-contiguous float arrays of one shape
+``normlab.set_num_threads``. A smaller array (under ``PARALLEL_MIN`` elements; sigmoid's:
+one block or less) runs the same block loop serially (``*_one``): the parallel launch
+alone cost ~100 us. Call sites pass C-contiguous float arrays of one shape
 (``activation._flat_pair``) and run the reference code otherwise.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional import _parallel
 from normlab.functional.compiled import _threads  # noqa: F401 (threading layer first)
 from normlab.functional.dispatch import register
 
@@ -35,6 +37,11 @@ _pjit = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
 
 # elements per parallel block: large enough that a block's start-up cost vanishes
 BLOCK = 1 << 15
+
+# Fewest elements for which the memory-bound kernels (the selects, ReLU, the channel
+# affine) launch numba's threads (``_parallel.MIN_ELEMENTS``: below it the launch costs
+# more than the second thread saves); sigmoid's, an exp per element, do from BLOCK on.
+PARALLEL_MIN = _parallel.MIN_ELEMENTS
 
 
 _ijit = numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
@@ -130,7 +137,7 @@ def _sigmoid(x, e, out, one):
         _sigmoid_block(x[lo:hi], e[lo:hi], out[lo:hi], one)
 
 
-# One block (at most BLOCK elements): the same block loop without the parallel launch,
+# Small arrays (see PARALLEL_MIN): the same block loop without the parallel launch,
 # which cost ~100 us per call (ReLU backward on 100x100 floats: 128 us vs NumPy's 32).
 _sjit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
@@ -189,7 +196,7 @@ def bn_eval_affine(x, mean, scale, beta):
     xv = x.reshape(A, C, -1)
     shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
     out = np.empty_like(x)
-    affine = _channel_affine if x.size > BLOCK else _channel_affine_one
+    affine = _channel_affine if x.size >= PARALLEL_MIN else _channel_affine_one
     affine(xv, np.ascontiguousarray(mean.reshape(C)), np.ascontiguousarray(scale.reshape(C)),
            shift, out.reshape(xv.shape))
     return out
@@ -197,8 +204,8 @@ def bn_eval_affine(x, mean, scale, beta):
 
 def relu_forward(x):
     """``maximum(x, 0)`` on numba's threads; NumPy's own (serial, as fast on one thread)
-    when there is one thread or one block."""
-    if x.size <= BLOCK or numba.get_num_threads() < 2:
+    on one thread or under ``PARALLEL_MIN`` elements."""
+    if x.size < PARALLEL_MIN or numba.get_num_threads() < 2:
         return np.maximum(x, 0)
     out = np.empty_like(x)
     _relu(x.reshape(-1), out.reshape(-1), x.dtype.type(0))
@@ -208,7 +215,7 @@ def relu_forward(x):
 def relu_backward(out, dout):
     """``where(out > 0, dout, 0)`` (``out``: ReLU's output, of dout's dtype)."""
     dx = np.empty_like(dout)
-    select = _select if dout.size > BLOCK else _select_one
+    select = _select if dout.size >= PARALLEL_MIN else _select_one
     select(out.reshape(-1), dout.reshape(-1), dx.reshape(-1), dout.dtype.type(0))
     return dx
 
@@ -216,7 +223,7 @@ def relu_backward(out, dout):
 def leaky_relu_forward(x, slope):
     """``(where(x > 0, x, x * slope), x > 0)``."""
     positive = np.empty(x.shape, dtype=np.bool_)
-    one = x.size <= BLOCK
+    one = x.size < PARALLEL_MIN
     (_positive_one if one else _positive)(x.reshape(-1), positive.reshape(-1))
     out = np.empty_like(x)
     (_select_scaled_one if one else _select_scaled)(positive.reshape(-1), x.reshape(-1),
@@ -227,7 +234,7 @@ def leaky_relu_forward(x, slope):
 def leaky_relu_backward(positive, dout, slope):
     """``where(positive, dout, dout * slope)``."""
     dx = np.empty_like(dout)
-    select = _select_scaled if dout.size > BLOCK else _select_scaled_one
+    select = _select_scaled if dout.size >= PARALLEL_MIN else _select_scaled_one
     select(positive.reshape(-1), dout.reshape(-1), dout.dtype.type(slope), dx.reshape(-1))
     return dx
 
