@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "Normalization.")
     p.add_argument("--debug", action="store_true",
                    help="show the full traceback of a failure (default: one line)")
+    p.add_argument("--threads", type=_positive(int), default=None, metavar="N",
+                   help="threads for normlab's work (default: NUMBA_NUM_THREADS or "
+                   "OMP_NUM_THREADS, else every CPU); NumPy's BLAS runs on one")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     g = sub.add_parser("gradcheck", help="numerically check every registered module (float64)")
     g.add_argument("--only", nargs="*", default=None, metavar="NAME",
@@ -269,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _set_threads(n: int | None) -> None:
+    """``normlab.set_num_threads`` for this process: ``n``, or normlab's default count. The
+    CLI is normlab's own process, so it takes the call that puts NumPy's BLAS on one
+    thread (``set_num_threads``): without it each model pass would toggle BLAS's count."""
+    import normlab  # noqa: PLC0415
+    from normlab.functional import _parallel  # noqa: PLC0415
+
+    normlab.set_num_threads(n if n is not None else _parallel.thread_count())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = build_parser()
@@ -284,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args.argv = argv
+    _set_threads(args.threads)
     command = " ".join(x for x in ("normlab", args.command, getattr(args, "action", None)) if x)
     try:
         return int(args.func(args))
