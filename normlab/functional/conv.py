@@ -47,7 +47,7 @@ __all__ = ["FEW_PIXELS", "ConvCache", "conv1d_forward", "conv1d_backward", "conv
 
 
 class ConvCache(NamedTuple):
-    xpad: object  # (N, C, H + 2ph, W + 2pw); x itself when no padding or winograd
+    x: object  # (N, C, H, W): the input itself (each batch chunk is padded when used)
     weight: object  # (F, C/G, KH, KW)
     x_shape: tuple
     padding: tuple
@@ -82,14 +82,16 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             out += bias.reshape(F, 1, 1)
         return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
                               bias is not None, squeeze, True, tiles, m)
-    xpad = _kernels.pad2d(x, padding)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
 
     def one(i, _):  # chunk i (on any thread: _parallel)
         sl = chunks[i]
-        cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        # padded per chunk: no padded copy of the whole batch is made, or kept for the
+        # backward (ResNet-20's stride-2 and first convs kept 15.8 MiB at batch 128)
+        xpad = _kernels.pad2d(x[sl], padding)
+        cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups)
         if OH * OW <= FEW_PIXELS:  # one (F/G, K) @ (K, n*OH*OW) product per group
             n = sl.stop - sl.start
             prod = xp.matmul(w3, _sample_major(cols))  # (G, F/G, n*OH*OW)
@@ -101,7 +103,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
     if bias is not None:
         out += bias.reshape(F, 1, 1)
-    cache = ConvCache(xpad, weight, x.shape, padding, stride, dilation, groups,
+    cache = ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
                       bias is not None, squeeze)
     return out, cache
 
@@ -189,35 +191,46 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
 
 
 def _backward(dout, cache: ConvCache, need_dx: bool = True):
-    xpad, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
-    xp = backend.namespace(dout, xpad)
+    x, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
+    xp = backend.namespace(dout, x)
     N, C, H, W = x_shape
     F, Cg, KH, KW = weight.shape
     OH, OW = dout.shape[2:]
     d4 = dout.reshape(N, groups, F // groups, OH * OW)
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    if winograd:  # xpad is x itself here
+    if winograd:
         # one dout transform per chunk feeds both gradients (_winograd_backward)
-        dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, xpad, dout, weight,
+        dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, x, dout, weight,
                                                      padding, cache.wino_tiles, need_dx)
         return dx, dweight, dbias
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dweight = xp.zeros((groups, F // groups, Cg * KH * KW), dtype=weight.dtype)
-    dxpad = xp.zeros(xpad.shape, dtype=dout.dtype) if need_dx else None
-    chunks = _kernels.batch_chunks(xpad, C * KH * KW * OH * OW * xpad.dtype.itemsize)
+    dx = xp.empty(x_shape, dtype=dout.dtype) if need_dx else None
+    chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
     parts = [None] * len(chunks)  # each chunk's dweight, summed in chunk order below
+
+    ph, pw = padding
+
+    def col2im(dcols, sl):  # dcols (n, G, C/G*KH*KW, OH*OW) onto dx[sl], through padding
+        if ph == 0 and pw == 0:  # straight into dx
+            dx[sl] = 0
+            _kernels.col2im(dcols, dx[sl], (KH, KW), (OH, OW), stride, dilation)
+            return
+        dxpad = xp.zeros((sl.stop - sl.start, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+        _kernels.col2im(dcols, dxpad, (KH, KW), (OH, OW), stride, dilation)
+        dx[sl] = dxpad[:, :, ph:ph + H, pw:pw + W]
 
     def one(i, _):  # chunk i (on any thread: _parallel)
         sl = chunks[i]
-        cols = _kernels.im2col(xpad[sl], (KH, KW), (OH, OW), stride, dilation, groups)
+        cols = _kernels.im2col(_kernels.pad2d(x[sl], padding), (KH, KW), (OH, OW), stride,
+                               dilation, groups)
         if OH * OW <= FEW_PIXELS:  # whole-chunk products, as in the forward
             n = sl.stop - sl.start
             d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
             parts[i] = xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
             if need_dx:
                 dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
-                _kernels.col2im(dcols.transpose(2, 0, 1, 3), dxpad[sl], (KH, KW), (OH, OW),
-                                stride, dilation)
+                col2im(dcols.transpose(2, 0, 1, 3), sl)
             return
         # n small products then a sum over n: avoids a transposing copy of the columns.
         # dweight^T = cols @ dout^T, (K, OH*OW) @ (OH*OW, F/G): OpenBLAS ran this 1.2-1.7x
@@ -227,12 +240,11 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         parts[i] = xp.matmul(cols, d4[sl].swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2)
         if need_dx:
             dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
-            _kernels.col2im(dcols, dxpad[sl], (KH, KW), (OH, OW), stride, dilation)
+            col2im(dcols, sl)
 
-    _parallel.run(len(chunks), one, _parallel.threads_for(xpad, len(chunks)))
+    _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
     for p in parts:
         dweight += p
-    dx = _kernels.crop2d(dxpad, padding, (H, W)) if need_dx else None
     return dx, dweight.reshape(weight.shape), dbias
 
 
