@@ -234,3 +234,32 @@ def test_conv2d_per_sample_and_whole_chunk_products_match_torch(few, xs, ws, kw,
     for ours, theirs in ((out, ot), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)):
         np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
     assert F.conv2d_backward(dout, cache, need_dx=False)[0] is None
+
+
+@pytest.mark.parametrize("padding", [0, 1, (2, 0)])
+def test_conv2d_padded_per_chunk_matches_torch_over_many_chunks(padding, rng, monkeypatch,
+                                                                kernels):
+    # each batch chunk is padded on its own (forward and backward) and its input gradient
+    # cropped into dx: one sample per chunk, stride 2 (im2col), against torch in float64
+    from normlab.functional import _kernels
+
+    monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)
+    x, w = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((5, 4, 3, 3))
+    out, cache = F.conv2d_forward(x, w, None, stride=2, padding=padding)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, _ = F.conv2d_backward(dout, cache)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ot = torch.nn.functional.conv2d(xt, wt, stride=2, padding=padding)
+    ot.backward(torch.tensor(dout))
+    for ours, theirs in ((out, ot), (dx, xt.grad), (dw, wt.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
+    assert cache.x is x  # the input itself, not a padded copy
+
+
+def test_conv2d_empty_batch_gives_empty_gradients_and_zero_weight_gradient():
+    x, w = np.zeros((0, 3, 5, 5)), np.ones((4, 3, 3, 3))
+    out, cache = F.conv2d_forward(x, w, np.ones(4), padding=1)
+    dx, dw, db = F.conv2d_backward(np.zeros(out.shape), cache)
+    assert out.shape == (0, 4, 5, 5) and dx.shape == x.shape
+    np.testing.assert_array_equal(dw, np.zeros(w.shape))
+    np.testing.assert_array_equal(db, np.zeros(4))
