@@ -12,8 +12,8 @@ A train step is forward + cross-entropy loss + backward + SGD (momentum 0.9, wei
 5e-4, lr 0.01); an eval row is one forward in eval mode (torch under ``no_grad``).
 
 Threads: ``--threads 1 2`` runs every row at each count; the count is applied to both
-libraries (``torch.set_num_threads``; ``normlab.set_num_threads``, which sets NumPy's BLAS
-through threadpoolctl and numba's parallel kernels). With ``--clock cpu`` (the default)
+libraries (``torch.set_num_threads``; ``normlab.set_num_threads``, which sets normlab's
+threads and numba's parallel kernels and puts NumPy's BLAS on one thread). With ``--clock cpu`` (the default)
 the process CPU time is measured: on a shared machine it ignores time spent waiting for a
 core, and at one thread it is the work done. At two threads CPU time counts both cores'
 work (spinning included), so use ``--clock wall`` on a quiet machine for two-thread
