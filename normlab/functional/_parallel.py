@@ -17,8 +17,7 @@ busy with other work) the per-kernel split made a step 20-35 % slower than 1 thr
 Inside a region: NumPy's BLAS runs 1 thread (each chunk's products are small; two
 threads each asking BLAS for two would oversubscribe the cores; ``blas_single``), and
 ``inside()`` is true, so batch-parallel compiled kernels run serially on the chunk they
-are given. Plain Python
-threads: the compiled kernels and BLAS release the GIL.
+are given. Plain Python threads: the compiled kernels and BLAS release the GIL.
 """
 
 from __future__ import annotations
@@ -174,4 +173,3 @@ def run(n: int, fn, threads: int) -> None:
                 f.exception()  # wait for every thread before raising
         for f in futures:
             f.result()
-

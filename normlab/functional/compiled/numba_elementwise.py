@@ -13,8 +13,8 @@ ReLU forwards took 19.5 ms of a step, as on one).
 
 The arrays are cut into blocks spread over numba's threads (``prange``); the count follows
 ``normlab.set_num_threads``. A smaller array (under ``PARALLEL_MIN`` elements; sigmoid's:
-one block or less) runs the same block loop serially (``*_one``): the parallel launch
-alone cost ~100 us. Call sites pass C-contiguous float arrays of one shape
+one block or less), or any array on one numba thread, runs the same block loop serially
+(``*_one``): the parallel launch alone cost ~100 us. Call sites pass C-contiguous float arrays of one shape
 (``activation._flat_pair``) and run the reference code otherwise.
 """
 
@@ -27,8 +27,8 @@ from normlab.functional import _parallel
 from normlab.functional.compiled import _threads  # noqa: F401 (threading layer first)
 from normlab.functional.dispatch import register
 
-__all__ = ["bn_eval_affine", "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
-           "sigmoid_forward", "sigmoid_backward"]
+__all__ = ["bn_eval_affine", "relu_forward", "relu_backward", "leaky_relu_forward",
+           "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward"]
 
 PROVIDER = f"numba {numba.__version__}"
 _pjit = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
