@@ -123,10 +123,11 @@ def test_cuda_matches_cpu(pair, rng):
 def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, shape, rng,
                                                                   monkeypatch):
     # one-block: the serial kernels; blocks (> BLOCK elements, also when strided): prange,
-    # which the memory-bound kernels start from PARALLEL_MIN elements on (lowered here)
+    # which the memory-bound kernels start from _parallel.MIN_ELEMENTS on (lowered here)
+    from normlab.functional import _parallel
     from normlab.functional.compiled import numba_elementwise
 
-    monkeypatch.setattr(numba_elementwise, "PARALLEL_MIN", numba_elementwise.BLOCK)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", numba_elementwise.BLOCK)
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
     dout = rng.standard_normal(x.shape).astype(dtype)

@@ -94,10 +94,8 @@ def test_conv_over_many_chunks_is_bit_identical_for_any_thread_count(tile, threa
 
 def test_batch_norm_channel_split_is_bit_identical_for_any_thread_count(threads, kernels,
                                                                          monkeypatch):
-    from normlab.functional.compiled import numba_bn
-
     # split from 2**16 elements on (the default waits for 2**20: the threads' start-up)
-    monkeypatch.setattr(numba_bn, "PARALLEL_MIN", 1 << 16)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1 << 16)
     rng = np.random.default_rng(5)
     x = (rng.standard_normal((16, 24, 16, 16)) * 3 + 1).astype(np.float32)  # 98304 elements
     dout = rng.standard_normal(x.shape).astype(np.float32)

@@ -171,18 +171,15 @@ def _kernel(name: str, flat: bool):
     return _kernels[name][1 if flat else 0]
 
 
-# Fewest elements for which the (A, C, B) kernels split their channels over threads.
-PARALLEL_MIN = _parallel.MIN_ELEMENTS
-
-
 def _run(kernel, flat, x, *args):
     """``kernel(*args)`` (2D) or ``kernel(*args, c0, c1)`` over disjoint channel ranges on
-    ``normlab.set_num_threads`` threads (3D arrays of at least ``PARALLEL_MIN`` elements)."""
+    ``normlab.set_num_threads`` threads (3D arrays of at least ``_parallel.MIN_ELEMENTS``
+    elements)."""
     if flat:
         kernel(*args)
         return
     C = x.shape[1]
-    k = _parallel.threads_for(x, C) if x.size >= PARALLEL_MIN else 1
+    k = _parallel.threads_for(x, C) if x.size >= _parallel.MIN_ELEMENTS else 1
     bounds = [C * i // k for i in range(k + 1)]
     _parallel.run(k, lambda i, _: kernel(*args, bounds[i], bounds[i + 1]), k)
 

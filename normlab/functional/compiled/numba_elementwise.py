@@ -12,10 +12,10 @@ compiled loop over the blocks on more (``maximum`` is serial: at 2 threads ResNe
 ReLU forwards took 19.5 ms of a step, as on one).
 
 The arrays are cut into blocks spread over numba's threads (``prange``); the count follows
-``normlab.set_num_threads``. A smaller array (under ``PARALLEL_MIN`` elements; sigmoid's:
+``normlab.set_num_threads``. A smaller array (under ``_parallel.MIN_ELEMENTS``; sigmoid's:
 one block or less), or any array on one numba thread, runs the same block loop serially
-(``*_one``): the parallel launch alone cost ~100 us. Call sites pass C-contiguous float arrays of one shape
-(``activation._flat_pair``) and run the reference code otherwise.
+(``*_one``): the parallel launch alone cost ~100 us. Call sites pass C-contiguous float
+arrays of one shape (``activation._flat_pair``) and run the reference code otherwise.
 """
 
 from __future__ import annotations
@@ -38,18 +38,14 @@ _pjit = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
 # elements per parallel block: large enough that a block's start-up cost vanishes
 BLOCK = 1 << 15
 
-# Fewest elements for which the memory-bound kernels (the selects, ReLU, the channel
-# affine) launch numba's threads (``_parallel.MIN_ELEMENTS``: below it the launch costs
-# more than the second thread saves); sigmoid's, an exp per element, do from BLOCK on.
-PARALLEL_MIN = _parallel.MIN_ELEMENTS
-
-
 def _parallel_pays(n: int, least: int | None = None) -> bool:
     """Whether an ``n``-element pass runs the prange kernel: at least ``least`` elements
-    (default ``PARALLEL_MIN``) and more than one numba thread (on one thread the prange
-    launch and per-block scheduling still cost: sigmoid's select on 1.2M float32 0.96 ms
-    vs 0.53 serial)."""
-    return n >= (PARALLEL_MIN if least is None else least) and numba.get_num_threads() > 1
+    and more than one numba thread (on one thread the prange launch and per-block
+    scheduling still cost: sigmoid's select on 1.2M float32 0.96 ms vs 0.53 serial).
+    ``least`` defaults to ``_parallel.MIN_ELEMENTS`` (the memory-bound kernels: the
+    selects, ReLU, the channel affine); sigmoid's, an exp per element, pay from BLOCK on."""
+    return n >= (_parallel.MIN_ELEMENTS if least is None else least) and \
+        numba.get_num_threads() > 1
 
 
 _ijit = numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
@@ -145,7 +141,7 @@ def _sigmoid(x, e, out, one):
         _sigmoid_block(x[lo:hi], e[lo:hi], out[lo:hi], one)
 
 
-# Small arrays (see PARALLEL_MIN): the same block loop without the parallel launch,
+# Small arrays (see _parallel_pays): the same block loop without the parallel launch,
 # which cost ~100 us per call (ReLU backward on 100x100 floats: 128 us vs NumPy's 32).
 _sjit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
@@ -212,7 +208,7 @@ def bn_eval_affine(x, mean, scale, beta):
 
 def relu_forward(x):
     """``maximum(x, 0)`` on numba's threads; NumPy's own (serial, as fast on one thread)
-    on one thread or under ``PARALLEL_MIN`` elements."""
+    on one thread or under ``_parallel.MIN_ELEMENTS`` elements."""
     if not _parallel_pays(x.size):
         return np.maximum(x, 0)
     out = np.empty_like(x)
