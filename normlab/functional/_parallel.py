@@ -29,7 +29,7 @@ import threading
 
 from normlab import backend
 
-__all__ = ["thread_count", "threads_for", "inside", "run", "blas_single"]
+__all__ = ["thread_count", "threads_for", "inside", "run", "blas_single", "sum_in_order"]
 
 _local = threading.local()
 _pool = None
@@ -143,6 +143,18 @@ def blas_single():
                     if k != 1:
                         lib.set_num_threads(k)
                 _held_counts = []
+
+
+def sum_in_order(parts):
+    """``parts[0] + parts[1] + ...`` added into ``parts[0]`` (a fresh array the caller
+    owns), in chunk order whichever thread made each part; ``None`` for no parts. No
+    zeroed buffer besides the parts: ResNet-18's 512-channel weight gradients are 9.4 MiB."""
+    if not parts:
+        return None
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total
 
 
 def run(n: int, fn, threads: int) -> None:

@@ -118,9 +118,7 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
         parts[i] = xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2))
 
     _parallel.run(len(chunks), one, threads)
-    if not parts:  # an empty batch
+    Msum = _parallel.sum_in_order(parts)
+    if Msum is None:  # an empty batch
         return dx, xp.zeros(weight.shape, dtype=weight.dtype)
-    Msum = parts[0]  # a fresh product: the others are added into it, in chunk order
-    for p in parts[1:]:
-        Msum += p
     return dx, s.weight_from_sum(Msum)

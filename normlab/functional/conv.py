@@ -242,13 +242,9 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
             col2im(dcols, sl)
 
     _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
-    # summed in chunk order into the first chunk's part (a fresh array): no zeroed
-    # weight-sized buffer besides it (ResNet-18's 512-channel layers: 9.4 MiB each)
-    if not parts:  # an empty batch
+    dweight = _parallel.sum_in_order(parts)
+    if dweight is None:  # an empty batch
         return dx, xp.zeros(weight.shape, dtype=weight.dtype), dbias
-    dweight = parts[0]
-    for p in parts[1:]:
-        dweight += p
     return dx, dweight.astype(weight.dtype, copy=False).reshape(weight.shape), dbias
 
 
