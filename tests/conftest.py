@@ -56,6 +56,22 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture
+def threads():
+    """Run with ``normlab.set_num_threads(n)``, restoring the old count after."""
+    old = normlab.get_num_threads()
+    yield normlab.set_num_threads
+    normlab.set_num_threads(old or 2)
+
+
+@pytest.fixture
+def blas_counts():
+    """``blas_counts()``: the thread counts of the BLAS libraries normlab steers (NumPy's)."""
+    from normlab.functional import _parallel
+
+    return lambda: [lib.get_num_threads() for lib in _parallel._blas_controllers()]
+
+
 @pytest.fixture(params=["compiled", "reference"])
 def kernel_setting(request):
     """Run the test under both settings of ``normlab.kernels``: the compiled kernels where

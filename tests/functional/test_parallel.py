@@ -12,14 +12,6 @@ from normlab import functional as F
 from normlab.functional import _kernels, _parallel, _winograd
 
 
-@pytest.fixture
-def threads():
-    """Run with ``normlab.set_num_threads(n)``, restoring the old count after."""
-    old = normlab.get_num_threads()
-    yield normlab.set_num_threads
-    normlab.set_num_threads(old or 2)
-
-
 def test_run_calls_every_chunk_once_and_names_threads_by_slot(threads):
     threads(3)
     seen, lock = [], threading.Lock()
@@ -54,18 +46,13 @@ def test_run_propagates_a_chunk_error_after_all_threads_stop(threads):
     assert 3 not in done and not _parallel.inside()
 
 
-def _blas_counts():
-    """Thread counts of the BLAS libraries normlab steers (NumPy's own)."""
-    return [lib.get_num_threads() for lib in _parallel._blas_controllers()]
-
-
-def test_blas_thread_count_is_restored_after_a_region(threads):
+def test_blas_thread_count_is_restored_after_a_region(threads, blas_counts):
     from threadpoolctl import threadpool_limits
 
     threads(2)  # sets BLAS to one thread; a user may raise it again (or never call it)
     with threadpool_limits(limits=2, user_api="blas"):
         _parallel.run(4, lambda i, slot: np.ones((8, 8)) @ np.ones((8, 8)), 2)
-        counts = _blas_counts()
+        counts = blas_counts()
     assert counts and all(c == 2 for c in counts)
 
 
@@ -129,35 +116,35 @@ def test_thread_count_follows_set_num_threads_then_the_environment(monkeypatch):
     assert _parallel.thread_count() == 2
 
 
-def test_blas_single_holds_blas_at_one_thread_until_the_outermost_block_ends(threads):
+def test_blas_single_holds_blas_at_one_thread_until_the_outermost_block_ends(threads, blas_counts):
     from threadpoolctl import threadpool_limits
 
     threads(2)
     with threadpool_limits(limits=2, user_api="blas"):  # as without set_num_threads
         with _parallel.blas_single():
-            assert all(c == 1 for c in _blas_counts())
+            assert all(c == 1 for c in blas_counts())
             _parallel.run(4, lambda i, slot: np.ones((8, 8)) @ np.ones((8, 8)), 2)
             with _parallel.blas_single():
                 pass
-            assert all(c == 1 for c in _blas_counts())  # a region or inner block keeps it
-        counts = _blas_counts()
+            assert all(c == 1 for c in blas_counts())  # a region or inner block keeps it
+        counts = blas_counts()
     assert counts and all(c == 2 for c in counts)
 
 
-def test_set_num_threads_puts_blas_on_one_thread(threads):
+def test_set_num_threads_puts_blas_on_one_thread(threads, blas_counts):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=2, user_api="blas"):
         threads(3)
-        counts = _blas_counts()
+        counts = blas_counts()
     assert counts and all(c == 1 for c in counts)
 
 
-def test_blas_single_leaves_blas_alone_on_one_normlab_thread(threads):
+def test_blas_single_leaves_blas_alone_on_one_normlab_thread(threads, blas_counts):
     from threadpoolctl import threadpool_limits
 
     threads(1)
     with threadpool_limits(limits=2, user_api="blas"):
         with _parallel.blas_single():
-            assert all(c == 2 for c in _blas_counts())  # BLAS's threads are the only ones
+            assert all(c == 2 for c in blas_counts())  # BLAS's threads are the only ones
 

@@ -28,20 +28,17 @@ def test_wrong_option_type(capsys):
     assert "invalid int value: 'abc'" in capsys.readouterr().err
 
 
-def test_threads_option_sets_normlab_threads_and_rejects_non_positive(capsys):
+def test_threads_option_sets_normlab_threads_and_rejects_non_positive(capsys, threads,
+                                                                        blas_counts):
     import normlab
-    from normlab.functional import _parallel
 
-    old = normlab.get_num_threads()
-    try:
-        assert main(["--threads", "3", "info"]) == 0
-        assert normlab.get_num_threads() == 3
-        counts = [lib.get_num_threads() for lib in _parallel._blas_controllers()]
-        assert counts and all(c == 1 for c in counts)  # normlab's threads do the work
-        assert main(["--threads", "0", "info"]) == 2
-        assert "--threads: expected a positive int, got '0'" in capsys.readouterr().err
-    finally:
-        normlab.set_num_threads(old or 2)
+    # (the threads fixture restores the count main() sets)
+    assert main(["--threads", "3", "info"]) == 0
+    assert normlab.get_num_threads() == 3
+    counts = blas_counts()
+    assert counts and all(c == 1 for c in counts)  # normlab's threads do the work
+    assert main(["--threads", "0", "info"]) == 2
+    assert "--threads: expected a positive int, got '0'" in capsys.readouterr().err
 
 
 def test_unknown_experiment(capsys):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import normlab
 from normlab import nn
 
 
@@ -167,35 +166,26 @@ def test_no_grad_drops_the_cache_only_when_the_outermost_forward_returns(rng):
     assert m._cache is None
 
 
-def test_a_model_pass_runs_with_blas_held_at_one_thread():
+def test_a_model_pass_runs_with_blas_held_at_one_thread(threads, blas_counts):
     # normlab's threads split the work; a second BLAS thread would spin on their cores
     from threadpoolctl import threadpool_limits
-
-    from normlab.functional import _parallel
-
-    def _blas_counts():
-        return [lib.get_num_threads() for lib in _parallel._blas_controllers()]
 
     seen = []
 
     class Probe(nn.Module):
         def forward(self, x):
-            seen.append(("forward", _blas_counts()))
+            seen.append(("forward", blas_counts()))
             return x
 
         def backward(self, dout):
-            seen.append(("backward", _blas_counts()))
+            seen.append(("backward", blas_counts()))
             return dout
 
     model = nn.Sequential(nn.Linear(3, 3, rng=0), Probe())
-    old = normlab.get_num_threads()
-    normlab.set_num_threads(2)
-    try:
-        with threadpool_limits(limits=2, user_api="blas"):  # as without set_num_threads
-            model.backward(model(np.ones((2, 3))))
-            after = _blas_counts()
-    finally:
-        normlab.set_num_threads(old or 2)
+    threads(2)
+    with threadpool_limits(limits=2, user_api="blas"):  # as without set_num_threads
+        model.backward(model(np.ones((2, 3))))
+        after = blas_counts()
     assert [name for name, _ in seen] == ["forward", "backward"]
     assert all(c == 1 for _, counts in seen for c in counts)
     assert after and all(c == 2 for c in after)  # restored after the pass
