@@ -241,7 +241,7 @@ def profile_conv(x, w, stride, repeat, clock):
         "col2im": lambda: _kernels.col2im(dcols, np.zeros_like(xpad), (3, 3), (OH, OW), s, d),
     }
     if _winograd.chosen(C, Fo, (3, 3), s, d, 1):
-        m = _winograd.tile_for(OH, OW)
+        m = _winograd.tile_for(OH, OW, N)
         wino = _winograd4 if m == 4 else _winograd
         d4 = dout.reshape(N, Fo, OH, OW)
         keep = C >= (_winograd.REUSE_MIN_CHANNELS or 10**9)

@@ -75,14 +75,24 @@ def use_winograd(mode) -> object:
 
 # Smallest output height and width for which "auto" picks F(4x4, 3x3) (``_winograd4``).
 # Measured (1 thread, batch 128, fwd+bwd): 16x32x32 -> 16 27.3 -> 19.6 ms and
-# 32x16x16 -> 32 17.0 -> 13.9 ms with it, but 64x8x8 -> 64 13.7 -> 20.0 ms: on 2x2 tiles
-# per image the compiled transforms' loops are too short.
+# 32x16x16 -> 32 17.0 -> 13.9 ms with it.
 F4_MIN_OUT = 16
 
+# On outputs from ``F4_SMALL_OUT`` up to ``F4_MIN_OUT`` square, "auto" picks F(4x4) only
+# with at least ``F4_MIN_TILES`` of its 4x4 tiles over the batch: each call transforms the
+# weight into 36 planes (16 for F(2x2)), a cost only many tiles amortise. Measured (1
+# thread, CPU time, best of 15, ms, F(2x2) -> F(4x4) forward / backward): batch x
+# channels x 8x8 128x64 6.1 -> 5.6 / 12.8 -> 10.2, 64x64 3.2 -> 2.8 / 6.5 -> 5.3, 128x32
+# 2.7 -> 2.2 / 4.8 -> 3.8, 64x128 11.0 -> 8.0 / 19.6 -> 21.2; but 32x64 (128 tiles) 1.7 ->
+# 1.9 / 3.3 -> 3.3 and 16x128 (64 tiles) 2.8 -> 3.8 / 8.0 -> 11.2. ResNet-20 b128, whole
+# step: its 64-channel 8x8 convs took 5.75 / 10.8 ms against 7.05 / 13.5.
+F4_SMALL_OUT = 8
+F4_MIN_TILES = 256
 
 def use_tile(tile) -> object:
     """Winograd output tile: ``2`` (F(2x2, 3x3)), ``4`` (F(4x4, 3x3)) or ``"auto"`` (the
-    default: 4 where the output is at least ``F4_MIN_OUT`` square). Returns the old setting."""
+    default: 4 where the output is at least ``F4_MIN_OUT`` square, or ``F4_SMALL_OUT``
+    square with ``F4_MIN_TILES`` tiles, see ``tile_for``). Returns the old setting."""
     global _tile
     if not (tile in (2, 4) and isinstance(tile, int) and not isinstance(tile, bool)
             or (isinstance(tile, str) and tile == "auto")):
@@ -91,11 +101,17 @@ def use_tile(tile) -> object:
     return old
 
 
-def tile_for(OH: int, OW: int) -> int:
-    """Output tile size (2 or 4) for a Winograd conv with output ``(OH, OW)``."""
+def tile_for(OH: int, OW: int, N: int | None = None) -> int:
+    """Output tile size (2 or 4) for a Winograd conv with output ``(OH, OW)`` over a batch
+    of ``N`` (None: the batch is not considered, as for ``N`` too small)."""
     if _tile != "auto":
         return _tile
-    return 4 if min(OH, OW) >= F4_MIN_OUT else 2
+    side = min(OH, OW)
+    if side >= F4_MIN_OUT:
+        return 4
+    if side >= F4_SMALL_OUT and N is not None and N * -(-OH // 4) * -(-OW // 4) >= F4_MIN_TILES:
+        return 4
+    return 2
 
 
 # Fewest output tiles (N * TH * TW over the batch) for which "auto" picks Winograd: each

@@ -13,8 +13,9 @@ loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``
 
 Stride-1 3x3 convolutions with groups 1, at least 16 channels in and out and at least
 128 output tiles over the batch (``_winograd.MIN_TILES``) run through
-Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16,
-F(2x2, 3x3) (``_winograd.py``) on smaller outputs (measured 1.4-2x faster
+Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16 (8x8 with at least
+256 of its tiles over the batch, ``_winograd.tile_for``), F(2x2, 3x3) (``_winograd.py``)
+on smaller outputs (measured 1.4-2x faster
 forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
 ``use_tile`` switch them); backward follows the path the forward took
 (``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once for both gradients
@@ -70,7 +71,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     N, C, H, W = x.shape
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
-    m = _winograd.tile_for(OH, OW)
+    m = _winograd.tile_for(OH, OW, N)
     if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
                               N * -(-OH // m) * -(-OW // m)):
         wino = _winograd4 if m == 4 else _winograd

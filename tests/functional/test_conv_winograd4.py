@@ -119,18 +119,21 @@ def test_f4_weight_grad_reuses_tiles_over_several_chunks(monkeypatch, kernels):
     np.testing.assert_allclose(_winograd4.weight_grad3x3(x, dout, (1, 1)), reused, **TIGHT)
 
 
-@pytest.mark.parametrize("tile,hw,padding,expected", [
-    ("auto", 16, 1, 4),  # ResNet 32x32 and 16x16 stages
-    ("auto", 18, 0, 4),
-    ("auto", 17, 0, 2),  # 15x15 output
-    ("auto", 8, 1, 2),  # 64x8x8 stage: 2x2 tiles per image are too few
-    (2, 16, 1, 2),
-    (4, 8, 1, 4),
+@pytest.mark.parametrize("tile,batch,hw,padding,expected", [
+    ("auto", 8, 16, 1, 4),  # ResNet 32x32 and 16x16 stages: F(4x4) from 128 tiles
+    ("auto", 8, 18, 0, 4),
+    ("auto", 8, 17, 0, 2),  # 15x15 output, 128 tiles of 4x4
+    ("auto", 16, 17, 0, 4),  # 256 tiles
+    ("auto", 32, 8, 1, 2),  # 64x8x8 stage at batch 32: 128 tiles of 4x4 are too few
+    ("auto", 64, 8, 1, 4),  # 256 tiles
+    ("auto", 512, 7, 1, 2),  # below 8x8: F(2x2) at any batch
+    (2, 8, 16, 1, 2),
+    (4, 32, 8, 1, 4),
 ])
-def test_tile_dispatch(tile, hw, padding, expected):
+def test_tile_dispatch(tile, batch, hw, padding, expected):
     old = _winograd.use_tile(tile)
     try:
-        _, cache = F.conv2d_forward(np.zeros((32, 16, hw, hw), np.float32),
+        _, cache = F.conv2d_forward(np.zeros((batch, 16, hw, hw), np.float32),
                                     np.zeros((16, 16, 3, 3), np.float32), padding=padding)
     finally:
         _winograd.use_tile(old)
