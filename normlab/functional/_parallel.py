@@ -36,13 +36,21 @@ _pool_size = 0
 _blas = None  # NumPy's BLAS controllers (threadpoolctl), found on first use
 
 
+def _set_count():
+    """``dispatch.get_num_threads()``; dispatch is above this module, so it is imported on
+    first use (a function-level import on every call cost 2-3 us: every kernel asks)."""
+    global _set_count
+    from normlab.functional import dispatch  # noqa: PLC0415
+
+    _set_count = dispatch.get_num_threads
+    return _set_count()
+
+
 def thread_count() -> int:
     """Threads normlab's own parallel work uses: ``normlab.set_num_threads``'s count; else
     ``NUMBA_NUM_THREADS`` or ``OMP_NUM_THREADS`` from the environment (so a process started
     with ``OMP_NUM_THREADS=1``, as for torch, stays on one thread); else every CPU."""
-    from normlab.functional import dispatch  # noqa: PLC0415 (dispatch is above us)
-
-    n = dispatch.get_num_threads()
+    n = _set_count()
     if n is not None:
         return int(n)
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):

@@ -166,6 +166,7 @@ def _load(backend: str) -> None:
 
 
 _KERNEL_FLOATS = ("float32", "float64")
+_dtype_ready: dict = {}  # dtype -> verdict (dtypes compare and hash by byte order too)
 
 
 def kernel_ready(*arrays) -> bool:
@@ -179,8 +180,11 @@ def kernel_ready(*arrays) -> bool:
         dt = getattr(a, "dtype", None)
         if dt is None:
             continue
-        if not dt.isnative or (dt.kind == "f" and dt.name not in _KERNEL_FLOATS) or \
-                dt.kind not in "fiub":
+        ok = _dtype_ready.get(dt)
+        if ok is None:  # every op call asks: the verdict is kept per dtype
+            ok = _dtype_ready[dt] = bool(
+                dt.isnative and dt.kind in "fiub" and (dt.kind != "f" or dt.name in _KERNEL_FLOATS))
+        if not ok:
             return False
     return True
 

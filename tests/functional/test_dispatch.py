@@ -22,6 +22,25 @@ def test_default_is_compiled_and_switch_is_exported():
     assert normlab.kernels is dispatch.kernels and dispatch.SETTINGS == ("compiled", "reference")
 
 
+@pytest.mark.parametrize("dtype,ready", [
+    ("<f4", True), ("<f8", True), (">f4", False), (">f8", False), ("<f2", False),
+    ("<i8", True), ("u1", True), ("?", True), ("<c8", False), ("<M8[s]", False),
+    ([("a", "<f4")], False), ("O", False)])
+def test_kernel_ready_takes_native_float32_float64_and_integer_arrays(dtype, ready):
+    x = np.zeros(3, dtype=np.dtype(dtype))
+    for _ in range(2):  # the second call gets the kept verdict
+        assert dispatch.kernel_ready(x) is ready
+        assert dispatch.kernel_ready(np.zeros(2, np.float32), x, None, 3) is ready
+
+
+@pytest.mark.parametrize("first,second", [("<f4", ">f4"), (">f8", "<f8")])
+def test_kernel_ready_keeps_each_byte_order_verdict(monkeypatch, first, second):
+    monkeypatch.setattr(dispatch, "_dtype_ready", {})  # nothing kept from other tests
+    for _ in range(2):
+        assert dispatch.kernel_ready(np.zeros(2, first)) is (first[0] == "<")
+        assert dispatch.kernel_ready(np.zeros(2, second)) is (second[0] == "<")
+
+
 def test_call_sets_and_context_manager_restores():
     with normlab.kernels("reference") as k:
         assert normlab.get_kernels() == "reference" and k.setting == "reference"
