@@ -138,6 +138,11 @@ def _transform_weight(w):
     """``U = G w G^T`` per (f, c): (F, C, 3, 3) -> (16, F, C)."""
     xp = backend.namespace(w)
     F, C = w.shape[:2]
+    impl = dispatch.lookup("winograd2_weight", xp, w)
+    if impl is not None:
+        U = xp.empty((16, F, C), dtype=w.dtype)
+        impl(w, U)
+        return U
     g0, g1, g2 = w[:, :, 0], w[:, :, 1], w[:, :, 2]  # rows, each (F, C, 3)
     # G along the kernel rows, then along the columns; 1/2 is exact in binary.
     rows = [g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2]
@@ -245,7 +250,7 @@ def scratch(xp, dtype, k, per_sample, chunks, whole=False, copies=1):
 
 def slot(k, per_sample, chunks, i):
     """Where thread ``i``'s copy starts in a ``scratch(..., copies=...)`` buffer."""
-    n = max(sl.stop - sl.start for sl in chunks)
+    n = chunks[0].stop - chunks[0].start  # the largest: batch_chunks makes the last shorter
     return i * k * (per_sample * n + PLANE_PAD)
 
 
@@ -389,6 +394,11 @@ def _weight_from_sum(Msum):
     """
     xp = backend.namespace(Msum)
     F, C = Msum.shape[1:]
+    impl = dispatch.lookup("winograd2_weight_grad", xp, Msum)
+    if impl is not None:
+        dw = xp.empty((F, C, 3, 3), dtype=Msum.dtype)
+        impl(Msum, dw)
+        return dw
     M = Msum.reshape(4, 4, F, C)
     rows = [M[0] + (M[1] + M[2]) * 0.5, (M[1] - M[2]) * 0.5, (M[1] + M[2]) * 0.5 + M[3]]
     dw = xp.empty((F, C, 3, 3), dtype=Msum.dtype)

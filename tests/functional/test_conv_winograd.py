@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import normlab
 from normlab import functional as F
-from normlab.functional import _winograd
+from normlab.functional import _winograd, _winograd4
 from normlab.functional import conv_naive as N
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -193,6 +193,29 @@ def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views(channel_
         results[compiled] = (V, D, out)
     for a, b in zip(results[False], results[True]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scheme", ["F2", "F4"])
+def test_numba_weight_transforms_bit_identical_to_numpy(scheme, dtype):
+    """``U = G w G^T`` and ``dw = G^T M G`` compiled (one block per filter) give the NumPy
+    versions' bits, -0.0, infinities and NaN included (zero coefficients are skipped in
+    both, so 0 * inf never enters)."""
+    pytest.importorskip("numba")
+    s = {"F2": _winograd.F2, "F4": _winograd4.F4}[scheme]
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((5, 7, 3, 3)).astype(dtype)
+    M = rng.standard_normal((s.k, 5, 7)).astype(dtype)
+    for a in (w.reshape(-1), M.reshape(-1)):
+        a[[3, 11, 20, 31]] = [-0.0, np.inf, -np.inf, np.nan]
+    results = {}
+    for setting in ("reference", "compiled"):
+        with normlab.kernels(setting):
+            results[setting] = (s.transform_weight(w), s.weight_from_sum(M))
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    for ref, fast in zip(results["reference"], results["compiled"]):
+        assert ref.shape == fast.shape and ref.dtype == fast.dtype == dtype
+        np.testing.assert_array_equal(ref.view(bits), fast.view(bits))
 
 
 def test_weight_grad_reuses_forward_tiles_over_several_chunks(monkeypatch, kernels):
