@@ -90,9 +90,11 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     T = TH * TW
     threads = _parallel.threads_for(x, len(chunks))
     per_thread = {"chunks": chunks, "copies": threads}
-    Vbuf = _winograd.scratch(xp, x.dtype, k if tiles[0][1] is None else 0, C * T, **per_thread)
+    # dV and the recomputed V take turns in one buffer per thread: dV is spent (added onto
+    # dx) before V is written, and the buffer is still in cache when V overwrites it
+    Vbuf = _winograd.scratch(xp, x.dtype, k if (tiles[0][1] is None or need_dx) else 0, C * T,
+                             **per_thread)
     Dbuf = _winograd.scratch(xp, x.dtype, k, F * T, **per_thread)
-    dVbuf = _winograd.scratch(xp, x.dtype, k if need_dx else 0, C * T, **per_thread)
     Ut = s.transform_weight(weight).swapaxes(-1, -2) if need_dx else None  # (k, C, F)
     dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
     parts = [None] * len(chunks)  # each chunk's dU, summed in chunk order below
@@ -108,7 +110,7 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
         s.dout_transform(d, D.transpose(0, 2, 1, 3, 4))
         D2 = D.reshape(k, F, n * T)
         if need_dx:  # dV_k = U_k^T D_k, then its tiles back onto the image
-            dV = xp.matmul(Ut, D2, out=_winograd.planes(dVbuf, k, (C, n * T),
+            dV = xp.matmul(Ut, D2, out=_winograd.planes(Vbuf, k, (C, n * T),
                                                         _winograd.slot(k, C * T, chunks, th)))
             input_adjoint(m, dV.reshape(k, C, n, TH, TW).transpose(0, 2, 1, 3, 4), padding,
                           dx[sl])
