@@ -96,16 +96,21 @@ def window_view(xpad, kernel, out_hw, stride, dilation):
     return v[:, :, :sh * (OH - 1) + 1:sh, :sw * (OW - 1) + 1:sw, ::dh, ::dw]
 
 
-def im2col(xpad, kernel, out_hw, stride, dilation, groups):
+def im2col(xpad, kernel, out_hw, stride, dilation, groups, sample_major=False):
     """Columns ``(N, G, C/G*KH*KW, OH*OW)`` of the padded input (one copy, no Python loop).
 
     Row ``(c, i, j)`` of group ``g`` holds input channel ``g*C/G + c`` seen through kernel
     offset ``(i, j)`` at every output pixel, matching ``weight.reshape(G, F/G, -1)``.
+    ``sample_major``: ``(G, C/G*KH*KW, N*OH*OW)`` instead, the samples' columns side by
+    side, for one product over the whole batch (the same one copy, in another order).
     """
     N, C = xpad.shape[:2]
     KH, KW = kernel
     OH, OW = out_hw
     v = window_view(xpad, kernel, out_hw, stride, dilation)  # (N, C, OH, OW, KH, KW)
+    if sample_major:
+        v = v.transpose(1, 4, 5, 0, 2, 3)  # (C, KH, KW, N, OH, OW)
+        return v.reshape(groups, (C // groups) * KH * KW, N * OH * OW)
     v = v.transpose(0, 1, 4, 5, 2, 3)  # (N, C, KH, KW, OH, OW)
     return v.reshape(N, groups, (C // groups) * KH * KW, OH * OW)
 

@@ -92,10 +92,11 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
         # padded per chunk: no padded copy of the whole batch is made, or kept for the
         # backward (ResNet-20's stride-2 and first convs kept 15.8 MiB at batch 128)
         xpad = _kernels.pad2d(x[sl], padding)
-        cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups)
-        if OH * OW <= FEW_PIXELS:  # one (F/G, K) @ (K, n*OH*OW) product per group
+        few = OH * OW <= FEW_PIXELS  # one (F/G, K) @ (K, n*OH*OW) product per group
+        cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups, few)
+        if few:
             n = sl.stop - sl.start
-            prod = xp.matmul(w3, _sample_major(cols))  # (G, F/G, n*OH*OW)
+            prod = xp.matmul(w3, cols)  # (G, F/G, n*OH*OW)
             out[sl] = prod.reshape(groups, F // groups, n, OH * OW).transpose(
                 2, 0, 1, 3).reshape(n, F, OH, OW)
         else:  # (n, G, F/G, OH*OW) is NCHW already: written in place, no copy
@@ -222,12 +223,13 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
 
     def one(i, _):  # chunk i (on any thread: _parallel)
         sl = chunks[i]
+        few = OH * OW <= FEW_PIXELS  # whole-chunk products, as in the forward
         cols = _kernels.im2col(_kernels.pad2d(x[sl], padding), (KH, KW), (OH, OW), stride,
-                               dilation, groups)
-        if OH * OW <= FEW_PIXELS:  # whole-chunk products, as in the forward
+                               dilation, groups, few)
+        if few:
             n = sl.stop - sl.start
             d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
-            parts[i] = xp.matmul(d2, _sample_major(cols).swapaxes(-1, -2))
+            parts[i] = xp.matmul(d2, cols.swapaxes(-1, -2))
             if need_dx:
                 dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
                 col2im(dcols.transpose(2, 0, 1, 3), sl)
