@@ -97,7 +97,7 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     Dbuf = _winograd.scratch(xp, x.dtype, k, F * T, **per_thread)
     Ut = s.transform_weight(weight).swapaxes(-1, -2) if need_dx else None  # (k, C, F)
     dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
-    parts = [None] * len(chunks)  # each chunk's dU, summed in chunk order below
+    dU = _parallel.InOrderSum()  # the chunks' parts, added in chunk order
 
     def one(i, th):  # chunk i on thread th
         sl, V = tiles[i]
@@ -117,10 +117,10 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
         if V is None:
             V = _winograd.planes(Vbuf, k, (C, n, TH, TW), _winograd.slot(k, C * T, chunks, th))
             s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        parts[i] = xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2))
+        dU.add(i, xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2)))
 
     _parallel.run(len(chunks), one, threads)
-    Msum = _parallel.sum_in_order(parts)
+    Msum = dU.total
     if Msum is None:  # an empty batch
         return dx, xp.zeros(weight.shape, dtype=weight.dtype)
     return dx, s.weight_from_sum(Msum)

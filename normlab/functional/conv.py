@@ -208,7 +208,7 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dx = xp.empty(x_shape, dtype=dout.dtype) if need_dx else None
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
-    parts = [None] * len(chunks)  # each chunk's dweight, summed in chunk order below
+    parts = _parallel.InOrderSum()  # the chunks' dweight parts, added in chunk order
 
     ph, pw = padding
 
@@ -229,7 +229,8 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         if few:
             n = sl.stop - sl.start
             d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)
-            parts[i] = xp.matmul(d2, cols.swapaxes(-1, -2))
+            parts.add(i, xp.matmul(d2, cols.swapaxes(-1, -2)))
+            del cols  # freed before dcols (as large) is made: one of them at a time
             if need_dx:
                 dcols = xp.matmul(w3t, d2).reshape(groups, Cg * KH * KW, n, OH * OW)
                 col2im(dcols.transpose(2, 0, 1, 3), sl)
@@ -239,13 +240,14 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         # faster than dout @ cols^T (1 thread, per 50-256-sample batch: 7x7 3 -> 32
         # channels 8.3 -> 5.8 ms, LeNet's 5x5 6 -> 16 2.7 -> 1.6, 3x3 stride-2 32 -> 64
         # 3.9 -> 3.3)
-        parts[i] = xp.matmul(cols, d4[sl].swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2)
+        parts.add(i, xp.matmul(cols, d4[sl].swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2))
+        del cols
         if need_dx:
             dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)
             col2im(dcols, sl)
 
     _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
-    dweight = _parallel.sum_in_order(parts)
+    dweight = parts.total
     if dweight is None:  # an empty batch
         return dx, xp.zeros(weight.shape, dtype=weight.dtype), dbias
     return dx, dweight.astype(weight.dtype, copy=False).reshape(weight.shape), dbias

@@ -148,3 +148,44 @@ def test_blas_single_leaves_blas_alone_on_one_normlab_thread(threads, blas_count
         with _parallel.blas_single():
             assert all(c == 2 for c in blas_counts())  # BLAS's threads are the only ones
 
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]])
+def test_in_order_sum_adds_in_index_order_whatever_the_arrival_order(order):
+    rng = np.random.default_rng(7)
+    parts = [rng.standard_normal((3, 4)).astype(np.float32) * 10.0 ** e for e in range(5)]
+    expected = parts[0].copy()
+    for p in parts[1:]:  # ((p0 + p1) + p2) + ...: float32 rounding depends on the order
+        expected += p
+    total = _parallel.InOrderSum()
+    assert total.total is None
+    for i in order:
+        total.add(i, parts[i].copy())
+    np.testing.assert_array_equal(total.total.view(np.uint32), expected.view(np.uint32))
+    assert total._early == {}  # nothing left waiting for its turn
+
+
+def test_in_order_sum_keeps_only_parts_that_came_early():
+    total = _parallel.InOrderSum()
+    total.add(1, np.ones(2))
+    assert total.total is None and list(total._early) == [1]
+    total.add(0, np.ones(2))  # part 0's turn releases the early part 1
+    np.testing.assert_array_equal(total.total, [2.0, 2.0])
+    assert total._early == {}
+
+
+def test_in_order_sum_from_threads_matches_one_thread():
+    rng = np.random.default_rng(8)
+    parts = [rng.standard_normal(1000).astype(np.float32) * 3.0 ** (i % 7) for i in range(64)]
+    one = _parallel.InOrderSum()
+    for i, p in enumerate(parts):
+        one.add(i, p.copy())
+    many = _parallel.InOrderSum()
+    threads = [threading.Thread(target=lambda k=k: [many.add(i, parts[i].copy())
+                                                     for i in range(k, 64, 4)])
+               for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(many.total.view(np.uint32), one.total.view(np.uint32))
