@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import normlab
 from normlab import functional as F
 from normlab.functional import conv_naive as N
 from normlab.gradcheck import numerical_gradient, rel_error
@@ -263,3 +264,35 @@ def test_conv2d_empty_batch_gives_empty_gradients_and_zero_weight_gradient():
     assert out.shape == (0, 4, 5, 5) and dx.shape == x.shape
     np.testing.assert_array_equal(dw, np.zeros(w.shape))
     np.testing.assert_array_equal(db, np.zeros(4))
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, out_hw", [
+    ((5, 5), (1, 1), (1, 1), (10, 10)),  # LeNet's second conv
+    ((7, 7), (1, 1), (1, 1), (8, 6)),
+    ((3, 3), (2, 2), (1, 1), (5, 4)),
+    ((3, 2), (1, 2), (2, 1), (4, 5)),
+])
+@pytest.mark.parametrize("sample_major", [False, True], ids=["contiguous", "transposed"])
+def test_compiled_col2im_gives_the_reference_bits(kernel, stride, dilation, out_hw,
+                                                   sample_major):
+    """The numba col2im adds each pixel's contributions in the NumPy slice loop's order
+    (kernel offsets outermost), on contiguous columns and on the few-pixels path's
+    transposed view of sample-major ones: the same float32 bits."""
+    pytest.importorskip("numba")
+    from normlab.functional import _kernels
+
+    rng = np.random.default_rng(11)
+    n, C = 3, 4
+    (KH, KW), (sh, sw), (dh, dw), (OH, OW) = kernel, stride, dilation, out_hw
+    Hp, Wp = (OH - 1) * sh + (KH - 1) * dh + 1, (OW - 1) * sw + (KW - 1) * dw + 1
+    cols = (rng.standard_normal((n, C * KH * KW, OH * OW)) * 10.0 ** rng.integers(
+        -3, 4, (n, C * KH * KW, OH * OW))).astype(np.float32)
+    if sample_major:  # (C*KH*KW, n, P) memory viewed as (n, C*KH*KW, P)
+        cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).transpose(1, 0, 2)
+    results = {}
+    for setting in ("reference", "compiled"):
+        with normlab.kernels(setting):
+            dx = np.zeros((n, C, Hp, Wp), np.float32)
+            results[setting] = _kernels.col2im(cols, dx, kernel, out_hw, stride, dilation)
+    np.testing.assert_array_equal(results["compiled"].view(np.uint32),
+                                  results["reference"].view(np.uint32))
