@@ -88,6 +88,12 @@ def _sigmoid_block(x, e, out, one):
 
 
 @_ijit
+def _neg_abs_block(x, e):
+    for i in range(x.size):
+        e[i] = -abs(x[i])  # np.negative(np.abs(x)): the same bits, NaN's sign included
+
+
+@_ijit
 def _sigmoid_grad_block(s, dout, dx, one):
     for i in range(dout.size):
         dx[i] = dout[i] * (one - s[i]) * s[i]
@@ -134,6 +140,14 @@ def _positive(x, positive):
 
 
 @_pjit
+def _neg_abs(x, e):
+    n = x.size
+    for b in numba.prange((n + BLOCK - 1) // BLOCK):
+        lo, hi = b * BLOCK, min(n, (b + 1) * BLOCK)
+        _neg_abs_block(x[lo:hi], e[lo:hi])
+
+
+@_pjit
 def _sigmoid(x, e, out, one):
     n = x.size
     for b in numba.prange((n + BLOCK - 1) // BLOCK):
@@ -159,6 +173,11 @@ def _select_scaled_one(positive, a, slope, out):
 @_sjit
 def _positive_one(x, positive):
     _positive_block(x, positive)
+
+
+@_sjit
+def _neg_abs_one(x, e):
+    _neg_abs_block(x, e)
 
 
 @_sjit
@@ -246,13 +265,15 @@ def leaky_relu_backward(positive, dout, slope):
 def sigmoid_forward(x):
     """``1 / (1 + exp(-x))`` by the same two stable branches as the reference, and the
     same ``exp``: NumPy's vectorised one (numba's scalar ``expf`` in the loop measured
-    4-5x slower than PyTorch's sigmoid); the loop fuses the rest into one select."""
-    e = np.empty_like(x)  # (np.abs of a 0-d array would give a scalar)
-    np.abs(x, out=e)
-    np.negative(e, out=e)
+    4-5x slower than PyTorch's sigmoid); one loop makes ``-|x|`` before it (NumPy's
+    abs then negative: 0.59 -> 0.35 ms on 256x6x28x28 float32), one fuses the rest into
+    a select."""
+    e = np.empty_like(x)
+    parallel = _parallel_pays(x.size, BLOCK + 1)
+    (_neg_abs if parallel else _neg_abs_one)(x.reshape(-1), e.reshape(-1))
     np.exp(e, out=e)
     out = np.empty_like(x)  # (written over e instead, the select measured 1.8x slower)
-    sigmoid = _sigmoid if _parallel_pays(x.size, BLOCK + 1) else _sigmoid_one
+    sigmoid = _sigmoid if parallel else _sigmoid_one
     sigmoid(x.reshape(-1), e.reshape(-1), out.reshape(-1), x.dtype.type(1))
     return out
 
