@@ -89,6 +89,7 @@ F4_MIN_OUT = 16
 F4_SMALL_OUT = 8
 F4_MIN_TILES = 256
 
+
 def use_tile(tile) -> object:
     """Winograd output tile: ``2`` (F(2x2, 3x3)), ``4`` (F(4x4, 3x3)) or ``"auto"`` (the
     default: 4 where the output is at least ``F4_MIN_OUT`` square, or ``F4_SMALL_OUT``

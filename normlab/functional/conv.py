@@ -12,15 +12,15 @@ the columns (9x larger for 3x3), and backward unfolds each chunk again. The read
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
 
 Stride-1 3x3 convolutions with groups 1, at least 16 channels in and out and at least
-128 output tiles over the batch (``_winograd.MIN_TILES``) run through
-Winograd instead: F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16 (8x8 with at least
-256 of its tiles over the batch, ``_winograd.tile_for``), F(2x2, 3x3) (``_winograd.py``)
-on smaller outputs (measured 1.4-2x faster
-forward+backward than im2col on ResNet-20's layers; ``_winograd.use_winograd`` and
-``use_tile`` switch them); backward follows the path the forward took
-(``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once for both gradients
-(``_winograd_backward``) and computes the input transform again (keeping the forward's,
-``_winograd.REUSE_MIN_CHANNELS``, cost as much time in fresh pages as it saved).
+128 output tiles over the batch (``_winograd.MIN_TILES``) run through Winograd instead:
+F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16 (8x8 with at least 256
+of its tiles over the batch, ``_winograd.tile_for``), F(2x2, 3x3) (``_winograd.py``) on
+smaller outputs (measured 1.4-2x faster forward+backward than im2col on ResNet-20's
+layers; ``_winograd.use_winograd`` and ``use_tile`` switch them); backward follows the
+path the forward took (``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once
+for both gradients (``_winograd_backward``) and computes the input transform again
+(keeping the forward's, ``_winograd.REUSE_MIN_CHANNELS``, cost as much time in fresh
+pages as it saved).
 """
 
 from __future__ import annotations
