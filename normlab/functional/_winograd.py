@@ -81,13 +81,15 @@ F4_MIN_OUT = 16
 # On outputs from ``F4_SMALL_OUT`` up to ``F4_MIN_OUT`` square, "auto" picks F(4x4) only
 # with at least ``F4_MIN_TILES`` of its 4x4 tiles over the batch: each call transforms the
 # weight into 36 planes (16 for F(2x2)), a cost only many tiles amortise. Measured (1
-# thread, CPU time, best of 15, ms, F(2x2) -> F(4x4) forward / backward): batch x
-# channels x 8x8 128x64 6.1 -> 5.6 / 12.8 -> 10.2, 64x64 3.2 -> 2.8 / 6.5 -> 5.3, 128x32
-# 2.7 -> 2.2 / 4.8 -> 3.8, 64x128 11.0 -> 8.0 / 19.6 -> 21.2; but 32x64 (128 tiles) 1.7 ->
-# 1.9 / 3.3 -> 3.3 and 16x128 (64 tiles) 2.8 -> 3.8 / 8.0 -> 11.2. ResNet-20 b128, whole
-# step: its 64-channel 8x8 convs took 5.75 / 10.8 ms against 7.05 / 13.5.
+# thread, CPU time, best of 15, ms, F(2x2) -> F(4x4) forward / backward, batch x channels
+# x 8x8, with the compiled weight transforms and the backward's shared V/dV buffer):
+# 128 tiles: 32x64 1.9 -> 1.3 / 2.8 -> 2.2, 32x32 0.52 -> 0.42 / 0.92 -> 0.68, 32x128
+# 4.3 -> 3.9 / 10.0 -> 8.6; 192: 48x64 2.0 -> 1.8 / 3.8 -> 2.9; but 64 tiles: 16x128 3.1 ->
+# 2.9 / 5.6 -> 7.2, 16x256 8.5 -> 11.5 / 17.5 -> 22.9 (16x64 0.79 -> 0.84 / 1.5 -> 1.3).
+# ResNet-20 b128, whole step: its 64-channel 8x8 convs took 5.75 / 10.8 ms against 7.05 /
+# 13.5 with F(2x2).
 F4_SMALL_OUT = 8
-F4_MIN_TILES = 256
+F4_MIN_TILES = 128
 
 
 def use_tile(tile) -> object:

@@ -13,7 +13,7 @@ loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``
 
 Stride-1 3x3 convolutions with groups 1, at least 16 channels in and out and at least
 128 output tiles over the batch (``_winograd.MIN_TILES``) run through Winograd instead:
-F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16 (8x8 with at least 256
+F(4x4, 3x3) (``_winograd4.py``) where the output is at least 16x16 (8x8 with at least 128
 of its tiles over the batch, ``_winograd.tile_for``), F(2x2, 3x3) (``_winograd.py``) on
 smaller outputs (measured 1.4-2x faster forward+backward than im2col on ResNet-20's
 layers; ``_winograd.use_winograd`` and ``use_tile`` switch them); backward follows the

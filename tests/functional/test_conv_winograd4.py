@@ -122,10 +122,10 @@ def test_f4_weight_grad_reuses_tiles_over_several_chunks(monkeypatch, kernels):
 @pytest.mark.parametrize("tile,batch,hw,padding,expected", [
     ("auto", 8, 16, 1, 4),  # ResNet 32x32 and 16x16 stages: F(4x4) from 128 tiles
     ("auto", 8, 18, 0, 4),
-    ("auto", 8, 17, 0, 2),  # 15x15 output, 128 tiles of 4x4
-    ("auto", 16, 17, 0, 4),  # 256 tiles
-    ("auto", 32, 8, 1, 2),  # 64x8x8 stage at batch 32: 128 tiles of 4x4 are too few
-    ("auto", 64, 8, 1, 4),  # 256 tiles
+    ("auto", 4, 17, 0, 2),  # 15x15 output, 64 tiles of 4x4 are too few
+    ("auto", 8, 17, 0, 4),  # 128 tiles
+    ("auto", 16, 8, 1, 2),  # 64x8x8 stage at batch 16: 64 tiles of 4x4
+    ("auto", 32, 8, 1, 4),  # 128 tiles
     ("auto", 512, 7, 1, 2),  # below 8x8: F(2x2) at any batch
     (2, 8, 16, 1, 2),
     (4, 32, 8, 1, 4),
