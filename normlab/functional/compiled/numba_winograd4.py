@@ -8,7 +8,8 @@ interleaving all 36 planes' write streams thrashes L1. All four transforms work 
 image planes of tiles (``_flat_planes``): their inner loops run over all ``TH*TW`` tiles
 of a plane as 1D contiguous slices, which numba vectorises (bit-identical to the per-tile
 loops they replaced: same operations, same order); the input transform's loops run over
-all samples of a chunk for one channel (``_runs``: the buffers are channel-major).
+all samples of a chunk for one channel (``_runs``: the buffers are channel-major). The
+weight's transforms (at the end) are one straight-line block per 3x3 filter.
 """
 
 from __future__ import annotations
