@@ -125,7 +125,7 @@ def input_transform(x, ph, pw, V):
     if V.size == 0:
         return
     TH, TW = V.shape[3], V.shape[4]
-    _write_planes(V, lambda *runs: _input_planes(x, ph, pw, *runs, TH, TW))
+    _write_planes(V, lambda *runs: _input_planes(x, ph, pw, *runs, TH, TW), LONGEST_RUN)
 
 
 def _flat_planes(V):
@@ -164,13 +164,14 @@ def _planes_in(P, longest=None):
     return _runs(flat, P.shape[1], P.shape[3] * P.shape[4], longest)
 
 
-def _write_planes(P, fill):
+def _write_planes(P, fill, longest=None):
     """``fill(*runs)`` writes the planes of ``P`` (k, n, C, TH, TW): straight into ``P``
-    when its planes are contiguous, else into a buffer that has them, then copied."""
+    when its planes are contiguous, else into a buffer that has them, then copied
+    (``longest`` as in ``_runs``)."""
     flat = _flat_planes(P)
     target = P if flat is not None else np.empty(P.shape, dtype=P.dtype)
     fill(*_runs(flat if flat is not None else _flat_planes(target), P.shape[1],
-                P.shape[3] * P.shape[4]))
+                P.shape[3] * P.shape[4], longest))
     if target is not P:
         P[...] = target
 
@@ -181,7 +182,10 @@ def _write_planes(P, fill):
 # 224 tiles) output 0.158-0.169 -> 0.137-0.141 ms, adjoint 0.224-0.227 -> 0.187-0.195;
 # 16x32x32 (7 samples, 448 tiles) output 0.114-0.126 -> 0.129-0.133, adjoint
 # 0.171-0.182 -> 0.189-0.194. The dout transform (16 planes) gained on both: 0.19-0.20
-# -> 0.12 and 0.17-0.23 -> 0.12.
+# -> 0.12 and 0.17-0.23 -> 0.12. The input transform (72 planes of scratch) takes the
+# limit too: 16x32x32 with cold inputs (a batch of 128 from 6 rotating arrays, 1 thread,
+# best of 18, two rounds), one 448-tile run per chunk 3.70 / 3.66 ms -> per-sample runs
+# 3.15 / 3.23; 32x16x16 (224 tiles) and 64x8x8 run as before.
 LONGEST_RUN = 256
 
 
