@@ -270,9 +270,10 @@ def _apply_threads() -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Run normlab's work on ``n`` threads: its parallel compiled kernels (numba, capped at
-    ``NUMBA_NUM_THREADS``) and its own thread pool, which runs conv's batch chunks side by
-    side (``functional/_parallel.py``).
+    """Run normlab's work on ``n`` threads: its own thread pool, which runs conv's batch
+    chunks, batch norm's channels and the elementwise kernels' parts side by side
+    (``functional/_parallel.py``); numba's thread count (capped at ``NUMBA_NUM_THREADS``)
+    is set too.
 
     Process-wide, like ``torch.set_num_threads``. NumPy's BLAS (through threadpoolctl) is
     set to one thread: normlab's threads run the products of conv's chunks, and an OpenBLAS

@@ -121,13 +121,13 @@ def test_cuda_matches_cpu(pair, rng):
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (40, 3, 16, 30)], ids=["one-block", "blocks"])
 def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, shape, rng,
-                                                                  monkeypatch):
-    # one-block: the serial kernels; blocks (> BLOCK elements, also when strided): prange,
-    # which the memory-bound kernels start from _parallel.MIN_ELEMENTS on (lowered here)
+                                                                  monkeypatch, threads):
+    # one-block: one call of each kernel; blocks: the kernels on parts of the arrays on
+    # normlab's 2 threads, from 2 * _parallel.MIN_ELEMENTS elements (lowered here)
     from normlab.functional import _parallel
-    from normlab.functional.compiled import numba_elementwise
 
-    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", numba_elementwise.BLOCK)
+    threads(2)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
     dout = rng.standard_normal(x.shape).astype(dtype)
