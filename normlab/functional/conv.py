@@ -86,13 +86,13 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
+    few = OH * OW <= FEW_PIXELS  # one (F/G, K) @ (K, n*OH*OW) product per group
 
     def one(i, _):  # chunk i (on any thread: _parallel)
         sl = chunks[i]
         # padded per chunk: no padded copy of the whole batch is made, or kept for the
         # backward (ResNet-20's stride-2 and first convs kept 15.8 MiB at batch 128)
         xpad = _kernels.pad2d(x[sl], padding)
-        few = OH * OW <= FEW_PIXELS  # one (F/G, K) @ (K, n*OH*OW) product per group
         cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups, few)
         if few:
             n = sl.stop - sl.start
@@ -221,9 +221,10 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         _kernels.col2im(dcols, dxpad, (KH, KW), (OH, OW), stride, dilation)
         dx[sl] = dxpad[:, :, ph:ph + H, pw:pw + W]
 
+    few = OH * OW <= FEW_PIXELS  # whole-chunk products, as in the forward
+
     def one(i, _):  # chunk i (on any thread: _parallel)
         sl = chunks[i]
-        few = OH * OW <= FEW_PIXELS  # whole-chunk products, as in the forward
         cols = _kernels.im2col(_kernels.pad2d(x[sl], padding), (KH, KW), (OH, OW), stride,
                                dilation, groups, few)
         if few:

@@ -37,17 +37,19 @@ def _part(a, axis, lo, hi):
     return a[tuple(index)]
 
 
-def over_batch(kernel, axes):
+def over_batch(kernel, axes, least=None):
     """``kernel`` run on ``thread_count()`` slices of the batch at once.
 
     ``axes[i]`` is the batch axis of positional argument ``i`` (``None``: passed whole,
-    e.g. a scalar). The kernel must write only the batch slice it is given.
+    e.g. a scalar). The kernel must write only the batch slice it is given. ``least``: a
+    function giving the fewest elements (of the first batched argument) worth splitting,
+    asked on every call; ``None``: split whatever the size.
     """
     first = next(i for i, ax in enumerate(axes) if ax is not None)
 
     def run(*args):
         N = args[first].shape[axes[first]]
-        k = min(thread_count(), N)
+        k = min(thread_count(), N) if least is None or args[first].size >= least() else 1
         if k <= 1 or _parallel.inside():  # a chunk of a _parallel region: its thread only
             return kernel(*args)
         bounds = [N * i // k for i in range(k + 1)]

@@ -11,8 +11,8 @@ not. ReLU's forward is NumPy's ``maximum`` on one thread (branch-free already; a
 loop measured no faster) and the compiled loop on more (``maximum`` is serial).
 
 Each kernel is a serial loop. From ``_parallel_min()`` elements on, with more than one
-normlab thread, ``_on_threads`` runs it on contiguous parts of the arrays on normlab's own
-pool (``_parallel.run``, the threads conv and batch norm use). These kernels used numba's
+normlab thread, ``_threads.over_batch`` runs it on contiguous parts of the arrays on
+normlab's own pool (the threads conv and batch norm use). These kernels used numba's
 ``prange`` before: in a model pass its launches on numba's separate thread pool cost more
 than they saved (2 threads, a whole pass in one process, alternating, min / median ms:
 LeNet eval forward 14.1 / 16.0 with prange, 11.5 / 11.6 serial; ResNet-20 b128 train
@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from normlab.functional import _parallel
+from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
 __all__ = ["bn_eval_affine", "relu_forward", "relu_backward", "leaky_relu_forward",
@@ -44,22 +45,6 @@ def _parallel_min() -> int:
     b128 at 2 threads a ReLU of 1M elements took 0.85 ms split in two against 0.68 on one
     thread, while the 2M-element ones gained)."""
     return 2 * _parallel.MIN_ELEMENTS
-
-
-def _on_threads(kernel, parts, *whole):
-    """``kernel(*parts, *whole)``, or, from ``_parallel_min()`` elements with more than one
-    normlab thread, ``kernel`` on contiguous slices (along axis 0) of every array of
-    ``parts`` on normlab's pool; ``whole`` (scalars, per-channel vectors) goes to every
-    call. Elementwise: any split gives the same values."""
-    a = parts[0]
-    n = a.shape[0]
-    k = _parallel.threads_for(a, n) if a.size >= _parallel_min() else 1
-    if k <= 1:
-        kernel(*parts, *whole)
-        return
-    bounds = [n * i // k for i in range(k + 1)]
-    _parallel.run(k, lambda i, _: kernel(*[p[bounds[i]:bounds[i + 1]] for p in parts],
-                                         *whole), k)
 
 
 @_jit
@@ -118,6 +103,18 @@ def _channel_affine(x, out, mean, scale, shift):  # (A, C, B) views, (C,) vector
                 o[b] = (xr[b] - m) * sc + t
 
 
+# each kernel on contiguous parts of its arrays on normlab's pool (``_threads.over_batch``,
+# axis 0 of every array; scalars and per-channel vectors whole), from _parallel_min() on
+_select_p = over_batch(_select, (0, 0, 0, None), _parallel_min)
+_relu_p = over_batch(_relu, (0, 0, None), _parallel_min)
+_select_scaled_p = over_batch(_select_scaled, (0, 0, 0, None), _parallel_min)
+_positive_p = over_batch(_positive, (0, 0), _parallel_min)
+_sigmoid_p = over_batch(_sigmoid, (0, 0, 0, None), _parallel_min)
+_neg_abs_p = over_batch(_neg_abs, (0, 0), _parallel_min)
+_sigmoid_grad_p = over_batch(_sigmoid_grad, (0, 0, 0, None), _parallel_min)
+_channel_affine_p = over_batch(_channel_affine, (0, 0, None, None, None), _parallel_min)
+
+
 def bn_eval_affine(x, mean, scale, beta):
     """``(x - mean) * scale + beta`` per channel of a C-contiguous (N, C, *) array, one pass
     (batch norm in eval mode); ``mean``, ``scale`` (keepdims) and ``beta`` in x's dtype."""
@@ -125,9 +122,8 @@ def bn_eval_affine(x, mean, scale, beta):
     xv = x.reshape(A, C, -1)
     shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
     out = np.empty_like(x)
-    _on_threads(_channel_affine, (xv, out.reshape(xv.shape)),
-                np.ascontiguousarray(mean.reshape(C)), np.ascontiguousarray(scale.reshape(C)),
-                shift)
+    _channel_affine_p(xv, out.reshape(xv.shape), np.ascontiguousarray(mean.reshape(C)),
+                      np.ascontiguousarray(scale.reshape(C)), shift)
     return out
 
 
@@ -141,30 +137,30 @@ def relu_forward(x):
     if x.size < _parallel_min() or _parallel.thread_count() <= 1:
         return np.maximum(x, 0)
     out = np.empty_like(x)
-    _on_threads(_relu, _flat(x, out), x.dtype.type(0))
+    _relu_p(*_flat(x, out), x.dtype.type(0))
     return out
 
 
 def relu_backward(out, dout):
     """``where(out > 0, dout, 0)`` (``out``: ReLU's output, of dout's dtype)."""
     dx = np.empty_like(dout)
-    _on_threads(_select, _flat(out, dout, dx), dout.dtype.type(0))
+    _select_p(*_flat(out, dout, dx), dout.dtype.type(0))
     return dx
 
 
 def leaky_relu_forward(x, slope):
     """``(where(x > 0, x, x * slope), x > 0)``."""
     positive = np.empty(x.shape, dtype=np.bool_)
-    _on_threads(_positive, _flat(x, positive))
+    _positive_p(*_flat(x, positive))
     out = np.empty_like(x)
-    _on_threads(_select_scaled, _flat(positive, x, out), x.dtype.type(slope))
+    _select_scaled_p(*_flat(positive, x, out), x.dtype.type(slope))
     return out, positive
 
 
 def leaky_relu_backward(positive, dout, slope):
     """``where(positive, dout, dout * slope)``."""
     dx = np.empty_like(dout)
-    _on_threads(_select_scaled, _flat(positive, dout, dx), dout.dtype.type(slope))
+    _select_scaled_p(*_flat(positive, dout, dx), dout.dtype.type(slope))
     return dx
 
 
@@ -175,10 +171,10 @@ def sigmoid_forward(x):
     abs then negative: 0.59 -> 0.35 ms on 256x6x28x28 float32), one fuses the rest into
     a select."""
     e = np.empty_like(x)
-    _on_threads(_neg_abs, _flat(x, e))
+    _neg_abs_p(*_flat(x, e))
     np.exp(e, out=e)
     out = np.empty_like(x)  # (written over e instead, the select measured 1.8x slower)
-    _on_threads(_sigmoid, _flat(x, e, out), x.dtype.type(1))
+    _sigmoid_p(*_flat(x, e, out), x.dtype.type(1))
     return out
 
 
@@ -186,7 +182,7 @@ def sigmoid_backward(s, dout):
     """``dout * (1 - s) * s`` in one pass, the reference's operations in its order
     (``s``: the forward's output, of dout's dtype)."""
     dx = np.empty_like(dout)
-    _on_threads(_sigmoid_grad, _flat(s, dout, dx), dout.dtype.type(1))
+    _sigmoid_grad_p(*_flat(s, dout, dx), dout.dtype.type(1))
     return dx
 
 
