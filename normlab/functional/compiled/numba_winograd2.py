@@ -27,8 +27,7 @@ from normlab.functional.compiled.numba_winograd4 import (_pad_into, _planes_in,
                                                          _write_planes)
 from normlab.functional.dispatch import register
 
-__all__ = ["input_transform", "output_transform", "dout_transform", "weight_transform",
-           "weight_from_sum"]
+__all__ = ["input_transform", "output_transform", "dout_transform"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -192,69 +191,6 @@ def input_transform(x, ph, pw, V):
     TH, TW = V.shape[3], V.shape[4]
     _write_planes(V, lambda *runs: _input_planes(x, ph, pw, *runs, TH, TW))
 
-
-# ---------------------------------------------------------------- the weight's transforms
-# As ``numba_winograd4``'s: one straight-line block per 3x3 filter instead of ~20 NumPy
-# operations over (F, C) planes, with ``_winograd._transform_weight`` /
-# ``_winograd_backward._weight_from_sum``'s operations in their order (the same bits).
-_half = np.float32(0.5)  # exact in both precisions
-
-
-@_jit
-def _f(x0, x1, x2):
-    """``G x`` of one 3-vector, G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]."""
-    return x0, ((x0 + x1) + x2) * _half, ((x0 - x1) + x2) * _half, x2
-
-
-@_jit
-def _ft(m0, m1, m2, m3):
-    """``G^T m`` of one 4-vector."""
-    return m0 + (m1 + m2) * _half, (m1 - m2) * _half, (m1 + m2) * _half + m3
-
-
-@_jit
-def _weight_planes(w, U):
-    """``U[4a+b, f, c] = (G w[f, c] G^T)[a, b]``: G down the kernel rows, then along them."""
-    F, C = w.shape[0], w.shape[1]
-    for f in range(F):
-        for c in range(C):
-            g = w[f, c]
-            c0 = _f(g[0, 0], g[1, 0], g[2, 0])
-            c1 = _f(g[0, 1], g[1, 1], g[2, 1])
-            c2 = _f(g[0, 2], g[1, 2], g[2, 2])
-            for a in range(4):
-                u = _f(c0[a], c1[a], c2[a])
-                for b in range(4):
-                    U[4 * a + b, f, c] = u[b]
-
-
-@_jit
-def _weight_grad_planes(M, dw):
-    """``dw[f, c] = G^T M[:, f, c] G`` with ``M[4a+b]``: G^T down, then along the rows."""
-    F, C = dw.shape[0], dw.shape[1]
-    r = np.empty((4, 3), dtype=dw.dtype)  # r[b, i]
-    for f in range(F):
-        for c in range(C):
-            for b in range(4):
-                r[b, 0], r[b, 1], r[b, 2] = _ft(M[b, f, c], M[4 + b, f, c], M[8 + b, f, c],
-                                                M[12 + b, f, c])
-            for i in range(3):
-                dw[f, c, i, 0], dw[f, c, i, 1], dw[f, c, i, 2] = _ft(r[0, i], r[1, i],
-                                                                     r[2, i], r[3, i])
-
-
-def weight_transform(w, U):
-    """``_winograd._transform_weight`` into ``U`` (16, F, C): w (F, C, 3, 3)."""
-    _weight_planes(w, U)
-
-
-def weight_from_sum(M, dw):
-    """``_winograd._weight_from_sum`` into ``dw`` (F, C, 3, 3): M (16, F, C)."""
-    _weight_grad_planes(M, dw)
-
-
-register("winograd2_weight", "numpy", weight_transform)
-register("winograd2_weight_grad", "numpy", weight_from_sum)
 
 # batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1
 register("winograd2_input", "numpy", over_batch(input_transform, (0, None, None, 1)))
