@@ -39,6 +39,7 @@ from typing import Callable, NamedTuple
 from normlab import backend
 from normlab.errors import NormlabValueError
 from normlab.functional import _kernels, _parallel, dispatch
+from normlab.functional._winograd_scratch import offset, planes, scratch, slot
 
 __all__ = ["use_winograd", "use_tile", "tile_for", "chosen", "conv3x3", "weight_grad3x3"]
 
@@ -233,45 +234,6 @@ def _chunks(x, C, TH, TW, k=16):
     return _kernels.batch_chunks(x, k * C * TH * TW * x.dtype.itemsize, CHUNK_BYTES)
 
 
-# Elements between the tile-position planes of V, M and D beyond their size: planes a
-# multiple of 4 KiB apart (e.g. 32 channels x 14 samples x 16 tiles) all fall into the same
-# L1 sets, and the transforms touch 4-6 planes at once (padding them measured 5-25%
-# faster transforms).
-PLANE_PAD = 16
-
-
-def scratch(xp, dtype, k, per_sample, chunks, whole=False, copies=1):
-    """One flat buffer for ``k`` planes of ``per_sample`` elements per sample, for the
-    largest chunk (reused by every chunk through ``planes``; ``copies`` of it side by side,
-    one per thread, see ``slot``) or, with ``whole``, for every chunk side by side. One
-    allocation per call instead of one per chunk: freeing and reallocating ~1 MiB blocks
-    made glibc return and re-fault the pages."""
-    if whole:
-        return xp.empty(k * (per_sample * chunks[-1].stop + PLANE_PAD * len(chunks)), dtype=dtype)
-    return xp.empty(copies * slot(k, per_sample, chunks, 1), dtype=dtype)
-
-
-def slot(k, per_sample, chunks, i):
-    """Where thread ``i``'s copy starts in a ``scratch(..., copies=...)`` buffer."""
-    n = chunks[0].stop - chunks[0].start  # the largest: batch_chunks makes the last shorter
-    return i * k * (per_sample * n + PLANE_PAD)
-
-
-def planes(buf, k, shape, offset=0):
-    """``(k,) + shape`` view of ``buf[offset:]``: ``k`` contiguous planes, each
-    ``PLANE_PAD`` elements further from the next than its size."""
-    size = 1
-    for d in shape:
-        size *= d
-    a = buf[offset:offset + k * (size + PLANE_PAD)].reshape(k, size + PLANE_PAD)
-    return a[:, :size].reshape((k,) + tuple(shape))
-
-
-def _offset(k, per_sample, i, sl):
-    """Where chunk ``i`` (slice ``sl``) starts in a ``scratch(..., whole=True)`` buffer."""
-    return k * (per_sample * sl.start + PLANE_PAD * i)
-
-
 class Scheme(NamedTuple):
     """One Winograd F(m x m, 3x3) algorithm: its tile size and its four transforms.
 
@@ -321,7 +283,7 @@ def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
         # Channel-major V (k, C, n, TH, TW): one (F, C) @ (C, n*TH*TW) GEMM per tile
         # position, and the weight gradient's products get the inner dimension n*TH*TW.
         V = planes(Vbuf, k, (C, n, TH, TW),
-                   _offset(k, C * T, i, sl) if keep else slot(k, C * T, chunks, th))
+                   offset(k, C * T, i, sl) if keep else slot(k, C * T, chunks, th))
         s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
         M = xp.matmul(U, V.reshape(k, C, n * T),
                       out=planes(Mbuf, k, (F, n * T), slot(k, F * T, chunks, th)))

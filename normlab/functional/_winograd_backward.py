@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from normlab import backend
 from normlab.functional import _parallel, _winograd, _winograd4, dispatch
+from normlab.functional._winograd_scratch import planes, scratch, slot
 
 __all__ = ["input_adjoint", "backward3x3"]
 
@@ -92,9 +93,9 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     per_thread = {"chunks": chunks, "copies": threads}
     # dV and the recomputed V take turns in one buffer per thread: dV is spent (added onto
     # dx) before V is written, and the buffer is still in cache when V overwrites it
-    Vbuf = _winograd.scratch(xp, x.dtype, k if (tiles[0][1] is None or need_dx) else 0, C * T,
-                             **per_thread)
-    Dbuf = _winograd.scratch(xp, x.dtype, k, F * T, **per_thread)
+    Vbuf = scratch(xp, x.dtype, k if (tiles[0][1] is None or need_dx) else 0, C * T,
+                   **per_thread)
+    Dbuf = scratch(xp, x.dtype, k, F * T, **per_thread)
     Ut = s.transform_weight(weight).swapaxes(-1, -2) if need_dx else None  # (k, C, F)
     dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
     dU = _parallel.InOrderSum()  # the chunks' parts, added in chunk order
@@ -106,16 +107,15 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
         if (OH, OW) != (m * TH, m * TW):  # zero-extend odd-sized dout to whole m x m blocks
             d = xp.zeros((n, F, m * TH, m * TW), dtype=x.dtype)
             d[:, :, :OH, :OW] = dout[sl]
-        D = _winograd.planes(Dbuf, k, (F, n, TH, TW), _winograd.slot(k, F * T, chunks, th))
+        D = planes(Dbuf, k, (F, n, TH, TW), slot(k, F * T, chunks, th))
         s.dout_transform(d, D.transpose(0, 2, 1, 3, 4))
         D2 = D.reshape(k, F, n * T)
         if need_dx:  # dV_k = U_k^T D_k, then its tiles back onto the image
-            dV = xp.matmul(Ut, D2, out=_winograd.planes(Vbuf, k, (C, n * T),
-                                                        _winograd.slot(k, C * T, chunks, th)))
+            dV = xp.matmul(Ut, D2, out=planes(Vbuf, k, (C, n * T), slot(k, C * T, chunks, th)))
             input_adjoint(m, dV.reshape(k, C, n, TH, TW).transpose(0, 2, 1, 3, 4), padding,
                           dx[sl])
         if V is None:
-            V = _winograd.planes(Vbuf, k, (C, n, TH, TW), _winograd.slot(k, C * T, chunks, th))
+            V = planes(Vbuf, k, (C, n, TH, TW), slot(k, C * T, chunks, th))
             s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
         dU.add(i, xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2)))
 
