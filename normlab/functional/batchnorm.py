@@ -201,7 +201,16 @@ def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, *, axes,
     out : ndarray, shape and dtype of ``x``
     cache : BatchNormEvalCache
     """
-    owner = "batch_norm_eval_forward"
+    x, mean, inv_std, scale, axes = _eval_setup(x, gamma, beta, running_mean, running_var,
+                                                axes, eps, "batch_norm_eval_forward")
+    out = _eval_affine(x, mean, scale, beta, axes)
+    return out, BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
+                                   beta is not None, axes)
+
+
+def _eval_setup(x, gamma, beta, running_mean, running_var, axes, eps, owner):
+    """The checks of an eval forward and its constants: ``(x, mean, inv_std, scale,
+    axes)``, the three vectors keepdims (``scale = gamma * inv_std``)."""
     x = check_bn_input(x, owner)
     axes = check_axes(x, axes, owner)
     check_bn_affine(x, gamma, beta, owner)
@@ -212,16 +221,28 @@ def batch_norm_eval_forward(x, gamma, beta, running_mean, running_var, *, axes,
     mean = running_mean.reshape(cs)
     inv_std = 1.0 / xp.sqrt(running_var.reshape(cs) + eps)
     scale = inv_std if gamma is None else inv_std * gamma.reshape(cs)
-    impl = _compiled("bn_eval_affine", xp, x, axes, mean, scale)
+    return x, mean, inv_std, scale, axes
+
+
+def _eval_kernel(x, axes, mean, scale):
+    """The compiled ``bn_eval_affine`` if it applies (C-contiguous ``x``, constants of its
+    dtype), else ``None``."""
+    impl = _compiled("bn_eval_affine", backend.namespace(x), x, axes, mean, scale)
     if impl is not None and x.flags.c_contiguous and mean.dtype == scale.dtype == x.dtype:
-        out = impl(x, mean, scale, beta)  # one pass (compiled/numba_elementwise.py)
-    else:  # in place on one new array: no x_hat is kept (backward recomputes it)
-        out = x - mean
-        out *= scale
-        if beta is not None:
-            out += beta.reshape(cs)
-    return out, BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
-                                   beta is not None, axes)
+        return impl
+    return None
+
+
+def _eval_affine(x, mean, scale, beta, axes):
+    """``(x - mean) * scale + beta``: a new array, one compiled pass where it applies."""
+    impl = _eval_kernel(x, axes, mean, scale)
+    if impl is not None:
+        return impl(x, mean, scale, beta)  # one pass (compiled/numba_elementwise.py)
+    out = x - mean  # in place on one new array: no x_hat is kept (backward recomputes it)
+    out *= scale
+    if beta is not None:
+        out += beta.reshape(channel_shape(x.ndim))
+    return out
 
 
 def batch_norm_eval_backward(dout, cache: BatchNormEvalCache):

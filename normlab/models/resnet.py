@@ -27,6 +27,7 @@ from normlab._random import as_generator
 from normlab.errors import NormlabValueError
 from normlab.models._chain import NamedChain
 from normlab.models._norm import check_norm_kind, make_norm
+from normlab.nn import _fusion
 
 __all__ = ["BasicBlock", "ResNet", "resnet20", "resnet32", "resnet56", "resnet18"]
 
@@ -86,10 +87,17 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU()
 
     def forward(self, x):
-        main = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        y = self.conv1(x)
+        if _fusion.fusable(self.bn1, self.relu1):  # eval: one pass for both (nn._fusion)
+            y = _fusion.bn_relu(self.bn1, self.relu1, y)
+        else:
+            y = self.relu1(self.bn1(y))
+        y = self.conv2(y)
         shortcut = x if self.downsample is None else self.downsample(x)
         self._cache = True
-        return self.relu2(main + shortcut)
+        if _fusion.fusable(self.bn2, self.relu2) and y.shape == shortcut.shape:
+            return _fusion.bn_relu(self.bn2, self.relu2, y, residual=shortcut)
+        return self.relu2(self.bn2(y) + shortcut)
 
     def backward(self, dout):
         self._require_cache()

@@ -37,17 +37,25 @@ def _checked_forward(forward):
                 out = forward(self, x, *args, **kwargs)
         finally:
             d["_forward_depth"] = depth
-        d["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
-                           else backend.device_of(out)) if is_array(out) else None)
-        if _flags.no_grad and depth == 0:  # nothing will run backward: the cache goes now
-            self._cache = None
-            d["_cache_freed"] = "no_grad"
-        else:
-            d["_cache_freed"] = False
+        _forward_done(self, out, depth)
         return out
 
     wrapper._normlab_checked = True
     return wrapper
+
+
+def _forward_done(module, out, depth: int = 0) -> None:
+    """What a checked ``forward`` records when it returns ``out``: the output's shape and
+    device for ``backward``; under ``no_grad()`` (outermost call) the cache is dropped.
+    Also called for the modules a fused forward ran (``nn._fusion``)."""
+    d = module.__dict__
+    d["_out_meta"] = ((out.shape, "cpu" if isinstance(out, np.ndarray)
+                       else backend.device_of(out)) if is_array(out) else None)
+    if _flags.no_grad and depth == 0:  # nothing will run backward: the cache goes now
+        module._cache = None
+        d["_cache_freed"] = "no_grad"
+    else:
+        d["_cache_freed"] = False
 
 
 class _Flags(threading.local):

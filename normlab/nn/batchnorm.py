@@ -234,14 +234,29 @@ class _BatchNorm(_NormBase):
     def _axes(self, x) -> tuple:
         return (0,) + tuple(range(2, x.ndim))
 
-    def forward(self, x):
-        owner = type(self).__name__
-        _check_float_input(owner, x)
+    def uses_running_stats(self) -> bool:
+        """Whether ``forward`` normalises with the running statistics (eval mode with
+        tracked statistics), i.e. is a fixed per-channel affine map."""
+        return not self.training and self.track_running_stats
+
+    def _checked_args(self, x):
+        """``forward``'s checks of ``x``; its reduced axes and gamma, beta in x's dtype."""
+        _check_float_input(type(self).__name__, x)
         self._check_input_dim(x)
         self._check_channels(x)
-        axes = self._axes(x)
-        gamma, beta = _param_as(self, "weight", x.dtype), _param_as(self, "bias", x.dtype)
-        if self.training or not self.track_running_stats:
+        return (self._axes(x), _param_as(self, "weight", x.dtype),
+                _param_as(self, "bias", x.dtype))
+
+    def _running_as(self, x):
+        """``running_mean``, ``running_var`` in x's dtype."""
+        b = self.buffers
+        return (b["running_mean"].astype(x.dtype, copy=False),
+                b["running_var"].astype(x.dtype, copy=False))
+
+    def forward(self, x):
+        owner = type(self).__name__
+        axes, gamma, beta = self._checked_args(x)
+        if not self.uses_running_stats():
             if x.size // self.num_features == 1:
                 raise NormlabValueError(
                     f"{owner}: expected more than 1 value per channel when training, got "
@@ -250,10 +265,8 @@ class _BatchNorm(_NormBase):
                 )
             out, self._cache = self._batch_forward(x, gamma, beta, axes)
         else:
-            b = self.buffers
-            out, cache = F.batch_norm_eval_forward(
-                x, gamma, beta, b["running_mean"].astype(x.dtype, copy=False),
-                b["running_var"].astype(x.dtype, copy=False), axes=axes, eps=self.eps)
+            out, cache = F.batch_norm_eval_forward(x, gamma, beta, *self._running_as(x),
+                                                   axes=axes, eps=self.eps)
             self._cache = ("eval", cache)
         return out
 

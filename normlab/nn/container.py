@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from normlab.nn import _fusion
 from normlab.nn.module import Module
 
 __all__ = ["Sequential"]
@@ -55,8 +56,16 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for m in self._modules.values():
+        children = list(self._modules.values())
+        i = 0
+        while i < len(children):
+            m = children[i]
+            if i + 1 < len(children) and _fusion.fusable(m, children[i + 1]):
+                x = _fusion.bn_relu(m, children[i + 1], x)  # eval BN + ReLU: one pass
+                i += 2
+                continue
             x = m(x)
+            i += 1
         self._cache = True
         return x
 

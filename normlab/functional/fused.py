@@ -1,0 +1,93 @@
+"""Fused forwards: eval-mode batch norm, a residual add and ReLU in one pass.
+
+``relu(batch_norm_eval(x) + residual)`` is what the BN-ReLU pairs of a CNN compute in
+eval mode (ResNet's blocks add their shortcut between the two). Run as separate ops,
+the activation is written and read again by each; fused, it is read once and the result
+written once (ResNet-20, 128x16x32x32 float32, 1 thread: BN then ReLU 1.24-1.44 ms ->
+0.69-0.84, BN, add and ReLU 2.1 -> 1.1-1.2).
+
+The op is defined as that composition: the reference path runs it op by op
+(``batch_norm_eval_forward``, ``+``, ``relu_forward``), and the compiled kernel does the
+same arithmetic in the same order per element, so both give the same bits. Its cache
+holds each part's own cache, so the backward is the parts' backwards, and
+``normlab.nn`` hands each module its own cache (``nn._fusion``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from normlab import backend
+from normlab.functional import batchnorm as _bn
+from normlab.functional.activation import ReluCache, relu_backward, relu_forward
+from normlab.validation import check_array, check_cache, describe
+from normlab.errors import ShapeError
+
+__all__ = ["BatchNormEvalReluCache", "batch_norm_eval_relu_forward",
+           "batch_norm_eval_relu_backward"]
+
+
+class BatchNormEvalReluCache(NamedTuple):
+    bn: _bn.BatchNormEvalCache  # batch norm's own cache (its input)
+    relu: ReluCache  # ReLU's own cache (the output)
+    residual: bool  # a residual was added between the two
+
+
+def batch_norm_eval_relu_forward(x, gamma, beta, running_mean, running_var, *, axes,
+                                 eps: float = 1e-5, residual=None):
+    """``out = relu(batch_norm_eval_forward(x, ...) + residual)`` in one pass.
+
+    Parameters
+    ----------
+    x, gamma, beta, running_mean, running_var, axes, eps
+        As ``batch_norm_eval_forward``.
+    residual : ndarray of ``x``'s shape, or None
+        Added after the normalisation, before ReLU (ResNet's shortcut).
+
+    Returns
+    -------
+    out : ndarray, shape of ``x`` (dtype of ``x``, or of ``x + residual``)
+    cache : BatchNormEvalReluCache
+
+    Raises
+    ------
+    ValueError, TypeError
+        As ``batch_norm_eval_forward``; a ``residual`` that is not an array of ``x``'s
+        shape.
+    """
+    owner = "batch_norm_eval_relu_forward"
+    x, mean, inv_std, scale, axes = _bn._eval_setup(x, gamma, beta, running_mean,
+                                                    running_var, axes, eps, owner)
+    if residual is not None:
+        residual = check_array(residual, owner, name="residual", allow_empty=True)
+        if residual.shape != x.shape:
+            raise ShapeError(f"{owner}: expected a residual of x's shape {tuple(x.shape)}, "
+                             f"got {describe(residual)}.")
+    bn_cache = _bn.BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
+                                      beta is not None, axes)
+    impl = _bn._eval_kernel(x, axes, mean, scale)
+    if impl is not None and (residual is None or (
+            type(residual) is type(x) and residual.dtype == x.dtype
+            and residual.flags.c_contiguous)):
+        out = impl(x, mean, scale, beta, residual, relu=True)
+        return out, BatchNormEvalReluCache(bn_cache, ReluCache(out), residual is not None)
+    y = _bn._eval_affine(x, mean, scale, beta, axes)  # the composition, op by op
+    if residual is not None:
+        backend.namespace(y, residual)  # one array library: a clear error otherwise
+        y = y + residual
+    out, relu_cache = relu_forward(y)
+    return out, BatchNormEvalReluCache(bn_cache, relu_cache, residual is not None)
+
+
+def batch_norm_eval_relu_backward(dout, cache: BatchNormEvalReluCache):
+    """Gradients of ``batch_norm_eval_relu_forward``: ReLU's backward, then batch norm's;
+    the residual's gradient is ReLU's.
+
+    Returns
+    -------
+    dx : shape of x; dgamma, dbeta : (C,) or None; dresidual : shape of x, or None
+    """
+    cache = check_cache(cache, BatchNormEvalReluCache, "batch_norm_eval_relu_backward")
+    dsum = relu_backward(dout, cache.relu)
+    dx, dgamma, dbeta = _bn.batch_norm_eval_backward(dsum, cache.bn)
+    return dx, dgamma, dbeta, (dsum if cache.residual else None)

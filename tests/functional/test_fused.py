@@ -1,0 +1,132 @@
+"""normlab.functional.fused: eval batch norm (+ residual) + ReLU in one pass equals the ops
+run one after another, bit for bit, on the compiled kernel and on the reference path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import normlab
+from normlab import functional as F
+from normlab.errors import ShapeError
+from normlab.functional import fused
+
+
+def _params(rng, C, dtype, gamma=True, beta=True):
+    g = rng.standard_normal(C).astype(dtype) if gamma else None
+    b = rng.standard_normal(C).astype(dtype) if beta else None
+    return g, b, rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+
+
+def _composed(x, g, b, rm, rv, axes, residual):
+    y, bn_cache = F.batch_norm_eval_forward(x, g, b, rm, rv, axes=axes)
+    if residual is not None:
+        y = y + residual
+    out, relu_cache = F.relu_forward(y)
+    return out, bn_cache, relu_cache
+
+
+@pytest.mark.parametrize("setting", ["compiled", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("affine", [(True, True), (True, False), (False, True), (False, False)],
+                         ids=["gamma-beta", "gamma", "beta", "none"])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (40, 3, 16, 30), (7, 5), (3, 4, 9)],
+                         ids=["4D", "4D-blocks", "2D", "3D"])
+def test_fused_equals_the_separate_ops_bit_for_bit(setting, dtype, residual, affine, shape,
+                                                   rng, monkeypatch, threads):
+    # 4D-blocks: the kernel on parts of the batch on normlab's 2 threads
+    from normlab.functional import _parallel
+
+    threads(2)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
+    axes = (0,) + tuple(range(2, len(shape)))
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
+    r = rng.standard_normal(shape).astype(dtype) if residual else None
+    g, b, rm, rv = _params(rng, shape[1], dtype, *affine)
+    dout = rng.standard_normal(shape).astype(dtype)
+    with normlab.kernels(setting), np.errstate(invalid="ignore"):  # inf * 0 in dgamma
+        out, cache = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=axes,
+                                                        residual=r)
+        ref, bn_cache, relu_cache = _composed(x, g, b, rm, rv, axes, r)
+        grads = fused.batch_norm_eval_relu_backward(dout, cache)
+        dsum = F.relu_backward(dout, relu_cache)
+        ref_grads = F.batch_norm_eval_backward(dsum, bn_cache) + ((dsum if residual else None),)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, ref)  # NaN where NaN, bit for bit otherwise
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(ref))
+    for got, want in zip(grads, ref_grads):
+        assert (got is None) == (want is None)
+        if got is not None:
+            np.testing.assert_array_equal(got, want)
+
+
+def test_the_compiled_kernel_is_the_path_taken(rng, kernel_setting, monkeypatch):
+    from normlab.functional.compiled import numba_elementwise
+
+    calls = []
+    real = numba_elementwise.bn_eval_affine
+    monkeypatch.setattr(numba_elementwise, "bn_eval_affine",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    normlab.functional.dispatch.register("bn_eval_affine", "numpy",
+                                         numba_elementwise.bn_eval_affine)
+    try:
+        x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+        g, b, rm, rv = _params(rng, 3, np.float32)
+        fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3), residual=x.copy())
+    finally:
+        normlab.functional.dispatch.register("bn_eval_affine", "numpy", real)
+    assert calls == ([{"relu": True}] if kernel_setting == "compiled" else [])
+
+
+def test_strided_or_mixed_dtype_residual_falls_back_to_the_separate_ops(rng):
+    x = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+    g, b, rm, rv = _params(rng, 3, np.float32)
+    for r in (rng.standard_normal((4, 3, 5, 12)).astype(np.float32)[..., ::2],
+              rng.standard_normal((4, 3, 5, 6))):
+        out, _ = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3),
+                                                    residual=r)
+        ref = _composed(x, g, b, rm, rv, (0, 2, 3), r)[0]
+        assert out.dtype == ref.dtype
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_matches_torch_at_float64(rng):
+    x = rng.standard_normal((6, 4, 5, 5))
+    r = rng.standard_normal(x.shape)
+    g, b, rm, rv = _params(rng, 4, np.float64)
+    out, _ = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3), eps=1e-3,
+                                                residual=r)
+    t = [torch.from_numpy(a) for a in (x, rm, rv, g, b, r)]
+    want = torch.relu(torch.nn.functional.batch_norm(t[0], t[1], t[2], t[3], t[4],
+                                                     training=False, eps=1e-3) + t[5])
+    np.testing.assert_allclose(out, want.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_residual_of_another_shape_is_refused_with_a_clear_error(rng):
+    x = rng.standard_normal((4, 3, 5, 6))
+    g, b, rm, rv = _params(rng, 3, np.float64)
+    with pytest.raises(ShapeError, match=r"expected a residual of x's shape \(4, 3, 5, 6\)"):
+        fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3),
+                                           residual=np.ones((4, 3, 5, 1)))
+    with pytest.raises(ValueError, match="batch_norm_eval_relu_forward"):
+        fused.batch_norm_eval_relu_forward(x, g, b, rm[:2], rv, axes=(0, 2, 3))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(rng):
+    from normlab import backend
+
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    x = rng.standard_normal((4, 3, 5, 6))
+    r = rng.standard_normal(x.shape)
+    g, b, rm, rv = _params(rng, 3, np.float64)
+    ref, _ = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3), residual=r)
+    dev = [backend.to_device(a, "cuda") for a in (x, g, b, rm, rv, r)]
+    out, cache = fused.batch_norm_eval_relu_forward(*dev[:5], axes=(0, 2, 3), residual=dev[5])
+    dx = fused.batch_norm_eval_relu_backward(backend.to_device(np.ones_like(x), "cuda"), cache)
+    assert backend.device_of(out) == "cuda" and backend.device_of(dx[0]) == "cuda"
+    np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)
