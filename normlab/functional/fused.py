@@ -20,11 +20,15 @@ from typing import NamedTuple
 from normlab import backend
 from normlab.functional import batchnorm as _bn
 from normlab.functional.activation import ReluCache, relu_backward, relu_forward
-from normlab.validation import check_array, check_cache, describe
 from normlab.errors import ShapeError
+from normlab.functional._bn_checks import (check_bn_affine, check_bn_eps, check_bn_input,
+                                           check_training_count)
+from normlab.functional.batchnorm_stages import check_axes
+from normlab.validation import check_array, check_cache, describe
 
 __all__ = ["BatchNormEvalReluCache", "batch_norm_eval_relu_forward",
-           "batch_norm_eval_relu_backward"]
+           "batch_norm_eval_relu_backward", "BatchNormReluCache", "batch_norm_relu_forward",
+           "batch_norm_relu_backward"]
 
 
 class BatchNormEvalReluCache(NamedTuple):
@@ -58,25 +62,31 @@ def batch_norm_eval_relu_forward(x, gamma, beta, running_mean, running_var, *, a
     owner = "batch_norm_eval_relu_forward"
     x, mean, inv_std, scale, axes = _bn._eval_setup(x, gamma, beta, running_mean,
                                                     running_var, axes, eps, owner)
-    if residual is not None:
-        residual = check_array(residual, owner, name="residual", allow_empty=True)
-        if residual.shape != x.shape:
-            raise ShapeError(f"{owner}: expected a residual of x's shape {tuple(x.shape)}, "
-                             f"got {describe(residual)}.")
+    residual = _checked_residual(residual, x, owner)
     bn_cache = _bn.BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
                                       beta is not None, axes)
     impl = _bn._eval_kernel(x, axes, mean, scale)
     if impl is not None and (residual is None or (
             type(residual) is type(x) and residual.dtype == x.dtype
             and residual.flags.c_contiguous)):
-        out = impl(x, mean, scale, beta, residual, relu=True)
+        out = impl(x, mean, scale, beta, residual=residual, relu=True)
         return out, BatchNormEvalReluCache(bn_cache, ReluCache(out), residual is not None)
     y = _bn._eval_affine(x, mean, scale, beta, axes)  # the composition, op by op
     if residual is not None:
-        backend.namespace(y, residual)  # one array library: a clear error otherwise
         y = y + residual
     out, relu_cache = relu_forward(y)
     return out, BatchNormEvalReluCache(bn_cache, relu_cache, residual is not None)
+
+
+def _checked_residual(residual, x, owner):
+    if residual is None:
+        return None
+    residual = check_array(residual, owner, name="residual", allow_empty=True)
+    if residual.shape != x.shape:
+        raise ShapeError(f"{owner}: expected a residual of x's shape {tuple(x.shape)}, "
+                         f"got {describe(residual)}.")
+    backend.namespace(x, residual)  # one array library: a clear error otherwise
+    return residual
 
 
 def batch_norm_eval_relu_backward(dout, cache: BatchNormEvalReluCache):
@@ -90,4 +100,57 @@ def batch_norm_eval_relu_backward(dout, cache: BatchNormEvalReluCache):
     cache = check_cache(cache, BatchNormEvalReluCache, "batch_norm_eval_relu_backward")
     dsum = relu_backward(dout, cache.relu)
     dx, dgamma, dbeta = _bn.batch_norm_eval_backward(dsum, cache.bn)
+    return dx, dgamma, dbeta, (dsum if cache.residual else None)
+
+
+class BatchNormReluCache(NamedTuple):
+    bn: _bn.BatchNormCache  # batch norm's own cache (its input and batch statistics)
+    relu: ReluCache  # ReLU's own cache (the output)
+    residual: bool  # a residual was added between the two
+
+
+def batch_norm_relu_forward(x, gamma, beta, *, axes, eps: float = 1e-5, residual=None):
+    """Training mode: ``out = relu(batch_norm_forward(x, ...) + residual)``, the output
+    written in the normalising pass (the statistics pass comes first, as alone).
+
+    Parameters
+    ----------
+    x, gamma, beta, axes, eps
+        As ``batch_norm_forward``.
+    residual : ndarray of ``x``'s shape, or None
+        Added after the normalisation, before ReLU.
+
+    Returns
+    -------
+    out : ndarray, shape of ``x``
+    cache : BatchNormReluCache (``cache.bn`` holds the batch mean and variance for the
+        running statistics)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As ``batch_norm_forward``; a ``residual`` that is not an array of ``x``'s shape.
+    """
+    owner = "batch_norm_relu_forward"
+    x = check_bn_input(x, owner)
+    axes = check_axes(x, axes, owner)
+    check_bn_affine(x, gamma, beta, owner)
+    eps = check_bn_eps(eps, owner)
+    check_training_count(x, axes, owner)
+    residual = _checked_residual(residual, x, owner)
+    out, bn_cache = _bn._forward(x, gamma, beta, axes, eps, residual, relu=True)
+    return out, BatchNormReluCache(bn_cache, ReluCache(out), residual is not None)
+
+
+def batch_norm_relu_backward(dout, cache: BatchNormReluCache):
+    """Gradients of ``batch_norm_relu_forward``: ReLU's backward, then batch norm's; the
+    residual's gradient is ReLU's.
+
+    Returns
+    -------
+    dx : shape of x; dgamma, dbeta : (C,) or None; dresidual : shape of x, or None
+    """
+    cache = check_cache(cache, BatchNormReluCache, "batch_norm_relu_backward")
+    dsum = relu_backward(dout, cache.relu)
+    dx, dgamma, dbeta = _bn.batch_norm_backward(dsum, cache.bn)
     return dx, dgamma, dbeta, (dsum if cache.residual else None)

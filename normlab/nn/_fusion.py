@@ -1,16 +1,18 @@
 """Batch norm and ReLU run as one pass where a container meets them in a row.
 
-In eval mode (running statistics) batch norm is a fixed per-channel affine map, and the
-ReLU after it (with a residual added in between, in ResNet's blocks) can be computed in
-the same pass over the data: ``functional.fused.batch_norm_eval_relu_forward``, which
-gives the bits of the separate ops. ``Sequential`` and ``models.BasicBlock`` ask
+Batch norm's output pass (a fixed per-channel affine map in eval mode, the normalising
+pass after the statistics in training) can apply the ReLU after it, with a residual
+added in between in ResNet's blocks, while each value is at hand:
+``functional.fused.batch_norm_eval_relu_forward`` and ``batch_norm_relu_forward``, which
+give the bits of the separate ops. ``Sequential`` and ``models.BasicBlock`` ask
 ``fusable`` and then call ``bn_relu`` instead of the two modules; each module is left as
 if it had run its own forward (its own cache, its output recorded, ``no_grad`` honoured),
 so ``backward`` runs unchanged, module by module.
 
 Only the library's own forwards are fused: a subclass that overrides ``forward`` or
-``__call__`` (to record activations, say) runs as written. Training-mode batch norm is
-never fused.
+``__call__`` (to record activations, say), or whose instance has its own ``forward``
+(``lab.setups.input_of_last``'s spy), runs as written, and so does a batch norm
+whose batch statistics are its own (Ghost BN, Batch Renorm, SyncBatchNorm).
 """
 
 from __future__ import annotations
@@ -26,25 +28,37 @@ __all__ = ["fusable", "bn_relu"]
 
 
 def _own(m, cls) -> bool:
-    """``m`` is a ``cls`` that runs ``cls``'s forward through ``Module.__call__``."""
+    """``m`` is a ``cls`` that runs ``cls``'s forward through ``Module.__call__`` (not a
+    subclass's, nor one set on the instance, as a spy does)."""
     t = type(m)
-    return isinstance(m, cls) and t.forward is cls.forward and t.__call__ is Module.__call__
+    return (isinstance(m, cls) and t.forward is cls.forward and t.__call__ is Module.__call__
+            and "forward" not in m.__dict__)
 
 
 def fusable(bn, relu) -> bool:
-    """Whether ``relu(bn(x))`` may run as one fused pass: a batch norm using its running
-    statistics, then a ReLU, both with the library's own forward."""
-    return _own(bn, _BatchNorm) and _own(relu, ReLU) and bn.uses_running_stats()
+    """Whether ``relu(bn(x))`` may run as one fused pass: a batch norm (with the library's
+    forward; in training, also its batch-statistics step, which Ghost BN, Batch Renorm
+    and SyncBatchNorm replace), then a ReLU with the library's forward."""
+    if not (_own(bn, _BatchNorm) and _own(relu, ReLU)):
+        return False
+    return bn.uses_running_stats() or type(bn)._batch_forward is _BatchNorm._batch_forward
 
 
 def bn_relu(bn, relu, x, residual=None):
     """``relu(bn(x) + residual)`` (``residual`` optional) in one pass; ``fusable(bn, relu)``
-    must hold. Each module keeps the cache its own forward would have kept."""
+    must hold. Each module keeps the cache its own forward would have kept, and a
+    training batch norm takes its running-statistics step."""
     check_array(x, type(bn).__name__, allow_empty=True)  # what bn's checked forward checks
     axes, gamma, beta = bn._checked_args(x)
-    out, cache = fused.batch_norm_eval_relu_forward(
-        x, gamma, beta, *bn._running_as(x), axes=axes, eps=bn.eps, residual=residual)
-    bn._cache = ("eval", cache.bn)
+    if bn.uses_running_stats():
+        out, cache = fused.batch_norm_eval_relu_forward(
+            x, gamma, beta, *bn._running_as(x), axes=axes, eps=bn.eps, residual=residual)
+        bn._cache = ("eval", cache.bn)
+    else:
+        bn._check_batch_count(x)
+        out, cache = fused.batch_norm_relu_forward(x, gamma, beta, axes=axes, eps=bn.eps,
+                                                   residual=residual)
+        bn._cache = bn._batch_done(cache.bn)
     relu._cache = cache.relu
     _forward_done(bn, out)  # bn's own output had out's shape and device
     _forward_done(relu, out)

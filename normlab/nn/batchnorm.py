@@ -253,16 +253,18 @@ class _BatchNorm(_NormBase):
         return (b["running_mean"].astype(x.dtype, copy=False),
                 b["running_var"].astype(x.dtype, copy=False))
 
+    def _check_batch_count(self, x) -> None:
+        if x.size // self.num_features == 1:
+            raise NormlabValueError(
+                f"{type(self).__name__}: expected more than 1 value per channel when "
+                f"training, got input shape {tuple(x.shape)}. Use a batch of 2 or more, or "
+                "call .eval() with tracked running statistics."
+            )
+
     def forward(self, x):
-        owner = type(self).__name__
         axes, gamma, beta = self._checked_args(x)
         if not self.uses_running_stats():
-            if x.size // self.num_features == 1:
-                raise NormlabValueError(
-                    f"{owner}: expected more than 1 value per channel when training, got "
-                    f"input shape {tuple(x.shape)}. Use a batch of 2 or more, or call "
-                    ".eval() with tracked running statistics."
-                )
+            self._check_batch_count(x)
             out, self._cache = self._batch_forward(x, gamma, beta, axes)
         else:
             out, cache = F.batch_norm_eval_forward(x, gamma, beta, *self._running_as(x),
@@ -278,9 +280,14 @@ class _BatchNorm(_NormBase):
         # forward() has checked x (float, rank, channels, > 1 value per channel) and the
         # parameters are the module's own: the unchecked core, not the checks twice
         out, cache = _bn._forward(x, gamma, beta, axes, self.eps)
+        return out, self._batch_done(cache)
+
+    def _batch_done(self, cache):
+        """After a batch-statistics forward (``_batch_forward`` or a fused one,
+        ``nn._fusion``): the running-statistics step; returns the module's cache."""
         if self.training and self.track_running_stats:
             self._update_buffers(cache.mean, cache.var, cache.count)
-        return out, ("train", cache)
+        return ("train", cache)
 
     def _batch_backward(self, dout, mode: str, payload):
         """Gradients of ``_batch_forward``; ``mode`` is the tag it stored ("train" here).

@@ -19,14 +19,29 @@ def _params(rng, C, dtype, gamma=True, beta=True):
     return g, b, rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
 
 
-def _composed(x, g, b, rm, rv, axes, residual):
-    y, bn_cache = F.batch_norm_eval_forward(x, g, b, rm, rv, axes=axes)
+def _composed(x, g, b, rm, rv, axes, residual, mode="eval"):
+    if mode == "eval":
+        y, bn_cache = F.batch_norm_eval_forward(x, g, b, rm, rv, axes=axes)
+    else:
+        y, bn_cache = F.batch_norm_forward(x, g, b, axes=axes)
     if residual is not None:
         y = y + residual
     out, relu_cache = F.relu_forward(y)
     return out, bn_cache, relu_cache
 
 
+def _fused(x, g, b, rm, rv, axes, residual, mode="eval"):
+    if mode == "eval":
+        return fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=axes,
+                                                  residual=residual)
+    return fused.batch_norm_relu_forward(x, g, b, axes=axes, residual=residual)
+
+
+BACKWARD = {"eval": (fused.batch_norm_eval_relu_backward, F.batch_norm_eval_backward),
+            "train": (fused.batch_norm_relu_backward, F.batch_norm_backward)}
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
 @pytest.mark.parametrize("setting", ["compiled", "reference"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("residual", [False, True])
@@ -34,8 +49,8 @@ def _composed(x, g, b, rm, rv, axes, residual):
                          ids=["gamma-beta", "gamma", "beta", "none"])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (40, 3, 16, 30), (7, 5), (3, 4, 9)],
                          ids=["4D", "4D-blocks", "2D", "3D"])
-def test_fused_equals_the_separate_ops_bit_for_bit(setting, dtype, residual, affine, shape,
-                                                   rng, monkeypatch, threads):
+def test_fused_equals_the_separate_ops_bit_for_bit(mode, setting, dtype, residual, affine,
+                                                   shape, rng, monkeypatch, threads):
     # 4D-blocks: the kernel on parts of the batch on normlab's 2 threads
     from normlab.functional import _parallel
 
@@ -43,17 +58,20 @@ def test_fused_equals_the_separate_ops_bit_for_bit(setting, dtype, residual, aff
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
     axes = (0,) + tuple(range(2, len(shape)))
     x = rng.standard_normal(shape).astype(dtype)
-    x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
+    if mode == "eval":  # (training statistics of a channel with NaN or inf are NaN)
+        x.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, 1e-30]
+    else:  # zeros after the normalisation, of both signs, meet the residual and ReLU
+        x[:, 0] = 1.5
     r = rng.standard_normal(shape).astype(dtype) if residual else None
     g, b, rm, rv = _params(rng, shape[1], dtype, *affine)
     dout = rng.standard_normal(shape).astype(dtype)
     with normlab.kernels(setting), np.errstate(invalid="ignore"):  # inf * 0 in dgamma
-        out, cache = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=axes,
-                                                        residual=r)
-        ref, bn_cache, relu_cache = _composed(x, g, b, rm, rv, axes, r)
-        grads = fused.batch_norm_eval_relu_backward(dout, cache)
+        out, cache = _fused(x, g, b, rm, rv, axes, r, mode)
+        ref, bn_cache, relu_cache = _composed(x, g, b, rm, rv, axes, r, mode)
+        fused_backward, bn_backward = BACKWARD[mode]
+        grads = fused_backward(dout, cache)
         dsum = F.relu_backward(dout, relu_cache)
-        ref_grads = F.batch_norm_eval_backward(dsum, bn_cache) + ((dsum if residual else None),)
+        ref_grads = bn_backward(dsum, bn_cache) + ((dsum if residual else None),)
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, ref)  # NaN where NaN, bit for bit otherwise
     np.testing.assert_array_equal(np.signbit(out), np.signbit(ref))
@@ -63,37 +81,41 @@ def test_fused_equals_the_separate_ops_bit_for_bit(setting, dtype, residual, aff
             np.testing.assert_array_equal(got, want)
 
 
-def test_the_compiled_kernel_is_the_path_taken(rng, kernel_setting, monkeypatch):
-    from normlab.functional.compiled import numba_elementwise
+@pytest.mark.parametrize("mode,op,module", [
+    ("eval", "bn_eval_affine", "numba_elementwise"),
+    ("train", "bn_normalize_affine", "numba_bn")])
+def test_the_compiled_kernel_does_the_whole_op(mode, op, module, rng, kernel_setting):
+    import importlib
 
+    from normlab.functional import dispatch
+
+    real = getattr(importlib.import_module(f"normlab.functional.compiled.{module}"),
+                   {"numba_bn": "normalize_affine"}.get(module, op))
     calls = []
-    real = numba_elementwise.bn_eval_affine
-    monkeypatch.setattr(numba_elementwise, "bn_eval_affine",
-                        lambda *a, **k: calls.append(k) or real(*a, **k))
-    normlab.functional.dispatch.register("bn_eval_affine", "numpy",
-                                         numba_elementwise.bn_eval_affine)
+    dispatch.register(op, "numpy", lambda *a, **k: calls.append(sorted(k)) or real(*a, **k))
     try:
         x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
         g, b, rm, rv = _params(rng, 3, np.float32)
-        fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3), residual=x.copy())
+        _fused(x, g, b, rm, rv, (0, 2, 3), x.copy(), mode)
     finally:
-        normlab.functional.dispatch.register("bn_eval_affine", "numpy", real)
-    assert calls == ([{"relu": True}] if kernel_setting == "compiled" else [])
+        dispatch.register(op, "numpy", real)
+    # one call, given the residual and relu (nothing left for the separate ops)
+    assert calls == ([["relu", "residual"]] if kernel_setting == "compiled" else [])
 
 
-def test_strided_or_mixed_dtype_residual_falls_back_to_the_separate_ops(rng):
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_strided_or_mixed_dtype_residual_falls_back_to_the_separate_ops(mode, rng):
     x = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
     g, b, rm, rv = _params(rng, 3, np.float32)
     for r in (rng.standard_normal((4, 3, 5, 12)).astype(np.float32)[..., ::2],
               rng.standard_normal((4, 3, 5, 6))):
-        out, _ = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3),
-                                                    residual=r)
-        ref = _composed(x, g, b, rm, rv, (0, 2, 3), r)[0]
+        out, _ = _fused(x, g, b, rm, rv, (0, 2, 3), r, mode)
+        ref = _composed(x, g, b, rm, rv, (0, 2, 3), r, mode)[0]
         assert out.dtype == ref.dtype
         np.testing.assert_array_equal(out, ref)
 
 
-def test_matches_torch_at_float64(rng):
+def test_matches_torch_at_float64(rng):  # eval, then training with gradients
     x = rng.standard_normal((6, 4, 5, 5))
     r = rng.standard_normal(x.shape)
     g, b, rm, rv = _params(rng, 4, np.float64)
@@ -103,6 +125,15 @@ def test_matches_torch_at_float64(rng):
     want = torch.relu(torch.nn.functional.batch_norm(t[0], t[1], t[2], t[3], t[4],
                                                      training=False, eps=1e-3) + t[5])
     np.testing.assert_allclose(out, want.numpy(), rtol=1e-12, atol=1e-14)
+    out, cache = fused.batch_norm_relu_forward(x, g, b, axes=(0, 2, 3), eps=1e-3, residual=r)
+    t = [torch.from_numpy(a).requires_grad_() for a in (x, g, b, r)]
+    want = torch.relu(torch.nn.functional.batch_norm(t[0], None, None, t[1], t[2],
+                                                     training=True, eps=1e-3) + t[3])
+    np.testing.assert_allclose(out, want.detach().numpy(), rtol=1e-12, atol=1e-14)
+    dout = rng.standard_normal(x.shape)
+    want.backward(torch.from_numpy(dout))
+    for got, ref in zip(fused.batch_norm_relu_backward(dout, cache), t):
+        np.testing.assert_allclose(got, ref.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_a_residual_of_another_shape_is_refused_with_a_clear_error(rng):
@@ -113,6 +144,10 @@ def test_a_residual_of_another_shape_is_refused_with_a_clear_error(rng):
                                            residual=np.ones((4, 3, 5, 1)))
     with pytest.raises(ValueError, match="batch_norm_eval_relu_forward"):
         fused.batch_norm_eval_relu_forward(x, g, b, rm[:2], rv, axes=(0, 2, 3))
+    with pytest.raises(ShapeError, match=r"expected a residual of x's shape"):
+        fused.batch_norm_relu_forward(x, g, b, axes=(0, 2, 3), residual=x[:2])
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        fused.batch_norm_relu_forward(x[:1, :, :1, :1], g, b, axes=(0, 2, 3))
 
 
 @pytest.mark.gpu

@@ -4,6 +4,8 @@ one, and only the library's own forwards are fused."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -55,15 +57,40 @@ def test_sequential_fuses_an_eval_bn_relu_pair_with_the_separate_results(cls, sh
         np.testing.assert_array_equal(grads[k], bn.grads[k])
 
 
-def test_training_mode_and_other_modules_are_not_fused(rng, spy):
-    bn = _bn(3, rng)
+@pytest.mark.parametrize("cls,shape", [(nn.BatchNorm2d, (4, 3, 5, 5)),
+                                       (nn.BatchNorm1d, (6, 3))])
+def test_a_training_pair_fuses_with_the_separate_results_and_running_stats(cls, shape, rng,
+                                                                           spy):
+    bn = _bn(3, rng, cls).train()
+    twin = copy.deepcopy(bn)
+    relu = nn.ReLU()
+    x = rng.standard_normal(shape).astype(np.float32)
+    dout = rng.standard_normal(shape).astype(np.float32)
+    out = nn.Sequential(bn, relu)(x)
+    dx = bn.backward(relu.backward(dout))
+    assert spy == [cls.__name__]
+    twin_relu = nn.ReLU()
+    want = twin_relu.forward(twin.forward(x))  # each module's own forward
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(dx, twin.backward(twin_relu.backward(dout)))
+    for k in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_array_equal(bn.buffers[k], twin.buffers[k])
+    for k in ("weight", "bias"):
+        np.testing.assert_array_equal(bn.grads[k], twin.grads[k])
+
+
+def test_other_pairs_and_batch_norms_with_their_own_statistics_are_not_fused(rng, spy):
     x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
-    nn.Sequential(bn.train(), nn.ReLU())(x)  # batch statistics: not an affine map
-    nn.Sequential(bn.eval(), nn.LeakyReLU(0.1))(x)
+    bn = _bn(3, rng)
+    nn.Sequential(bn, nn.LeakyReLU(0.1))(x)
     nn.Sequential(nn.ReLU(), bn)(x)
-    untracked = nn.BatchNorm2d(3, track_running_stats=False).eval()  # batch statistics too
-    nn.Sequential(untracked, nn.ReLU())(x)
+    ghost = nn.GhostBatchNorm2d(3, virtual_batch_size=2)
+    nn.Sequential(ghost, nn.ReLU())(x)  # training: its own (ghost) statistics
+    renorm = nn.BatchRenorm2d(3)
+    nn.Sequential(renorm, nn.ReLU())(x)
     assert spy == []
+    nn.Sequential(ghost.eval(), nn.ReLU())(x)  # eval: the running statistics, as BN's
+    assert spy == ["GhostBatchNorm2d"]
 
 
 def test_a_subclass_with_its_own_forward_runs_as_written(rng, spy):
@@ -80,6 +107,16 @@ def test_a_subclass_with_its_own_forward_runs_as_written(rng, spy):
     assert spy == [] and len(seen) == 1
     np.testing.assert_array_equal(seen[0], bn.forward(x))
     np.testing.assert_array_equal(out, np.maximum(seen[0], 0))
+
+
+def test_a_forward_set_on_the_instance_runs_as_written(rng, spy):
+    from normlab.lab.setups import input_of_last
+
+    bn = _bn(3, rng)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    seen = input_of_last(nn.Sequential(bn, nn.ReLU()), nn.ReLU, x)  # spies on forward
+    assert spy == []
+    np.testing.assert_array_equal(seen, bn.forward(x))
 
 
 def test_under_no_grad_both_modules_drop_their_caches(rng):
@@ -101,22 +138,32 @@ def test_a_wrong_input_gets_batch_norms_own_error(rng):
         model(rng.standard_normal((4, 2, 5, 5)).astype(np.float32))
 
 
-def test_resnet_blocks_fuse_both_pairs_in_eval_with_the_same_bits(rng, spy, monkeypatch):
-    model = models.resnet20(rng=0)
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_resnet_blocks_fuse_both_pairs_with_the_same_bits(mode, rng, spy, monkeypatch):
     x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
-    model.train()
-    model(x)  # running statistics that are not the initial ones
-    model.eval()
+    models_ = []
+    for _ in range(2):
+        model = models.resnet20(rng=0)
+        model.train()
+        model(x)  # running statistics that are not the initial ones
+        models_.append(model.train(mode == "train"))
+    fused_model, plain = models_
     spy.clear()
-    out = model(x)
-    dx = model.backward(np.ones_like(out))
+    out = fused_model(x)
+    dx = fused_model.backward(np.ones_like(out))
     # stem + 9 blocks x (bn1-relu1, bn2 + shortcut - relu2)
     assert len(spy) == 1 + 9 * 2
     monkeypatch.setattr(_fusion, "fusable", lambda bn, relu: False)  # module by module
     spy.clear()
-    np.testing.assert_array_equal(out, model(x))
-    np.testing.assert_array_equal(dx, model.backward(np.ones_like(out)))
+    np.testing.assert_array_equal(out, plain(x))
+    np.testing.assert_array_equal(dx, plain.backward(np.ones_like(out)))
     assert spy == []
+    for (name, a), (_, b) in zip(fused_model.state_dict().items(),
+                                 plain.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)  # running statistics included
+    for m, p in zip(fused_model.modules(), plain.modules()):
+        for k in m.grads:
+            np.testing.assert_array_equal(m.grads[k], p.grads[k])
 
 
 def test_the_functional_op_is_the_one_composition(rng):

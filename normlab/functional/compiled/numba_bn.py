@@ -92,20 +92,34 @@ def _build(cache: bool = True):
     # backward recomputes x_hat = (x - mean) * inv_std per element from the input the
     # cache keeps (the difference taken in float64).
     @jit
-    def normalize_affine(x, mean, scale, beta, out, c0, c1):  # out = (x - mean) * scale + beta
+    def epilogue(o, r, add, relu, zero):  # o += r, then ReLU, in o's dtype (fused.py)
+        for b in range(o.size):
+            v = o[b] + r[b] if add else o[b]
+            o[b] = v if not relu or v > zero or v != v else zero
+
+    @jit
+    def normalize_affine(x, res, mean, scale, beta, out, add, relu, zero, c0, c1):
+        # out = (x - mean) * scale + beta, rounded to out's dtype; then the epilogue on
+        # the row while it is in cache
         A, C, B = x.shape
         for a in range(A):
             for c in range(c0, c1):
                 mu, k, bt = mean[c], scale[c], beta[c]
+                o = out[a, c]
                 for b in range(B):
-                    out[a, c, b] = (x[a, c, b] - mu) * k + bt
+                    o[b] = (x[a, c, b] - mu) * k + bt
+                if add or relu:
+                    epilogue(o, res[a, c], add, relu, zero)
 
     @jit
-    def normalize_affine_2d(x, mean, scale, beta, out):
+    def normalize_affine_2d(x, res, mean, scale, beta, out, add, relu, zero):
         A, C = x.shape
         for a in range(A):
+            o = out[a]
             for c in range(C):
-                out[a, c] = (x[a, c] - mean[c]) * scale[c] + beta[c]
+                o[c] = (x[a, c] - mean[c]) * scale[c] + beta[c]
+            if add or relu:
+                epilogue(o, res[a], add, relu, zero)
 
     @jit
     def grad_sums(dy, x, mean, inv_std, sum_dy, sum_dyx, c0, c1):
@@ -202,11 +216,13 @@ def moments(x):
     return mean, var
 
 
-def normalize_affine(x, mean, inv_std, gamma, beta):
+def normalize_affine(x, mean, inv_std, gamma, beta, residual=None, relu=False):
     """``out = (x - mean) * inv_std * gamma + beta`` in one pass (no ``x_hat`` kept).
 
     ``mean`` and ``inv_std`` are float64 (C,) vectors (the difference is taken in float64);
     ``gamma``/``beta`` may be None. Returns ``out``, of the shape and dtype of ``x``.
+    ``residual`` (x's shape and dtype, C-contiguous) is added to ``out`` and ``relu``
+    applied after, in x's dtype, in the same pass (``functional.fused``).
     """
     dt = x.dtype
     C = x.shape[1]
@@ -216,8 +232,10 @@ def normalize_affine(x, mean, inv_std, gamma, beta):
         scale = scale * np.asarray(gamma, np.float64)
     b = np.zeros(C, np.float64) if beta is None else np.asarray(beta, np.float64)
     out = np.empty(x.shape, dt)
-    _run(_kernel("affine", flat), flat, xv, xv, np.ascontiguousarray(mean, np.float64),
-         np.ascontiguousarray(scale), np.ascontiguousarray(b), out.reshape(xv.shape))
+    res = xv if residual is None else residual.reshape(xv.shape)
+    _run(_kernel("affine", flat), flat, xv, xv, res, np.ascontiguousarray(mean, np.float64),
+         np.ascontiguousarray(scale), np.ascontiguousarray(b), out.reshape(xv.shape),
+         residual is not None, bool(relu), dt.type(0))
     return out
 
 
