@@ -320,7 +320,9 @@ def profile(name: str, repeat: int, clock) -> None:
         m.__dict__.pop("forward", None)
         m.__dict__.pop("backward", None)
     pair.opt.__dict__.pop("step", None)
-    print(f"\nnormlab {name}: {1e3 * whole / repeat:.1f} ms per step; by op (ms per step):")
+    print(f"\nnormlab {name}: {1e3 * whole / repeat:.1f} ms per step; by op (ms per step; the "
+          "timing wrappers turn the BN + ReLU fusion of nn._fusion off, so those run "
+          "unfused here):")
     for key, t in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {key:44s} {1e3 * t / repeat:8.2f}  {100 * t / whole:5.1f} %")
     print(f"  {'(between ops: containers, adds)':44s} "
