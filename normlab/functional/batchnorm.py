@@ -225,10 +225,11 @@ def _eval_setup(x, gamma, beta, running_mean, running_var, axes, eps, owner):
     return x, mean, inv_std, scale, axes
 
 
-def _eval_kernel(x, axes, mean, scale):
-    """The compiled ``bn_eval_affine`` if it applies (C-contiguous ``x``, constants of its
-    dtype), else ``None``."""
-    impl = _compiled("bn_eval_affine", backend.namespace(x), x, axes, mean, scale)
+def _eval_kernel(x, axes, mean, scale, op="bn_eval_affine"):
+    """The compiled ``op`` (``bn_eval_affine``, or ``bn_eval_sigmoid`` for
+    ``functional.fused``) if it applies (C-contiguous ``x``, constants of its dtype),
+    else ``None``."""
+    impl = _compiled(op, backend.namespace(x), x, axes, mean, scale)
     if impl is not None and x.flags.c_contiguous and mean.dtype == scale.dtype == x.dtype:
         return impl
     return None

@@ -147,7 +147,7 @@ def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=N
     mean = moments.mean.astype(sdt, copy=False)
     inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
     impl = None if centred is not None else _compiled("bn_normalize_affine", xp, x, axes)
-    fuse = impl is not None and (residual is None or (
+    fuse = impl is not None and (residual is not None or relu) and (residual is None or (
         type(residual) is type(x) and residual.dtype == dt and residual.flags.c_contiguous))
     if fuse:  # one pass; the difference x - mean taken in float64
         out = impl(x, mean, inv_std, gamma, beta, residual=residual, relu=relu)

@@ -88,15 +88,15 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         y = self.conv1(x)
-        if _fusion.fusable(self.bn1, self.relu1):  # eval: one pass for both (nn._fusion)
-            y = _fusion.bn_relu(self.bn1, self.relu1, y)
+        if _fusion.fusable(self.bn1, self.relu1):  # one pass for both (nn._fusion)
+            y = _fusion.bn_act(self.bn1, self.relu1, y)
         else:
             y = self.relu1(self.bn1(y))
         y = self.conv2(y)
         shortcut = x if self.downsample is None else self.downsample(x)
         self._cache = True
         if _fusion.fusable(self.bn2, self.relu2) and y.shape == shortcut.shape:
-            return _fusion.bn_relu(self.bn2, self.relu2, y, residual=shortcut)
+            return _fusion.bn_act(self.bn2, self.relu2, y, residual=shortcut)
         return self.relu2(self.bn2(y) + shortcut)
 
     def backward(self, dout):

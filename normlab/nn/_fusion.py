@@ -1,11 +1,11 @@
-"""Batch norm and ReLU run as one pass where a container meets them in a row.
+"""Batch norm and the activation after it run as one pass where a container meets them.
 
 Batch norm's output pass (a fixed per-channel affine map in eval mode, the normalising
-pass after the statistics in training) can apply the ReLU after it, with a residual
-added in between in ResNet's blocks, while each value is at hand:
-``functional.fused.batch_norm_eval_relu_forward`` and ``batch_norm_relu_forward``, which
+pass after the statistics in training) can apply the ReLU or Sigmoid after it, with a
+residual added in between in ResNet's blocks, while each value is at hand:
+``functional.fused.batch_norm_eval_act_forward`` and ``batch_norm_act_forward``, which
 give the bits of the separate ops. ``Sequential`` and ``models.BasicBlock`` ask
-``fusable`` and then call ``bn_relu`` instead of the two modules; each module is left as
+``fusable`` and then call ``bn_act`` instead of the two modules; each module is left as
 if it had run its own forward (its own cache, its output recorded, ``no_grad`` honoured),
 so ``backward`` runs unchanged, module by module.
 
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from normlab.functional import fused
 from normlab.nn._checked import _forward_done
-from normlab.nn.activation import ReLU
+from normlab.nn.activation import ReLU, Sigmoid
 from normlab.nn.batchnorm import _BatchNorm
 from normlab.nn.module import Module
 from normlab.validation import check_array
 
-__all__ = ["fusable", "bn_relu"]
+__all__ = ["ACTIVATIONS", "fusable", "bn_act"]
 
 
 def _own(m, cls) -> bool:
@@ -35,31 +35,51 @@ def _own(m, cls) -> bool:
             and "forward" not in m.__dict__)
 
 
-def fusable(bn, relu) -> bool:
-    """Whether ``relu(bn(x))`` may run as one fused pass: a batch norm (with the library's
-    forward; in training, also its batch-statistics step, which Ghost BN, Batch Renorm
-    and SyncBatchNorm replace), then a ReLU with the library's forward."""
-    if not (_own(bn, _BatchNorm) and _own(relu, ReLU)):
+#: the activation modules batch norm fuses with, by their ``functional.fused`` name
+ACTIVATIONS = {ReLU: "relu", Sigmoid: "sigmoid"}
+
+
+def _activation(act):
+    """``act``'s ``functional.fused`` activation name if it runs its class's own forward,
+    else ``None``."""
+    for cls, name in ACTIVATIONS.items():
+        if _own(act, cls):
+            return name
+    return None
+
+
+def fusable(bn, act) -> bool:
+    """Whether ``act(bn(x))`` may run as one fused pass: a batch norm with the library's
+    forward, then a ReLU or a Sigmoid with theirs. In eval mode (running statistics) both
+    fuse; in training only ReLU does (a sigmoid's ``exp`` is NumPy's, which a compiled
+    pass cannot call), and only BN's own batch-statistics step (not Ghost BN's, Batch
+    Renorm's or SyncBatchNorm's)."""
+    name = _activation(act)
+    if name is None or not _own(bn, _BatchNorm):
         return False
-    return bn.uses_running_stats() or type(bn)._batch_forward is _BatchNorm._batch_forward
+    if bn.uses_running_stats():
+        return True
+    return name == "relu" and type(bn)._batch_forward is _BatchNorm._batch_forward
 
 
-def bn_relu(bn, relu, x, residual=None):
-    """``relu(bn(x) + residual)`` (``residual`` optional) in one pass; ``fusable(bn, relu)``
+def bn_act(bn, act, x, residual=None):
+    """``act(bn(x) + residual)`` (``residual`` optional) in one pass; ``fusable(bn, act)``
     must hold. Each module keeps the cache its own forward would have kept, and a
     training batch norm takes its running-statistics step."""
     check_array(x, type(bn).__name__, allow_empty=True)  # what bn's checked forward checks
     axes, gamma, beta = bn._checked_args(x)
+    name = _activation(act)
     if bn.uses_running_stats():
-        out, cache = fused.batch_norm_eval_relu_forward(
-            x, gamma, beta, *bn._running_as(x), axes=axes, eps=bn.eps, residual=residual)
+        out, cache = fused.batch_norm_eval_act_forward(
+            x, gamma, beta, *bn._running_as(x), axes=axes, eps=bn.eps, activation=name,
+            residual=residual)
         bn._cache = ("eval", cache.bn)
     else:
         bn._check_batch_count(x)
-        out, cache = fused.batch_norm_relu_forward(x, gamma, beta, axes=axes, eps=bn.eps,
-                                                   residual=residual)
+        out, cache = fused.batch_norm_act_forward(x, gamma, beta, axes=axes, eps=bn.eps,
+                                                  activation=name, residual=residual)
         bn._cache = bn._batch_done(cache.bn)
-    relu._cache = cache.relu
+    act._cache = cache.act
     _forward_done(bn, out)  # bn's own output had out's shape and device
-    _forward_done(relu, out)
+    _forward_done(act, out)
     return out

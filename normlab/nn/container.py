@@ -61,7 +61,7 @@ class Sequential(Module):
         while i < len(children):
             m = children[i]
             if i + 1 < len(children) and _fusion.fusable(m, children[i + 1]):
-                x = _fusion.bn_relu(m, children[i + 1], x)  # eval BN + ReLU: one pass
+                x = _fusion.bn_act(m, children[i + 1], x)  # BN + ReLU/Sigmoid: one pass
                 i += 2
                 continue
             x = m(x)

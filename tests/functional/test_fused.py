@@ -19,28 +19,34 @@ def _params(rng, C, dtype, gamma=True, beta=True):
     return g, b, rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
 
 
-def _composed(x, g, b, rm, rv, axes, residual, mode="eval"):
+ACT = {"relu": (F.relu_forward, F.relu_backward),
+       "sigmoid": (F.sigmoid_forward, F.sigmoid_backward)}
+
+
+def _composed(x, g, b, rm, rv, axes, residual, mode="eval", activation="relu"):
     if mode == "eval":
         y, bn_cache = F.batch_norm_eval_forward(x, g, b, rm, rv, axes=axes)
     else:
         y, bn_cache = F.batch_norm_forward(x, g, b, axes=axes)
     if residual is not None:
         y = y + residual
-    out, relu_cache = F.relu_forward(y)
-    return out, bn_cache, relu_cache
+    out, act_cache = ACT[activation][0](y)
+    return out, bn_cache, act_cache
 
 
-def _fused(x, g, b, rm, rv, axes, residual, mode="eval"):
+def _fused(x, g, b, rm, rv, axes, residual, mode="eval", activation="relu"):
     if mode == "eval":
-        return fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=axes,
-                                                  residual=residual)
-    return fused.batch_norm_relu_forward(x, g, b, axes=axes, residual=residual)
+        return fused.batch_norm_eval_act_forward(x, g, b, rm, rv, axes=axes,
+                                                 activation=activation, residual=residual)
+    return fused.batch_norm_act_forward(x, g, b, axes=axes, activation=activation,
+                                        residual=residual)
 
 
-BACKWARD = {"eval": (fused.batch_norm_eval_relu_backward, F.batch_norm_eval_backward),
-            "train": (fused.batch_norm_relu_backward, F.batch_norm_backward)}
+BACKWARD = {"eval": (fused.batch_norm_eval_act_backward, F.batch_norm_eval_backward),
+            "train": (fused.batch_norm_act_backward, F.batch_norm_backward)}
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 @pytest.mark.parametrize("mode", ["eval", "train"])
 @pytest.mark.parametrize("setting", ["compiled", "reference"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -49,13 +55,17 @@ BACKWARD = {"eval": (fused.batch_norm_eval_relu_backward, F.batch_norm_eval_back
                          ids=["gamma-beta", "gamma", "beta", "none"])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 6), (40, 3, 16, 30), (7, 5), (3, 4, 9)],
                          ids=["4D", "4D-blocks", "2D", "3D"])
-def test_fused_equals_the_separate_ops_bit_for_bit(mode, setting, dtype, residual, affine,
-                                                   shape, rng, monkeypatch, threads):
-    # 4D-blocks: the kernel on parts of the batch on normlab's 2 threads
+def test_fused_equals_the_separate_ops_bit_for_bit(activation, mode, setting, dtype,
+                                                   residual, affine, shape, rng, monkeypatch,
+                                                   threads):
+    # 4D-blocks: the kernel on parts of the batch on normlab's 2 threads; the sigmoid's
+    # blocks made small, so that every shape is cut into several
     from normlab.functional import _parallel
+    from normlab.functional.compiled import numba_elementwise
 
     threads(2)
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
+    monkeypatch.setattr(numba_elementwise, "SIGMOID_BLOCK", 64)
     axes = (0,) + tuple(range(2, len(shape)))
     x = rng.standard_normal(shape).astype(dtype)
     if mode == "eval":  # (training statistics of a channel with NaN or inf are NaN)
@@ -66,11 +76,11 @@ def test_fused_equals_the_separate_ops_bit_for_bit(mode, setting, dtype, residua
     g, b, rm, rv = _params(rng, shape[1], dtype, *affine)
     dout = rng.standard_normal(shape).astype(dtype)
     with normlab.kernels(setting), np.errstate(invalid="ignore"):  # inf * 0 in dgamma
-        out, cache = _fused(x, g, b, rm, rv, axes, r, mode)
-        ref, bn_cache, relu_cache = _composed(x, g, b, rm, rv, axes, r, mode)
+        out, cache = _fused(x, g, b, rm, rv, axes, r, mode, activation)
+        ref, bn_cache, act_cache = _composed(x, g, b, rm, rv, axes, r, mode, activation)
         fused_backward, bn_backward = BACKWARD[mode]
         grads = fused_backward(dout, cache)
-        dsum = F.relu_backward(dout, relu_cache)
+        dsum = ACT[activation][1](dout, act_cache)
         ref_grads = bn_backward(dsum, bn_cache) + ((dsum if residual else None),)
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, ref)  # NaN where NaN, bit for bit otherwise
@@ -81,10 +91,13 @@ def test_fused_equals_the_separate_ops_bit_for_bit(mode, setting, dtype, residua
             np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("mode,op,module", [
-    ("eval", "bn_eval_affine", "numba_elementwise"),
-    ("train", "bn_normalize_affine", "numba_bn")])
-def test_the_compiled_kernel_does_the_whole_op(mode, op, module, rng, kernel_setting):
+@pytest.mark.parametrize("mode,activation,op,module,kwargs", [
+    ("eval", "relu", "bn_eval_affine", "numba_elementwise", ["relu", "residual"]),
+    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise", []),
+    ("train", "relu", "bn_normalize_affine", "numba_bn", ["relu", "residual"]),
+    ("train", "sigmoid", "bn_normalize_affine", "numba_bn", [])])
+def test_the_compiled_kernel_does_the_whole_op(mode, activation, op, module, kwargs, rng,
+                                               kernel_setting):
     import importlib
 
     from normlab.functional import dispatch
@@ -96,11 +109,13 @@ def test_the_compiled_kernel_does_the_whole_op(mode, op, module, rng, kernel_set
     try:
         x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
         g, b, rm, rv = _params(rng, 3, np.float32)
-        _fused(x, g, b, rm, rv, (0, 2, 3), x.copy(), mode)
+        # relu: the residual goes into the kernel; sigmoid: no residual (a training
+        # sigmoid runs after batch norm's plain kernel)
+        _fused(x, g, b, rm, rv, (0, 2, 3), x.copy() if activation == "relu" else None, mode,
+               activation)
     finally:
         dispatch.register(op, "numpy", real)
-    # one call, given the residual and relu (nothing left for the separate ops)
-    assert calls == ([["relu", "residual"]] if kernel_setting == "compiled" else [])
+    assert calls == ([kwargs] if kernel_setting == "compiled" else [])
 
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
@@ -119,20 +134,20 @@ def test_matches_torch_at_float64(rng):  # eval, then training with gradients
     x = rng.standard_normal((6, 4, 5, 5))
     r = rng.standard_normal(x.shape)
     g, b, rm, rv = _params(rng, 4, np.float64)
-    out, _ = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3), eps=1e-3,
+    out, _ = fused.batch_norm_eval_act_forward(x, g, b, rm, rv, axes=(0, 2, 3), eps=1e-3,
                                                 residual=r)
     t = [torch.from_numpy(a) for a in (x, rm, rv, g, b, r)]
     want = torch.relu(torch.nn.functional.batch_norm(t[0], t[1], t[2], t[3], t[4],
                                                      training=False, eps=1e-3) + t[5])
     np.testing.assert_allclose(out, want.numpy(), rtol=1e-12, atol=1e-14)
-    out, cache = fused.batch_norm_relu_forward(x, g, b, axes=(0, 2, 3), eps=1e-3, residual=r)
+    out, cache = fused.batch_norm_act_forward(x, g, b, axes=(0, 2, 3), eps=1e-3, residual=r)
     t = [torch.from_numpy(a).requires_grad_() for a in (x, g, b, r)]
     want = torch.relu(torch.nn.functional.batch_norm(t[0], None, None, t[1], t[2],
                                                      training=True, eps=1e-3) + t[3])
     np.testing.assert_allclose(out, want.detach().numpy(), rtol=1e-12, atol=1e-14)
     dout = rng.standard_normal(x.shape)
     want.backward(torch.from_numpy(dout))
-    for got, ref in zip(fused.batch_norm_relu_backward(dout, cache), t):
+    for got, ref in zip(fused.batch_norm_act_backward(dout, cache), t):
         np.testing.assert_allclose(got, ref.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
@@ -140,14 +155,17 @@ def test_a_residual_of_another_shape_is_refused_with_a_clear_error(rng):
     x = rng.standard_normal((4, 3, 5, 6))
     g, b, rm, rv = _params(rng, 3, np.float64)
     with pytest.raises(ShapeError, match=r"expected a residual of x's shape \(4, 3, 5, 6\)"):
-        fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3),
+        fused.batch_norm_eval_act_forward(x, g, b, rm, rv, axes=(0, 2, 3),
                                            residual=np.ones((4, 3, 5, 1)))
-    with pytest.raises(ValueError, match="batch_norm_eval_relu_forward"):
-        fused.batch_norm_eval_relu_forward(x, g, b, rm[:2], rv, axes=(0, 2, 3))
+    with pytest.raises(ValueError, match="batch_norm_eval_act_forward"):
+        fused.batch_norm_eval_act_forward(x, g, b, rm[:2], rv, axes=(0, 2, 3))
     with pytest.raises(ShapeError, match=r"expected a residual of x's shape"):
-        fused.batch_norm_relu_forward(x, g, b, axes=(0, 2, 3), residual=x[:2])
+        fused.batch_norm_act_forward(x, g, b, axes=(0, 2, 3), residual=x[:2])
+    with pytest.raises(ValueError, match=r"expected activation to be one of \['relu', "
+                                         r"'sigmoid'\], got 'tanh'"):
+        fused.batch_norm_act_forward(x, g, b, axes=(0, 2, 3), activation="tanh")
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        fused.batch_norm_relu_forward(x[:1, :, :1, :1], g, b, axes=(0, 2, 3))
+        fused.batch_norm_act_forward(x[:1, :, :1, :1], g, b, axes=(0, 2, 3))
 
 
 @pytest.mark.gpu
@@ -159,9 +177,9 @@ def test_cuda_matches_cpu(rng):
     x = rng.standard_normal((4, 3, 5, 6))
     r = rng.standard_normal(x.shape)
     g, b, rm, rv = _params(rng, 3, np.float64)
-    ref, _ = fused.batch_norm_eval_relu_forward(x, g, b, rm, rv, axes=(0, 2, 3), residual=r)
+    ref, _ = fused.batch_norm_eval_act_forward(x, g, b, rm, rv, axes=(0, 2, 3), residual=r)
     dev = [backend.to_device(a, "cuda") for a in (x, g, b, rm, rv, r)]
-    out, cache = fused.batch_norm_eval_relu_forward(*dev[:5], axes=(0, 2, 3), residual=dev[5])
-    dx = fused.batch_norm_eval_relu_backward(backend.to_device(np.ones_like(x), "cuda"), cache)
+    out, cache = fused.batch_norm_eval_act_forward(*dev[:5], axes=(0, 2, 3), residual=dev[5])
+    dx = fused.batch_norm_eval_act_backward(backend.to_device(np.ones_like(x), "cuda"), cache)
     assert backend.device_of(out) == "cuda" and backend.device_of(dx[0]) == "cuda"
     np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)

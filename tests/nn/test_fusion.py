@@ -1,6 +1,6 @@
-"""normlab.nn._fusion: an eval BatchNorm followed by a ReLU runs as one pass in Sequential
-and ResNet's blocks; outputs, caches and gradients are those of the modules run one by
-one, and only the library's own forwards are fused."""
+"""normlab.nn._fusion: a BatchNorm followed by a ReLU (or, in eval, a Sigmoid) runs as one
+pass in Sequential and ResNet's blocks; outputs, caches and gradients are those of the
+modules run one by one, and only the library's own forwards are fused."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def _bn(C, rng, cls=nn.BatchNorm2d):
 def spy(monkeypatch):
     """Counts the fused forwards the containers run."""
     calls = []
-    real = _fusion.bn_relu
+    real = _fusion.bn_act
 
     def counted(*args, **kwargs):
         calls.append(type(args[0]).__name__)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_fusion, "bn_relu", counted)
+    monkeypatch.setattr(_fusion, "bn_act", counted)
     return calls
 
 
@@ -84,6 +84,7 @@ def test_other_pairs_and_batch_norms_with_their_own_statistics_are_not_fused(rng
     bn = _bn(3, rng)
     nn.Sequential(bn, nn.LeakyReLU(0.1))(x)
     nn.Sequential(nn.ReLU(), bn)(x)
+    nn.Sequential(_bn(3, rng).train(), nn.Sigmoid())(x)  # training: ReLU only
     ghost = nn.GhostBatchNorm2d(3, virtual_batch_size=2)
     nn.Sequential(ghost, nn.ReLU())(x)  # training: its own (ghost) statistics
     renorm = nn.BatchRenorm2d(3)
@@ -166,9 +167,30 @@ def test_resnet_blocks_fuse_both_pairs_with_the_same_bits(mode, rng, spy, monkey
             np.testing.assert_array_equal(m.grads[k], p.grads[k])
 
 
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_lenet_fuses_its_bn_sigmoid_pairs_in_eval_with_the_same_bits(mode, rng, spy,
+                                                                     monkeypatch):
+    x = rng.standard_normal((6, 1, 28, 28)).astype(np.float32)
+    models_ = []
+    for _ in range(2):
+        model = models.LeNet(norm="batch", rng=0)
+        model(x)  # training: running statistics that are not the initial ones
+        models_.append(model.train(mode == "train"))
+    fused_model, plain = models_
+    spy.clear()
+    out = fused_model(x)
+    dx = fused_model.backward(np.ones_like(out))
+    assert spy == ([] if mode == "train" else ["BatchNorm2d"] * 2 + ["BatchNorm1d"] * 2)
+    monkeypatch.setattr(_fusion, "fusable", lambda bn, act: False)
+    np.testing.assert_array_equal(out, plain(x))
+    np.testing.assert_array_equal(dx, plain.backward(np.ones_like(out)))
+
+
 def test_the_functional_op_is_the_one_composition(rng):
     bn = _bn(3, rng)
     x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
     r = rng.standard_normal(x.shape).astype(np.float32)
-    out = _fusion.bn_relu(bn, nn.ReLU(), x, residual=r)
+    out = _fusion.bn_act(bn, nn.ReLU(), x, residual=r)
     np.testing.assert_array_equal(out, F.relu_forward(bn.forward(x) + r)[0])
+    out = _fusion.bn_act(bn, nn.Sigmoid(), x)
+    np.testing.assert_array_equal(out, F.sigmoid_forward(bn.forward(x))[0])
