@@ -81,11 +81,12 @@ def _fits(residual, x) -> bool:
                                 and residual.flags.c_contiguous)
 
 
-def _then(y, residual, activation):
-    """The rest of the composition, op by op: ``act(y + residual)``; (out, act cache)."""
+def _then(cls, bn_cache, y, residual, activation):
+    """The rest of the composition, op by op: ``act(y + residual)``; ``(out, cls cache)``."""
     if residual is not None:
         y = y + residual
-    return ACTIVATIONS[activation][0](y)
+    out, act_cache = ACTIVATIONS[activation][0](y)
+    return out, cls(bn_cache, act_cache, activation, residual is not None)
 
 
 def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, axes,
@@ -131,8 +132,7 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
             out = impl(x, mean, scale, beta)
             return out, BatchNormEvalActCache(bn_cache, SigmoidCache(out), activation, False)
     y = _bn._eval_affine(x, mean, scale, beta, axes)  # the composition, op by op
-    out, act_cache = _then(y, residual, activation)
-    return out, BatchNormEvalActCache(bn_cache, act_cache, activation, residual is not None)
+    return _then(BatchNormEvalActCache, bn_cache, y, residual, activation)
 
 
 def batch_norm_eval_act_backward(dout, cache: BatchNormEvalActCache):
@@ -195,8 +195,7 @@ def batch_norm_act_forward(x, gamma, beta, *, axes, eps: float = 1e-5,
         out, bn_cache = _bn._forward(x, gamma, beta, axes, eps, residual, relu=True)
         return out, BatchNormActCache(bn_cache, ReluCache(out), activation, residual is not None)
     y, bn_cache = _bn._forward(x, gamma, beta, axes, eps)
-    out, act_cache = _then(y, residual, activation)
-    return out, BatchNormActCache(bn_cache, act_cache, activation, residual is not None)
+    return _then(BatchNormActCache, bn_cache, y, residual, activation)
 
 
 def batch_norm_act_backward(dout, cache: BatchNormActCache):
