@@ -20,7 +20,9 @@ layers; ``_winograd.use_winograd`` and ``use_tile`` switch them); backward follo
 path the forward took (``ConvCache.winograd``, ``wino_tile``), transforms ``dout`` once
 for both gradients (``_winograd_backward``) and computes the input transform again
 (keeping the forward's, ``_winograd.REUSE_MIN_CHANNELS``, cost as much time in fresh
-pages as it saved).
+pages as it saved). Convs with vertical stride 1 and kernels of 5 or more rows run by
+kernel rows instead of im2col (``_rowconv``: one product per kernel row on slices of a
+KH times smaller copy; ``ConvCache.rows``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from normlab import backend
 from normlab.functional import (
     _kernels,
     _parallel,
+    _rowconv,
     _winograd,
     _winograd4,
     _winograd_backward,
@@ -63,6 +66,7 @@ class ConvCache(NamedTuple):
     # None when C < _winograd.REUSE_MIN_CHANNELS (None by default: never kept)
     wino_tiles: object = None
     wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
+    rows: bool = False  # forward ran the kernel-row path (_rowconv); backward does too
 
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze,
@@ -83,6 +87,12 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             out += bias.reshape(F, 1, 1)
         return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
                               bias is not None, squeeze, True, tiles, m)
+    if N and _rowconv.chosen(C, (KH, KW), stride, groups):
+        out = _rowconv.forward(x, weight, padding, stride, dilation, out_hw)
+        if bias is not None:
+            out += bias.reshape(F, 1, 1)
+        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
+                              bias is not None, squeeze, rows=True)
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
@@ -204,6 +214,9 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         # one dout transform per chunk feeds both gradients (_winograd_backward)
         dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, x, dout, weight,
                                                      padding, cache.wino_tiles, need_dx)
+        return dx, dweight, dbias
+    if cache.rows:  # the kernel-row products, as in the forward (_rowconv)
+        dx, dweight = _rowconv.backward(dout, x, weight, padding, stride, dilation, need_dx)
         return dx, dweight, dbias
     w3t = weight.reshape(groups, F // groups, Cg * KH * KW).swapaxes(-1, -2)
     dx = xp.empty(x_shape, dtype=dout.dtype) if need_dx else None
