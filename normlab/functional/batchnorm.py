@@ -93,12 +93,13 @@ def batch_norm_forward(x, gamma, beta, *, axes, eps: float = 1e-5):
     return _forward(x, gamma, beta, axes, eps)
 
 
-def _forward(x, gamma, beta, axes, eps, residual=None, relu=False):
+def _forward(x, gamma, beta, axes, eps, residual=None, activation=None):
     """``batch_norm_forward`` on checked arguments (also what the BN modules call: they
-    check their input and own parameters themselves). ``residual``, ``relu``: the fused
-    op's epilogue (``functional.fused``, ``_forward_from_moments``)."""
+    check their input and own parameters themselves). ``residual``, ``activation``: the
+    fused op's epilogue (``functional.fused``, ``_forward_from_moments``)."""
     moments, centred = _moments_centred(x, axes)
-    return _forward_from_moments(x, gamma, beta, moments, axes, eps, centred, residual, relu)
+    return _forward_from_moments(x, gamma, beta, moments, axes, eps, centred, residual,
+                                 activation)
 
 
 def batch_norm_backward(dout, cache: BatchNormCache):

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional.activation import relu_forward
+from normlab.functional.activation import relu_forward, sigmoid_forward
 from normlab.errors import NormlabValueError, ShapeError
 from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check_bn_eps,
                                            check_bn_input, check_moment_shapes)
@@ -134,24 +134,30 @@ def _normalized(x, mean, inv_std):
 
 
 def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=None,
-                          residual=None, relu=False):
+                          residual=None, activation=None):
     """``batch_norm_forward_from_moments`` on checked arguments. ``centred``: a fresh
     ``x - moments.mean`` (``_moments_centred``), normalised in place (one pass fewer).
-    ``residual`` (checked, x's shape) is added to the output and ``relu`` applied after:
-    ``functional.fused``'s training op; the compiled kernel does both in its pass where
-    the residual is a C-contiguous array of x's type and dtype, else they run as the
-    separate ops (``+``, ``relu_forward``)."""
+    ``residual`` (checked, x's shape) is added to the output and ``activation`` ("relu",
+    "sigmoid" or None) applied after: ``functional.fused``'s training op. The compiled
+    kernels do it in their pass (ReLU: where the residual is a C-contiguous array of x's
+    type and dtype; sigmoid: without a residual), else the separate ops run (``+``,
+    ``relu_forward`` / ``sigmoid_forward``)."""
     xp = backend.namespace(x)
     dt, cs = x.dtype, channel_shape(x.ndim)
     sdt = stat_dtype(dt)
     mean = moments.mean.astype(sdt, copy=False)
     inv_std = 1.0 / xp.sqrt(moments.var.astype(sdt, copy=False) + eps)  # (C,)
     impl = None if centred is not None else _compiled("bn_normalize_affine", xp, x, axes)
-    fuse = impl is not None and (residual is not None or relu) and (residual is None or (
+    sigmoid = None if centred is not None or activation != "sigmoid" or residual is not None \
+        else _compiled("bn_normalize_sigmoid", xp, x, axes)
+    fuse = impl is not None and activation == "relu" and (residual is None or (
         type(residual) is type(x) and residual.dtype == dt and residual.flags.c_contiguous))
     if fuse:  # one pass; the difference x - mean taken in float64
-        out = impl(x, mean, inv_std, gamma, beta, residual=residual, relu=relu)
-        residual, relu = None, False  # done
+        out = impl(x, mean, inv_std, gamma, beta, residual=residual, relu=True)
+        residual, activation = None, None  # done
+    elif sigmoid is not None:  # the same, then NumPy's exp and the select, in blocks
+        out = sigmoid(x, mean, inv_std, gamma, beta)
+        activation = None
     elif impl is not None:
         out = impl(x, mean, inv_std, gamma, beta)
     else:  # out is x_hat, scaled and shifted in place (the cache keeps x, not x_hat)
@@ -166,8 +172,8 @@ def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=N
             out += beta.reshape(cs)
     if residual is not None:
         out = out + residual
-    if relu:
-        out = relu_forward(out)[0]
+    if activation is not None:
+        out = {"relu": relu_forward, "sigmoid": sigmoid_forward}[activation](out)[0]
     cache = BatchNormCache(x, inv_std.astype(dt).reshape((1,) + cs), gamma, axes,
                            moments.mean.astype(dt), moments.var.astype(dt),
                            int(moments.count), float(eps), beta is not None, mean, inv_std)

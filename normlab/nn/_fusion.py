@@ -50,16 +50,11 @@ def _activation(act):
 
 def fusable(bn, act) -> bool:
     """Whether ``act(bn(x))`` may run as one fused pass: a batch norm with the library's
-    forward, then a ReLU or a Sigmoid with theirs. In eval mode (running statistics) both
-    fuse; in training only ReLU does (a sigmoid's ``exp`` is NumPy's, which a compiled
-    pass cannot call), and only BN's own batch-statistics step (not Ghost BN's, Batch
-    Renorm's or SyncBatchNorm's)."""
-    name = _activation(act)
-    if name is None or not _own(bn, _BatchNorm):
+    forward (in training, also BN's own batch-statistics step, not Ghost BN's, Batch
+    Renorm's or SyncBatchNorm's), then a ReLU or a Sigmoid with theirs."""
+    if _activation(act) is None or not _own(bn, _BatchNorm):
         return False
-    if bn.uses_running_stats():
-        return True
-    return name == "relu" and type(bn)._batch_forward is _BatchNorm._batch_forward
+    return bn.uses_running_stats() or type(bn)._batch_forward is _BatchNorm._batch_forward
 
 
 def bn_act(bn, act, x, residual=None):

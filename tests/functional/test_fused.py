@@ -91,26 +91,27 @@ def test_fused_equals_the_separate_ops_bit_for_bit(activation, mode, setting, dt
             np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("mode,activation,op,module,kwargs", [
-    ("eval", "relu", "bn_eval_affine", "numba_elementwise", ["relu", "residual"]),
-    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise", []),
-    ("train", "relu", "bn_normalize_affine", "numba_bn", ["relu", "residual"]),
-    ("train", "sigmoid", "bn_normalize_affine", "numba_bn", [])])
-def test_the_compiled_kernel_does_the_whole_op(mode, activation, op, module, kwargs, rng,
+@pytest.mark.parametrize("mode,activation,op,kernel,kwargs", [
+    ("eval", "relu", "bn_eval_affine", "numba_elementwise.bn_eval_affine",
+     ["relu", "residual"]),
+    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise.bn_eval_sigmoid", []),
+    ("train", "relu", "bn_normalize_affine", "numba_bn.normalize_affine",
+     ["relu", "residual"]),
+    ("train", "sigmoid", "bn_normalize_sigmoid", "numba_bn.normalize_sigmoid", [])])
+def test_the_compiled_kernel_does_the_whole_op(mode, activation, op, kernel, kwargs, rng,
                                                kernel_setting):
     import importlib
 
     from normlab.functional import dispatch
 
-    real = getattr(importlib.import_module(f"normlab.functional.compiled.{module}"),
-                   {"numba_bn": "normalize_affine"}.get(module, op))
+    module, name = kernel.split(".")
+    real = getattr(importlib.import_module(f"normlab.functional.compiled.{module}"), name)
     calls = []
     dispatch.register(op, "numpy", lambda *a, **k: calls.append(sorted(k)) or real(*a, **k))
     try:
         x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
         g, b, rm, rv = _params(rng, 3, np.float32)
-        # relu: the residual goes into the kernel; sigmoid: no residual (a training
-        # sigmoid runs after batch norm's plain kernel)
+        # relu: the residual goes into the kernel; sigmoid: its kernel takes none
         _fused(x, g, b, rm, rv, (0, 2, 3), x.copy() if activation == "relu" else None, mode,
                activation)
     finally:

@@ -25,9 +25,10 @@ import numba
 import numpy as np
 
 from normlab.functional import _parallel
+from normlab.functional.compiled import numba_elementwise
 from normlab.functional.dispatch import register
 
-__all__ = ["moments", "normalize_affine", "grad_sums", "grad_input"]
+__all__ = ["moments", "normalize_affine", "normalize_sigmoid", "grad_sums", "grad_input"]
 
 PROVIDER = f"numba {numba.__version__}"
 _kernels = None
@@ -225,17 +226,41 @@ def normalize_affine(x, mean, inv_std, gamma, beta, residual=None, relu=False):
     applied after, in x's dtype, in the same pass (``functional.fused``).
     """
     dt = x.dtype
-    C = x.shape[1]
     xv, flat = _view(x)
-    scale = np.asarray(inv_std, np.float64)
-    if gamma is not None:
-        scale = scale * np.asarray(gamma, np.float64)
-    b = np.zeros(C, np.float64) if beta is None else np.asarray(beta, np.float64)
+    scale, b = _affine_f64(x, inv_std, gamma, beta)
     out = np.empty(x.shape, dt)
     res = xv if residual is None else residual.reshape(xv.shape)
     _run(_kernel("affine", flat), flat, xv, xv, res, np.ascontiguousarray(mean, np.float64),
          np.ascontiguousarray(scale), np.ascontiguousarray(b), out.reshape(xv.shape),
          residual is not None, bool(relu), dt.type(0))
+    return out
+
+
+def _affine_f64(x, inv_std, gamma, beta):
+    """float64 ``scale = inv_std * gamma`` and ``shift = beta`` (zeros for None), (C,)."""
+    C = x.shape[1]
+    scale = np.asarray(inv_std, np.float64)
+    if gamma is not None:
+        scale = scale * np.asarray(gamma, np.float64)
+    shift = np.zeros(C, np.float64) if beta is None else np.asarray(beta, np.float64)
+    return np.ascontiguousarray(scale), np.ascontiguousarray(shift)
+
+
+def normalize_sigmoid(x, mean, inv_std, gamma, beta):
+    """``sigmoid(normalize_affine(x, ...))`` with the same bits: the normalising pass's
+    arithmetic (float64 difference, rounded to x's dtype) goes into block buffers with
+    ``-|y|``, then NumPy's ``exp`` and the select (``numba_elementwise._bn_sigmoid_rows``);
+    rows of fewer than 8 values ((N, C) input) run the two ops one after the other."""
+    C = x.shape[1]
+    xv = x.reshape(x.shape[0], C, -1)
+    if xv.shape[2] < 8:
+        return numba_elementwise.sigmoid_forward(normalize_affine(x, mean, inv_std, gamma,
+                                                                  beta))
+    xv = np.ascontiguousarray(xv)
+    scale, shift = _affine_f64(x, inv_std, gamma, beta)
+    out = np.empty(x.shape, x.dtype)
+    numba_elementwise.bn_sigmoid_rows(xv, out.reshape(xv.shape),
+                                      np.ascontiguousarray(mean, np.float64), scale, shift)
     return out
 
 
@@ -268,5 +293,6 @@ def grad_input(dout, x, mean, inv_std, k, shift, slope):
 
 register("bn_moments", "numpy", moments)
 register("bn_normalize_affine", "numpy", normalize_affine)
+register("bn_normalize_sigmoid", "numpy", normalize_sigmoid)
 register("bn_grad_sums", "numpy", grad_sums)
 register("bn_grad_input", "numpy", grad_input)

@@ -248,7 +248,7 @@ def _bn_sigmoid_rows(x, out, mean, scale, shift):
         _sigmoid(ys, es, of[r0 * B:r1 * B], one)
 
 
-_bn_sigmoid_rows_p = over_batch(_bn_sigmoid_rows, (0, 0, None, None, None), _parallel_min)
+bn_sigmoid_rows = over_batch(_bn_sigmoid_rows, (0, 0, None, None, None), _parallel_min)
 
 
 def bn_eval_sigmoid(x, mean, scale, beta):
@@ -261,7 +261,7 @@ def bn_eval_sigmoid(x, mean, scale, beta):
         return sigmoid_forward(bn_eval_affine(x, mean, scale, beta))
     shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
     out = np.empty_like(x)
-    _bn_sigmoid_rows_p(xv, out.reshape(xv.shape), np.ascontiguousarray(mean.reshape(C)),
+    bn_sigmoid_rows(xv, out.reshape(xv.shape), np.ascontiguousarray(mean.reshape(C)),
                        np.ascontiguousarray(scale.reshape(C)), shift)
     return out
 
