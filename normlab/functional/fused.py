@@ -135,28 +135,6 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     return _then(BatchNormEvalActCache, bn_cache, y, residual, activation)
 
 
-def batch_norm_eval_act_backward(dout, cache: BatchNormEvalActCache):
-    """Gradients of ``batch_norm_eval_act_forward``: the activation's backward, then batch
-    norm's; the residual's gradient is the activation's.
-
-    Returns
-    -------
-    dx : shape of x; dgamma, dbeta : (C,) or None; dresidual : shape of x, or None
-    """
-    return _backward(dout, cache, BatchNormEvalActCache, _bn.batch_norm_eval_backward,
-                     "batch_norm_eval_act_backward")
-
-
-def _backward(dout, cache, cls, bn_backward, owner):
-    """The activation's backward on ``cache.act``, then ``bn_backward`` on ``cache.bn``;
-    the residual (if any) gets the activation's gradient."""
-    cache = check_cache(cache, cls, owner)
-    act_backward = ACTIVATIONS[cache.activation][1]
-    dsum = act_backward(dout, cache.act)
-    dx, dgamma, dbeta = bn_backward(dsum, cache.bn)
-    return dx, dgamma, dbeta, (dsum if cache.residual else None)
-
-
 def batch_norm_act_forward(x, gamma, beta, *, axes, eps: float = 1e-5,
                            activation: str = "relu", residual=None):
     """Training mode: ``out = act(batch_norm_forward(x, ...) + residual)``, the output
@@ -196,13 +174,24 @@ def batch_norm_act_forward(x, gamma, beta, *, axes, eps: float = 1e-5,
                                   residual is not None)
 
 
-def batch_norm_act_backward(dout, cache: BatchNormActCache):
-    """Gradients of ``batch_norm_act_forward``: the activation's backward, then batch
-    norm's; the residual's gradient is the activation's.
+def batch_norm_act_backward(dout, cache):
+    """Gradients of ``batch_norm_act_forward`` or ``batch_norm_eval_act_forward`` (either
+    cache): the activation's backward, then batch norm's (training or eval); the
+    residual's gradient is the activation's.
 
     Returns
     -------
     dx : shape of x; dgamma, dbeta : (C,) or None; dresidual : shape of x, or None
     """
-    return _backward(dout, cache, BatchNormActCache, _bn.batch_norm_backward,
-                     "batch_norm_act_backward")
+    if isinstance(cache, BatchNormEvalActCache):
+        bn_backward = _bn.batch_norm_eval_backward
+    else:
+        cache = check_cache(cache, BatchNormActCache, "batch_norm_act_backward")
+        bn_backward = _bn.batch_norm_backward
+    dsum = ACTIVATIONS[cache.activation][1](dout, cache.act)
+    dx, dgamma, dbeta = bn_backward(dsum, cache.bn)
+    return dx, dgamma, dbeta, (dsum if cache.residual else None)
+
+
+#: the eval op's backward is the same function (it takes either cache)
+batch_norm_eval_act_backward = batch_norm_act_backward

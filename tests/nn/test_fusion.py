@@ -24,6 +24,15 @@ def _bn(C, rng, cls=nn.BatchNorm2d):
     return bn.eval()
 
 
+def _assert_same_state(a, b):
+    """Equal parameters and buffers (running statistics included) and gradients."""
+    for (name, u), (_, v) in zip(a.state_dict().items(), b.state_dict().items()):
+        np.testing.assert_array_equal(u, v, err_msg=name)
+    for m, p in zip(a.modules(), b.modules()):
+        for k in m.grads:
+            np.testing.assert_array_equal(m.grads[k], p.grads[k])
+
+
 @pytest.fixture
 def spy(monkeypatch):
     """Counts the fused forwards the containers run."""
@@ -158,12 +167,7 @@ def test_resnet_blocks_fuse_both_pairs_with_the_same_bits(mode, rng, spy, monkey
     np.testing.assert_array_equal(out, plain(x))
     np.testing.assert_array_equal(dx, plain.backward(np.ones_like(out)))
     assert spy == []
-    for (name, a), (_, b) in zip(fused_model.state_dict().items(),
-                                 plain.state_dict().items()):
-        np.testing.assert_array_equal(a, b, err_msg=name)  # running statistics included
-    for m, p in zip(fused_model.modules(), plain.modules()):
-        for k in m.grads:
-            np.testing.assert_array_equal(m.grads[k], p.grads[k])
+    _assert_same_state(fused_model, plain)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -182,12 +186,7 @@ def test_lenet_fuses_its_bn_sigmoid_pairs_with_the_same_bits(mode, rng, spy, mon
     monkeypatch.setattr(_fusion, "fusable", lambda bn, act: False)
     np.testing.assert_array_equal(out, plain(x))
     np.testing.assert_array_equal(dx, plain.backward(np.ones_like(out)))
-    for (name, a), (_, b) in zip(fused_model.state_dict().items(),
-                                 plain.state_dict().items()):
-        np.testing.assert_array_equal(a, b, err_msg=name)  # running statistics included
-    for m, p in zip(fused_model.modules(), plain.modules()):
-        for k in m.grads:
-            np.testing.assert_array_equal(m.grads[k], p.grads[k])
+    _assert_same_state(fused_model, plain)
 
 
 def test_the_functional_op_is_the_one_composition(rng):
