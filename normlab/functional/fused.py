@@ -58,7 +58,7 @@ class BatchNormActCache(NamedTuple):
 
 
 def _checked_activation(activation, owner):
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise NormlabValueError(f"{owner}: expected activation to be one of "
                                 f"{sorted(ACTIVATIONS)}, got {activation!r}.")
     return activation

@@ -165,6 +165,8 @@ def test_a_residual_of_another_shape_is_refused_with_a_clear_error(rng):
     with pytest.raises(ValueError, match=r"expected activation to be one of \['relu', "
                                          r"'sigmoid'\], got 'tanh'"):
         fused.batch_norm_act_forward(x, g, b, axes=(0, 2, 3), activation="tanh")
+    with pytest.raises(ValueError, match=r"expected activation to be one of .*got \['relu'\]"):
+        fused.batch_norm_eval_act_forward(x, g, b, rm, rv, axes=(0, 2, 3), activation=["relu"])
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         fused.batch_norm_act_forward(x[:1, :, :1, :1], g, b, axes=(0, 2, 3))
 
