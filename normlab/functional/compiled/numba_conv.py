@@ -89,9 +89,21 @@ def max_pool_backward(dout, argmax, KW, sh, sw, dxpad):
 
 @_jit
 def avg_pool_forward(xpad, KH, KW, sh, sw, out):
-    """Window sum in row-major window order, divided by ``KH*KW``."""
+    """Window sum in row-major window order, divided by ``KH*KW``. The 2x2 stride-2 window
+    (LeNet's, d2l's) has its own loop over pairs of input rows, which the compiler
+    vectorises (the same additions in the same order: 256x6x28x28 float32, 1 thread,
+    1.69 -> 0.24 ms)."""
     N, C, OH, OW = out.shape
     inv = KH * KW
+    if KH == 2 and KW == 2 and sh == 2 and sw == 2:
+        for n in range(N):
+            for c in range(C):
+                for oh in range(OH):
+                    r0, r1, o = xpad[n, c, 2 * oh], xpad[n, c, 2 * oh + 1], out[n, c, oh]
+                    for ow in range(OW):
+                        o[ow] = (r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow]
+                                 + r1[2 * ow + 1]) / inv
+        return
     for n in range(N):
         for c in range(C):
             for oh in range(OH):
@@ -106,8 +118,20 @@ def avg_pool_forward(xpad, KH, KW, sh, sw, out):
 
 @_jit
 def avg_pool_backward(share, KH, KW, sh, sw, dxpad):
-    """``dxpad`` (zero on entry) += ``share = dout / (KH*KW)`` over every window member."""
+    """``dxpad`` (zero on entry) += ``share = dout / (KH*KW)`` over every window member
+    (the 2x2 stride-2 window by pairs of rows, as in the forward)."""
     N, C, OH, OW = share.shape
+    if KH == 2 and KW == 2 and sh == 2 and sw == 2:
+        for n in range(N):
+            for c in range(C):
+                for oh in range(OH):
+                    v, r0, r1 = share[n, c, oh], dxpad[n, c, 2 * oh], dxpad[n, c, 2 * oh + 1]
+                    for ow in range(OW):
+                        r0[2 * ow] += v[ow]
+                        r0[2 * ow + 1] += v[ow]
+                        r1[2 * ow] += v[ow]
+                        r1[2 * ow + 1] += v[ow]
+        return
     for n in range(N):
         for c in range(C):
             for i in range(KH):
