@@ -131,7 +131,7 @@ def _max_backward(dout, cache: PoolCache):
     impl = dispatch.lookup("max_pool_backward", xp, dout, argmax)
     if impl is not None:
         dxpad = _padded_zeros(dout, x_shape, padding)
-        impl(dout, argmax, KW, *stride, dxpad)
+        impl(dout, argmax, KH, KW, *stride, dxpad)
         return _kernels.crop2d(dxpad, padding, (H, W))
     if _tiled(kernel, stride, padding):
         dx = xp.zeros(x_shape, dtype=dout.dtype)

@@ -8,6 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import normlab
 from normlab import functional as F
 from normlab.functional import pool_naive as N
 
@@ -210,3 +211,33 @@ def test_pool1d_and_adaptive_errors():
         F.adaptive_avg_pool2d_forward(np.zeros((1, 2, 4, 4)), (0, 2))
     with pytest.raises(TypeError, match=r"expected kernel_size to be an int or a tuple of 2 ints"):
         F.max_pool2d_forward(np.zeros((1, 1, 4, 4)), 2.0)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("shape", [(4, 3, 8, 10), (3, 2, 7, 9), (40, 3, 16, 30)],
+                         ids=["even", "odd", "blocks"])
+def test_the_2x2_stride_2_loops_match_the_reference(shape, padding, rng, monkeypatch, threads):
+    # the compiled kernels' own loops for 2x2 / stride 2 windows (numba_conv): max pooling
+    # bit for bit with NaN, ties and signed zeros, its gradient and average pooling's
+    # gradient too; the average itself up to the reference's order of additions
+    from normlab.functional import _parallel
+
+    threads(2)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
+    x = rng.integers(-2, 3, shape).astype(np.float32)  # ties in most windows
+    x.flat[::37] = np.nan
+    x.flat[3::41] = -0.0
+    got = {}
+    for setting in ("compiled", "reference"):
+        with normlab.kernels(setting):
+            mo, mc = F.max_pool2d_forward(x, 2, padding=padding)
+            dout = np.arange(mo.size, dtype=np.float32).reshape(mo.shape) - 7.0
+            ao, ac = F.avg_pool2d_forward(x, 2, padding=padding)
+            got[setting] = (mo, F.max_pool2d_backward(dout, mc), ao,
+                            F.avg_pool2d_backward(dout, ac))
+    (mo, mdx, ao, adx), (rmo, rmdx, rao, radx) = got["compiled"], got["reference"]
+    np.testing.assert_array_equal(mo, rmo)
+    np.testing.assert_array_equal(np.signbit(mo), np.signbit(rmo))
+    np.testing.assert_array_equal(mdx, rmdx)
+    np.testing.assert_array_equal(adx, radx)
+    np.testing.assert_allclose(ao, rao, rtol=1e-6, atol=1e-6)
