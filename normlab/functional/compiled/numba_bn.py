@@ -92,16 +92,12 @@ def _build(cache: bool = True):
     # The kernels below never store x_hat: the forward writes only ``out``, and the
     # backward recomputes x_hat = (x - mean) * inv_std per element from the input the
     # cache keeps (the difference taken in float64).
-    @jit
-    def epilogue(o, r, add, relu, zero):  # o += r, then ReLU, in o's dtype (fused.py)
-        for b in range(o.size):
-            v = o[b] + r[b] if add else o[b]
-            o[b] = v if not relu or v > zero or v != v else zero
-
+    # (the epilogue is written out in both kernels: a jitted helper from this closure made
+    # them uncacheable, and every process compiled them again, 1.7-2 s)
     @jit
     def normalize_affine(x, res, mean, scale, beta, out, add, relu, zero, c0, c1):
-        # out = (x - mean) * scale + beta, rounded to out's dtype; then the epilogue on
-        # the row while it is in cache
+        # out = (x - mean) * scale + beta, rounded to out's dtype; then, while the row is
+        # in cache, + res and ReLU in out's dtype (functional.fused)
         A, C, B = x.shape
         for a in range(A):
             for c in range(c0, c1):
@@ -110,7 +106,10 @@ def _build(cache: bool = True):
                 for b in range(B):
                     o[b] = (x[a, c, b] - mu) * k + bt
                 if add or relu:
-                    epilogue(o, res[a, c], add, relu, zero)
+                    r = res[a, c]
+                    for b in range(B):
+                        v = o[b] + r[b] if add else o[b]
+                        o[b] = v if not relu or v > zero or v != v else zero
 
     @jit
     def normalize_affine_2d(x, res, mean, scale, beta, out, add, relu, zero):
@@ -120,7 +119,10 @@ def _build(cache: bool = True):
             for c in range(C):
                 o[c] = (x[a, c] - mean[c]) * scale[c] + beta[c]
             if add or relu:
-                epilogue(o, res[a], add, relu, zero)
+                r = res[a]
+                for c in range(C):
+                    v = o[c] + r[c] if add else o[c]
+                    o[c] = v if not relu or v > zero or v != v else zero
 
     @jit
     def grad_sums(dy, x, mean, inv_std, sum_dy, sum_dyx, c0, c1):
