@@ -18,8 +18,8 @@ from __future__ import annotations
 from normlab import backend
 from normlab.functional import dispatch
 
-__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "crop2d",
-           "batch_chunks"]
+__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "col2im_into",
+           "crop2d", "batch_chunks"]
 
 # Column bytes per chunk of samples on CPU: small enough that the columns written by
 # im2col are still in cache when the matrix product reads them (chunking also keeps peak
@@ -46,6 +46,23 @@ def pad2d(x, padding, value=0.0):
     out = xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
     out[:, :, ph:ph + H, pw:pw + W] = x
     return out
+
+
+def col2im_into(dcols, dx, padding, kernel, out_hw, stride, dilation):
+    """``dx`` (n, C, H, W, overwritten) = the input gradient of columns ``dcols`` (any
+    shape ``col2im`` takes) through ``padding``: straight into ``dx`` without padding,
+    else through a zeroed padded buffer and a crop."""
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        dx[...] = 0
+        col2im(dcols, dx, kernel, out_hw, stride, dilation)
+        return dx
+    n, C, H, W = dx.shape
+    xp = backend.namespace(dx)
+    dxpad = xp.zeros((n, C, H + 2 * ph, W + 2 * pw), dtype=dx.dtype)
+    col2im(dcols, dxpad, kernel, out_hw, stride, dilation)
+    dx[...] = dxpad[:, :, ph:ph + H, pw:pw + W]
+    return dx
 
 
 def crop2d(x, padding, size):

@@ -223,16 +223,8 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
     parts = _parallel.InOrderSum()  # the chunks' dweight parts, added in chunk order
 
-    ph, pw = padding
-
     def col2im(dcols, sl):  # dcols (n, G, C/G*KH*KW, OH*OW) onto dx[sl], through padding
-        if ph == 0 and pw == 0:  # straight into dx
-            dx[sl] = 0
-            _kernels.col2im(dcols, dx[sl], (KH, KW), (OH, OW), stride, dilation)
-            return
-        dxpad = xp.zeros((sl.stop - sl.start, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
-        _kernels.col2im(dcols, dxpad, (KH, KW), (OH, OW), stride, dilation)
-        dx[sl] = dxpad[:, :, ph:ph + H, pw:pw + W]
+        _kernels.col2im_into(dcols, dx[sl], padding, (KH, KW), (OH, OW), stride, dilation)
 
     few = OH * OW <= FEW_PIXELS  # whole-chunk products, as in the forward
 
