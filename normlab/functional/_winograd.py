@@ -138,14 +138,24 @@ def chosen(C: int, F: int, kernel, stride, dilation, groups, tiles=None) -> bool
     return min(C, F) >= MIN_CHANNELS and (tiles is None or tiles >= MIN_TILES)
 
 
+def compiled_into(op, a, shape):
+    """The compiled kernel of ``op`` run on ``a`` into a new ``shape`` array of a's dtype
+    (the weight transforms of both schemes), or ``None`` where none applies."""
+    xp = backend.namespace(a)
+    impl = dispatch.lookup(op, xp, a)
+    if impl is None:
+        return None
+    out = xp.empty(shape, dtype=a.dtype)
+    impl(a, out)
+    return out
+
+
 def _transform_weight(w):
     """``U = G w G^T`` per (f, c): (F, C, 3, 3) -> (16, F, C)."""
     xp = backend.namespace(w)
     F, C = w.shape[:2]
-    impl = dispatch.lookup("winograd2_weight", xp, w)
-    if impl is not None:
-        U = xp.empty((16, F, C), dtype=w.dtype)
-        impl(w, U)
+    U = compiled_into("winograd2_weight", w, (16, F, C))
+    if U is not None:
         return U
     g0, g1, g2 = w[:, :, 0], w[:, :, 1], w[:, :, 2]  # rows, each (F, C, 3)
     # G along the kernel rows, then along the columns; 1/2 is exact in binary.
@@ -359,10 +369,8 @@ def _weight_from_sum(Msum):
     """
     xp = backend.namespace(Msum)
     F, C = Msum.shape[1:]
-    impl = dispatch.lookup("winograd2_weight_grad", xp, Msum)
-    if impl is not None:
-        dw = xp.empty((F, C, 3, 3), dtype=Msum.dtype)
-        impl(Msum, dw)
+    dw = compiled_into("winograd2_weight_grad", Msum, (F, C, 3, 3))
+    if dw is not None:
         return dw
     M = Msum.reshape(4, 4, F, C)
     rows = [M[0] + (M[1] + M[2]) * 0.5, (M[1] - M[2]) * 0.5, (M[1] + M[2]) * 0.5 + M[3]]

@@ -56,10 +56,8 @@ def _transform_weight(w):
     """``U = G w G^T`` per (f, c): (F, C, 3, 3) -> (36, F, C)."""
     xp = backend.namespace(w)
     F, C = w.shape[:2]
-    impl = dispatch.lookup("winograd4_weight", xp, w)
-    if impl is not None:
-        U = xp.empty((36, F, C), dtype=w.dtype)
-        impl(w, U)
+    U = _winograd.compiled_into("winograd4_weight", w, (36, F, C))
+    if U is not None:
         return U
     rows = [_lin(g, [w[:, :, i] for i in range(3)]) for g in G]  # each (F, C, 3)
     U = xp.empty((6, 6, F, C), dtype=w.dtype)
@@ -124,10 +122,8 @@ def _weight_from_sum(Msum):
     """``dg = G^T M G`` per (f, c): (36, F, C) -> (F, C, 3, 3)."""
     xp = backend.namespace(Msum)
     F, C = Msum.shape[1:]
-    impl = dispatch.lookup("winograd4_weight_grad", xp, Msum)
-    if impl is not None:
-        dw = xp.empty((F, C, 3, 3), dtype=Msum.dtype)
-        impl(Msum, dw)
+    dw = _winograd.compiled_into("winograd4_weight_grad", Msum, (F, C, 3, 3))
+    if dw is not None:
         return dw
     M = Msum.reshape(6, 6, F, C)
     rows = [_lin([g[i] for g in G], [M[a] for a in range(6)]) for i in range(3)]  # (6, F, C)
