@@ -13,7 +13,7 @@ __all__ = [
     "relu_forward", "relu_backward",
     "leaky_relu_forward", "leaky_relu_backward",
     "tanh_forward", "tanh_backward",
-    "sigmoid_forward", "sigmoid_backward",
+    "sigmoid_forward", "sigmoid_backward", "BY_NAME",
 ]
 
 
@@ -201,3 +201,10 @@ def sigmoid_backward(dout, cache: SigmoidCache):
     if impl is not None:  # one fused pass (compiled/numba_elementwise.py)
         return impl(s, dout)
     return dout * (1.0 - s) * s
+
+
+#: name -> (forward, backward, cache class) of the activations other ops apply after
+#: their own output (batch norm's fused forwards: ``batchnorm_stages``, ``fused``); each
+#: cache holds the activation's output
+BY_NAME = {"relu": (relu_forward, relu_backward, ReluCache),
+           "sigmoid": (sigmoid_forward, sigmoid_backward, SigmoidCache)}

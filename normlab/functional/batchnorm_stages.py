@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from normlab import backend
-from normlab.functional.activation import relu_forward, sigmoid_forward
+from normlab.functional.activation import BY_NAME as ACTIVATION_BY_NAME
 from normlab.errors import NormlabValueError, ShapeError
 from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check_bn_eps,
                                            check_bn_input, check_moment_shapes)
@@ -133,6 +133,13 @@ def _normalized(x, mean, inv_std):
     return x_hat
 
 
+def residual_fits(residual, x) -> bool:
+    """No residual, or one a fused compiled kernel takes: x's array type and dtype, C
+    order (``functional.fused``; otherwise the add runs as its own op)."""
+    return residual is None or (type(residual) is type(x) and residual.dtype == x.dtype
+                                and residual.flags.c_contiguous)
+
+
 def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=None,
                           residual=None, activation=None):
     """``batch_norm_forward_from_moments`` on checked arguments. ``centred``: a fresh
@@ -150,8 +157,7 @@ def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=N
     impl = None if centred is not None else _compiled("bn_normalize_affine", xp, x, axes)
     sigmoid = None if centred is not None or activation != "sigmoid" or residual is not None \
         else _compiled("bn_normalize_sigmoid", xp, x, axes)
-    fuse = impl is not None and activation == "relu" and (residual is None or (
-        type(residual) is type(x) and residual.dtype == dt and residual.flags.c_contiguous))
+    fuse = impl is not None and activation == "relu" and residual_fits(residual, x)
     if fuse:  # one pass; the difference x - mean taken in float64
         out = impl(x, mean, inv_std, gamma, beta, residual=residual, relu=True)
         residual, activation = None, None  # done
@@ -173,7 +179,7 @@ def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=N
     if residual is not None:
         out = out + residual
     if activation is not None:
-        out = {"relu": relu_forward, "sigmoid": sigmoid_forward}[activation](out)[0]
+        out = ACTIVATION_BY_NAME[activation][0](out)[0]
     cache = BatchNormCache(x, inv_std.astype(dt).reshape((1,) + cs), gamma, axes,
                            moments.mean.astype(dt), moments.var.astype(dt),
                            int(moments.count), float(eps), beta is not None, mean, inv_std)

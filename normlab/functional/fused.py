@@ -28,19 +28,16 @@ from normlab.errors import NormlabValueError, ShapeError
 from normlab.functional import batchnorm as _bn
 from normlab.functional._bn_checks import (check_bn_affine, check_bn_eps, check_bn_input,
                                            check_training_count)
-from normlab.functional.activation import (ReluCache, SigmoidCache, relu_backward,
-                                           relu_forward, sigmoid_backward, sigmoid_forward)
-from normlab.functional.batchnorm_stages import check_axes
+from normlab.functional.activation import BY_NAME, ReluCache, SigmoidCache
+from normlab.functional.batchnorm_stages import check_axes, residual_fits
 from normlab.validation import check_array, check_cache, describe
 
 __all__ = ["ACTIVATIONS", "BatchNormEvalActCache", "batch_norm_eval_act_forward",
            "batch_norm_eval_act_backward", "BatchNormActCache", "batch_norm_act_forward",
            "batch_norm_act_backward"]
 
-#: activation name -> (forward, backward, cache class) of ``normlab.functional``; each
-#: cache holds the activation's output, which is what the fused kernels return
-ACTIVATIONS = {"relu": (relu_forward, relu_backward, ReluCache),
-               "sigmoid": (sigmoid_forward, sigmoid_backward, SigmoidCache)}
+#: activation name -> (forward, backward, cache class) (``activation.BY_NAME``)
+ACTIVATIONS = BY_NAME
 
 
 class BatchNormEvalActCache(NamedTuple):
@@ -73,12 +70,6 @@ def _checked_residual(residual, x, owner):
                          f"got {describe(residual)}.")
     backend.namespace(x, residual)  # one array library: a clear error otherwise
     return residual
-
-
-def _fits(residual, x) -> bool:
-    """No residual, or one a compiled kernel takes (x's array type and dtype, C order)."""
-    return residual is None or (type(residual) is type(x) and residual.dtype == x.dtype
-                                and residual.flags.c_contiguous)
 
 
 def _then(cls, bn_cache, y, residual, activation):
@@ -120,7 +111,7 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     residual = _checked_residual(residual, x, owner)
     bn_cache = _bn.BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
                                       beta is not None, axes)
-    if activation == "relu" and _fits(residual, x):
+    if activation == "relu" and residual_fits(residual, x):
         impl = _bn._eval_kernel(x, axes, mean, scale)
         if impl is not None:
             out = impl(x, mean, scale, beta, residual=residual, relu=True)
