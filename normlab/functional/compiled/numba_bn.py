@@ -233,8 +233,7 @@ def normalize_affine(x, mean, inv_std, gamma, beta, residual=None, relu=False):
     out = np.empty(x.shape, dt)
     res = xv if residual is None else residual.reshape(xv.shape)
     _run(_kernel("affine", flat), flat, xv, xv, res, np.ascontiguousarray(mean, np.float64),
-         np.ascontiguousarray(scale), np.ascontiguousarray(b), out.reshape(xv.shape),
-         residual is not None, bool(relu), dt.type(0))
+         scale, b, out.reshape(xv.shape), residual is not None, bool(relu), dt.type(0))
     return out
 
 
@@ -251,19 +250,11 @@ def _affine_f64(x, inv_std, gamma, beta):
 def normalize_sigmoid(x, mean, inv_std, gamma, beta):
     """``sigmoid(normalize_affine(x, ...))`` with the same bits: the normalising pass's
     arithmetic (float64 difference, rounded to x's dtype) goes into block buffers with
-    ``-|y|``, then NumPy's ``exp`` and the select (``numba_elementwise._bn_sigmoid_rows``);
-    rows of fewer than 8 values ((N, C) input) run the two ops one after the other."""
-    C = x.shape[1]
-    xv = x.reshape(x.shape[0], C, -1)
-    if xv.shape[2] < 8:
-        return numba_elementwise.sigmoid_forward(normalize_affine(x, mean, inv_std, gamma,
-                                                                  beta))
-    xv = np.ascontiguousarray(xv)
+    ``-|y|``, then NumPy's ``exp`` and the select (``numba_elementwise.affine_sigmoid``)."""
     scale, shift = _affine_f64(x, inv_std, gamma, beta)
-    out = np.empty(x.shape, x.dtype)
-    numba_elementwise.bn_sigmoid_rows(xv, out.reshape(xv.shape),
-                                      np.ascontiguousarray(mean, np.float64), scale, shift)
-    return out
+    return numba_elementwise.affine_sigmoid(
+        np.ascontiguousarray(x), np.ascontiguousarray(mean, np.float64), scale, shift,
+        lambda: normalize_affine(x, mean, inv_std, gamma, beta))
 
 
 def grad_sums(dout, x, mean, inv_std):

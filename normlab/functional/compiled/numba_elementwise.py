@@ -30,7 +30,7 @@ from normlab.functional import _parallel
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
-__all__ = ["bn_eval_affine", "bn_eval_sigmoid", "relu_forward", "relu_backward", "leaky_relu_forward",
+__all__ = ["bn_eval_affine", "bn_eval_sigmoid", "affine_sigmoid", "relu_forward", "relu_backward", "leaky_relu_forward",
            "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward"]
 
 PROVIDER = f"numba {numba.__version__}"
@@ -251,19 +251,28 @@ def _bn_sigmoid_rows(x, out, mean, scale, shift):
 bn_sigmoid_rows = over_batch(_bn_sigmoid_rows, (0, 0, None, None, None), _parallel_min)
 
 
-def bn_eval_sigmoid(x, mean, scale, beta):
-    """``sigmoid((x - mean) * scale + beta)`` per channel of a C-contiguous (N, C, *) array
-    (batch norm in eval mode, then Sigmoid: ``functional.fused``), one pass over ``x``,
-    the same bits as ``bn_eval_affine`` then ``sigmoid_forward``."""
+def affine_sigmoid(x, mean, scale, shift, affine):
+    """``sigmoid((x - mean) * scale + shift)`` per channel of a C-contiguous (N, C, *)
+    array in one pass (``_bn_sigmoid_rows``; (C,) vectors: x's dtype for eval, float64 for
+    training). Rows of fewer than 8 values ((N, C) input: one value per row, too short
+    for a loop each) run ``sigmoid_forward(affine())`` instead: the separate ops."""
     A, C = x.shape[0], x.shape[1]
     xv = x.reshape(A, C, -1)
-    if xv.shape[2] < 8:  # rows too short for a loop each ((N, C) input: one value per row)
-        return sigmoid_forward(bn_eval_affine(x, mean, scale, beta))
-    shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
+    if xv.shape[2] < 8:
+        return sigmoid_forward(affine())
     out = np.empty_like(x)
-    bn_sigmoid_rows(xv, out.reshape(xv.shape), np.ascontiguousarray(mean.reshape(C)),
-                       np.ascontiguousarray(scale.reshape(C)), shift)
+    bn_sigmoid_rows(xv, out.reshape(xv.shape), mean, scale, shift)
     return out
+
+
+def bn_eval_sigmoid(x, mean, scale, beta):
+    """``sigmoid((x - mean) * scale + beta)``: batch norm in eval mode, then Sigmoid
+    (``functional.fused``), the same bits as ``bn_eval_affine`` then ``sigmoid_forward``."""
+    C = x.shape[1]
+    shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
+    return affine_sigmoid(x, np.ascontiguousarray(mean.reshape(C)),
+                          np.ascontiguousarray(scale.reshape(C)), shift,
+                          lambda: bn_eval_affine(x, mean, scale, beta))
 
 
 def sigmoid_forward(x):
