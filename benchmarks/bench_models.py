@@ -40,6 +40,12 @@ Examples::
     python benchmarks/bench_models.py --models resnet20 lenet --profile resnet20
     python benchmarks/bench_models.py --memory
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_models.py
+    python benchmarks/bench_models.py --device cuda --repeat 20   # both on the GPU
+
+``--device cuda`` moves both models and the batch to the GPU (normlab through CuPy, its
+reference code: the compiled kernels are NumPy's), times wall clock with both libraries'
+queues drained before and after each step, and turns off TF32 in torch's convolutions
+(cuDNN's default) so that both libraries compute in full float32.
 
 Figures so far (issue 12's work, 2026-11-29, the shared 2-core Intel Xeon under load 9-20,
 so CPU clock, 1 thread, interleaved, best of 3, ratio normlab / torch; to be re-run on a
@@ -119,7 +125,7 @@ import torch.nn.functional as TF
 from torch import nn as tnn
 
 import normlab  # noqa: E402
-from normlab import models, nn, optim
+from normlab import backend, models, nn, optim
 from normlab.interop import to_torch_state_dict
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
@@ -205,15 +211,18 @@ def twin(m) -> tnn.Module:
 class Pair:
     """A normlab model and its torch twin with equal weights, one batch, step functions."""
 
-    def __init__(self, row: Row, seed: int = 0):
-        self.row = row
+    def __init__(self, row: Row, seed: int = 0, device: str = "cpu"):
+        self.row, self.device = row, device
         self.ours = row.build()
         self.theirs = twin(self.ours)
         self.theirs.load_state_dict(to_torch_state_dict(self.ours))
         rng = np.random.default_rng(seed)
-        self.x = rng.standard_normal((row.batch,) + row.shape).astype(np.float32)
-        self.y = rng.integers(0, 10, row.batch)
-        self.tx, self.ty = torch.from_numpy(self.x.copy()), torch.from_numpy(self.y.copy())
+        x = rng.standard_normal((row.batch,) + row.shape).astype(np.float32)
+        y = rng.integers(0, 10, row.batch)
+        self.tx, self.ty = torch.from_numpy(x.copy()).to(device), torch.from_numpy(y).to(device)
+        self.x, self.y = backend.to_device(x, device), backend.to_device(y, device)
+        self.ours.to(device)
+        self.theirs.to(device)
         self.loss_fn = nn.CrossEntropyLoss()
         self.opt = optim.SGD(self.ours.parameters(), lr=LR, momentum=MOMENTUM,
                              weight_decay=WEIGHT_DECAY)
@@ -248,8 +257,8 @@ class Pair:
 
     def check(self) -> float:
         """Relative difference of the first step's losses (train) or outputs (eval)."""
-        a = np.asarray(self.step_ours(), dtype=np.float64)
-        b = self.step_theirs().detach().numpy().astype(np.float64)
+        a = backend.to_numpy(self.step_ours()).astype(np.float64)
+        b = self.step_theirs().detach().cpu().numpy().astype(np.float64)
         err = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
         if not err < 1e-3:
             raise AssertionError(f"{self.row.name}: normlab and torch disagree "
@@ -262,19 +271,28 @@ def set_threads(n: int) -> None:
     normlab.set_num_threads(n)
 
 
-def timed(fn, clock) -> float:
+def synchronize(device: str) -> None:
+    """Wait for both libraries' queued GPU work (nothing to wait for on the CPU)."""
+    if device == "cuda":
+        backend._get_cupy().cuda.Device().synchronize()
+        torch.cuda.synchronize()
+
+
+def timed(fn, clock, device: str = "cpu") -> float:
+    synchronize(device)
     t0 = clock()
     fn()
+    synchronize(device)
     return clock() - t0
 
 
 def compare(pair: Pair, repeat: int, clock) -> tuple[float, float]:
     """Best times (s) of normlab's and torch's step, interleaved, after the check step."""
-    pair.step_ours(), pair.step_theirs()  # warm-up (numba compile, allocator)
+    pair.step_ours(), pair.step_theirs()  # warm-up (numba compile, allocator, CUDA kernels)
     ours, theirs = [], []
     for _ in range(repeat):
-        ours.append(timed(pair.step_ours, clock))
-        theirs.append(timed(pair.step_theirs, clock))
+        ours.append(timed(pair.step_ours, clock, pair.device))
+        theirs.append(timed(pair.step_theirs, clock, pair.device))
     return min(ours), min(theirs)
 
 
@@ -409,12 +427,24 @@ def main(argv=None) -> None:
     p.add_argument("--profile", choices=list(ROWS), help="per-op profile of one model")
     p.add_argument("--memory", action="store_true", help="peak memory rows (train models)")
     p.add_argument("--no-timing", action="store_true", help="skip the timing table")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: both libraries on the GPU (normlab through CuPy), wall clock")
     args = p.parse_args(argv)
+    if args.device == "cuda":
+        if args.separate or args.profile or args.memory:
+            p.error("--device cuda times the interleaved table only "
+                    "(not --separate, --profile or --memory)")
+        if not (backend.cupy_available() and torch.cuda.is_available()):
+            p.error("--device cuda needs CuPy and torch to see a CUDA device; "
+                    f"CuPy: {backend.cupy_available()}, torch: {torch.cuda.is_available()}")
+        args.clock = "wall"  # CPU time says nothing about GPU work
+        torch.backends.cudnn.allow_tf32 = False  # full float32, as CuPy computes
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     blas = normlab.functional.dispatch.blas_info() or {}
     print(f"normlab {normlab.__version__}, torch {torch.__version__}, NumPy BLAS "
           f"{blas.get('library')} {blas.get('version')} ({blas.get('core')}), kernels "
-          f"{normlab.get_kernels()}, clock {args.clock}, best of {args.repeat}"
+          f"{normlab.get_kernels()}, device {args.device}, clock {args.clock}, "
+          f"best of {args.repeat}"
           f"{', each library alone' if args.separate else ', interleaved'}")
     if not args.no_timing:
         for threads in args.threads:
@@ -423,7 +453,7 @@ def main(argv=None) -> None:
                   f"{'torch ms':>9s} {'ratio':>6s} {'loss diff':>9s}")
             for name in args.models:
                 row = ROWS[name]
-                pair = Pair(row)
+                pair = Pair(row, device=args.device)
                 err = pair.check()
                 if args.separate:
                     del pair
