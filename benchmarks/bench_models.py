@@ -305,9 +305,10 @@ def alone(name: str, lib: str, threads: int, repeat: int, clock_name: str) -> fl
 
 
 # ---------------------------------------------------------------- profile
-def profile(name: str, repeat: int, clock) -> None:
-    """Per layer type and direction: normlab's time over ``repeat`` train steps."""
-    pair = Pair(ROWS[name])
+def profile(name: str, repeat: int, clock, device: str = "cpu") -> None:
+    """Per layer type and direction: normlab's time over ``repeat`` train steps (on the
+    GPU each op's queued work is waited for before and after it is timed)."""
+    pair = Pair(ROWS[name], device=device)
     pair.check()
     pair.step_ours()
     totals: dict[str, float] = collections.defaultdict(float)
@@ -317,8 +318,10 @@ def profile(name: str, repeat: int, clock) -> None:
         fn = getattr(m, method)
 
         def timed_call(*a, **k):
+            synchronize(device)
             t0 = clock()
             r = fn(*a, **k)
+            synchronize(device)
             totals[key] += clock() - t0
             return r
         setattr(m, method, timed_call)
@@ -333,7 +336,7 @@ def profile(name: str, repeat: int, clock) -> None:
     wrap(pair.opt, "step", "SGD step")
     whole = 0.0
     for _ in range(repeat):
-        whole += timed(pair.step_ours, clock)
+        whole += timed(pair.step_ours, clock, device)
     for m in leaves:  # undo the wrappers
         m.__dict__.pop("forward", None)
         m.__dict__.pop("backward", None)
@@ -347,11 +350,14 @@ def profile(name: str, repeat: int, clock) -> None:
           f"{1e3 * (whole - sum(totals.values())) / repeat:8.2f}")
     from torch.profiler import ProfilerActivity  # noqa: PLC0415
     from torch.profiler import profile as tprofile  # noqa: PLC0415
-    with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+    gpu = device == "cuda"
+    with tprofile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * gpu) as prof:
         for _ in range(repeat):
             pair.step_theirs()
+        synchronize(device)
     print(f"\ntorch {name} ({repeat} steps):")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    print(prof.key_averages().table(sort_by="self_cuda_time_total" if gpu
+                                    else "self_cpu_time_total", row_limit=15))
 
 
 # ---------------------------------------------------------------- memory
@@ -431,9 +437,9 @@ def main(argv=None) -> None:
                    help="cuda: both libraries on the GPU (normlab through CuPy), wall clock")
     args = p.parse_args(argv)
     if args.device == "cuda":
-        if args.separate or args.profile or args.memory:
-            p.error("--device cuda times the interleaved table only "
-                    "(not --separate, --profile or --memory)")
+        if args.separate or args.memory:
+            p.error("--device cuda times the interleaved table and --profile only "
+                    "(not --separate or --memory)")
         if not (backend.cupy_available() and torch.cuda.is_available()):
             p.error("--device cuda needs CuPy and torch to see a CUDA device; "
                     f"CuPy: {backend.cupy_available()}, torch: {torch.cuda.is_available()}")
@@ -465,7 +471,7 @@ def main(argv=None) -> None:
                       f"{a / b:6.2f} {err:9.1e}", flush=True)
     if args.profile:
         set_threads(args.threads[0])
-        profile(args.profile, args.repeat, clock)
+        profile(args.profile, args.repeat, clock, args.device)
     if args.memory:
         memory([n for n in args.models if ROWS[n].train])
 

@@ -31,10 +31,11 @@ MIN_ROWS = 5
 MIN_INNER = 16
 
 
-def chosen(C, kernel, stride, groups) -> bool:
-    """Whether a conv with ``C`` input channels takes this path."""
+def chosen(C, kernel, stride, groups, gpu=False) -> bool:
+    """Whether a conv with ``C`` input channels takes this path (``gpu``: CuPy arrays,
+    which take im2col's single product instead: the smaller copy pays in CPU caches)."""
     KH, KW = kernel
-    return (use_rows and groups == 1 and stride[0] == 1 and KH >= MIN_ROWS
+    return (use_rows and not gpu and groups == 1 and stride[0] == 1 and KH >= MIN_ROWS
             and C * KW >= MIN_INNER)
 
 

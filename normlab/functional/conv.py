@@ -76,8 +76,9 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
     m = _winograd.tile_for(OH, OW, N)
+    gpu = backend.is_cupy_array(x)
     if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
-                              N * -(-OH // m) * -(-OW // m)):
+                              N * -(-OH // m) * -(-OW // m), gpu):
         wino = _winograd4 if m == 4 else _winograd
         reuse = _winograd.REUSE_MIN_CHANNELS
         keep = keep_transforms and reuse is not None and C >= reuse
@@ -87,7 +88,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             out += bias.reshape(F, 1, 1)
         return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
                               bias is not None, squeeze, True, tiles, m)
-    if N and _rowconv.chosen(C, (KH, KW), stride, groups):
+    if N and _rowconv.chosen(C, (KH, KW), stride, groups, gpu):
         out = _rowconv.forward(x, weight, padding, stride, dilation, out_hw)
         if bias is not None:
             out += bias.reshape(F, 1, 1)

@@ -121,7 +121,9 @@ def test_an_empty_batch_runs_im2col(rng):
 
 
 @pytest.mark.gpu
-def test_cuda_matches_cpu(rows, rng):
+def test_cuda_takes_im2col_and_matches_the_cpu_rows(rows, rng):
+    """On CuPy one im2col product beats the row products (H200, float32, train step:
+    LeNet 14.6 vs 16.1 ms, ThreeLayerConvNet 4.3 vs 6.1), so rows are a CPU path."""
     if not backend.cupy_available():
         pytest.skip("CuPy with a CUDA device is not available")
     x, w, b = rng.standard_normal((2, 3, 10, 11)), rng.standard_normal((5, 3, 5, 5)), \
@@ -129,8 +131,8 @@ def test_cuda_matches_cpu(rows, rng):
     ref, ref_cache = F.conv2d_forward(x, w, b, padding=2)
     dout = rng.standard_normal(ref.shape)
     out, cache = F.conv2d_forward(*(backend.to_device(a, "cuda") for a in (x, w, b)), padding=2)
-    assert cache.rows and backend.device_of(out) == "cuda"
-    np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)
+    assert ref_cache.rows and not cache.rows and backend.device_of(out) == "cuda"
+    np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12, atol=1e-12)
     for got, want in zip(F.conv2d_backward(backend.to_device(dout, "cuda"), cache),
                          F.conv2d_backward(dout, ref_cache)):
         np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-12, atol=1e-12)

@@ -147,6 +147,36 @@ def test_winograd_dispatch(mode, x_shape, w_shape, kw, expected):
     assert cache.winograd is expected
 
 
+def test_winograd_chosen_on_the_cpu_only_in_auto_mode():
+    args = (16, 16, (3, 3), (1, 1), (1, 1), 1, 512)
+    assert _winograd.chosen(*args) and not _winograd.chosen(*args, gpu=True)
+    old = _winograd.use_winograd(True)
+    try:
+        assert _winograd.chosen(*args, gpu=True)  # forced: wherever it applies
+    finally:
+        _winograd.use_winograd(old)
+
+
+@pytest.mark.gpu
+def test_cuda_takes_im2col_and_matches_the_cpu_winograd(rng):
+    """On CuPy the transforms are many small launches (no compiled kernel), so "auto"
+    runs im2col's one product there; the results equal the CPU's Winograd to round-off."""
+    from normlab import backend
+
+    if not backend.cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available")
+    x, w, b = rng.standard_normal((8, 16, 16, 16)), rng.standard_normal((16, 16, 3, 3)), \
+        rng.standard_normal(16)
+    ref, ref_cache = F.conv2d_forward(x, w, b, padding=1)
+    out, cache = F.conv2d_forward(*(backend.to_device(a, "cuda") for a in (x, w, b)), padding=1)
+    assert ref_cache.winograd and not cache.winograd
+    np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-10, atol=1e-10)
+    dout = rng.standard_normal(ref.shape)
+    for got, want in zip(F.conv2d_backward(backend.to_device(dout, "cuda"), cache),
+                         F.conv2d_backward(dout, ref_cache)):
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-10, atol=1e-10)
+
+
 def test_conv1d_never_takes_winograd(winograd):
     _, cache = F.conv1d_forward(np.zeros((1, 2, 8)), np.zeros((2, 2, 3)), padding=1)
     assert not cache.winograd
