@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.functional import (
+    _flatconv,
     _kernels,
     _parallel,
     _rowconv,
@@ -67,6 +68,7 @@ class ConvCache(NamedTuple):
     wino_tiles: object = None
     wino_tile: int = 2  # Winograd output tile: 2 (_winograd) or 4 (_winograd4)
     rows: bool = False  # forward ran the kernel-row path (_rowconv); backward does too
+    flat: bool = False  # forward ran the flat-row path (_flatconv); backward's dweight too
 
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze,
@@ -88,6 +90,12 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             out += bias.reshape(F, 1, 1)
         return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
                               bias is not None, squeeze, True, tiles, m)
+    if N and _flatconv.chosen(C, stride, groups, gpu):  # one input channel
+        out = _flatconv.forward(x, weight, padding, dilation, out_hw)
+        if bias is not None:
+            out += bias.reshape(F, 1, 1)
+        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
+                              bias is not None, squeeze, flat=True)
     if N and _rowconv.chosen(C, (KH, KW), stride, groups, gpu):
         out = _rowconv.forward(x, weight, padding, stride, dilation, out_hw)
         if bias is not None:
@@ -215,6 +223,9 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         # one dout transform per chunk feeds both gradients (_winograd_backward)
         dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, x, dout, weight,
                                                      padding, cache.wino_tiles, need_dx)
+        return dx, dweight, dbias
+    if cache.flat:  # the flat rows' dot products (_flatconv)
+        dx, dweight = _flatconv.backward(dout, x, weight, padding, dilation, need_dx)
         return dx, dweight, dbias
     if cache.rows:  # the kernel-row products, as in the forward (_rowconv)
         dx, dweight = _rowconv.backward(dout, x, weight, padding, stride, dilation, need_dx)

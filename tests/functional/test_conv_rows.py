@@ -9,7 +9,7 @@ import torch
 
 from normlab import backend
 from normlab import functional as F
-from normlab.functional import _kernels, _rowconv
+from normlab.functional import _flatconv, _kernels, _rowconv
 from normlab.functional import conv_naive as N
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -28,6 +28,7 @@ def rows(monkeypatch):
     """The kernel-row path for any kernel of 2 rows or more, whatever the channels."""
     monkeypatch.setattr(_rowconv, "MIN_ROWS", 2)
     monkeypatch.setattr(_rowconv, "MIN_INNER", 1)
+    monkeypatch.setattr(_flatconv, "use_flat", False)  # one input channel: not _flatconv
 
 
 @pytest.mark.parametrize("bias", [True, False])
