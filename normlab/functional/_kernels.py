@@ -75,9 +75,15 @@ def crop2d(x, padding, size):
     return xp.ascontiguousarray(x[:, :, ph:ph + H, pw:pw + W])
 
 
+balanced = True  # the switch benchmarks flip (False: full chunks and a short last one)
+
+
 def batch_chunks(a, bytes_per_sample: int, chunk_bytes: int | None = None):
-    """Slices of the batch axis, processed one after another by conv on CPU: as many
-    samples as fit in ``chunk_bytes`` (default ``CHUNK_BYTES``), at least one.
+    """Slices of the batch axis, processed one after another by conv on CPU: as few as
+    hold the batch with at most ``chunk_bytes`` (default ``CHUNK_BYTES``) each (at least one
+    sample), of sizes differing by at most one, the larger first (scratch buffers are
+    sized by the first). Balanced: 32 samples of 28 per chunk are 16 + 16, not 28 + 4,
+    which left the second thread idle and the buffers sized for 28.
 
     One slice (the whole batch) for CuPy arrays: a GPU wants the largest products.
     """
@@ -85,6 +91,11 @@ def batch_chunks(a, bytes_per_sample: int, chunk_bytes: int | None = None):
     if backend.is_cupy_array(a):
         return [slice(0, N)]
     size = max(1, (chunk_bytes or CHUNK_BYTES) // max(1, bytes_per_sample))
+    if balanced and N:  # as many chunks, of sizes differing by at most one, largest first
+        count = -(-N // size)
+        size, extra = divmod(N, count)
+        starts = [i * size + min(i, extra) for i in range(count + 1)]
+        return [slice(starts[i], starts[i + 1]) for i in range(count)]
     return [slice(s, min(s + size, N)) for s in range(0, N, size)]
 
 
