@@ -18,10 +18,11 @@ def _sizes(N, per_sample, chunk_bytes):
 
 @pytest.mark.parametrize("N,per_sample,chunk_bytes,expected", [
     (32, 10, 280, [16, 16]),  # 28 fit: two chunks, balanced (not 28 + 4)
-    (128, 10, 280, [26, 26, 26, 25, 25]),  # larger first: scratch is sized by the first
-    (5, 10, 20, [2, 2, 1]),
+    (128, 10, 280, [22, 22, 21, 21, 21, 21]),  # 5 -> 6: an even count; larger first
+    (5, 10, 20, [2, 1, 1, 1]),
+    (3, 10, 20, [2, 1]),
     (7, 10, 1000, [7]),  # all fit
-    (3, 10, 1, [1, 1, 1]),  # at least one sample per chunk
+    (3, 10, 1, [1, 1, 1]),  # at least one sample per chunk (no more chunks than samples)
     (0, 10, 280, []),  # an empty batch: no chunk
 ])
 def test_chunks_are_few_and_balanced(N, per_sample, chunk_bytes, expected):
@@ -31,10 +32,17 @@ def test_chunks_are_few_and_balanced(N, per_sample, chunk_bytes, expected):
 def test_unbalanced_switch_gives_full_chunks_and_a_short_last(monkeypatch):
     monkeypatch.setattr(_kernels, "balanced", False)
     assert _sizes(32, 10, 280) == [28, 4]
+    assert _sizes(128, 10, 280) == [28, 28, 28, 28, 16]
+
+
+def test_odd_counts_stay_without_even_count(monkeypatch):
+    monkeypatch.setattr(_kernels, "EVEN_COUNT", False)
+    assert _sizes(128, 10, 280) == [26, 26, 26, 25, 25]
 
 
 @pytest.mark.parametrize("N", range(1, 40))
-def test_no_chunk_exceeds_the_budget_and_the_count_is_minimal(N):
+def test_no_chunk_exceeds_the_budget_and_the_count_is_minimal_and_even(N):
     sizes = _sizes(N, 3, 20)  # 6 samples fit
-    assert max(sizes) <= 6 and len(sizes) == -(-N // 6)
+    fewest = -(-N // 6)
+    assert max(sizes) <= 6 and len(sizes) == (fewest + 1 if fewest > 1 and fewest % 2 else fewest)
     assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
