@@ -57,8 +57,8 @@ def test_a_launch_past_its_timeout_is_killed_with_all_its_ranks(tmp_path):
             f"    pathlib.Path(r'{marker}').write_text(str(i)); time.sleep(0.1)")
     t0 = time.perf_counter()
     with pytest.raises(subprocess.TimeoutExpired):
-        # 10 s: time for both ranks to start on a loaded 2-core machine (3 s once was not,
-        # under the parallel suite), still far short of the ranks' 60 s loop
+        # 10 s: time for both ranks to start on a loaded 2-core machine (with 3 s the test
+        # failed once under the parallel suite), still far short of the ranks' 60 s loop
         run_mpiexec(2, ["-c", code], timeout=10, capture=True)
     assert time.perf_counter() - t0 < 30
     assert marker.exists()  # the ranks ran...
