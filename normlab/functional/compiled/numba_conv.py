@@ -237,6 +237,19 @@ def winograd_input_adjoint(dV, ph, pw, dx):
 
 
 @_jit
+def _rows_into(src, flat, top, left, Wp):
+    """``flat[c, (h + top)*Wp + left + q] = src[c, h, q]``: the rows of ``src`` (C, H, W)
+    into rows of width ``Wp`` laid end to end (what lies around them is left as it is)."""
+    C, H, W = src.shape
+    for c in range(C):
+        for h in range(H):
+            row = flat[c, (h + top) * Wp + left:(h + top) * Wp + left + W]
+            s = src[c, h]
+            for q in range(W):
+                row[q] = s[q]
+
+
+@_jit
 def conv_flat_forward(x, w, ph, pw, dh, dw, out):
     """``_flatconv``'s sum, one image at a time: the image is copied into a zeroed flat
     padded row buffer, each filter's ``OH*Wp`` sums are built there by one scaled add of a
@@ -250,12 +263,7 @@ def conv_flat_forward(x, w, ph, pw, dh, dw, out):
     xf = np.zeros((C, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)  # borders stay zero
     acc = np.empty((F, L), dtype=x.dtype)
     for n in range(N):
-        for c in range(C):
-            for h in range(H):
-                row = xf[c, (h + ph) * Wp + pw:(h + ph) * Wp + pw + W]
-                src = x[n, c, h]
-                for q in range(W):
-                    row[q] = src[q]
+        _rows_into(x[n], xf, ph, pw, Wp)
         for f in range(F):
             a = acc[f]
             for p in range(L):
@@ -308,18 +316,8 @@ def conv_flat_weight_grad(x, dout, ph, pw, dh, dw, zero, out):
     o = out.reshape(F, T)
     o[...] = 0.0
     for n in range(N):
-        for c in range(C):
-            for h in range(H):
-                row = xf[c, (h + ph) * Wp + pw:(h + ph) * Wp + pw + W]
-                src = x[n, c, h]
-                for q in range(W):
-                    row[q] = src[q]
-        for f in range(F):
-            for oh in range(OH):
-                row = dpad[f, oh * Wp:oh * Wp + OW]
-                src = dout[n, f, oh]
-                for q in range(OW):
-                    row[q] = src[q]
+        _rows_into(x[n], xf, ph, pw, Wp)
+        _rows_into(dout[n], dpad, 0, 0, Wp)
         for f in range(F):
             d = dpad[f]
             for t in range(0, T, 4):
