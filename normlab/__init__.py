@@ -6,4 +6,7 @@ __version__ = "0.1.0"
 from normlab.functional.dispatch import (  # noqa: E402
     get_kernels, get_num_threads, kernels, set_num_threads)
 
-__all__ = ["__version__", "kernels", "get_kernels", "set_num_threads", "get_num_threads"]
+from normlab.allocator import tune_allocator  # noqa: E402
+
+__all__ = ["__version__", "kernels", "get_kernels", "set_num_threads", "get_num_threads",
+           "tune_allocator"]

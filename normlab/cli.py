@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from normlab._argtypes import UsageError, one_line as _one_line, positive as _positive
+from normlab.allocator import tune_allocator
 from normlab.errors import NormlabError
 from normlab.lab.train_cli import cmd_train
 
@@ -298,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.argv = argv
     _set_threads(args.threads)
+    tune_allocator()  # freed activations reused, not page-faulted again (normlab.allocator)
     command = " ".join(x for x in ("normlab", args.command, getattr(args, "action", None)) if x)
     try:
         return int(args.func(args))
