@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from normlab.functional import dispatch
+from normlab import functional as F
+from normlab.functional import _kernels, dispatch
 
 
 @pytest.fixture
@@ -13,3 +14,19 @@ def kernels(kernel_setting):
     """Run the test once with the reference xp code and once with the compiled kernels."""
     assert (dispatch.lookup("col2im", np) is not None) == (kernel_setting == "compiled")
     return kernel_setting
+
+
+@pytest.fixture
+def one_chunk_vs_chunks_on_threads(monkeypatch, threads):
+    """``run(x, w, **conv_kw) -> (cache, (out, grads) whole, (out, grads) chunked)``: a conv
+    on one thread with the default chunks, then on two threads with one sample per chunk
+    (``dout`` the same standard-normal draw for both)."""
+    def run(x, w, **kw):
+        out1, cache1 = F.conv2d_forward(x, w, **kw)
+        dout = np.random.default_rng(7).standard_normal(out1.shape).astype(x.dtype)
+        grads1 = F.conv2d_backward(dout, cache1)
+        threads(2)
+        monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)  # one sample per chunk
+        out2, cache2 = F.conv2d_forward(x, w, **kw)
+        return cache2, (out1, grads1), (out2, F.conv2d_backward(dout, cache2))
+    return run

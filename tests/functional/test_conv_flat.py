@@ -95,20 +95,15 @@ def test_conv1d_of_one_channel_takes_the_path(rng):
     np.testing.assert_allclose(dw, t[1].grad.numpy(), **TIGHT)
 
 
-def test_chunks_on_two_threads_give_the_one_chunk_results(rng, monkeypatch, threads):
+def test_chunks_on_two_threads_give_the_one_chunk_results(rng, one_chunk_vs_chunks_on_threads):
     x, w = rng.standard_normal((7, 1, 10, 9)), rng.standard_normal((4, 1, 5, 3))
-    out1, cache1 = F.conv2d_forward(x, w, padding=1)
-    dout = rng.standard_normal(out1.shape)
-    grads1 = F.conv2d_backward(dout, cache1)
-    threads(2)
-    monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)  # one sample per chunk
-    out2, cache2 = F.conv2d_forward(x, w, padding=1)
-    assert cache2.flat
+    cache, (out1, grads1), (out2, grads2) = one_chunk_vs_chunks_on_threads(x, w, padding=1)
+    assert cache.flat
     np.testing.assert_array_equal(out2, out1)  # each sample's numbers: the same code
-    grads2 = F.conv2d_backward(dout, cache2)
     np.testing.assert_array_equal(grads2[0], grads1[0])  # dx: per sample
     np.testing.assert_allclose(grads2[1], grads1[1], rtol=1e-13, atol=1e-13)  # sum order
-    again = F.conv2d_backward(dout, cache2)  # the same chunks in the same order: same bits
+    dout = np.random.default_rng(7).standard_normal(out1.shape)
+    again = F.conv2d_backward(dout, cache)  # the same chunks in the same order: same bits
     np.testing.assert_array_equal(again[1], grads2[1])
 
 

@@ -71,17 +71,13 @@ def test_rows_match_torch_float64(case, rows, rng):
         np.testing.assert_allclose(got, ref.grad.numpy(), **TIGHT)
 
 
-def test_chunks_on_two_threads_give_the_one_chunk_results(rows, rng, monkeypatch, threads):
+def test_chunks_on_two_threads_give_the_one_chunk_results(rows, rng,
+                                                          one_chunk_vs_chunks_on_threads):
     x, w = rng.standard_normal((7, 3, 10, 9)), rng.standard_normal((4, 3, 5, 3))
-    out1, cache1 = F.conv2d_forward(x, w, padding=1)
-    dout = rng.standard_normal(out1.shape)
-    grads1 = F.conv2d_backward(dout, cache1)
-    threads(2)
-    monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)  # one sample per chunk
-    out2, cache2 = F.conv2d_forward(x, w, padding=1)
-    assert cache2.rows
+    cache, (out1, grads1), (out2, grads2) = one_chunk_vs_chunks_on_threads(x, w, padding=1)
+    assert cache.rows
     np.testing.assert_array_equal(out2, out1)  # each sample's numbers: the same code
-    for a, b in zip(F.conv2d_backward(dout, cache2), grads1):
+    for a, b in zip(grads2, grads1):
         if b is not None:
             np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)  # dweight: sum order
 
