@@ -36,6 +36,15 @@ def pytest_configure(config):
     _BLAS_LIMIT = threadpool_limits(limits=threads, user_api="blas")
 
 
+def pytest_runtest_setup(item):
+    """Tests marked ``gpu`` skip where CuPy or a CUDA device is missing (CI has none)."""
+    if item.get_closest_marker("gpu") is not None:
+        from normlab import backend
+
+        if not backend.cupy_available():
+            pytest.skip("CuPy with a CUDA device is not available")
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     """Fail any test that tries to reach a non-loopback address."""

@@ -248,8 +248,6 @@ def test_input_errors(rng):
 def test_cupy_matches_numpy(cls, rng):
     from normlab import backend
 
-    if not backend.cupy_available():
-        pytest.skip("CuPy with a CUDA device is not available")
     X = _correlated(rng, N=200, D=4).reshape(200, 1, 2, 2)
     t_cpu, t_gpu = cls().fit(X), cls().fit(backend.to_device(X, "cuda"))
     out = t_gpu.transform(backend.to_device(X, "cuda"))

@@ -10,7 +10,7 @@ import torch
 import normlab
 from normlab import backend
 from normlab import functional as F
-from normlab.functional import _flatconv, _kernels
+from normlab.functional import _flatconv
 from normlab.functional import conv_naive as N
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -143,8 +143,6 @@ def test_lenet_layer_float32_stays_close_to_float64(rng):
 
 @pytest.mark.gpu
 def test_cuda_takes_im2col_and_matches_the_cpu_flat_rows(rng):
-    if not backend.cupy_available():
-        pytest.skip("CuPy with a CUDA device is not available")
     x, w, b = rng.standard_normal((3, 1, 10, 11)), rng.standard_normal((4, 1, 5, 5)), \
         rng.standard_normal(4)
     ref, ref_cache = F.conv2d_forward(x, w, b, padding=2)

@@ -163,8 +163,6 @@ def test_cuda_takes_im2col_and_matches_the_cpu_winograd(rng):
     runs im2col's one product there; the results equal the CPU's Winograd to round-off."""
     from normlab import backend
 
-    if not backend.cupy_available():
-        pytest.skip("CuPy with a CUDA device is not available")
     x, w, b = rng.standard_normal((8, 16, 16, 16)), rng.standard_normal((16, 16, 3, 3)), \
         rng.standard_normal(16)
     ref, ref_cache = F.conv2d_forward(x, w, b, padding=1)

@@ -26,11 +26,6 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _needs_cuda():
-    if not backend.cupy_available():
-        pytest.skip("CuPy with a CUDA device is not available")
-
 
 def _run(name: str, device: str):
     build, shape = MODELS[name]

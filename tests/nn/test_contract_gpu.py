@@ -20,11 +20,6 @@ pytestmark = pytest.mark.gpu
 RTOL, ATOL = 1e-9, 1e-12
 
 
-@pytest.fixture(autouse=True)
-def _needs_cuda():
-    if not backend.cupy_available():
-        pytest.skip("CuPy with a CUDA device is not available")
-
 
 def _run(case, device: str):
     """(train out, dx, grads, buffers, eval out) of ``case`` on ``device``, as NumPy."""
