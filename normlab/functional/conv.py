@@ -73,12 +73,13 @@ class ConvCache(NamedTuple):
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze,
              keep_transforms=True):
-    xp = backend.namespace(x, weight, bias)
-    N, C, H, W = x.shape
-    F, Cg, KH, KW = weight.shape
+    """One path's product (Winograd, flat rows, kernel rows or im2col), then the bias."""
+    N, C = x.shape[:2]
+    F, _, KH, KW = weight.shape
     OH, OW = out_hw
     m = _winograd.tile_for(OH, OW, N)
     gpu = backend.is_cupy_array(x)
+    path = {}  # the ConvCache fields saying which path ran (backward follows it)
     if N and _winograd.chosen(C, F, (KH, KW), stride, dilation, groups,  # N=0: im2col
                               N * -(-OH // m) * -(-OW // m), gpu):
         wino = _winograd4 if m == 4 else _winograd
@@ -86,22 +87,27 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
         keep = keep_transforms and reuse is not None and C >= reuse
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
             (wino.conv3x3(x, weight, padding), None)
-        if bias is not None:
-            out += bias.reshape(F, 1, 1)
-        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
-                              bias is not None, squeeze, True, tiles, m)
-    if N and _flatconv.chosen(C, stride, groups, gpu):  # one input channel
+        path = dict(winograd=True, wino_tiles=tiles, wino_tile=m)
+    elif N and _flatconv.chosen(C, stride, groups, gpu):  # one input channel
         out = _flatconv.forward(x, weight, padding, dilation, out_hw)
-        if bias is not None:
-            out += bias.reshape(F, 1, 1)
-        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
-                              bias is not None, squeeze, flat=True)
-    if N and _rowconv.chosen(C, (KH, KW), stride, groups, gpu):
+        path = dict(flat=True)
+    elif N and _rowconv.chosen(C, (KH, KW), stride, groups, gpu):
         out = _rowconv.forward(x, weight, padding, stride, dilation, out_hw)
-        if bias is not None:
-            out += bias.reshape(F, 1, 1)
-        return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
-                              bias is not None, squeeze, rows=True)
+        path = dict(rows=True)
+    else:
+        out = _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw)
+    if bias is not None:
+        out += bias.reshape(F, 1, 1)
+    return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
+                          bias is not None, squeeze, **path)
+
+
+def _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw):
+    """``weight @ columns`` per batch chunk, no bias: (N, F, OH, OW)."""
+    xp = backend.namespace(x, weight)
+    N, C = x.shape[:2]
+    F, Cg, KH, KW = weight.shape
+    OH, OW = out_hw
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
     out = xp.empty((N, F, OH, OW), dtype=x.dtype)
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
@@ -122,11 +128,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
             xp.matmul(w3, cols, out=out[sl].reshape(-1, groups, F // groups, OH * OW))
 
     _parallel.run(len(chunks), one, _parallel.threads_for(x, len(chunks)))
-    if bias is not None:
-        out += bias.reshape(F, 1, 1)
-    cache = ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
-                      bias is not None, squeeze)
-    return out, cache
+    return out
 
 
 def _sample_major(a):
