@@ -103,7 +103,7 @@ def backward(dout, x, weight, padding, stride, dilation, need_dx=True):
         d = dout[sl].reshape(n, F, P)
         dT = d.swapaxes(-1, -2)  # (n, P, F)
         # dweight_i^T = sum_n Z_i @ dout^T, as im2col's (K, P) @ (P, F) products
-        parts.add(k, xp.stack([xp.matmul(Z[:, :, i * shift:i * shift + P], dT).sum(axis=0)
+        parts.add(k, xp.stack([_kernels.matmul_sum(Z[:, :, i * shift:i * shift + P], dT)
                                for i in range(KH)]))
         if not need_dx:
             return

@@ -24,6 +24,8 @@ padding ``2 - p``: one more input transform, of ``dout``, 2.25-4x its size.)
 
 from __future__ import annotations
 
+import threading
+
 from normlab import backend
 from normlab.functional import _parallel, _winograd, _winograd4, dispatch
 from normlab.functional._winograd_scratch import planes, scratch, slot
@@ -99,6 +101,18 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     Ut = s.transform_weight(weight).swapaxes(-1, -2) if need_dx else None  # (k, C, F)
     dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
     dU = _parallel.InOrderSum()  # the chunks' parts, added in chunk order
+    # Ut is dropped once every chunk has its dV, before the last weight-gradient parts are
+    # made: the two (k, F, C) arrays are not held at once (ResNet-18's 128-channel F(4x4)
+    # layers: 2.25 MiB each, the step's peak)
+    pending = [len(chunks)]
+    lock = threading.Lock()
+
+    def dV_done():
+        nonlocal Ut
+        with lock:
+            pending[0] -= 1
+            if pending[0] == 0:
+                Ut = None
 
     def one(i, th):  # chunk i on thread th
         sl, V = tiles[i]
@@ -114,6 +128,7 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
             dV = xp.matmul(Ut, D2, out=planes(Vbuf, k, (C, n * T), slot(k, C * T, chunks, th)))
             input_adjoint(m, dV.reshape(k, C, n, TH, TW).transpose(0, 2, 1, 3, 4), padding,
                           dx[sl])
+            dV_done()
         if V is None:
             V = planes(Vbuf, k, (C, n, TH, TW), slot(k, C * T, chunks, th))
             s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))

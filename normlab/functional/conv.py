@@ -260,7 +260,7 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
         # faster than dout @ cols^T (1 thread, per 50-256-sample batch: 7x7 3 -> 32
         # channels 8.3 -> 5.8 ms, LeNet's 5x5 6 -> 16 2.7 -> 1.6, 3x3 stride-2 32 -> 64
         # 3.9 -> 3.3)
-        parts.add(i, xp.matmul(cols, d4[sl].swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2))
+        parts.add(i, _kernels.matmul_sum(cols, d4[sl].swapaxes(-1, -2)).swapaxes(-1, -2))
         del cols
         if need_dx:
             dcols = xp.matmul(w3t, d4[sl])  # (n, G, C/G*KH*KW, OH*OW)

@@ -294,3 +294,36 @@ def test_compiled_col2im_gives_the_reference_bits(kernel, stride, dilation, out_
             results[setting] = _kernels.col2im(cols, dx, kernel, out_hw, stride, dilation)
     np.testing.assert_array_equal(results["compiled"].view(np.uint32),
                                   results["reference"].view(np.uint32))
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, out_hw, padding", [
+    ((5, 5), (1, 1), (1, 1), (10, 10), (2, 2)),
+    ((7, 7), (1, 1), (1, 1), (8, 6), (3, 3)),
+    ((3, 3), (2, 2), (1, 1), (5, 4), (1, 1)),
+    ((3, 2), (1, 2), (2, 1), (4, 5), (2, 0)),
+    ((3, 3), (1, 1), (1, 1), (4, 4), (0, 0)),
+])
+def test_compiled_col2im_into_gives_the_reference_bits_through_padding(
+        kernel, stride, dilation, out_hw, padding):
+    """The compiled col2im sums one padded plane at a time and writes its interior into
+    ``dx``; the reference sums into a zeroed padded batch and crops: the same float32 bits,
+    and every value of ``dx`` is overwritten (it starts as NaN here)."""
+    pytest.importorskip("numba")
+    from normlab.functional import _kernels
+
+    rng = np.random.default_rng(12)
+    n, C = 3, 4
+    (KH, KW), (sh, sw), (dh, dw), (OH, OW), (ph, pw) = kernel, stride, dilation, out_hw, padding
+    H = (OH - 1) * sh + (KH - 1) * dh + 1 - 2 * ph
+    W = (OW - 1) * sw + (KW - 1) * dw + 1 - 2 * pw
+    cols = (rng.standard_normal((n, C * KH * KW, OH * OW)) * 10.0 ** rng.integers(
+        -3, 4, (n, C * KH * KW, OH * OW))).astype(np.float32)
+    results = {}
+    for setting in ("reference", "compiled"):
+        with normlab.kernels(setting):
+            dx = np.full((n, C, H, W), np.nan, np.float32)
+            results[setting] = _kernels.col2im_into(cols, dx, padding, kernel, out_hw,
+                                                    stride, dilation)
+    assert not np.isnan(results["compiled"]).any()
+    np.testing.assert_array_equal(results["compiled"].view(np.uint32),
+                                  results["reference"].view(np.uint32))

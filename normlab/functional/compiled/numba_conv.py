@@ -29,16 +29,21 @@ _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
 
 @_jit
-def col2im(dcols, dxpad, sh, sw, dh, dw):
-    """Adjoint of im2col: ``dxpad[n, c, oh*sh + i*dh, ow*sw + j*dw] += dcols[...]``.
+def col2im(dcols, dx, ph, pw, sh, sw, dh, dw):
+    """Adjoint of im2col through zero padding ``(ph, pw)``: ``dx`` (n, C, H, W) is
+    overwritten with ``crop(dxpad)``, ``dxpad[n, c, oh*sh + i*dh, ow*sw + j*dw] +=
+    dcols[...]`` summed in one padded plane at a time (cache-sized scratch), so neither a
+    zeroed padded copy of the batch nor a crop pass over it is made.
 
-    ``dxpad`` must be zero on entry. Offsets are visited in the same (i, j) order as the
-    NumPy slice loop, so both give bit-identical sums.
+    Offsets are visited in the same (i, j) order as the NumPy slice loop
+    (``_kernels.col2im``), so both give bit-identical sums.
     """
     N, C, KH, KW, OH, OW = dcols.shape
+    H, W = dx.shape[2], dx.shape[3]
+    plane = np.empty((H + 2 * ph, W + 2 * pw), dx.dtype)
     for n in range(N):
         for c in range(C):
-            plane = dxpad[n, c]
+            plane[:] = 0
             for i in range(KH):
                 for j in range(KW):
                     src = dcols[n, c, i, j]
@@ -54,6 +59,9 @@ def col2im(dcols, dxpad, sh, sw, dh, dw):
                         else:
                             for ow in range(OW):
                                 drow[ow * sw + off] += srow[ow]
+            out = dx[n, c]
+            for h in range(H):
+                out[h] = plane[h + ph, pw:pw + W]
 
 
 @_jit
@@ -344,7 +352,7 @@ def conv_flat_weight_grad(x, dout, ph, pw, dh, dw, zero, out):
 # Registered batch-parallel (``_threads.over_batch``): the batch axis of each argument.
 _B0 = 0
 for _op, _impl, _axes in (
-        ("col2im", col2im, (_B0, _B0, None, None, None, None)),
+        ("col2im", col2im, (_B0, _B0, None, None, None, None, None, None)),
         ("max_pool_forward", max_pool_forward, (_B0, None, None, None, None, _B0, _B0)),
         ("max_pool_backward", max_pool_backward, (_B0, _B0, None, None, None, None, _B0)),
         ("avg_pool_forward", avg_pool_forward, (_B0, None, None, None, None, _B0)),
