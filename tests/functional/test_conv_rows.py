@@ -68,6 +68,20 @@ def test_chunks_on_two_threads_give_the_one_chunk_results(rows, rng,
             np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)  # dweight: sum order
 
 
+@pytest.mark.parametrize("per_block", [1, 2], ids=["one-sample", "two-samples"])
+def test_blocks_of_samples_give_the_whole_chunks_bits(per_block, rows, rng, monkeypatch,
+                                                       conv_matches_loop_reference):
+    # the forward sums its kernel rows' products a block of samples at a time; 5 samples
+    # in blocks of 2 leave a shorter last block
+    x, w = rng.standard_normal((5, 2, 9, 8)), rng.standard_normal((4, 2, 5, 3))
+    whole, cache = F.conv2d_forward(x, w, None, padding=1)
+    assert cache.rows
+    out_bytes = 4 * 7 * 8 * x.dtype.itemsize  # F * OH * OW per sample
+    monkeypatch.setattr(_rowconv, "BLOCK_BYTES", per_block * out_bytes)
+    blocks, _ = conv_matches_loop_reference(x, w, None, padding=1)
+    np.testing.assert_array_equal(blocks, whole)
+
+
 def test_the_choice():
     assert _rowconv.chosen(6, (5, 5), (1, 1), 1)  # LeNet's 6 -> 16
     assert _rowconv.chosen(3, (7, 7), (1, 1), 1)  # ThreeLayerConvNet's 7x7
