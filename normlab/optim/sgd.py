@@ -6,6 +6,7 @@ from typing import Any
 
 from normlab import backend
 from normlab.errors import NormlabValueError
+from normlab.functional import dispatch
 from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real
 
 __all__ = ["SGD"]
@@ -60,11 +61,20 @@ class SGD(Optimizer):
             )
 
     def _update(self, p, g, state: dict[str, Any], group: dict[str, Any]) -> None:
+        lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+        xp = backend.namespace(p)
+        buf = state.get("momentum_buffer") if mu != 0 else None
+        impl = _compiled(xp, p, g, buf, group)
+        if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
+            first = mu != 0 and buf is None
+            if first:
+                buf = state["momentum_buffer"] = xp.empty_like(p)
+            impl(p, g, p if buf is None else buf, lr, wd, mu, group["dampening"],
+                 maximize=group["maximize"], nesterov=group["nesterov"], first=first)
+            return
         # The same operations as the formulas in the docstring, each rounded the same way,
         # but in place on one scratch array: a step over ResNet-18's 11M parameters made
         # five full-size temporaries.
-        lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
-        xp = backend.namespace(p)
         fresh = None  # a scratch array of p's shape that this step owns
         if group["maximize"]:
             g = fresh = -g
@@ -89,3 +99,24 @@ class SGD(Optimizer):
         else:
             step = lr * g
         p -= step
+
+
+_HYPER = ("lr", "weight_decay", "momentum", "dampening")
+
+
+def _compiled(xp, p, g, buf, group):
+    """The compiled one-pass step (``dispatch`` op ``sgd_update``) where it gives the
+    reference's bits: float ``p``, ``g`` (and the momentum buffer) of one shape and
+    dtype, C-contiguous, and Python-number hyperparameters (a NumPy scalar would change
+    the dtype NumPy computes ``p * weight_decay`` in); else ``None``."""
+    arrays = (p, g) if buf is None else (p, g, buf)
+    impl = dispatch.lookup("sgd_update", xp, *arrays)  # None for CuPy: nothing registered
+    if impl is None or p.dtype.kind != "f" or \
+            not all(type(group[k]) in (int, float) for k in _HYPER):
+        return None
+    for a in arrays:
+        if a.shape != p.shape or a.dtype != p.dtype or not a.flags.c_contiguous:
+            return None
+    if not p.flags.writeable or (buf is not None and not buf.flags.writeable):
+        return None
+    return impl
