@@ -6,7 +6,7 @@ from typing import Any
 
 from normlab import backend
 from normlab.errors import NormlabTypeError, NormlabValueError
-from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real
+from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real, _kernel
 
 __all__ = ["Adam", "AdamW"]
 
@@ -87,6 +87,16 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         state["step"] += 1
         t = state["step"]
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = xp.zeros_like(p)  # amsgrad switched on by load_state_dict
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        extra = (state["max_exp_avg_sq"],) if group["amsgrad"] else ()
+        impl = _kernel("adam_update", p, g, m, v, *extra, numbers=(lr, wd, eps, beta1, beta2))
+        if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
+            impl(p, g, m, v, extra[0] if extra else v, lr=lr, betas=(beta1, beta2), eps=eps,
+                 weight_decay=wd, step=t, decoupled=self._decoupled,
+                 amsgrad=group["amsgrad"], maximize=group["maximize"])
+            return
         if group["maximize"]:
             g = -g
         if wd != 0:
@@ -94,15 +104,12 @@ class Adam(Optimizer):
                 p *= 1 - lr * wd
             else:
                 g = g + wd * p
-        m, v = state["exp_avg"], state["exp_avg_sq"]
         _lerp_(m, g, 1 - beta1)
         v *= beta2
         v += (1 - beta2) * g * g
         step_size = lr / (1 - beta1 ** t)
         bc2_sqrt = (1 - beta2 ** t) ** 0.5
         if group["amsgrad"]:
-            if "max_exp_avg_sq" not in state:  # amsgrad switched on by load_state_dict
-                state["max_exp_avg_sq"] = xp.zeros_like(p)
             vmax = state["max_exp_avg_sq"]
             xp.maximum(vmax, v, out=vmax)
             denom = xp.sqrt(vmax) / bc2_sqrt + eps

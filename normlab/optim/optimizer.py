@@ -24,6 +24,7 @@ import numpy as np
 
 from normlab import backend
 from normlab.errors import NormlabTypeError, NormlabValueError, StateError
+from normlab.functional import dispatch
 from normlab.nn.module import ParamRef
 
 __all__ = ["Optimizer", "state_dict_to_arrays", "state_dict_from_arrays"]
@@ -355,6 +356,23 @@ def state_dict_from_arrays(arrays: dict[str, Any], meta: dict) -> dict[str, Any]
             )
         state.setdefault(int(parts[1]), {})[parts[2]] = np.asarray(arrays[key])
     return {"state": state, "param_groups": [dict(g) for g in meta["param_groups"]]}
+
+
+def _kernel(op: str, p, *arrays, numbers=()):
+    """The compiled one-pass update ``op`` (``functional/compiled/numba_optim.py``) where
+    it gives the reference's bits, else ``None``: a float parameter ``p`` with gradient
+    and state ``arrays`` of its shape and dtype, all C-contiguous and writable, and
+    hyperparameters ``numbers`` that are Python numbers (a NumPy scalar would change the
+    dtype NumPy computes ``p * weight_decay`` in). CuPy arrays: ``None`` (none registered)."""
+    impl = dispatch.lookup(op, backend.namespace(p), p, *arrays)
+    if impl is None or p.dtype.kind != "f" or not all(type(v) in (int, float) for v in numbers):
+        return None
+    for a in (p,) + arrays:
+        if a.shape != p.shape or a.dtype != p.dtype or not a.flags.c_contiguous:
+            return None
+    if not all(a.flags.writeable for a in (p,) + arrays[1:]):
+        return None
+    return impl
 
 
 def _check_real(owner: str, hp: dict[str, Any], *names: str) -> None:

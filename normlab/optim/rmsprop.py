@@ -7,7 +7,7 @@ from typing import Any
 from normlab import backend
 from normlab.errors import NormlabValueError
 from normlab.optim.adam import _lerp_
-from normlab.optim.optimizer import Optimizer, _check_nonneg
+from normlab.optim.optimizer import Optimizer, _check_nonneg, _kernel
 
 __all__ = ["RMSprop", "Adagrad"]
 
@@ -69,23 +69,31 @@ class RMSprop(Optimizer):
         xp = backend.namespace(p)
         lr, alpha, wd, mu = group["lr"], group["alpha"], group["weight_decay"], group["momentum"]
         state["step"] += 1
+        v = state["square_avg"]
+        # OneCycleLR may switch momentum on after the first step: the buffer starts then
+        a = state.setdefault("grad_avg", xp.zeros_like(p)) if group["centered"] else None
+        buf = state.setdefault("momentum_buffer", xp.zeros_like(p)) if mu > 0 else None
+        extra = tuple(x for x in (a, buf) if x is not None)
+        impl = _kernel("rmsprop_update", p, g, v, *extra,
+                       numbers=(lr, alpha, wd, mu, group["eps"]))
+        if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
+            impl(p, g, v, v if a is None else a, v if buf is None else buf, lr=lr,
+                 alpha=alpha, eps=group["eps"], weight_decay=wd, momentum=mu,
+                 centered=group["centered"], maximize=group["maximize"])
+            return
         if group["maximize"]:
             g = -g
         if wd != 0:
             g = g + wd * p
-        v = state["square_avg"]
         v *= alpha
         v += (1 - alpha) * g * g
         if group["centered"]:
-            a = state.setdefault("grad_avg", xp.zeros_like(p))
             _lerp_(a, g, 1 - alpha)
             avg = xp.sqrt(v + (-1) * a * a)
         else:
             avg = xp.sqrt(v)
         avg += group["eps"]
         if mu > 0:
-            # OneCycleLR may switch momentum on after the first step.
-            buf = state.setdefault("momentum_buffer", xp.zeros_like(p))
             buf *= mu
             buf += g / avg
             p -= lr * buf

@@ -6,8 +6,7 @@ from typing import Any
 
 from normlab import backend
 from normlab.errors import NormlabValueError
-from normlab.functional import dispatch
-from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real
+from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real, _kernel
 
 __all__ = ["SGD"]
 
@@ -64,7 +63,8 @@ class SGD(Optimizer):
         lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
         xp = backend.namespace(p)
         buf = state.get("momentum_buffer") if mu != 0 else None
-        impl = _compiled(xp, p, g, buf, group)
+        impl = _kernel("sgd_update", p, g, *(() if buf is None else (buf,)),
+                       numbers=(lr, wd, mu, group["dampening"]))
         if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
             first = mu != 0 and buf is None
             if first:
@@ -100,23 +100,3 @@ class SGD(Optimizer):
             step = lr * g
         p -= step
 
-
-_HYPER = ("lr", "weight_decay", "momentum", "dampening")
-
-
-def _compiled(xp, p, g, buf, group):
-    """The compiled one-pass step (``dispatch`` op ``sgd_update``) where it gives the
-    reference's bits: float ``p``, ``g`` (and the momentum buffer) of one shape and
-    dtype, C-contiguous, and Python-number hyperparameters (a NumPy scalar would change
-    the dtype NumPy computes ``p * weight_decay`` in); else ``None``."""
-    arrays = (p, g) if buf is None else (p, g, buf)
-    impl = dispatch.lookup("sgd_update", xp, *arrays)  # None for CuPy: nothing registered
-    if impl is None or p.dtype.kind != "f" or \
-            not all(type(group[k]) in (int, float) for k in _HYPER):
-        return None
-    for a in arrays:
-        if a.shape != p.shape or a.dtype != p.dtype or not a.flags.c_contiguous:
-            return None
-    if not p.flags.writeable or (buf is not None and not buf.flags.writeable):
-        return None
-    return impl
