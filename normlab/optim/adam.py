@@ -93,9 +93,9 @@ class Adam(Optimizer):
         extra = (state["max_exp_avg_sq"],) if group["amsgrad"] else ()
         impl = _kernel("adam_update", p, g, m, v, *extra, numbers=(lr, wd, eps, beta1, beta2))
         if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
-            impl(p, g, m, v, extra[0] if extra else v, lr=lr, betas=(beta1, beta2), eps=eps,
-                 weight_decay=wd, step=t, decoupled=self._decoupled,
-                 amsgrad=group["amsgrad"], maximize=group["maximize"])
+            impl(p, g, m, v, extra[0] if extra else None, lr=lr, betas=(beta1, beta2),
+                 eps=eps, weight_decay=wd, step=t, decoupled=self._decoupled,
+                 maximize=group["maximize"])
             return
         if group["maximize"]:
             g = -g

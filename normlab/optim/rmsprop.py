@@ -77,9 +77,8 @@ class RMSprop(Optimizer):
         impl = _kernel("rmsprop_update", p, g, v, *extra,
                        numbers=(lr, alpha, wd, mu, group["eps"]))
         if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
-            impl(p, g, v, v if a is None else a, v if buf is None else buf, lr=lr,
-                 alpha=alpha, eps=group["eps"], weight_decay=wd, momentum=mu,
-                 centered=group["centered"], maximize=group["maximize"])
+            impl(p, g, v, a, buf, lr=lr, alpha=alpha, eps=group["eps"], weight_decay=wd,
+                 momentum=mu, maximize=group["maximize"])
             return
         if group["maximize"]:
             g = -g

@@ -69,7 +69,7 @@ class SGD(Optimizer):
             first = mu != 0 and buf is None
             if first:
                 buf = state["momentum_buffer"] = xp.empty_like(p)
-            impl(p, g, p if buf is None else buf, lr, wd, mu, group["dampening"],
+            impl(p, g, buf, lr, wd, mu, group["dampening"],
                  maximize=group["maximize"], nesterov=group["nesterov"], first=first)
             return
         # The same operations as the formulas in the docstring, each rounded the same way,

@@ -30,7 +30,7 @@ thread_count = _parallel.thread_count  # one rule for every parallel kernel
 
 
 def _part(a, axis, lo, hi):
-    if axis is None:
+    if axis is None or a is None:  # passed whole; None: an argument the kernel may omit
         return a
     index = [slice(None)] * a.ndim
     index[axis] = slice(lo, hi)
