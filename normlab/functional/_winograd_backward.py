@@ -102,8 +102,8 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
     dU = _parallel.InOrderSum()  # the chunks' parts, added in chunk order
     # Ut is dropped once every chunk has its dV, before the last weight-gradient parts are
-    # made: the two (k, F, C) arrays are not held at once (ResNet-18's 128-channel F(4x4)
-    # layers: 2.25 MiB each, the step's peak)
+    # made: Ut and a part, both (k, F, C), are not held besides the total then (ResNet-18's
+    # 128-channel 8x8 layers at batch 16, F(2x2): 1 MiB each, at the step's peak)
     pending = [len(chunks)]
     lock = threading.Lock()
 

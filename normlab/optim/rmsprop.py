@@ -12,6 +12,14 @@ from normlab.optim.optimizer import Optimizer, _check_nonneg, _kernel
 __all__ = ["RMSprop", "Adagrad"]
 
 
+def _state_array(state, key, p, xp):
+    """``state[key]``, created as zeros of ``p``'s shape the first time it is needed."""
+    a = state.get(key)
+    if a is None:
+        a = state[key] = xp.zeros_like(p)
+    return a
+
+
 class RMSprop(Optimizer):
     r"""RMSprop, PyTorch 2.13's single-tensor algorithm.
 
@@ -71,8 +79,8 @@ class RMSprop(Optimizer):
         state["step"] += 1
         v = state["square_avg"]
         # OneCycleLR may switch momentum on after the first step: the buffer starts then
-        a = state.setdefault("grad_avg", xp.zeros_like(p)) if group["centered"] else None
-        buf = state.setdefault("momentum_buffer", xp.zeros_like(p)) if mu > 0 else None
+        a = _state_array(state, "grad_avg", p, xp) if group["centered"] else None
+        buf = _state_array(state, "momentum_buffer", p, xp) if mu > 0 else None
         extra = tuple(x for x in (a, buf) if x is not None)
         impl = _kernel("rmsprop_update", p, g, v, *extra,
                        numbers=(lr, alpha, wd, mu, group["eps"]))
