@@ -13,9 +13,10 @@ normlab's NumPy formulas (the reference path) instead of the compiled one-pass s
 (``functional/compiled/numba_optim.py``), which give the same bits.
 
 Measured (this machine, 1 thread, 2026-11-30; ms normlab / torch): SGD with momentum and
-weight decay 10.86 / 24.84, Adam 13.56 / 37.52, AdamW 13.32 / 41.86, RMSprop 11.01 /
-23.92; ``--kernels reference`` (the only path before): SGD 25.76 / 21.28, Adam 56.09 /
-37.05, AdamW 58.21 / 41.59, RMSprop 35.49 / 23.44.
+weight decay 10.45-10.86 / 21.51-24.84, Adam 12.85-13.56 / 37.52-38.45, AdamW 12.98-13.32 /
+41.86-42.52, RMSprop 11.01-11.12 / 23.92-25.05, Adagrad 9.44 / 23.79; ``--kernels
+reference`` (the only path before): SGD 25.76 / 21.28, Adam 56.09 / 37.05, AdamW 58.21 /
+41.59, RMSprop 35.49 / 23.44, Adagrad 32.74 / 23.54.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CASES = [
     ("Adam", dict(lr=1e-3)),
     ("AdamW", dict(lr=1e-3, weight_decay=1e-2)),
     ("RMSprop", dict(lr=1e-3)),
+    ("Adagrad", dict(lr=1e-2)),
 ]
 
 

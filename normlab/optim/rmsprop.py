@@ -156,11 +156,17 @@ class Adagrad(Optimizer):
         xp = backend.namespace(p)
         wd = group["weight_decay"]
         state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        s = state["sum"]
+        impl = _kernel("adagrad_update", p, g, s,
+                       numbers=(clr, wd, group["eps"], group["lr"], group["lr_decay"]))
+        if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
+            impl(p, g, s, clr=clr, weight_decay=wd, eps=group["eps"],
+                 maximize=group["maximize"])
+            return
         if group["maximize"]:
             g = -g
         if wd != 0:
             g = g + wd * p
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        s = state["sum"]
         s += g * g
         p -= clr * g / (xp.sqrt(s) + group["eps"])

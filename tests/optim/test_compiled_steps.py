@@ -1,5 +1,5 @@
 """The optimizers' compiled one-pass steps (``functional/compiled/numba_optim.py``: SGD,
-Adam, AdamW, RMSprop): the reference's bits in every configuration, and the reference
+Adam, AdamW, RMSprop, Adagrad): the reference's bits in every configuration, and the reference
 path wherever the kernel would not give them."""
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ CONFIGS = [
     ("RMSprop", dict(lr=0.01, alpha=0.9, weight_decay=0.1, momentum=0.5)),
     ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True)),  # 1 - alpha >= 0.5
     ("RMSprop", dict(lr=0.01, centered=True, momentum=0.9, eps=1e-3, maximize=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2,
+                     eps=1e-6, maximize=True)),
 ]
 
 
@@ -39,7 +42,7 @@ CONFIGS = [
 def spy(monkeypatch):
     """Counts the steps that took a compiled kernel (``ran``) and those that did not."""
     counts = {"ran": 0, "reference": 0}
-    for module in (sgd_module, adam_module, rmsprop_module):
+    for module in (sgd_module, adam_module, rmsprop_module):  # rmsprop: Adagrad's too
         real = module._kernel
 
         def counting(*args, _real=real, **kwargs):

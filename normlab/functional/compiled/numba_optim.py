@@ -1,4 +1,5 @@
-"""Compiled (numba) optimizer updates: a whole step in one pass over each parameter.
+"""Compiled (numba) optimizer updates: a whole step in one pass over each parameter
+(SGD, Adam and AdamW, RMSprop, Adagrad).
 
 The optimizers' ``_update`` spell each step as NumPy array operations, each a pass over
 the parameter's size: SGD with momentum and weight decay ``p * wd``, ``+ g``, ``buf *=
@@ -21,7 +22,7 @@ from normlab.functional.compiled._threads import over_batch
 from normlab.functional.compiled.numba_elementwise import _parallel_min
 from normlab.functional.dispatch import register
 
-__all__ = ["sgd_update", "adam_update", "rmsprop_update"]
+__all__ = ["sgd_update", "adam_update", "rmsprop_update", "adagrad_update"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
@@ -161,6 +162,30 @@ def rmsprop_update(p, g, v, a, buf, *, lr, alpha, eps, weight_decay, momentum, m
                t(momentum), bool(maximize), weight_decay != 0, abs(w) < 0.5)
 
 
+@_jit
+def _adagrad(p, g, s, clr, wd, eps, maximize, decay):
+    """One Adagrad step on flat arrays (``optim.Adagrad._update``, op by op)."""
+    for i in range(p.size):
+        gi = -g[i] if maximize else g[i]
+        if decay:
+            gi = gi + wd * p[i]
+        si = s[i] + gi * gi
+        s[i] = si
+        p[i] = p[i] - clr * gi / (np.sqrt(si) + eps)
+
+
+_adagrad_p = over_batch(_adagrad, (0, 0, 0) + (None,) * 5, _parallel_min)
+
+
+def adagrad_update(p, g, s, *, clr, weight_decay, eps, maximize):
+    """``Adagrad._update``'s step in place on ``p`` and the sum of squares ``s``; ``clr``
+    the step's decayed learning rate (a Python number)."""
+    t = p.dtype.type
+    _adagrad_p(p.reshape(-1), g.reshape(-1), s.reshape(-1), t(clr), t(weight_decay), t(eps),
+               bool(maximize), weight_decay != 0)
+
+
 register("sgd_update", "numpy", sgd_update)
 register("adam_update", "numpy", adam_update)
 register("rmsprop_update", "numpy", rmsprop_update)
+register("adagrad_update", "numpy", adagrad_update)
