@@ -4,7 +4,7 @@
 The optimizers' ``_update`` spell each step as NumPy array operations, each a pass over
 the parameter's size: SGD with momentum and weight decay ``p * wd``, ``+ g``, ``buf *=
 mu``, ``buf += g``, ``g * lr``, ``p -= step`` (15 reads and writes of it), Adam about
-twice as many. On ResNet-18's 11.7M parameters (64x64, batch 16, 1 thread) that made
+twice as many. On ResNet-18's 11.2M parameters (64x64, batch 16, 1 thread) that made
 SGD's step a memory-bound 24 ms, an eighth of the training step, and Adam's 60 ms
 against PyTorch's 41. These kernels read the parameter, its gradient and its state once
 and write the parameter and the state once, with the reference's operations in its order
