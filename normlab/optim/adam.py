@@ -6,7 +6,8 @@ from typing import Any
 
 from normlab import backend
 from normlab.errors import NormlabTypeError, NormlabValueError
-from normlab.optim.optimizer import Optimizer, _check_nonneg, _check_real, _kernel
+from normlab.optim.optimizer import (Optimizer, _check_nonneg, _check_real, _kernel,
+                                     _lazy_zeros)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -87,10 +88,9 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         state["step"] += 1
         t = state["step"]
-        if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = xp.zeros_like(p)  # amsgrad switched on by load_state_dict
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        extra = (state["max_exp_avg_sq"],) if group["amsgrad"] else ()
+        # (AMSGrad may be switched on by load_state_dict: its maximum starts then)
+        extra = (_lazy_zeros(state, "max_exp_avg_sq", p),) if group["amsgrad"] else ()
         impl = _kernel("adam_update", p, g, m, v, *extra, numbers=(lr, wd, eps, beta1, beta2))
         if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
             impl(p, g, m, v, extra[0] if extra else None, lr=lr, betas=(beta1, beta2),
@@ -110,7 +110,7 @@ class Adam(Optimizer):
         step_size = lr / (1 - beta1 ** t)
         bc2_sqrt = (1 - beta2 ** t) ** 0.5
         if group["amsgrad"]:
-            vmax = state["max_exp_avg_sq"]
+            vmax = extra[0]
             xp.maximum(vmax, v, out=vmax)
             denom = xp.sqrt(vmax) / bc2_sqrt + eps
         else:

@@ -358,6 +358,16 @@ def state_dict_from_arrays(arrays: dict[str, Any], meta: dict) -> dict[str, Any]
     return {"state": state, "param_groups": [dict(g) for g in meta["param_groups"]]}
 
 
+def _lazy_zeros(state: dict[str, Any], key: str, p):
+    """``state[key]``, created as zeros of ``p``'s shape the first time it is needed (state
+    that a setting switched on later needs: AMSGrad after ``load_state_dict``, a momentum
+    buffer after OneCycleLR raises the momentum)."""
+    a = state.get(key)
+    if a is None:
+        a = state[key] = backend.namespace(p).zeros_like(p)
+    return a
+
+
 def _kernel(op: str, p, *arrays, numbers=()):
     """The compiled one-pass update ``op`` (``functional/compiled/numba_optim.py``) where
     it gives the reference's bits, else ``None``: a float parameter ``p`` with gradient

@@ -7,17 +7,9 @@ from typing import Any
 from normlab import backend
 from normlab.errors import NormlabValueError
 from normlab.optim.adam import _lerp_
-from normlab.optim.optimizer import Optimizer, _check_nonneg, _kernel
+from normlab.optim.optimizer import Optimizer, _check_nonneg, _kernel, _lazy_zeros
 
 __all__ = ["RMSprop", "Adagrad"]
-
-
-def _state_array(state, key, p, xp):
-    """``state[key]``, created as zeros of ``p``'s shape the first time it is needed."""
-    a = state.get(key)
-    if a is None:
-        a = state[key] = xp.zeros_like(p)
-    return a
 
 
 class RMSprop(Optimizer):
@@ -79,8 +71,8 @@ class RMSprop(Optimizer):
         state["step"] += 1
         v = state["square_avg"]
         # OneCycleLR may switch momentum on after the first step: the buffer starts then
-        a = _state_array(state, "grad_avg", p, xp) if group["centered"] else None
-        buf = _state_array(state, "momentum_buffer", p, xp) if mu > 0 else None
+        a = _lazy_zeros(state, "grad_avg", p) if group["centered"] else None
+        buf = _lazy_zeros(state, "momentum_buffer", p) if mu > 0 else None
         extra = tuple(x for x in (a, buf) if x is not None)
         impl = _kernel("rmsprop_update", p, g, v, *extra,
                        numbers=(lr, alpha, wd, mu, group["eps"]))
@@ -158,8 +150,8 @@ class Adagrad(Optimizer):
         state["step"] += 1
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s = state["sum"]
-        impl = _kernel("adagrad_update", p, g, s,
-                       numbers=(clr, wd, group["eps"], group["lr"], group["lr_decay"]))
+        # clr is a Python float exactly when lr and lr_decay are Python numbers
+        impl = _kernel("adagrad_update", p, g, s, numbers=(clr, wd, group["eps"]))
         if impl is not None:  # one pass, the same bits (functional/compiled/numba_optim.py)
             impl(p, g, s, clr=clr, weight_decay=wd, eps=group["eps"],
                  maximize=group["maximize"])
