@@ -15,6 +15,8 @@ input: building ``(N*OH*OW, C*KH*KW)`` columns cost 29 ms against 7 ms for this 
 
 from __future__ import annotations
 
+import math
+
 from normlab import backend
 from normlab.functional import dispatch
 
@@ -130,9 +132,7 @@ def matmul_sum(a, b):
     """
     xp = backend.namespace(a, b)
     n = a.shape[0]
-    per = a.shape[-2] * b.shape[-1] * a.dtype.itemsize
-    for d in a.shape[1:-2]:
-        per *= d
+    per = math.prod(a.shape[1:-1]) * b.shape[-1] * a.dtype.itemsize  # one sample's products
     step = max(1, SUM_BLOCK_BYTES // max(per, 1))
     if step >= n or backend.is_cupy_array(a):
         return xp.matmul(a, b).sum(axis=0)

@@ -104,14 +104,14 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
     # Ut is dropped once every chunk has its dV, before the last weight-gradient parts are
     # made: Ut and a part, both (k, F, C), are not held besides the total then (ResNet-18's
     # 128-channel 8x8 layers at batch 16, F(2x2): 1 MiB each, at the step's peak)
-    pending = [len(chunks)]
+    pending = len(chunks)
     lock = threading.Lock()
 
     def dV_done():
-        nonlocal Ut
+        nonlocal Ut, pending
         with lock:
-            pending[0] -= 1
-            if pending[0] == 0:
+            pending -= 1
+            if pending == 0:
                 Ut = None
 
     def one(i, th):  # chunk i on thread th
