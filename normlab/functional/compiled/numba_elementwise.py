@@ -30,8 +30,9 @@ from normlab.functional import _parallel
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
-__all__ = ["bn_eval_affine", "bn_eval_sigmoid", "affine_sigmoid", "relu_forward", "relu_backward", "leaky_relu_forward",
-           "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward"]
+__all__ = ["bn_eval_affine", "bn_eval_sigmoid", "affine_sigmoid", "relu_forward",
+           "relu_backward", "leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
+           "sigmoid_backward"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
