@@ -225,15 +225,19 @@ def test_numba_transforms_bit_identical_to_numpy_on_channel_major_views(channel_
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scheme", ["F2", "F4"])
-def test_numba_weight_transforms_bit_identical_to_numpy(scheme, dtype):
-    """``U = G w G^T`` and ``dw = G^T M G`` compiled (one block per filter) give the NumPy
-    versions' bits, -0.0, infinities and NaN included (zero coefficients are skipped in
-    both, so 0 * inf never enters)."""
+@pytest.mark.parametrize("F, C", [(5, 7), (33, 17)])  # 35 filters; 561: blocks of 512 + 49
+def test_numba_weight_transforms_bit_identical_to_numpy(scheme, dtype, F, C):
+    """``U = G w G^T`` and ``dw = G^T M G`` compiled (plane loops over blocks of filters,
+    ``numba_winograd_weight.BLOCK``) give the NumPy versions' bits, -0.0, infinities and
+    NaN included (zero coefficients are skipped in both, so 0 * inf never enters)."""
     pytest.importorskip("numba")
+    from normlab.functional.compiled import numba_winograd_weight
+
+    assert F * C < numba_winograd_weight.BLOCK or F * C % numba_winograd_weight.BLOCK
     s = {"F2": _winograd.F2, "F4": _winograd4.F4}[scheme]
     rng = np.random.default_rng(5)
-    w = rng.standard_normal((5, 7, 3, 3)).astype(dtype)
-    M = rng.standard_normal((s.k, 5, 7)).astype(dtype)
+    w = rng.standard_normal((F, C, 3, 3)).astype(dtype)
+    M = rng.standard_normal((s.k, F, C)).astype(dtype)
     for a in (w.reshape(-1), M.reshape(-1)):
         a[[3, 11, 20, 31]] = [-0.0, np.inf, -np.inf, np.nan]
     results = {}
