@@ -269,6 +269,9 @@ def test_conv2d_empty_batch_gives_empty_gradients_and_zero_weight_gradient():
     ((7, 7), (1, 1), (1, 1), (8, 6)),
     ((3, 3), (2, 2), (1, 1), (5, 4)),
     ((3, 2), (1, 2), (2, 1), (4, 5)),
+    ((5, 5), (2, 2), (1, 1), (3, 4)),  # stride 2: offsets in pairs, the last alone
+    ((2, 4), (2, 2), (1, 2), (3, 3)),  # stride 2, dilated columns: one offset at a time
+    ((3, 3), (3, 3), (1, 1), (3, 2)),  # any other stride
 ])
 @pytest.mark.parametrize("sample_major", [False, True], ids=["contiguous", "transposed"])
 def test_compiled_col2im_gives_the_reference_bits(kernel, stride, dilation, out_hw,
@@ -302,6 +305,7 @@ def test_compiled_col2im_gives_the_reference_bits(kernel, stride, dilation, out_
     ((3, 3), (2, 2), (1, 1), (5, 4), (1, 1)),
     ((3, 2), (1, 2), (2, 1), (4, 5), (2, 0)),
     ((3, 3), (1, 1), (1, 1), (4, 4), (0, 0)),
+    ((5, 5), (2, 2), (1, 1), (4, 3), (2, 1)),
 ])
 def test_compiled_col2im_into_gives_the_reference_bits_through_padding(
         kernel, stride, dilation, out_hw, padding):

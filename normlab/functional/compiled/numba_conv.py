@@ -36,29 +36,53 @@ def col2im(dcols, dx, ph, pw, sh, sw, dh, dw):
     zeroed padded copy of the batch nor a crop pass over it is made.
 
     Offsets are visited in the same (i, j) order as the NumPy slice loop
-    (``_kernels.col2im``), so both give bit-identical sums.
+    (``_kernels.col2im``), so both give bit-identical sums. Each row of an offset is one
+    loop over a run of the flat plane (indices kept non-negative with ``max``, so numba
+    adds no wraparound test and the loop vectorises); with stride 2 and no dilation,
+    offsets ``j`` and ``j + 1`` land on the two phases of one run, so their rows are
+    interleaved into a scratch row first and added in one pass (each pixel gets one of
+    them, so the order of additions per pixel is unchanged). Per batch chunk, 1 thread,
+    per-row slices -> runs: 3x3 stride-2 16x32x32 (16 samples) 531 -> 367 us, 32x16x16
+    350 -> 277; LeNet's 5x5 6 -> 16 (34 samples) 305 -> 273; 7x7 3 -> 32 209 -> 206.
     """
     N, C, KH, KW, OH, OW = dcols.shape
     H, W = dx.shape[2], dx.shape[3]
-    plane = np.empty((H + 2 * ph, W + 2 * pw), dx.dtype)
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    plane = np.empty((Hp, Wp), dx.dtype)
+    pf = plane.reshape(Hp * Wp)
+    pairs = sw == 2 and dw == 1
+    row = np.empty(2 * OW, dx.dtype)  # two offsets' rows, interleaved
     for n in range(N):
         for c in range(C):
-            plane[:] = 0
+            pf[:] = 0
             for i in range(KH):
-                for j in range(KW):
-                    src = dcols[n, c, i, j]
-                    off = j * dw
-                    for oh in range(OH):
-                        drow, srow = plane[oh * sh + i * dh], src[oh]
-                        if sw == 1:  # a run of OW pixels: row slices numba vectorises
-                            # (LeNet's 5x5 6 -> 16 per 68-sample chunk 0.80 -> 0.49 ms,
-                            # 7x7 3 -> 32 per 7 samples 0.57 -> 0.19; stride 2 unchanged)
-                            d = drow[off:off + OW]
+                j = 0
+                while j < KW:
+                    s0 = dcols[n, c, i, j]
+                    if pairs and j + 1 < KW:
+                        s1 = dcols[n, c, i, j + 1]
+                        for oh in range(OH):
+                            base = max((oh * sh + i * dh) * Wp + j, 0)
+                            a0, a1 = s0[oh], s1[oh]
                             for ow in range(OW):
-                                d[ow] += srow[ow]
+                                row[2 * ow] = a0[ow]
+                                row[2 * ow + 1] = a1[ow]
+                            for t in range(2 * OW):
+                                pf[base + t] += row[t]
+                        j += 2
+                        continue
+                    for oh in range(OH):
+                        base = max((oh * sh + i * dh) * Wp + j * dw, 0)
+                        if sw == 1:
+                            for ow in range(OW):
+                                pf[base + ow] += s0[oh, ow]
+                        elif sw == 2:  # a constant stride: the compiler's loop is faster
+                            for ow in range(OW):
+                                pf[base + 2 * ow] += s0[oh, ow]
                         else:
                             for ow in range(OW):
-                                drow[ow * sw + off] += srow[ow]
+                                pf[base + ow * sw] += s0[oh, ow]
+                    j += 1
             out = dx[n, c]
             for h in range(H):
                 out[h] = plane[h + ph, pw:pw + W]
