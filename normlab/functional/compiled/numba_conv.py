@@ -21,8 +21,7 @@ from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
 __all__ = ["col2im", "max_pool_forward", "max_pool_backward", "avg_pool_forward",
-           "avg_pool_backward", "winograd_input_adjoint", "conv_flat_forward",
-           "conv_flat_weight_grad"]
+           "avg_pool_backward", "winograd_input_adjoint"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
@@ -301,111 +300,6 @@ def winograd_input_adjoint(dV, ph, pw, dx):
                     p[sh + i, sw + j] = xs[dh + i, dw + j]
 
 
-@_jit
-def _rows_into(src, flat, top, left, Wp):
-    """``flat[c, (h + top)*Wp + left + q] = src[c, h, q]``: the rows of ``src`` (C, H, W)
-    into rows of width ``Wp`` laid end to end (what lies around them is left as it is)."""
-    C, H, W = src.shape
-    for c in range(C):
-        for h in range(H):
-            row = flat[c, (h + top) * Wp + left:(h + top) * Wp + left + W]
-            s = src[c, h]
-            for q in range(W):
-                row[q] = s[q]
-
-
-@_jit
-def conv_flat_forward(x, w, ph, pw, dh, dw, out):
-    """``_flatconv``'s sum, one image at a time: the image is copied into a zeroed flat
-    padded row buffer, each filter's ``OH*Wp`` sums are built there by one scaled add of a
-    shifted row per ``(c, i, j)`` (in that order, as the reference), and the valid
-    ``OW`` of each output row are copied out."""
-    N, C, H, W = x.shape
-    F, _, KH, KW = w.shape
-    OH, OW = out.shape[2], out.shape[3]
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    L = OH * Wp
-    xf = np.zeros((C, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)  # borders stay zero
-    acc = np.empty((F, L), dtype=x.dtype)
-    for n in range(N):
-        _rows_into(x[n], xf, ph, pw, Wp)
-        for f in range(F):
-            a = acc[f]
-            for p in range(L):
-                a[p] = 0.0
-        for c in range(C):
-            xc = xf[c]
-            for i in range(KH):
-                for j in range(KW):
-                    s = i * dh * Wp + j * dw
-                    xs = xc[s:s + L]  # a slice: numba vectorises the adds over it
-                    for f in range(F):
-                        wv = w[f, c, i, j]
-                        a = acc[f]
-                        for p in range(L):
-                            a[p] += wv * xs[p]
-        for f in range(F):
-            a = acc[f]
-            for oh in range(OH):
-                r = a[oh * Wp:oh * Wp + OW]
-                o = out[n, f, oh]
-                for q in range(OW):
-                    o[q] = r[q]
-
-
-# the weight gradient's dot products may be reordered (vectorised); nothing else here may
-_jit_sums = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "arcp"})
-
-
-@_jit_sums
-def conv_flat_weight_grad(x, dout, ph, pw, dh, dw, zero, out):
-    """``_flatconv``'s weight gradient of ``x[n]``, ``dout[n]`` summed over the ``n`` given,
-    into float64 ``out`` (F, C, KH, KW): per image, each filter's ``dout`` row (at the
-    padded width, zero past ``OW``) is dotted with four shifted input rows per pass
-    (offsets in ``(c, i, j)`` order, the last pass padded with repeats whose sums are
-    dropped); ``zero`` (0 of x's dtype) starts each image's sums in that dtype."""
-    N, C, H, W = x.shape
-    F, _, KH, KW = out.shape
-    OH, OW = dout.shape[2], dout.shape[3]
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    L = OH * Wp
-    T = C * KH * KW
-    xf = np.zeros((C, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)  # borders stay zero
-    dpad = np.zeros((F, L), dtype=x.dtype)  # columns past OW stay zero
-    chan = np.zeros(T + 3, dtype=np.int64)
-    offs = np.zeros(T + 3, dtype=np.int64)
-    for t in range(T):
-        c, r = divmod(t, KH * KW)
-        i, j = divmod(r, KW)
-        chan[t], offs[t] = c, i * dh * Wp + j * dw
-    o = out.reshape(F, T)
-    o[...] = 0.0
-    for n in range(N):
-        _rows_into(x[n], xf, ph, pw, Wp)
-        _rows_into(dout[n], dpad, 0, 0, Wp)
-        for f in range(F):
-            d = dpad[f]
-            for t in range(0, T, 4):
-                x0 = xf[chan[t], offs[t]:offs[t] + L]
-                x1 = xf[chan[t + 1], offs[t + 1]:offs[t + 1] + L]
-                x2 = xf[chan[t + 2], offs[t + 2]:offs[t + 2] + L]
-                x3 = xf[chan[t + 3], offs[t + 3]:offs[t + 3] + L]
-                s0 = s1 = s2 = s3 = zero
-                for p in range(L):
-                    g = d[p]
-                    s0 += g * x0[p]
-                    s1 += g * x1[p]
-                    s2 += g * x2[p]
-                    s3 += g * x3[p]
-                o[f, t] += s0
-                if t + 1 < T:
-                    o[f, t + 1] += s1
-                if t + 2 < T:
-                    o[f, t + 2] += s2
-                if t + 3 < T:
-                    o[f, t + 3] += s3
-
-
 # Registered batch-parallel (``_threads.over_batch``): the batch axis of each argument.
 _B0 = 0
 for _op, _impl, _axes in (
@@ -414,7 +308,5 @@ for _op, _impl, _axes in (
         ("max_pool_backward", max_pool_backward, (_B0, _B0, None, None, None, None, _B0)),
         ("avg_pool_forward", avg_pool_forward, (_B0, None, None, None, None, _B0)),
         ("avg_pool_backward", avg_pool_backward, (_B0, None, None, None, None, _B0)),
-        ("winograd2_input_adjoint", winograd_input_adjoint, (1, None, None, _B0)),
-        ("conv_flat_forward", conv_flat_forward, (_B0, None, None, None, None, None, _B0))):
+        ("winograd2_input_adjoint", winograd_input_adjoint, (1, None, None, _B0))):
     register(_op, "numpy", over_batch(_impl, _axes))
-register("conv_flat_weight_grad", "numpy", conv_flat_weight_grad)  # a sum: chunked by the caller
