@@ -17,6 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._flat import flat_memory
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
@@ -81,15 +82,10 @@ def _col2im_planes(dcols, flat, sn, sc, si, sj, sh_, dx, ph, pw, sh, sw, dh, dw)
 
 
 def _flat_view(a):
-    """``(flat, element strides)``: a 1D view of ``a``'s memory from ``a[0, ..., 0]`` and
-    the strides of its axes in elements (a contiguous copy first where the last axis is
-    not contiguous or a stride is negative)."""
-    it = a.itemsize
-    if a.size and (a.strides[-1] != it or min(a.strides) < 0 or any(s % it for s in a.strides)):
-        a = np.ascontiguousarray(a)
-    strides = [s // it for s in a.strides]
-    extent = sum((d - 1) * s for d, s in zip(a.shape, strides)) + 1 if a.size else 0
-    return np.lib.stride_tricks.as_strided(a, shape=(extent,), strides=(it,)), strides
+    """``flat_memory(a)``, of a contiguous copy where the last axis is not contiguous or
+    ``a``'s memory has no such view."""
+    view = flat_memory(a) if a.strides[-1] == a.itemsize else None
+    return view if view is not None else flat_memory(np.ascontiguousarray(a))
 
 
 def col2im(dcols, dx, ph, pw, sh, sw, dh, dw):
