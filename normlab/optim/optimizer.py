@@ -359,29 +359,26 @@ def state_dict_from_arrays(arrays: dict[str, Any], meta: dict) -> dict[str, Any]
 
 
 def _lazy_zeros(state: dict[str, Any], key: str, p):
-    """``state[key]``, created as zeros of ``p``'s shape the first time it is needed (state
-    that a setting switched on later needs: AMSGrad after ``load_state_dict``, a momentum
-    buffer after OneCycleLR raises the momentum)."""
-    a = state.get(key)
-    if a is None:
-        a = state[key] = backend.namespace(p).zeros_like(p)
-    return a
+    """``state[key]``, created as zeros of ``p``'s shape when first needed: state a setting
+    switches on later (AMSGrad after ``load_state_dict``, momentum after OneCycleLR)."""
+    if state.get(key) is None:
+        state[key] = backend.namespace(p).zeros_like(p)
+    return state[key]
 
 
 def _kernel(op: str, p, *arrays, numbers=()):
     """The compiled one-pass update ``op`` (``functional/compiled/numba_optim.py``) where
     it gives the reference's bits, else ``None``: a float parameter ``p`` with gradient
-    and state ``arrays`` of its shape and dtype, all C-contiguous and writable, and
-    hyperparameters ``numbers`` that are Python numbers (a NumPy scalar would change the
-    dtype NumPy computes ``p * weight_decay`` in). CuPy arrays: ``None`` (none registered)."""
+    and state ``arrays`` of its shape and dtype, all C-contiguous and writable (the
+    gradient need not be), and hyperparameters ``numbers`` that are Python numbers (a NumPy
+    scalar would change the dtype NumPy computes ``p * weight_decay`` in). CuPy: ``None``."""
     impl = dispatch.lookup(op, backend.namespace(p), p, *arrays)
     if impl is None or p.dtype.kind != "f" or not all(type(v) in (int, float) for v in numbers):
         return None
-    for a in (p,) + arrays:
-        if a.shape != p.shape or a.dtype != p.dtype or not a.flags.c_contiguous:
+    for i, a in enumerate((p,) + arrays):  # arrays[0] (i = 1): the gradient, only read
+        if a.shape != p.shape or a.dtype != p.dtype or not a.flags.c_contiguous \
+                or (i != 1 and not a.flags.writeable):
             return None
-    if not all(a.flags.writeable for a in (p,) + arrays[1:]):
-        return None
     return impl
 
 

@@ -99,4 +99,3 @@ class SGD(Optimizer):
         else:
             step = lr * g
         p -= step
-
