@@ -9,7 +9,7 @@ import pytest
 
 import normlab
 from normlab import functional as F
-from normlab.functional import _winograd, _winograd4
+from normlab.functional import _winograd, _winograd4, _winograd_backward
 from normlab.functional import conv_naive as N
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -101,6 +101,53 @@ def test_numba_and_numpy_transforms_agree(channel_major):
             out = np.empty((n, C, 4 * TH, 4 * TW))
             _winograd4._output_transform(M, out)
         results.append((V, D, out))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, **TIGHT)
+
+
+def _planes_like(layout, shape, rng):
+    """A (36, n, C, TH, TW) float64 array of random values in one of the layouts the
+    compiled transforms meet: inside a padded scratch buffer (``_winograd_scratch``), with
+    non-contiguous planes, viewed from a byte buffer, with a reversed sample axis."""
+    k, n, C, TH, TW = shape
+    if layout == "scratch":
+        from normlab.functional._winograd_scratch import planes
+        P = planes(np.empty(k * (C * n * TH * TW + 40) + 7), k, (C, n, TH, TW), 7)
+        P = P.transpose(0, 2, 1, 3, 4)
+    elif layout == "strided_planes":
+        P = np.empty((k, n, C, TH, 2 * TW))[..., ::2]
+    elif layout == "byte_view":
+        P = np.empty(8 * k * n * C * TH * TW, np.uint8).view(np.float64).reshape(shape)
+    else:  # "reversed"
+        P = np.empty(shape)[:, ::-1]
+    P[...] = rng.standard_normal(shape)
+    return P
+
+
+@pytest.mark.parametrize("layout", ["scratch", "strided_planes", "byte_view", "reversed"])
+def test_compiled_transforms_take_any_plane_layout(layout):
+    """The compiled kernels find each array's memory themselves (``_home``, ``_runs``), or
+    fall back to a contiguous copy; either way all four transforms give the reference's
+    values, and the written planes land in the array passed."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(8)
+    n, C, TH, TW = 3, 2, 2, 3
+    shape = (36, n, C, TH, TW)
+    x = rng.standard_normal((n, C, 4 * TH + 2, 4 * TW + 2))
+    d = rng.standard_normal((n, C, 4 * TH, 4 * TW))
+    M = _planes_like(layout, shape, rng)
+    results = []
+    for compiled in (False, True):
+        with normlab.kernels("compiled" if compiled else "reference"):
+            V = _planes_like(layout, shape, rng)
+            _winograd4._input_transform(x, (0, 0), V)
+            D = _planes_like(layout, shape, rng)
+            _winograd4._dout_transform(d, D)
+            out = np.empty((n, C, 4 * TH, 4 * TW))
+            _winograd4._output_transform(M, out)
+            dx = np.empty(x.shape)
+            _winograd_backward.input_adjoint(4, M, (0, 0), dx)
+        results.append((V, D, out, dx))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, **TIGHT)
 
