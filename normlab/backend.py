@@ -68,7 +68,10 @@ def namespace(*arrays):
     TypeError
         If NumPy and CuPy arrays are mixed.
     """
-    if all(type(a) is np.ndarray for a in arrays):  # the hot path: every op asks
+    for a in arrays:  # the hot path, every op asks: a loop, not all() over a generator
+        if type(a) is not np.ndarray:
+            break
+    else:
         return np
     kinds = {is_cupy_array(a) for a in arrays if a is not None and hasattr(a, "shape")}
     if len(kinds) > 1:
