@@ -93,6 +93,19 @@ def test_lookup_finds_the_numba_kernels_for_numpy_only():
     assert dispatch.lookup("col2im", types.SimpleNamespace(__name__="cupy")) is None
 
 
+def test_every_numpy_provider_loads():
+    """A provider that fails to import leaves its ops on the reference code without a
+    word at run time (the fallback above), so the library's own must all load, and each
+    registers at least one op."""
+    pytest.importorskip("numba")
+    info = dispatch.describe()  # imports the NumPy providers
+    assert "failed" not in info["numpy"], info["numpy"].get("failed")
+    assert all(name in dispatch._ok for name in dispatch._PROVIDERS["numpy"])
+    for op in ("winograd2_input", "winograd4_output", "winograd4_weight", "conv_flat_forward",
+               "bn_eval_affine", "sgd_update"):
+        assert op in info["numpy"]["ops"]
+
+
 def test_register_and_lookup_for_a_new_backend(monkeypatch):
     monkeypatch.setattr(dispatch, "_registry", dict(dispatch._registry))
     fake = types.SimpleNamespace(__name__="fakearrays")

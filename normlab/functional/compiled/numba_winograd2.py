@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from normlab.functional.compiled._threads import over_batch
-from normlab.functional.compiled.numba_winograd4 import (_pad_into, _planes_in,
+from normlab.functional.compiled.numba_winograd4 import (_pad_into, _read_planes, _runs,
                                                          _write_planes)
 from normlab.functional.dispatch import register
 
@@ -31,6 +31,7 @@ __all__ = ["input_transform", "output_transform", "dout_transform"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
+_ALL = 2**62  # no limit on a run's length (``numba_winograd4._runs``)
 
 
 @_jit
@@ -80,7 +81,15 @@ def output_transform(M, out):
     """``out[n, f, 2th+i, 2tw+j] = (A^T M A)[i, j]``; ``M`` (16, n, F, TH, TW)."""
     if M.size == 0:
         return
-    _output_planes(*_planes_in(M), M.shape[3], M.shape[4], out)
+    _read_planes(M, lambda root, P: _output_entry(root, P, out))
+
+
+@_jit
+def _output_entry(root, M, out):
+    ok, flat, sk, sn, sf, G, L = _runs(root, M, _ALL)
+    if ok:
+        _output_planes(flat, sk, sn, sf, G, L, M.shape[3], M.shape[4], out)
+    return ok
 
 
 @_jit
@@ -133,8 +142,15 @@ def dout_transform(d, D):
     ``d[n, f, 2th:2th+2, 2tw:2tw+2]``; ``d`` (n, F, 2TH, 2TW) zero-extended."""
     if D.size == 0:
         return
-    TH, TW = D.shape[3], D.shape[4]
-    _write_planes(D, lambda *runs: _dout_planes(d, *runs, TH, TW))
+    _write_planes(D, lambda root, P: _dout_entry(root, P, d))
+
+
+@_jit
+def _dout_entry(root, D, d):
+    ok, flat, sk, sn, sf, G, L = _runs(root, D, _ALL)
+    if ok:
+        _dout_planes(d, flat, sk, sn, sf, G, L, D.shape[3], D.shape[4])
+    return ok
 
 
 @_jit
@@ -188,8 +204,15 @@ def input_transform(x, ph, pw, V):
     ``_winograd._tile_pad(x, (ph, pw), TH, TW)``; ``V`` (16, n, C, TH, TW)."""
     if V.size == 0:
         return
-    TH, TW = V.shape[3], V.shape[4]
-    _write_planes(V, lambda *runs: _input_planes(x, ph, pw, *runs, TH, TW))
+    _write_planes(V, lambda root, P: _input_entry(root, P, x, ph, pw))
+
+
+@_jit
+def _input_entry(root, V, x, ph, pw):
+    ok, flat, sk, sn, sc, G, L = _runs(root, V, _ALL)
+    if ok:
+        _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, V.shape[3], V.shape[4])
+    return ok
 
 
 # batch-parallel (``_threads.over_batch``): V, M and D hold the batch on axis 1
