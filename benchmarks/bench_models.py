@@ -104,10 +104,11 @@ backward; the normlab step frees last step's gradients first, as the torch step 
 forward (under ``normlab.nn.no_grad()`` now) ResNet-20 1.77-1.86 -> 1.65-1.73, LeNet
 1.69-1.79 -> 1.62-1.74; train steps within noise. See README "Performance".
 
-The latest figures (2026-11-30, third session: after the plane-wise Winograd weight
-transforms and the flat-indexed col2im; 1 thread, ratio normlab / torch, two runs):
-ResNet-20 b128 0.96-1.04, b32 1.04-1.05, LeNet 0.92-0.93, ThreeLayerConvNet 0.95-0.97,
-ResNet-18 0.88-0.98, FC 0.76-0.93, eval ResNet-20 1.18-1.22, eval LeNet 0.93-0.99; README
+The latest figures (2026-11-30, fourth session: after the Winograd transforms stopped
+making a Python flat view per call; 1 thread, ratio normlab / torch, as is and under the
+second BLAS setting): ResNet-20 b128 0.93-0.94, b32 0.99-1.03, LeNet 0.90-0.94,
+ThreeLayerConvNet 0.96-1.00, ResNet-18 0.82-0.88, FC 0.91, eval ResNet-20 1.03-1.10, eval
+LeNet 1.03-1.04 (torch's own times moved by several percent between runs); README
 "Performance" has each round's before and after.
 
 The second BLAS setting of the issue is the environment: run once as is and once under
