@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from normlab import backend
-from normlab.errors import NormlabValueError, ShapeError
+from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
 from normlab.functional import batchnorm as _bn
 from normlab.functional._bn_checks import (check_bn_affine, check_bn_eps, check_bn_input,
                                            check_training_count)
@@ -82,7 +84,7 @@ def _then(cls, bn_cache, y, residual, activation):
 
 def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, axes,
                                 eps: float = 1e-5, activation: str = "relu",
-                                residual=None):
+                                residual=None, overwrite_x: bool = False):
     """``out = act(batch_norm_eval_forward(x, ...) + residual)`` in one pass.
 
     Parameters
@@ -92,11 +94,16 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     activation : {"relu", "sigmoid"}
     residual : ndarray of ``x``'s shape, or None
         Added after the normalisation, before the activation (ResNet's shortcut).
+    overwrite_x : bool
+        For inference: ``x``'s memory may hold the result (its values are then lost, and
+        ``cache`` is None: nothing may run backward). It does where a compiled pass runs
+        (ReLU; Sigmoid without a residual); elsewhere a new array is returned, as without
+        it. The values are the same bits either way.
 
     Returns
     -------
     out : ndarray, shape of ``x`` (dtype of ``x``, or of ``x + residual``)
-    cache : BatchNormEvalActCache
+    cache : BatchNormEvalActCache, or None where ``x`` was overwritten
 
     Raises
     ------
@@ -106,6 +113,9 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     """
     owner = "batch_norm_eval_act_forward"
     activation = _checked_activation(activation, owner)
+    if not isinstance(overwrite_x, (bool, np.bool_)):
+        raise NormlabTypeError(f"{owner}: expected overwrite_x to be a bool, got "
+                               f"{overwrite_x!r}.")
     x, mean, inv_std, scale, axes = _bn._eval_setup(x, gamma, beta, running_mean,
                                                     running_var, axes, eps, owner)
     residual = _checked_residual(residual, x, owner)
@@ -114,13 +124,19 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     if activation == "relu" and residual_fits(residual, x):
         impl = _bn._eval_kernel(x, axes, mean, scale)
         if impl is not None:
-            out = impl(x, mean, scale, beta, residual=residual, relu=True)
+            out = impl(x, mean, scale, beta, residual=residual, relu=True,
+                       out=x if overwrite_x and x.flags.writeable else None)
+            if out is x:
+                return out, None
             return out, BatchNormEvalActCache(bn_cache, ReluCache(out), activation,
                                               residual is not None)
     if activation == "sigmoid" and residual is None:
         impl = _bn._eval_kernel(x, axes, mean, scale, "bn_eval_sigmoid")
         if impl is not None:
-            out = impl(x, mean, scale, beta)
+            out = impl(x, mean, scale, beta,
+                       out=x if overwrite_x and x.flags.writeable else None)
+            if out is x:
+                return out, None
             return out, BatchNormEvalActCache(bn_cache, SigmoidCache(out), activation, False)
     y = _bn._eval_affine(x, mean, scale, beta, axes)  # the composition, op by op
     return _then(BatchNormEvalActCache, bn_cache, y, residual, activation)

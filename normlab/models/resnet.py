@@ -87,16 +87,20 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU()
 
     def forward(self, x):
+        # BN + ReLU in one pass where they fuse (nn._fusion); at inference over the conv's
+        # fresh output, in place
         y = self.conv1(x)
-        if _fusion.fusable(self.bn1, self.relu1):  # one pass for both (nn._fusion)
-            y = _fusion.bn_act(self.bn1, self.relu1, y)
+        if _fusion.fusable(self.bn1, self.relu1):
+            y = _fusion.bn_act(self.bn1, self.relu1, y,
+                               overwrite_x=_fusion.fresh_output(self.conv1))
         else:
             y = self.relu1(self.bn1(y))
         y = self.conv2(y)
         shortcut = x if self.downsample is None else self.downsample(x)
         self._cache = True
         if _fusion.fusable(self.bn2, self.relu2) and y.shape == shortcut.shape:
-            return _fusion.bn_act(self.bn2, self.relu2, y, residual=shortcut)
+            return _fusion.bn_act(self.bn2, self.relu2, y, residual=shortcut,
+                                  overwrite_x=_fusion.fresh_output(self.conv2))
         return self.relu2(self.bn2(y) + shortcut)
 
     def backward(self, dout):

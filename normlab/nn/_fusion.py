@@ -9,6 +9,11 @@ give the bits of the separate ops. ``Sequential`` and ``models.BasicBlock`` ask
 if it had run its own forward (its own cache, its output recorded, ``no_grad`` honoured),
 so ``backward`` runs unchanged, module by module.
 
+At inference (``no_grad()``, caches not retained) a batch norm whose input a container
+has just received from a ``Conv2d`` (the library's forward: a fresh array that nothing
+else holds, ``fresh_output``) writes its result over that input instead of into a new
+array (``overwrite_x`` of ``functional.fused.batch_norm_eval_act_forward``).
+
 Only the library's own forwards are fused: a subclass that overrides ``forward`` or
 ``__call__`` (to record activations, say), or whose instance has its own ``forward``
 (``lab.setups.input_of_last``'s spy), runs as written, and so does a batch norm
@@ -18,13 +23,14 @@ whose batch statistics are its own (Ghost BN, Batch Renorm, SyncBatchNorm).
 from __future__ import annotations
 
 from normlab.functional import fused
-from normlab.nn._checked import _forward_done
+from normlab.nn._checked import _flags, _forward_done
 from normlab.nn.activation import ReLU, Sigmoid
 from normlab.nn.batchnorm import _BatchNorm
+from normlab.nn.conv import Conv2d
 from normlab.nn.module import Module
 from normlab.validation import check_array
 
-__all__ = ["ACTIVATIONS", "fusable", "bn_act"]
+__all__ = ["ACTIVATIONS", "fusable", "bn_act", "fresh_output"]
 
 
 def _own(m, cls) -> bool:
@@ -57,17 +63,31 @@ def fusable(bn, act) -> bool:
     return bn.uses_running_stats() or type(bn)._batch_forward is _BatchNorm._batch_forward
 
 
-def bn_act(bn, act, x, residual=None):
+def fresh_output(m) -> bool:
+    """Whether the array ``m``'s forward just returned is held by nothing but its caller:
+    at inference (``no_grad()``, caches not retained) from a ``Conv2d`` running the
+    library's forward, whose output is always a new array."""
+    return (_flags.no_grad and not _flags.retain and _own(m, Conv2d)
+            and type(m)._forward is Conv2d._forward)
+
+
+def bn_act(bn, act, x, residual=None, overwrite_x=False):
     """``act(bn(x) + residual)`` (``residual`` optional) in one pass; ``fusable(bn, act)``
     must hold. Each module keeps the cache its own forward would have kept, and a
-    training batch norm takes its running-statistics step."""
+    training batch norm takes its running-statistics step. ``overwrite_x``: the caller
+    owns ``x`` (``fresh_output``), so an eval batch norm may write its result over it."""
     check_array(x, type(bn).__name__, allow_empty=True)  # what bn's checked forward checks
     axes, gamma, beta = bn._checked_args(x)
     name = _activation(act)
     if bn.uses_running_stats():
         out, cache = fused.batch_norm_eval_act_forward(
             x, gamma, beta, *bn._running_as(x), axes=axes, eps=bn.eps, activation=name,
-            residual=residual)
+            residual=residual, overwrite_x=bool(overwrite_x))
+        if cache is None:  # x overwritten: no cache to keep (inference only)
+            bn._cache = act._cache = None
+            _forward_done(bn, out)
+            _forward_done(act, out)
+            return out
         bn._cache = ("eval", cache.bn)
     else:
         bn._check_batch_count(x)

@@ -58,13 +58,17 @@ class Sequential(Module):
     def forward(self, x):
         children = list(self._modules.values())
         i = 0
+        fresh = False  # x is a conv's new output that only this loop holds (inference)
         while i < len(children):
             m = children[i]
             if i + 1 < len(children) and _fusion.fusable(m, children[i + 1]):
-                x = _fusion.bn_act(m, children[i + 1], x)  # BN + ReLU/Sigmoid: one pass
+                # BN + ReLU/Sigmoid: one pass (over a fresh conv output, in place)
+                x = _fusion.bn_act(m, children[i + 1], x, overwrite_x=fresh)
                 i += 2
+                fresh = False
                 continue
             x = m(x)
+            fresh = _fusion.fresh_output(m)
             i += 1
         self._cache = True
         return x

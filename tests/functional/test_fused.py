@@ -93,8 +93,8 @@ def test_fused_equals_the_separate_ops_bit_for_bit(activation, mode, setting, dt
 
 @pytest.mark.parametrize("mode,activation,op,kernel,kwargs", [
     ("eval", "relu", "bn_eval_affine", "numba_elementwise.bn_eval_affine",
-     ["relu", "residual"]),
-    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise.bn_eval_sigmoid", []),
+     ["out", "relu", "residual"]),
+    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise.bn_eval_sigmoid", ["out"]),
     ("train", "relu", "bn_normalize_affine", "numba_bn.normalize_affine",
      ["relu", "residual"]),
     ("train", "sigmoid", "bn_normalize_sigmoid", "numba_bn.normalize_sigmoid", [])])
@@ -184,3 +184,45 @@ def test_cuda_matches_cpu(rng):
     dx = fused.batch_norm_eval_act_backward(backend.to_device(np.ones_like(x), "cuda"), cache)
     assert backend.device_of(out) == "cuda" and backend.device_of(dx[0]) == "cuda"
     np.testing.assert_allclose(backend.to_numpy(out), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation,residual", [("relu", False), ("relu", True),
+                                                 ("sigmoid", False)])
+def test_overwrite_x_writes_the_same_bits_into_x(activation, residual, rng):
+    """``overwrite_x``: where a compiled pass runs, the result lands in ``x`` itself (and
+    no cache is returned); the values are those of a new array."""
+    pytest.importorskip("numba")
+    x = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+    gamma, beta, mean = (rng.standard_normal(3).astype(np.float32) for _ in range(3))
+    var = rng.uniform(0.5, 2.0, 3).astype(np.float32)
+    r = rng.standard_normal(x.shape).astype(np.float32) if residual else None
+    args = (gamma, beta, mean, var)
+    kw = dict(axes=(0, 2, 3), activation=activation, residual=r)
+    want, cache = F.fused.batch_norm_eval_act_forward(x, *args, **kw)
+    assert cache is not None and not np.shares_memory(want, x)
+    got, none = F.fused.batch_norm_eval_act_forward(x, *args, **kw, overwrite_x=True)
+    assert got is x and none is None
+    np.testing.assert_array_equal(got, want)
+
+
+def test_overwrite_x_is_only_a_permission(rng):
+    """Where no compiled pass applies (the reference kernels, a read-only x, a residual
+    of another dtype), a new array and a cache come back and x is untouched."""
+    x = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
+    keep = x.copy()
+    args = (None, None, np.zeros(3, np.float32), np.ones(3, np.float32))
+    with normlab.kernels("reference"):
+        out, cache = F.fused.batch_norm_eval_act_forward(x, *args, axes=(0, 2, 3),
+                                                         overwrite_x=True)
+    assert cache is not None and out is not x
+    ro = x.copy()
+    ro.flags.writeable = False
+    out, cache = F.fused.batch_norm_eval_act_forward(ro, *args, axes=(0, 2, 3),
+                                                     overwrite_x=True)
+    assert cache is not None and out is not ro
+    out, cache = F.fused.batch_norm_eval_act_forward(
+        x, *args, axes=(0, 2, 3), residual=np.ones(x.shape), overwrite_x=True)
+    assert cache is not None and out.dtype == np.float64
+    np.testing.assert_array_equal(x, keep)
+    with pytest.raises(TypeError, match="overwrite_x to be a bool, got 'yes'"):
+        F.fused.batch_norm_eval_act_forward(x, *args, axes=(0, 2, 3), overwrite_x="yes")

@@ -197,3 +197,63 @@ def test_the_functional_op_is_the_one_composition(rng):
     np.testing.assert_array_equal(out, F.relu_forward(bn.forward(x) + r)[0])
     out = _fusion.bn_act(bn, nn.Sigmoid(), x)
     np.testing.assert_array_equal(out, F.sigmoid_forward(bn.forward(x))[0])
+
+
+@pytest.mark.parametrize("build,shape,pairs", [
+    # the stem's and 18 block convs' pairs; the 1x1 shortcuts' BN has no activation
+    (lambda: models.resnet20(rng=0), (4, 3, 16, 16), [True] * 19),
+    # two conv pairs, then two BatchNorm1d pairs after Linear layers
+    (lambda: models.LeNet(norm="batch", rng=0), (6, 1, 28, 28), [True] * 2 + [False] * 2)])
+def test_inference_overwrites_fresh_conv_outputs_with_the_same_bits(build, shape, pairs,
+                                                                    rng, monkeypatch):
+    """Under no_grad a fused batch norm right after a Conv2d writes over the conv's new
+    output, and only there: the same outputs as with every pair writing a new array."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    model = build()
+    model(x)  # training: running statistics that are not the initial ones
+    model.eval()
+    overwritten = []
+    real = F.fused.batch_norm_eval_act_forward
+
+    def recording(x, *args, **kwargs):
+        out, cache = real(x, *args, **kwargs)
+        overwritten.append(out is x)
+        return out, cache
+
+    monkeypatch.setattr(F.fused, "batch_norm_eval_act_forward", recording)
+    with nn.no_grad():
+        out = model(x)
+    assert overwritten == pairs
+    fresh = _fusion.fresh_output
+    monkeypatch.setattr(_fusion, "fresh_output", lambda m: False)
+    overwritten.clear()
+    with nn.no_grad():
+        np.testing.assert_array_equal(out, model(x))
+    assert overwritten == [False] * len(pairs)
+    monkeypatch.setattr(_fusion, "fresh_output", fresh)
+    overwritten.clear()
+    np.testing.assert_array_equal(out, model(x))  # with grad: caches kept, nothing overwritten
+    assert overwritten == [False] * len(pairs)
+
+
+def test_a_conv_output_someone_else_holds_is_not_overwritten(rng):
+    """A Conv2d subclass that keeps its output (or any forward but the library's) does not
+    hand it over: the kept array is intact after the batch norm ran."""
+    class Keeping(nn.Conv2d):
+        def forward(self, x):
+            self.kept = super().forward(x)
+            return self.kept
+
+    conv = Keeping(3, 4, 3, padding=1, rng=0)
+    model = nn.Sequential(conv, _bn(4, rng), nn.ReLU()).eval()
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    with nn.no_grad():
+        out = model(x)
+        kept = conv.kept.copy()
+        assert not _fusion.fresh_output(conv)
+    np.testing.assert_array_equal(conv.kept, kept)
+    assert not np.shares_memory(out, conv.kept)
+    plain = nn.Conv2d(3, 4, 3, padding=1, rng=0)
+    with nn.no_grad():
+        assert _fusion.fresh_output(plain)
+    assert not _fusion.fresh_output(plain)  # with grad: its cache holds the input
