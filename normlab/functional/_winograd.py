@@ -267,12 +267,15 @@ class Scheme(NamedTuple):
         return (self.m + 2) ** 2
 
 
-def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
+def run_conv3x3(s: Scheme, x, weight, padding, keep=False, out=None):
     """Stride-1 3x3 cross-correlation of ``x`` (N, C, H, W) with ``weight`` (F, C, 3, 3),
     zero padding ``(ph, pw)`` (negative crops), no bias -> (N, F, OH, OW), by scheme ``s``.
 
     With ``keep`` it returns ``(out, tiles)`` too: ``tiles`` is the list of ``(slice, V)``
     per batch chunk, the input transforms that ``run_weight_grad3x3`` needs again.
+    ``out``: where to write the output when it has the shape the tiles cover, ``(N, F,
+    m*TH, m*TW)``; it may be ``x`` itself (each chunk's input is transformed before its
+    output is written; ``conv._forward``). Otherwise a new array.
     """
     xp = backend.namespace(x, weight)
     N, C, H, W = x.shape
@@ -280,7 +283,8 @@ def run_conv3x3(s: Scheme, x, weight, padding, keep=False):
     m, k = s.m, s.k
     OH, OW, TH, TW = _tiles(H, W, padding, m)
     U = s.transform_weight(weight)  # (k, F, C)
-    out = xp.empty((N, F, m * TH, m * TW), dtype=x.dtype)
+    if out is None or tuple(out.shape) != (N, F, m * TH, m * TW):
+        out = xp.empty((N, F, m * TH, m * TW), dtype=x.dtype)
     chunks = _chunks(x, C, TH, TW, k)
     tiles = [None] * len(chunks)
     T = TH * TW
@@ -388,9 +392,9 @@ F2 = Scheme(2, _transform_weight, _input_transform, _output_transform, _dout_tra
             _weight_from_sum)
 
 
-def conv3x3(x, weight, padding, keep=False):
+def conv3x3(x, weight, padding, keep=False, out=None):
     """F(2x2, 3x3) ``run_conv3x3``: stride-1 3x3 correlation, (N, C, H, W) -> (N, F, OH, OW)."""
-    return run_conv3x3(F2, x, weight, padding, keep)
+    return run_conv3x3(F2, x, weight, padding, keep, out)
 
 
 def weight_grad3x3(x, dout, padding, tiles=None):

@@ -138,10 +138,10 @@ F4 = _winograd.Scheme(4, _transform_weight, _input_transform, _output_transform,
                       _dout_transform, _weight_from_sum)
 
 
-def conv3x3(x, weight, padding, keep=False):
+def conv3x3(x, weight, padding, keep=False, out=None):
     """F(4x4, 3x3) ``_winograd.run_conv3x3`` (same arguments; ``keep`` returns the
     (slice, V (36, C, n, TH, TW)) list too)."""
-    return _winograd.run_conv3x3(F4, x, weight, padding, keep)
+    return _winograd.run_conv3x3(F4, x, weight, padding, keep, out)
 
 
 def weight_grad3x3(x, dout, padding, tiles=None):

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from normlab import backend
+from normlab.errors import NormlabTypeError
 from normlab.functional import (
     _flatconv,
     _kernels,
@@ -72,8 +75,14 @@ class ConvCache(NamedTuple):
 
 
 def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze,
-             keep_transforms=True):
-    """One path's product (Winograd, flat rows, kernel rows or im2col), then the bias."""
+             keep_transforms=True, into=None):
+    """One path's product (Winograd, flat rows, kernel rows or im2col), then the bias.
+
+    ``into``: an array of the output's shape and dtype (``x`` itself, for
+    ``overwrite_x``) that the Winograd and im2col paths write the output into. Both go
+    through the batch in chunks and read a chunk's input (into their transform or
+    columns) before they write its output, and a sample's output depends on that sample
+    alone, so the output may overwrite the input. The other paths ignore it."""
     N, C = x.shape[:2]
     F, _, KH, KW = weight.shape
     OH, OW = out_hw
@@ -86,7 +95,7 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
         reuse = _winograd.REUSE_MIN_CHANNELS
         keep = keep_transforms and reuse is not None and C >= reuse
         out, tiles = wino.conv3x3(x, weight, padding, keep=keep) if keep else \
-            (wino.conv3x3(x, weight, padding), None)
+            (wino.conv3x3(x, weight, padding, out=into), None)
         path = dict(winograd=True, wino_tiles=tiles, wino_tile=m)
     elif N and _flatconv.chosen(C, stride, groups, gpu):  # one input channel
         out = _flatconv.forward(x, weight, padding, dilation, out_hw)
@@ -95,21 +104,22 @@ def _forward(x, weight, bias, stride, padding, dilation, groups, out_hw, squeeze
         out = _rowconv.forward(x, weight, padding, stride, dilation, out_hw)
         path = dict(rows=True)
     else:
-        out = _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw)
+        out = _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw, into)
     if bias is not None:
         out += bias.reshape(F, 1, 1)
     return out, ConvCache(x, weight, x.shape, padding, stride, dilation, groups,
                           bias is not None, squeeze, **path)
 
 
-def _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw):
-    """``weight @ columns`` per batch chunk, no bias: (N, F, OH, OW)."""
+def _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw, into=None):
+    """``weight @ columns`` per batch chunk, no bias: (N, F, OH, OW), into ``into`` if
+    given (``_forward``)."""
     xp = backend.namespace(x, weight)
     N, C = x.shape[:2]
     F, Cg, KH, KW = weight.shape
     OH, OW = out_hw
     w3 = weight.reshape(groups, F // groups, Cg * KH * KW)
-    out = xp.empty((N, F, OH, OW), dtype=x.dtype)
+    out = xp.empty((N, F, OH, OW), dtype=x.dtype) if into is None else into
     chunks = _kernels.batch_chunks(x, C * KH * KW * OH * OW * x.dtype.itemsize)
     few = OH * OW <= FEW_PIXELS  # one (F/G, K) @ (K, n*OH*OW) product per group
 
@@ -138,7 +148,7 @@ def _sample_major(a):
 
 
 def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-                   keep_transforms=True):
+                   keep_transforms=True, overwrite_x=False):
     """2D convolution with zero padding: ``out = weight * x + bias`` (cross-correlation).
 
     Parameters
@@ -153,6 +163,11 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
         Keep the Winograd input transforms for the weight gradient (``ConvCache.wino_tiles``,
         2.25-4x the input's memory). ``False`` (eval forwards) keeps none; a backward then
         recomputes them.
+    overwrite_x : bool
+        For inference: where the output has ``x``'s shape (and ``x`` is C-contiguous and
+        writable), the Winograd and im2col paths may write it over ``x``, whose values
+        are then lost; ``cache`` is then None (nothing may run backward). Elsewhere a new
+        array is returned, as without it. The values are the same bits either way.
 
     Shape
     -----
@@ -161,18 +176,29 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     Returns
     -------
     out : ndarray, shape (N, F, OH, OW), dtype of ``x``
-    cache : ConvCache
+    cache : ConvCache, or None where ``x`` was overwritten
 
     Raises
     ------
     ValueError
         Wrong rank, channel mismatch, channels not divisible by groups, non-positive
         stride or dilation, kernel larger than the padded input.
+    TypeError
+        ``overwrite_x`` not a bool.
     """
     s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
                                 "conv2d_forward")
+    if not isinstance(overwrite_x, (bool, np.bool_)):
+        raise NormlabTypeError(f"conv2d_forward: expected overwrite_x to be a bool, got "
+                               f"{overwrite_x!r}.")
     x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
-    return _forward(x, weight, bias, s, p, d, int(groups), out_hw, False, keep_transforms)
+    into = None
+    if overwrite_x and x.shape == (x.shape[0], weight.shape[0]) + tuple(out_hw) and \
+            x.flags.c_contiguous and getattr(x.flags, "writeable", True) and x.size:
+        into = x
+    out, cache = _forward(x, weight, bias, s, p, d, int(groups), out_hw, False,
+                          keep_transforms and into is None, into)
+    return (out, None) if out is x else (out, cache)
 
 
 def _checked_dout(dout, cache, owner):

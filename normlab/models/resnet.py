@@ -88,14 +88,16 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         # BN + ReLU in one pass where they fuse (nn._fusion); at inference over the conv's
-        # fresh output, in place
+        # fresh output, in place, and conv2 writes over that too (x is the shortcut: kept)
         y = self.conv1(x)
+        fresh = _fusion.fresh_output(self.conv1)
         if _fusion.fusable(self.bn1, self.relu1):
-            y = _fusion.bn_act(self.bn1, self.relu1, y,
-                               overwrite_x=_fusion.fresh_output(self.conv1))
+            z = _fusion.bn_act(self.bn1, self.relu1, y, overwrite_x=fresh)
+            fresh, y = fresh and z is y, z
         else:
-            y = self.relu1(self.bn1(y))
-        y = self.conv2(y)
+            y, fresh = self.relu1(self.bn1(y)), False
+        y = _fusion.conv_over(self.conv2, y) if fresh and _fusion.fresh_output(
+            self.conv2) else self.conv2(y)
         shortcut = x if self.downsample is None else self.downsample(x)
         self._cache = True
         if _fusion.fusable(self.bn2, self.relu2) and y.shape == shortcut.shape:

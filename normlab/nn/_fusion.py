@@ -12,7 +12,9 @@ so ``backward`` runs unchanged, module by module.
 At inference (``no_grad()``, caches not retained) a batch norm whose input a container
 has just received from a ``Conv2d`` (the library's forward: a fresh array that nothing
 else holds, ``fresh_output``) writes its result over that input instead of into a new
-array (``overwrite_x`` of ``functional.fused.batch_norm_eval_act_forward``).
+array (``overwrite_x`` of ``functional.fused.batch_norm_eval_act_forward``), and where
+that array then goes straight into another such ``Conv2d`` of its shape (ResNet's second
+conv of a block), the conv's output takes its memory too (``conv_over``).
 
 Only the library's own forwards are fused: a subclass that overrides ``forward`` or
 ``__call__`` (to record activations, say), or whose instance has its own ``forward``
@@ -30,7 +32,7 @@ from normlab.nn.conv import Conv2d
 from normlab.nn.module import Module
 from normlab.validation import check_array
 
-__all__ = ["ACTIVATIONS", "fusable", "bn_act", "fresh_output"]
+__all__ = ["ACTIVATIONS", "fusable", "bn_act", "fresh_output", "conv_over"]
 
 
 def _own(m, cls) -> bool:
@@ -69,6 +71,17 @@ def fresh_output(m) -> bool:
     library's forward, whose output is always a new array."""
     return (_flags.no_grad and not _flags.retain and _own(m, Conv2d)
             and type(m)._forward is Conv2d._forward)
+
+
+def conv_over(conv, x):
+    """``conv(x)`` for a ``Conv2d`` that ``fresh_output`` vouches for, given an ``x`` that
+    only the caller holds (a fresh conv output, overwritten by its batch norm pass):
+    the output may take ``x``'s memory (``conv2d_forward(..., overwrite_x=True)``; the
+    same bits). The module is left as its own forward under ``no_grad()`` leaves it."""
+    check_array(x, type(conv).__name__, allow_empty=True)  # what conv's checked forward checks
+    out = conv._run(x, overwrite_x=True)
+    _forward_done(conv, out)
+    return out
 
 
 def bn_act(bn, act, x, residual=None, overwrite_x=False):

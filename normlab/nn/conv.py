@@ -69,11 +69,18 @@ class _ConvNd(Module):
         self.zero_grad()
 
     def forward(self, x):
+        return self._run(x)
+
+    def _run(self, x, overwrite_x=False):
+        """``forward``'s work; ``overwrite_x`` (2D, inference: ``nn._fusion.conv_over``)
+        lets the output take ``x``'s memory."""
         check_input(x, self._nd, type(self).__name__, channels=self.in_channels)
+        kw = {} if self.training or self._nd != 2 else {"keep_transforms": False}
+        if overwrite_x:
+            kw["overwrite_x"] = True
         out, self._cache = self._forward(
             x, self.params["weight"], self.params.get("bias"), stride=self.stride,
-            padding=self.padding, dilation=self.dilation, groups=self.groups,
-            **({} if self.training or self._nd != 2 else {"keep_transforms": False}))
+            padding=self.padding, dilation=self.dilation, groups=self.groups, **kw)
         return out
 
     def backward(self, dout):

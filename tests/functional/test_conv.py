@@ -174,6 +174,49 @@ def test_conv2d_errors(fwd, xs, ws, kw, match):
         fwd(np.zeros(xs), np.zeros(ws), **kw)
 
 
+@pytest.mark.parametrize("tile", [4, 2, None], ids=["F(4x4)", "F(2x2)", "im2col"])
+@pytest.mark.parametrize("bias,groups", [(True, 1), (False, 1), (True, 2)])
+def test_overwrite_x_writes_the_same_bits_over_x(tile, bias, groups, rng, kernels):
+    """``overwrite_x``: where the output has x's shape, it lands in x itself (each chunk's
+    input is read before its output is written) and no cache comes back; the values are
+    those of a new array."""
+    from normlab.functional import _winograd
+
+    x = rng.standard_normal((3, 8, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 8 // groups, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32) if bias else None
+    old_mode, old_tile = _winograd.use_winograd(tile is not None), _winograd.use_tile(tile or 2)
+    try:
+        want, cache = F.conv2d_forward(x, w, b, padding=1, groups=groups)
+        assert cache.winograd == (tile is not None and groups == 1)
+        got, none = F.conv2d_forward(x, w, b, padding=1, groups=groups, overwrite_x=True)
+    finally:
+        _winograd.use_winograd(old_mode)
+        _winograd.use_tile(old_tile)
+    assert got is x and none is None
+    np.testing.assert_array_equal(got, want)
+
+
+def test_overwrite_x_is_only_a_permission(rng):
+    """Another output shape, a Fortran-ordered or a read-only x: a new array and a cache,
+    and x keeps its values."""
+    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    keep = x.copy()
+    w6 = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    w4 = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    out, cache = F.conv2d_forward(x, w6, padding=1, overwrite_x=True)
+    assert cache is not None and out.shape == (2, 6, 8, 8)
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    for other in (np.asfortranarray(x), read_only):
+        out, cache = F.conv2d_forward(other, w4, padding=1, overwrite_x=True)
+        assert cache is not None and out is not other
+        np.testing.assert_array_equal(other, keep)
+    np.testing.assert_array_equal(x, keep)
+    with pytest.raises(TypeError, match="overwrite_x to be a bool, got 1"):
+        F.conv2d_forward(x, w4, padding=1, overwrite_x=1)
+
+
 def test_conv_errors_name_owner_and_types():
     with pytest.raises(ValueError, match=r"conv1d_forward: expected 3D input \(N, C, L\)"):
         F.conv1d_forward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 3)))

@@ -199,41 +199,54 @@ def test_the_functional_op_is_the_one_composition(rng):
     np.testing.assert_array_equal(out, F.sigmoid_forward(bn.forward(x))[0])
 
 
-@pytest.mark.parametrize("build,shape,pairs", [
-    # the stem's and 18 block convs' pairs; the 1x1 shortcuts' BN has no activation
-    (lambda: models.resnet20(rng=0), (4, 3, 16, 16), [True] * 19),
-    # two conv pairs, then two BatchNorm1d pairs after Linear layers
-    (lambda: models.LeNet(norm="batch", rng=0), (6, 1, 28, 28), [True] * 2 + [False] * 2)])
+@pytest.mark.parametrize("build,shape,pairs,convs", [
+    # the stem's and 18 block convs' pairs (the 1x1 shortcuts' BN has no activation);
+    # 21 convs in call order (stem; per block conv1, conv2, then the 1x1 shortcut where
+    # there is one), of which each block's conv2 writes over its input
+    (lambda: models.resnet20(rng=0), (4, 3, 16, 16), [True] * 19,
+     [False] + [False, True] * 3 + ([False, True, False] + [False, True] * 2) * 2),
+    # two conv pairs, then two BatchNorm1d pairs after Linear layers; pools between
+    (lambda: models.LeNet(norm="batch", rng=0), (6, 1, 28, 28), [True] * 2 + [False] * 2,
+     [False] * 2)])
 def test_inference_overwrites_fresh_conv_outputs_with_the_same_bits(build, shape, pairs,
-                                                                    rng, monkeypatch):
+                                                                    convs, rng,
+                                                                    monkeypatch):
     """Under no_grad a fused batch norm right after a Conv2d writes over the conv's new
-    output, and only there: the same outputs as with every pair writing a new array."""
+    output, and a block's second conv over that: the same outputs as with every op
+    writing a new array, and only where the container holds the only reference."""
     x = rng.standard_normal(shape).astype(np.float32)
     model = build()
     model(x)  # training: running statistics that are not the initial ones
     model.eval()
-    overwritten = []
-    real = F.fused.batch_norm_eval_act_forward
+    bn_over, conv_over = [], []
+    real_bn, real_conv = F.fused.batch_norm_eval_act_forward, nn.Conv2d._forward
 
-    def recording(x, *args, **kwargs):
-        out, cache = real(x, *args, **kwargs)
-        overwritten.append(out is x)
+    def recording_bn(x, *args, **kwargs):
+        out, cache = real_bn(x, *args, **kwargs)
+        bn_over.append(out is x)
         return out, cache
 
-    monkeypatch.setattr(F.fused, "batch_norm_eval_act_forward", recording)
+    def recording_conv(x, *args, **kwargs):
+        out, cache = real_conv(x, *args, **kwargs)
+        conv_over.append(out is x)
+        return out, cache
+
+    monkeypatch.setattr(F.fused, "batch_norm_eval_act_forward", recording_bn)
+    monkeypatch.setattr(nn.Conv2d, "_forward", staticmethod(recording_conv))
     with nn.no_grad():
         out = model(x)
-    assert overwritten == pairs
+    assert bn_over == pairs and conv_over == convs
     fresh = _fusion.fresh_output
-    monkeypatch.setattr(_fusion, "fresh_output", lambda m: False)
-    overwritten.clear()
-    with nn.no_grad():
-        np.testing.assert_array_equal(out, model(x))
-    assert overwritten == [False] * len(pairs)
-    monkeypatch.setattr(_fusion, "fresh_output", fresh)
-    overwritten.clear()
-    np.testing.assert_array_equal(out, model(x))  # with grad: caches kept, nothing overwritten
-    assert overwritten == [False] * len(pairs)
+    for where, grad in ((lambda m: False, False), (fresh, True)):
+        monkeypatch.setattr(_fusion, "fresh_output", where)
+        bn_over.clear()
+        conv_over.clear()
+        if grad:  # with grad: caches kept, nothing overwritten
+            np.testing.assert_array_equal(out, model(x))
+        else:
+            with nn.no_grad():
+                np.testing.assert_array_equal(out, model(x))
+        assert not any(bn_over + conv_over) and len(conv_over) == len(convs)
 
 
 def test_a_conv_output_someone_else_holds_is_not_overwritten(rng):
