@@ -104,12 +104,12 @@ backward; the normlab step frees last step's gradients first, as the torch step 
 forward (under ``normlab.nn.no_grad()`` now) ResNet-20 1.77-1.86 -> 1.65-1.73, LeNet
 1.69-1.79 -> 1.62-1.74; train steps within noise. See README "Performance".
 
-The latest figures (2026-11-30, fourth session: after the Winograd transforms stopped
-making a Python flat view per call; 1 thread, ratio normlab / torch, as is and under the
-second BLAS setting): ResNet-20 b128 0.93-0.94, b32 0.99-1.03, LeNet 0.90-0.94,
-ThreeLayerConvNet 0.96-1.00, ResNet-18 0.82-0.88, FC 0.91, eval ResNet-20 1.03-1.10, eval
-LeNet 1.03-1.04 (torch's own times moved by several percent between runs); README
-"Performance" has each round's before and after.
+The latest figures (2026-11-30, fourth session, final code 755513c: the Winograd
+transforms without a Python flat view per call, inference in place; 1 thread, ratio
+normlab / torch, as is / under the second BLAS setting): ResNet-20 b128 0.86 / 0.88, b32
+1.01 / 1.02, LeNet 0.93 / 0.95, ThreeLayerConvNet 0.91 / 0.96, ResNet-18 0.88 / 0.91, FC
+0.90 / 0.87, eval ResNet-20 1.03 / 1.03, eval LeNet 0.93 / 0.95 (torch's own times moved
+by several percent between runs); README "Performance" has each round's before and after.
 
 The second BLAS setting of the issue is the environment: run once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (OpenBLAS's own kernel choice); the
