@@ -228,6 +228,14 @@ def check_positive(value, name: str, owner: str, hint: str = "") -> float:
     return check_real(value, name, owner, low=0.0, low_open=True, hint=hint)
 
 
+def check_bool(value, name: str, owner: str, hint: str = "") -> bool:
+    """``value`` as a Python bool (NumPy bools accepted; ints, strings and None refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise NormlabTypeError(f"{owner}: expected {name} to be a bool, got {value!r}."[:300]
+                               + (f" {hint}" if hint else ""))
+    return bool(value)
+
+
 def check_int(value, name: str, owner: str, *, low: int | None = None) -> int:
     """``value`` as a Python int (NumPy ints accepted, bools refused), at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

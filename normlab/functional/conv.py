@@ -29,10 +29,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from normlab import backend
-from normlab.errors import NormlabTypeError
 from normlab.functional import (
     _flatconv,
     _kernels,
@@ -43,7 +40,7 @@ from normlab.functional import (
     _winograd_backward,
 )
 from normlab.functional._spatial import conv_args, out_size
-from normlab.validation import check_cache, check_dout, native_byteorder
+from normlab.validation import check_bool, check_cache, check_dout, native_byteorder
 
 # Largest OH*OW for which the im2col path multiplies the whole chunk in one GEMM over
 # n*OH*OW columns instead of n per-sample GEMMs: with few pixels (ResNet-18's stage 4 at
@@ -188,9 +185,7 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     """
     s, p, d, out_hw = conv_args(x, weight, bias, stride, padding, dilation, groups, 2,
                                 "conv2d_forward")
-    if not isinstance(overwrite_x, (bool, np.bool_)):
-        raise NormlabTypeError(f"conv2d_forward: expected overwrite_x to be a bool, got "
-                               f"{overwrite_x!r}.")
+    overwrite_x = check_bool(overwrite_x, "overwrite_x", "conv2d_forward")
     x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
     into = None
     if overwrite_x and x.shape == (x.shape[0], weight.shape[0]) + tuple(out_hw) and \

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from normlab import backend
-from normlab.errors import NormlabTypeError, NormlabValueError, ShapeError
+from normlab.errors import NormlabValueError, ShapeError
 from normlab.functional import batchnorm as _bn
 from normlab.functional._bn_checks import (check_bn_affine, check_bn_eps, check_bn_input,
                                            check_training_count)
-from normlab.functional.activation import BY_NAME, ReluCache, SigmoidCache
+from normlab.functional.activation import BY_NAME
 from normlab.functional.batchnorm_stages import check_axes, residual_fits
-from normlab.validation import check_array, check_cache, describe
+from normlab.validation import check_array, check_bool, check_cache, describe
 
 __all__ = ["ACTIVATIONS", "BatchNormEvalActCache", "batch_norm_eval_act_forward",
            "batch_norm_eval_act_backward", "BatchNormActCache", "batch_norm_act_forward",
@@ -113,31 +111,27 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     """
     owner = "batch_norm_eval_act_forward"
     activation = _checked_activation(activation, owner)
-    if not isinstance(overwrite_x, (bool, np.bool_)):
-        raise NormlabTypeError(f"{owner}: expected overwrite_x to be a bool, got "
-                               f"{overwrite_x!r}.")
+    overwrite_x = check_bool(overwrite_x, "overwrite_x", owner)
     x, mean, inv_std, scale, axes = _bn._eval_setup(x, gamma, beta, running_mean,
                                                     running_var, axes, eps, owner)
     residual = _checked_residual(residual, x, owner)
     bn_cache = _bn.BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
                                       beta is not None, axes)
+    target = x if overwrite_x and x.flags.writeable else None  # a compiled pass's out
+    out = None
     if activation == "relu" and residual_fits(residual, x):
         impl = _bn._eval_kernel(x, axes, mean, scale)
         if impl is not None:
-            out = impl(x, mean, scale, beta, residual=residual, relu=True,
-                       out=x if overwrite_x and x.flags.writeable else None)
-            if out is x:
-                return out, None
-            return out, BatchNormEvalActCache(bn_cache, ReluCache(out), activation,
-                                              residual is not None)
-    if activation == "sigmoid" and residual is None:
+            out = impl(x, mean, scale, beta, residual=residual, relu=True, out=target)
+    elif activation == "sigmoid" and residual is None:
         impl = _bn._eval_kernel(x, axes, mean, scale, "bn_eval_sigmoid")
         if impl is not None:
-            out = impl(x, mean, scale, beta,
-                       out=x if overwrite_x and x.flags.writeable else None)
-            if out is x:
-                return out, None
-            return out, BatchNormEvalActCache(bn_cache, SigmoidCache(out), activation, False)
+            out = impl(x, mean, scale, beta, out=target)
+    if out is not None:
+        if out is x:  # overwritten: nothing may run backward
+            return out, None
+        return out, BatchNormEvalActCache(bn_cache, ACTIVATIONS[activation][2](out),
+                                          activation, residual is not None)
     y = _bn._eval_affine(x, mean, scale, beta, axes)  # the composition, op by op
     return _then(BatchNormEvalActCache, bn_cache, y, residual, activation)
 

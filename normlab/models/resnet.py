@@ -96,13 +96,13 @@ class BasicBlock(nn.Module):
             fresh, y = fresh and z is y, z
         else:
             y, fresh = self.relu1(self.bn1(y)), False
-        y = _fusion.conv_over(self.conv2, y) if fresh and _fusion.fresh_output(
-            self.conv2) else self.conv2(y)
+        fresh2 = _fusion.fresh_output(self.conv2)
+        y = _fusion.conv_over(self.conv2, y) if fresh and fresh2 else self.conv2(y)
         shortcut = x if self.downsample is None else self.downsample(x)
         self._cache = True
         if _fusion.fusable(self.bn2, self.relu2) and y.shape == shortcut.shape:
             return _fusion.bn_act(self.bn2, self.relu2, y, residual=shortcut,
-                                  overwrite_x=_fusion.fresh_output(self.conv2))
+                                  overwrite_x=fresh2)
         return self.relu2(self.bn2(y) + shortcut)
 
     def backward(self, dout):

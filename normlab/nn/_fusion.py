@@ -96,18 +96,14 @@ def bn_act(bn, act, x, residual=None, overwrite_x=False):
         out, cache = fused.batch_norm_eval_act_forward(
             x, gamma, beta, *bn._running_as(x), axes=axes, eps=bn.eps, activation=name,
             residual=residual, overwrite_x=bool(overwrite_x))
-        if cache is None:  # x overwritten: no cache to keep (inference only)
-            bn._cache = act._cache = None
-            _forward_done(bn, out)
-            _forward_done(act, out)
-            return out
-        bn._cache = ("eval", cache.bn)
+        # x overwritten (cache None): no cache to keep, inference only
+        bn._cache = None if cache is None else ("eval", cache.bn)
     else:
         bn._check_batch_count(x)
         out, cache = fused.batch_norm_act_forward(x, gamma, beta, axes=axes, eps=bn.eps,
                                                   activation=name, residual=residual)
         bn._cache = bn._batch_done(cache.bn)
-    act._cache = cache.act
+    act._cache = None if cache is None else cache.act
     _forward_done(bn, out)  # bn's own output had out's shape and device
     _forward_done(act, out)
     return out

@@ -85,7 +85,7 @@ def conv_flat_weight_grad(x, dout, ph, pw, dh, dw, zero, out):
     dropped); ``zero`` (0 of x's dtype) starts each image's sums in that dtype."""
     N, C, H, W = x.shape
     F, _, KH, KW = out.shape
-    OH, OW = dout.shape[2], dout.shape[3]
+    OH = dout.shape[2]
     Hp, Wp = H + 2 * ph, W + 2 * pw
     L = OH * Wp
     T = C * KH * KW
