@@ -126,7 +126,7 @@ def _planes_like(layout, shape, rng):
 
 @pytest.mark.parametrize("layout", ["scratch", "strided_planes", "byte_view", "reversed"])
 def test_compiled_transforms_take_any_plane_layout(layout):
-    """The compiled kernels find each array's memory themselves (``_home``, ``_runs``), or
+    """The compiled kernels find each array's memory themselves (``_planes.home``, ``runs``), or
     fall back to a contiguous copy; either way all four transforms give the reference's
     values, and the written planes land in the array passed."""
     pytest.importorskip("numba")

@@ -6,7 +6,7 @@ organised like ``numba_winograd4``: each transform's arithmetic is one loop over
 contiguous run of tiles, which numba vectorises, and the interleaving between tiles and
 image rows is a separate copy. The library's V, M, D and dV buffers are channel-major
 (16, C, n, TH, TW) viewed as (16, n, C, TH, TW): for one channel the tiles of all ``n``
-samples of a chunk lie side by side, so the run is ``n*TH*TW`` tiles long (``_runs``),
+samples of a chunk lie side by side, so the run is ``n*TH*TW`` tiles long (``_planes.runs``),
 not the 16 of one 8x8 image that made per-tile loops slow on ResNet-20's 64-channel
 layers. Per 16-sample chunk of that layer (1 thread, CPU time, best of 9, contended),
 per-image loops -> these: input 0.307-0.310 -> 0.134 ms, output 0.074-0.083 -> 0.055,
@@ -22,16 +22,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._planes import UNLIMITED, read_planes, runs, write_planes
 from normlab.functional.compiled._threads import over_batch
-from normlab.functional.compiled.numba_winograd4 import (_pad_into, _read_planes, _runs,
-                                                         _write_planes)
+from normlab.functional.compiled.numba_winograd4 import _pad_into
 from normlab.functional.dispatch import register
 
 __all__ = ["input_transform", "output_transform", "dout_transform"]
 
 PROVIDER = f"numba {numba.__version__}"
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
-_ALL = 2**62  # no limit on a run's length (``numba_winograd4._runs``)
 
 
 @_jit
@@ -81,12 +80,12 @@ def output_transform(M, out):
     """``out[n, f, 2th+i, 2tw+j] = (A^T M A)[i, j]``; ``M`` (16, n, F, TH, TW)."""
     if M.size == 0:
         return
-    _read_planes(M, lambda root, P: _output_entry(root, P, out))
+    read_planes(M, lambda root, P: _output_entry(root, P, out))
 
 
 @_jit
 def _output_entry(root, M, out):
-    ok, flat, sk, sn, sf, G, L = _runs(root, M, _ALL)
+    ok, flat, sk, sn, sf, G, L = runs(root, M, UNLIMITED)
     if ok:
         _output_planes(flat, sk, sn, sf, G, L, M.shape[3], M.shape[4], out)
     return ok
@@ -142,12 +141,12 @@ def dout_transform(d, D):
     ``d[n, f, 2th:2th+2, 2tw:2tw+2]``; ``d`` (n, F, 2TH, 2TW) zero-extended."""
     if D.size == 0:
         return
-    _write_planes(D, lambda root, P: _dout_entry(root, P, d))
+    write_planes(D, lambda root, P: _dout_entry(root, P, d))
 
 
 @_jit
 def _dout_entry(root, D, d):
-    ok, flat, sk, sn, sf, G, L = _runs(root, D, _ALL)
+    ok, flat, sk, sn, sf, G, L = runs(root, D, UNLIMITED)
     if ok:
         _dout_planes(d, flat, sk, sn, sf, G, L, D.shape[3], D.shape[4])
     return ok
@@ -204,12 +203,12 @@ def input_transform(x, ph, pw, V):
     ``_winograd._tile_pad(x, (ph, pw), TH, TW)``; ``V`` (16, n, C, TH, TW)."""
     if V.size == 0:
         return
-    _write_planes(V, lambda root, P: _input_entry(root, P, x, ph, pw))
+    write_planes(V, lambda root, P: _input_entry(root, P, x, ph, pw))
 
 
 @_jit
 def _input_entry(root, V, x, ph, pw):
-    ok, flat, sk, sn, sc, G, L = _runs(root, V, _ALL)
+    ok, flat, sk, sn, sc, G, L = runs(root, V, UNLIMITED)
     if ok:
         _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, V.shape[3], V.shape[4])
     return ok

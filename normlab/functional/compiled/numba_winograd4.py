@@ -5,10 +5,10 @@ Each kernel computes the same linear combinations as the NumPy version in
 float results can differ in the last bit: both are tested against the loop reference).
 Like ``numba_winograd2``'s kernels they write a few output planes per inner loop:
 interleaving all 36 planes' write streams thrashes L1. All four transforms work on whole
-image planes of tiles (``_runs``): their inner loops run over all ``TH*TW`` tiles
+image planes of tiles (``_planes.runs``): their inner loops run over all ``TH*TW`` tiles
 of a plane as 1D contiguous slices, which numba vectorises (bit-identical to the per-tile
 loops they replaced: same operations, same order); the input transform's loops run over
-all samples of a chunk for one channel (``_runs``: the buffers are channel-major).
+all samples of a chunk for one channel (``runs``: the buffers are channel-major).
 The weight's transforms are in ``numba_winograd_weight``.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._planes import UNLIMITED, read_planes, runs, write_planes
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
@@ -72,7 +73,7 @@ def _pad_into(p, ph, pw, xs):
 def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
     """``V[6a+b, n, c] = (B^T d B)[a, b]`` per 6x6 tile ``d`` of ``_winograd4._tile_pad(x,
     (ph, pw), TH, TW)[n, c]``, plane ``V[k, n, c]`` at ``flat[k*sk + n*sn + c*sc:][:TH*TW]``
-    (``_runs``): each image padded into a scratch image, its 36 tile positions gathered
+    (``runs``): each image padded into a scratch image, its 36 tile positions gathered
     into ``Y[6i + j]``, then B^T down the tile columns and along the rows, 6 planes in and
     6 out per loop over the run (rows first, then columns)."""
     C = x.shape[1]
@@ -122,81 +123,15 @@ def input_transform(x, ph, pw, V):
     16x32x32 (7 samples) 0.193 -> 0.187 ms, 32x16x16 (14 samples) 0.229 -> 0.177."""
     if V.size == 0:
         return
-    _write_planes(V, lambda root, P: _input_entry(root, P, x, ph, pw, LONGEST_RUN))
+    write_planes(V, lambda root, P: _input_entry(root, P, x, ph, pw, LONGEST_RUN))
 
 
 @_jit
 def _input_entry(root, V, x, ph, pw, longest):
-    ok, flat, sk, sn, sc, G, L = _runs(root, V, longest)
+    ok, flat, sk, sn, sc, G, L = runs(root, V, longest)
     if ok:
         _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, V.shape[3], V.shape[4])
     return ok
-
-
-def _home(P):
-    """A 1D C-contiguous array of ``P``'s dtype whose memory holds ``P`` (k, n, C, TH, TW),
-    when each ``(TH, TW)`` plane of ``P`` is contiguous: ``P`` itself (flattened) or the
-    base it views. ``None`` for any other layout.
-
-    Every transform call asks (ResNet-20 b32: 330 times a step), so the flat view and the
-    element strides are made inside the kernel (``_runs``, from the two arrays' addresses)
-    rather than in Python (``_flat.flat_memory``: 5 us and 30 calls a transform; 16x32x32
-    conv at b32, forward + backward, 1 thread: 4.98-5.05 -> 4.49-4.71 ms; ResNet-20 b32
-    step, alternating processes: 104.4-106.8 -> 100.8-101.7 ms)."""
-    it = P.itemsize
-    TH, TW = P.shape[3], P.shape[4]
-    if (TW > 1 and P.strides[4] != it) or (TH > 1 and P.strides[3] != TW * it):
-        return None
-    r = P
-    while isinstance(r.base, np.ndarray):
-        r = r.base
-    return r.reshape(-1) if r.flags.c_contiguous and r.dtype == P.dtype else None
-
-
-@_jit
-def _runs(root, P, longest):
-    """``(ok, flat, sk, sn, sc, G, L)`` for planes ``P`` (k, n, C, TH, TW) in the memory of
-    ``root`` (``_home``): ``flat`` is ``root`` from ``P[0, 0, 0, 0, 0]`` on, plane ``P[k, n,
-    c]`` is ``flat[k*sk + n*sn + c*sc:][:TH*TW]`` (element strides; 0 on axes of length
-    1), in ``G`` runs of ``L`` tiles per channel, ``sn`` apart: one run of ``n*T`` when
-    the samples' planes of a channel are adjacent and ``n*T <= longest``, else ``n`` of
-    ``T``. ``ok`` is False (nothing else valid) where a stride is negative or not a whole
-    number of elements."""
-    it = P.itemsize
-    st = [0, 0, 0, 0, 0]
-    extent = 1
-    for d in range(5):
-        if P.shape[d] > 1:
-            if P.strides[d] < 0 or P.strides[d] % it:
-                return False, root[:0], 0, 0, 0, 0, 0
-            st[d] = P.strides[d] // it
-            extent += (P.shape[d] - 1) * st[d]
-    off = np.int64(P.ctypes.data - root.ctypes.data) // it
-    flat = root[off:off + extent]
-    n, T = P.shape[1], P.shape[3] * P.shape[4]
-    if st[1] == T and n * T <= longest:
-        return True, flat, st[0], st[1], st[2], 1, n * T
-    return True, flat, st[0], st[1], st[2], n, T
-
-
-def _read_planes(P, use):
-    """``use(root, P)`` (a jitted entry returning ``_runs``'s ``ok``) on planes ``P`` in
-    place where ``_home`` finds their memory, else on a contiguous copy."""
-    root = _home(P)
-    if root is None or not use(root, P):
-        P = np.ascontiguousarray(P)
-        use(P.reshape(-1), P)
-
-
-def _write_planes(P, fill):
-    """``fill(root, target)`` (as ``use`` above) writes the planes of ``target``: ``P``
-    itself where ``_home`` finds its memory, else a buffer that has them, then copied."""
-    root = _home(P)
-    if root is not None and fill(root, P):
-        return
-    target = np.empty(P.shape, dtype=P.dtype)
-    fill(target.reshape(-1), target)
-    P[...] = target
 
 
 # Longest run for the F(4x4) output transform and input adjoint: their 36- and 72-plane
@@ -216,7 +151,7 @@ LONGEST_RUN = 256
 def _output_planes(flat, sk, sn, sf, G, L, TH, TW, out):
     """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``, plane ``M[k, n, f]`` at
     ``flat[k*sk + n*sn + f*sf:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel
-    (``_runs``). A^T down the tile rows, then along them, each a loop over the run; the 16
+    (``runs``). A^T down the tile rows, then along them, each a loop over the run; the 16
     results are scattered into each sample's output rows last."""
     F = out.shape[1]
     T = TH * TW
@@ -253,12 +188,12 @@ def output_transform(M, out):
     """``out[n, f, 4th+i, 4tw+j] = (A^T M A)[i, j]``; ``M`` (36, n, F, TH, TW)."""
     if M.size == 0:
         return
-    _read_planes(M, lambda root, P: _output_entry(root, P, out, LONGEST_RUN))
+    read_planes(M, lambda root, P: _output_entry(root, P, out, LONGEST_RUN))
 
 
 @_jit
 def _output_entry(root, M, out, longest):
-    ok, flat, sk, sn, sf, G, L = _runs(root, M, longest)
+    ok, flat, sk, sn, sf, G, L = runs(root, M, longest)
     if ok:
         _output_planes(flat, sk, sn, sf, G, L, M.shape[3], M.shape[4], out)
     return ok
@@ -268,7 +203,7 @@ def _output_entry(root, M, out, longest):
 def _dout_planes(d, flat, sk, sn, sf, G, L, TH, TW):
     """``D[6a+b, n, f] = (A dY A^T)[a, b]`` per 4x4 block of ``d[n, f]``, plane ``D[k, n, f]``
     at ``flat[k*sk + n*sn + f*sf:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel
-    (``_runs``): the 16 block positions of every sample of a run gathered into planes
+    (``runs``): the 16 block positions of every sample of a run gathered into planes
     first, then A down them and along them in loops over the run."""
     F = d.shape[1]
     T = TH * TW
@@ -306,12 +241,12 @@ def dout_transform(d, D):
     ``dY = d[n, f, 4th:4th+4, 4tw:4tw+4]``; ``d`` (n, F, 4TH, 4TW) zero-extended."""
     if D.size == 0:
         return
-    _write_planes(D, lambda root, P: _dout_entry(root, P, d))
+    write_planes(D, lambda root, P: _dout_entry(root, P, d))
 
 
 @_jit
 def _dout_entry(root, D, d):
-    ok, flat, sk, sn, sf, G, L = _runs(root, D, D.shape[1] * D.shape[3] * D.shape[4])
+    ok, flat, sk, sn, sf, G, L = runs(root, D, UNLIMITED)
     if ok:
         _dout_planes(d, flat, sk, sn, sf, G, L, D.shape[3], D.shape[4])
     return ok
@@ -328,7 +263,7 @@ def _b(e0, e1, e2, e3, e4, e5):
 @_jit
 def _input_adjoint_planes(flat, sk, sn, sc, G, L, TH, TW, ph, pw, dx):
     """``dx[n, c] = crop(sum_tiles B dV B^T)``, plane ``dV[k, n, c]`` at
-    ``flat[k*sk + n*sn + c*sc:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel (``_runs``)
+    ``flat[k*sk + n*sn + c*sc:][:TH*TW]``, ``G`` runs of ``L`` tiles per channel (``runs``)
     (``_winograd_backward.input_adjoint``): B along the tile rows, then the columns, each
     a loop over the run; then each sample's 6x6 tiles are added into a padded image (in
     tile order) and its interior copied out."""
@@ -388,12 +323,12 @@ def input_adjoint(dV, ph, pw, dx):
     if dV.size == 0:
         dx[...] = 0
         return
-    _read_planes(dV, lambda root, P: _adjoint_entry(root, P, ph, pw, dx, LONGEST_RUN))
+    read_planes(dV, lambda root, P: _adjoint_entry(root, P, ph, pw, dx, LONGEST_RUN))
 
 
 @_jit
 def _adjoint_entry(root, dV, ph, pw, dx, longest):
-    ok, flat, sk, sn, sc, G, L = _runs(root, dV, longest)
+    ok, flat, sk, sn, sc, G, L = runs(root, dV, longest)
     if ok:
         _input_adjoint_planes(flat, sk, sn, sc, G, L, dV.shape[3], dV.shape[4], ph, pw, dx)
     return ok
