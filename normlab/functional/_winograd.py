@@ -111,11 +111,8 @@ def tile_for(OH: int, OW: int, N: int | None = None) -> int:
     if _tile != "auto":
         return _tile
     side = min(OH, OW)
-    if side >= F4_MIN_OUT:
-        return 4
-    if side >= F4_SMALL_OUT and N is not None and N * -(-OH // 4) * -(-OW // 4) >= F4_MIN_TILES:
-        return 4
-    return 2
+    many = N is not None and N * -(-OH // 4) * -(-OW // 4) >= F4_MIN_TILES
+    return 4 if side >= F4_MIN_OUT or (side >= F4_SMALL_OUT and many) else 2
 
 
 # Fewest output tiles (N * TH * TW over the batch) for which "auto" picks Winograd: each
@@ -273,9 +270,8 @@ def run_conv3x3(s: Scheme, x, weight, padding, keep=False, out=None):
 
     With ``keep`` it returns ``(out, tiles)`` too: ``tiles`` is the list of ``(slice, V)``
     per batch chunk, the input transforms that ``run_weight_grad3x3`` needs again.
-    ``out``: where to write the output when it has the shape the tiles cover, ``(N, F,
-    m*TH, m*TW)``; it may be ``x`` itself (each chunk's input is transformed before its
-    output is written; ``conv._forward``). Otherwise a new array.
+    ``out``: written into where it has the tiles' shape ``(N, F, m*TH, m*TW)``, even if it
+    is ``x`` (each chunk's input is transformed first; ``conv._forward``).
     """
     xp = backend.namespace(x, weight)
     N, C, H, W = x.shape
