@@ -7,7 +7,10 @@ contiguous, of one flat scratch buffer (``functional._winograd_scratch``). ``hom
 finds that buffer in Python (0.2 us); the jitted ``runs`` makes the flat view from the two
 arrays' addresses and cuts each channel's planes into runs of tiles; ``read_planes`` and
 ``write_planes`` call a kernel's jitted entry with them, or on a contiguous copy for any
-other layout.
+other layout. Each transform's entry (``runs``, then its planes kernel) is a few lines
+alike across the two schemes: a cached numba function must name the kernel it calls
+(taking it as an argument would compile it again per caller, and returning the flat view
+to Python to pass it on costs the boxing this module saves).
 """
 
 from __future__ import annotations
