@@ -228,6 +228,14 @@ def check_positive(value, name: str, owner: str, hint: str = "") -> float:
     return check_real(value, name, owner, low=0.0, low_open=True, hint=hint)
 
 
+def overwritable(a, shape, dtype) -> bool:
+    """Whether a result of ``shape`` and ``dtype`` may be written over array ``a`` (that
+    the caller has handed over): ``a`` has them, holds values, is C-contiguous and
+    writable (CuPy arrays have no writeable flag: always writable)."""
+    return (tuple(a.shape) == tuple(shape) and a.dtype == dtype and a.size > 0
+            and a.flags.c_contiguous and getattr(a.flags, "writeable", True))
+
+
 def check_bool(value, name: str, owner: str, hint: str = "") -> bool:
     """``value`` as a Python bool (NumPy bools accepted; ints, strings and None refused)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -38,6 +38,19 @@ BT = {2: ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1)),
 
 SCHEMES = {2: _winograd.F2, 4: _winograd4.F4}
 
+# A one-thread backward runs in two passes (``_two_passes``) where the transformed weight U
+# (k, F, C) has at least this many times the input's elements: many channels, few pixels,
+# where U, the weight gradient's total and a chunk's part (each k F C) outweigh the
+# activations. ResNet-20's 64-channel 8x8 layers at batch 32 (U 0.56 MiB, x 0.5 MiB; not
+# at batch 128), ResNet-18's 128- and 256-channel layers at 64x64 batch 16. Elsewhere the
+# one pass saves the dout transforms the second pass makes again.
+TWO_PASS_MIN_RATIO = 1.0
+
+# The second pass adds a chunk's weight-gradient products into the total in this many
+# groups of tile positions: one group's products (k/4 F C) are held at a time.
+PART_GROUPS = 4
+
+
 
 def input_adjoint(m, dV, padding, dx):
     """Adjoint of the F(m x m, 3x3) input transform: ``dx`` (n, C, H, W) is overwritten
@@ -74,68 +87,145 @@ def input_adjoint(m, dV, padding, dx):
     dx[:, :, sh:sh + h, sw:sw + w] = dxt[:, :, dh:dh + h, dw:dw + w]
 
 
-def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True):
+def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True, into=None):
     """Gradients of the F(m x m, 3x3) ``conv3x3(x, weight, padding)``: ``(dx, dweight)``.
 
     x (N, C, H, W), dout (N, F, OH, OW), weight (F, C, 3, 3); ``tiles``: the forward's
     input transforms (``conv3x3(..., keep=True)``), recomputed when None; ``need_dx``
-    False returns ``dx = None`` (no weight transform, no ``dV`` products).
+    False returns ``dx = None`` (no weight transform, no ``dV`` products). ``into``: where
+    ``dx`` goes (x's shape and dtype, C-contiguous), ``dout`` itself allowed: each chunk's
+    ``dx`` is written after that chunk's ``dout`` is transformed for the last time.
     """
     s = SCHEMES[m]
-    xp = backend.namespace(x, dout, weight)
-    N, C, H, W = x.shape
-    F = dout.shape[1]
-    k = s.k
-    OH, OW, TH, TW = _winograd._tiles(H, W, padding, m)
+    k, C, F = s.k, x.shape[1], dout.shape[1]
+    two_pass = (k * F * C >= TWO_PASS_MIN_RATIO * x.size
+                and _parallel.threads_for(x, 2) == 1)
     if tiles is None:
+        _, _, TH, TW = _winograd._tiles(x.shape[2], x.shape[3], padding, m)
         tiles = [(sl, None) for sl in _winograd._chunks(x, C, TH, TW, k)]
-    chunks = [sl for sl, _ in tiles]
-    T = TH * TW
-    threads = _parallel.threads_for(x, len(chunks))
-    per_thread = {"chunks": chunks, "copies": threads}
-    # dV and the recomputed V take turns in one buffer per thread: dV is spent (added onto
-    # dx) before V is written, and the buffer is still in cache when V overwrites it
-    Vbuf = scratch(xp, x.dtype, k if (tiles[0][1] is None or need_dx) else 0, C * T,
-                   **per_thread)
-    Dbuf = scratch(xp, x.dtype, k, F * T, **per_thread)
-    Ut = s.transform_weight(weight).swapaxes(-1, -2) if need_dx else None  # (k, C, F)
-    dx = xp.empty((N, C, H, W), dtype=x.dtype) if need_dx else None
-    dU = _parallel.InOrderSum()  # the chunks' parts, added in chunk order
+    b = _Chunks(s, x, dout, weight, padding, tiles, need_dx, into)
+    return _two_passes(b) if two_pass else _one_pass(b)
+
+
+class _Chunks:
+    """One ``backward3x3`` call: its batch chunks, their scratch planes, the transformed
+    weight ``Ut`` (k, C, F) and ``dx`` once made, and each chunk's steps."""
+
+    def __init__(self, s, x, dout, weight, padding, tiles, need_dx, into=None):
+        self.s, self.x, self.dout, self.weight, self.padding = s, x, dout, weight, padding
+        self.tiles, self.need_dx, self.into = tiles, need_dx, into
+        self.xp = xp = backend.namespace(x, dout, weight)
+        self.chunks = chunks = [sl for sl, _ in tiles]
+        self.threads = _parallel.threads_for(x, len(chunks))
+        k, C, F = s.k, x.shape[1], dout.shape[1]
+        self.OH, self.OW, TH, TW = _winograd._tiles(x.shape[2], x.shape[3], padding, s.m)
+        self.TH, self.TW, T = TH, TW, TH * TW
+        per_thread = {"chunks": chunks, "copies": self.threads}
+        # dV and the recomputed V take turns in one buffer per thread: dV is spent (added
+        # onto dx) before V is written, and the buffer is still in cache when V overwrites it
+        self.Vbuf = scratch(xp, x.dtype, k if (tiles[0][1] is None or need_dx) else 0, C * T,
+                            **per_thread)
+        self.Dbuf = scratch(xp, x.dtype, k, F * T, **per_thread)
+        self.Ut = self.dx = None
+
+    def start_dx(self):
+        """Make ``Ut`` and the ``dx`` that ``dx_part`` fills (``into``, or a new array)."""
+        self.Ut = self.s.transform_weight(self.weight).swapaxes(-1, -2)
+        self.dx = self.xp.empty(self.x.shape, dtype=self.x.dtype) if self.into is None \
+            else self.into
+
+    def dout_planes(self, i, th):
+        """Chunk ``i``'s D (k, F, n*T), in thread ``th``'s buffer."""
+        s, xp, m, sl = self.s, self.xp, self.s.m, self.chunks[i]
+        n, F, TH, TW = sl.stop - sl.start, self.dout.shape[1], self.TH, self.TW
+        d = self.dout[sl]
+        if (self.OH, self.OW) != (m * TH, m * TW):  # zero-extend to whole m x m blocks
+            d = xp.zeros((n, F, m * TH, m * TW), dtype=self.x.dtype)
+            d[:, :, :self.OH, :self.OW] = self.dout[sl]
+        D = planes(self.Dbuf, s.k, (F, n, TH, TW), slot(s.k, F * TH * TW, self.chunks, th))
+        s.dout_transform(d, D.transpose(0, 2, 1, 3, 4))
+        return D.reshape(s.k, F, n * TH * TW)
+
+    def dx_part(self, i, D2, th):
+        """``dV_k = U_k^T D_k`` of chunk ``i``, then its tiles back onto ``dx``."""
+        k, C, sl, T = self.s.k, self.x.shape[1], self.chunks[i], self.TH * self.TW
+        n = sl.stop - sl.start
+        dV = self.xp.matmul(self.Ut, D2,
+                            out=planes(self.Vbuf, k, (C, n * T), slot(k, C * T, self.chunks, th)))
+        input_adjoint(self.s.m, dV.reshape(k, C, n, self.TH, self.TW).transpose(0, 2, 1, 3, 4),
+                      self.padding, self.dx[sl])
+
+    def input_planes(self, i, th):
+        """Chunk ``i``'s V^T (k, n*T, C): the forward's, or made again."""
+        s, C, (sl, V), T = self.s, self.x.shape[1], self.tiles[i], self.TH * self.TW
+        n = sl.stop - sl.start
+        if V is None:
+            V = planes(self.Vbuf, s.k, (C, n, self.TH, self.TW), slot(s.k, C * T, self.chunks, th))
+            s.input_transform(self.x[sl], self.padding, V.transpose(0, 2, 1, 3, 4))
+        return V.reshape(s.k, C, n * T).swapaxes(-1, -2)
+
+    def dweight(self, total):
+        """``G^T . G`` of the chunks' summed products (zeros for an empty batch)."""
+        if total is None:
+            return self.xp.zeros(self.weight.shape, dtype=self.weight.dtype)
+        return self.s.weight_from_sum(total)
+
+
+def _one_pass(b: _Chunks):
+    """``backward3x3`` chunk by chunk over ``b.threads`` threads: each chunk's D feeds its
+    ``dV`` products, then (V in the same buffer) its weight-gradient part; the parts are
+    added in chunk order."""
+    if b.need_dx:
+        b.start_dx()
+    dU = _parallel.InOrderSum()
     # Ut is dropped once every chunk has its dV, before the last weight-gradient parts are
     # made: Ut and a part, both (k, F, C), are not held besides the total then (ResNet-18's
     # 128-channel 8x8 layers at batch 16, F(2x2): 1 MiB each, at the step's peak)
-    pending = len(chunks)
+    pending = len(b.chunks)
     lock = threading.Lock()
 
-    def dV_done():
-        nonlocal Ut, pending
-        with lock:
-            pending -= 1
-            if pending == 0:
-                Ut = None
-
     def one(i, th):  # chunk i on thread th
-        sl, V = tiles[i]
-        n = sl.stop - sl.start
-        d = dout[sl]
-        if (OH, OW) != (m * TH, m * TW):  # zero-extend odd-sized dout to whole m x m blocks
-            d = xp.zeros((n, F, m * TH, m * TW), dtype=x.dtype)
-            d[:, :, :OH, :OW] = dout[sl]
-        D = planes(Dbuf, k, (F, n, TH, TW), slot(k, F * T, chunks, th))
-        s.dout_transform(d, D.transpose(0, 2, 1, 3, 4))
-        D2 = D.reshape(k, F, n * T)
-        if need_dx:  # dV_k = U_k^T D_k, then its tiles back onto the image
-            dV = xp.matmul(Ut, D2, out=planes(Vbuf, k, (C, n * T), slot(k, C * T, chunks, th)))
-            input_adjoint(m, dV.reshape(k, C, n, TH, TW).transpose(0, 2, 1, 3, 4), padding,
-                          dx[sl])
-            dV_done()
-        if V is None:
-            V = planes(Vbuf, k, (C, n, TH, TW), slot(k, C * T, chunks, th))
-            s.input_transform(x[sl], padding, V.transpose(0, 2, 1, 3, 4))
-        dU.add(i, xp.matmul(D2, V.reshape(k, C, n * T).swapaxes(-1, -2)))
+        nonlocal pending
+        D2 = b.dout_planes(i, th)
+        if b.need_dx:
+            b.dx_part(i, D2, th)
+            with lock:
+                pending -= 1
+                if pending == 0:
+                    b.Ut = None
+        dU.add(i, D2 @ b.input_planes(i, th))
 
-    _parallel.run(len(chunks), one, threads)
-    Msum = dU.total
-    if Msum is None:  # an empty batch
-        return dx, xp.zeros(weight.shape, dtype=weight.dtype)
-    return dx, s.weight_from_sum(Msum)
+    _parallel.run(len(b.chunks), one, b.threads)
+    return b.dx, b.dweight(dU.total)
+
+
+def _two_passes(b: _Chunks):
+    """``_one_pass`` on one thread in two passes, for layers whose (k, F, C) arrays
+    outweigh the activations (``TWO_PASS_MIN_RATIO``). First the weight gradient: each chunk's
+    products added into the total ``PART_GROUPS`` groups of tile positions at a time, then
+    ``G^T . G``. Then ``Ut`` and ``dx``, the chunks in reverse so that the last chunk's D
+    is still in its buffer. Ut, the total, a whole part and dx are never held together
+    (ResNet-20's 64-channel layers at batch 32: 0.56, 0.56, 0.56 and 0.5 MiB, at the
+    step's peak). The same products and additions in the same order as ``_one_pass``: the
+    same bits; the price is one more dout transform for each chunk but the last."""
+    count = len(b.chunks)
+    total = part = D2 = None
+    for i in range(count):
+        D2, Vt = b.dout_planes(i, 0), b.input_planes(i, 0)
+        if total is None:
+            total = D2 @ Vt
+            group = -(-total.shape[0] // PART_GROUPS)
+            continue
+        if part is None:
+            part = b.xp.empty((group,) + total.shape[1:], dtype=total.dtype)
+        for a in range(0, total.shape[0], group):
+            z = min(a + group, total.shape[0])
+            total[a:z] += b.xp.matmul(D2[a:z], Vt[a:z], out=part[:z - a])
+    dweight = b.dweight(total)
+    del total, part
+    if b.need_dx:
+        b.start_dx()
+        for i in reversed(range(count)):
+            b.dx_part(i, D2 if i == count - 1 else b.dout_planes(i, 0), 0)
+        b.Ut = None
+    return b.dx, dweight

@@ -40,7 +40,7 @@ from normlab.functional import (
     _winograd_backward,
 )
 from normlab.functional._spatial import conv_args, out_size
-from normlab.validation import check_bool, check_cache, check_dout, native_byteorder
+from normlab.validation import check_bool, check_cache, check_dout, native_byteorder, overwritable
 
 # Largest OH*OW for which the im2col path multiplies the whole chunk in one GEMM over
 # n*OH*OW columns instead of n per-sample GEMMs: with few pixels (ResNet-18's stage 4 at
@@ -188,8 +188,7 @@ def conv2d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     overwrite_x = check_bool(overwrite_x, "overwrite_x", "conv2d_forward")
     x, weight, bias = native_byteorder(x), native_byteorder(weight), native_byteorder(bias)
     into = None
-    if overwrite_x and x.shape == (x.shape[0], weight.shape[0]) + tuple(out_hw) and \
-            x.flags.c_contiguous and getattr(x.flags, "writeable", True) and x.size:
+    if overwrite_x and overwritable(x, (x.shape[0], weight.shape[0]) + tuple(out_hw), x.dtype):
         into = x
     out, cache = _forward(x, weight, bias, s, p, d, int(groups), out_hw, False,
                           keep_transforms and into is None, into)
@@ -210,7 +209,7 @@ def _checked_dout(dout, cache, owner):
                       like=cache.weight)
 
 
-def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
+def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True, overwrite_dout=False):
     """Gradients of ``conv2d_forward``.
 
     ``dweight = sum_n dout_n @ cols_n^T``, ``dx = col2im(weight^T @ dout)``,
@@ -221,6 +220,11 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     need_dx : bool
         ``False`` skips the input gradient (returned as ``None``): no transposed
         product, no col2im.
+    overwrite_dout : bool
+        The caller hands ``dout`` over (nothing else holds it): where ``dx`` has its shape
+        and dtype (a stride-1 Winograd conv with as many input as output channels; ``dout``
+        C-contiguous and writable), ``dx`` is written over it, chunk by chunk after that
+        chunk's ``dout`` is transformed. Elsewhere ``dx`` is a new array. The same bits.
 
     Returns
     -------
@@ -229,12 +233,14 @@ def conv2d_backward(dout, cache: ConvCache, need_dx: bool = True):
     Raises
     ------
     ShapeError, NormlabTypeError
-        A ``dout`` other than the forward output's shape, or not a floating array.
+        A ``dout`` other than the forward output's shape, or not a floating array;
+        ``overwrite_dout`` not a bool.
     """
-    return _backward(_checked_dout(dout, cache, "conv2d_backward"), cache, need_dx)
+    overwrite = check_bool(overwrite_dout, "overwrite_dout", "conv2d_backward")
+    return _backward(_checked_dout(dout, cache, "conv2d_backward"), cache, need_dx, overwrite)
 
 
-def _backward(dout, cache: ConvCache, need_dx: bool = True):
+def _backward(dout, cache: ConvCache, need_dx: bool = True, overwrite_dout: bool = False):
     x, weight, x_shape, padding, stride, dilation, groups, has_bias, _, winograd = cache[:10]
     xp = backend.namespace(dout, x)
     N, C, H, W = x_shape
@@ -244,8 +250,10 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True):
     dbias = dout.sum(axis=(0, 2, 3)) if has_bias else None
     if winograd:
         # one dout transform per chunk feeds both gradients (_winograd_backward)
+        into = dout if overwrite_dout and need_dx and overwritable(dout, x_shape, x.dtype) \
+            else None
         dx, dweight = _winograd_backward.backward3x3(cache.wino_tile, x, dout, weight,
-                                                     padding, cache.wino_tiles, need_dx)
+                                                     padding, cache.wino_tiles, need_dx, into)
         return dx, dweight, dbias
     if cache.flat:  # the flat rows' dot products (_flatconv)
         dx, dweight = _flatconv.backward(dout, x, weight, padding, dilation, need_dx)
@@ -327,13 +335,15 @@ def conv1d_forward(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
     return out[:, :, 0, :], cache
 
 
-def conv1d_backward(dout, cache: ConvCache, need_dx: bool = True):
-    """Gradients of ``conv1d_forward`` (``need_dx`` as in ``conv2d_backward``).
+def conv1d_backward(dout, cache: ConvCache, need_dx: bool = True, overwrite_dout=False):
+    """Gradients of ``conv1d_forward`` (``need_dx``, ``overwrite_dout`` as in
+    ``conv2d_backward``; no 1D path writes over ``dout`` so far).
 
     Returns
     -------
     dx : (N, C, L) or None; dweight : (F, C/groups, K); dbias : (F,) or None
     """
+    check_bool(overwrite_dout, "overwrite_dout", "conv1d_backward")
     dout = _checked_dout(dout, cache, "conv1d_backward")
     dx, dweight, dbias = _backward(dout[:, :, None, :], cache, need_dx)
     return None if dx is None else dx[:, :, 0, :], dweight[:, :, 0, :], dbias

@@ -217,6 +217,62 @@ def test_overwrite_x_is_only_a_permission(rng):
         F.conv2d_forward(x, w4, padding=1, overwrite_x=1)
 
 
+@pytest.mark.parametrize("tile", [4, 2], ids=["F(4x4)", "F(2x2)"])
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one pass", "two passes"])
+def test_overwrite_dout_writes_dx_over_dout_with_the_same_bits(tile, two_pass, rng,
+                                                                monkeypatch, kernels):
+    """``overwrite_dout``: a Winograd backward with as many input as output channels writes
+    dx over dout (each chunk's dout is transformed for the last time first), over
+    several chunks, in one pass or two; the gradients are those of a new array."""
+    from normlab.functional import _winograd, _winograd_backward
+
+    monkeypatch.setattr(_winograd, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(_winograd_backward, "TWO_PASS_MIN_RATIO", 0.0 if two_pass else np.inf)
+    x = rng.standard_normal((3, 8, 7, 9)).astype(np.float32)  # odd sizes: zero-extended dout
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    old_mode, old_tile = _winograd.use_winograd(True), _winograd.use_tile(tile)
+    try:
+        out, cache = F.conv2d_forward(x, w, padding=1, keep_transforms=False)
+        assert cache.winograd
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        want = F.conv2d_backward(dout, cache)
+        got = F.conv2d_backward(dout, cache, overwrite_dout=True)
+    finally:
+        _winograd.use_winograd(old_mode)
+        _winograd.use_tile(old_tile)
+    assert got[0] is dout
+    for a, b in zip(got[:2], want[:2]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_overwrite_dout_is_only_a_permission(rng):
+    """Another dx shape (more output channels), the im2col path (stride 2), a read-only
+    dout, no dx wanted: a new dx (or None), and dout keeps its values."""
+    from normlab.functional import _winograd
+
+    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    w4 = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    w6 = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    old = _winograd.use_winograd(True)
+    try:
+        runs = []
+        for w, stride, read_only, need_dx in ((w6, 1, False, True), (w4, 2, False, True),
+                                              (w4, 1, True, True), (w4, 1, False, False)):
+            out, cache = F.conv2d_forward(x, w, padding=1, stride=stride)
+            dout = rng.standard_normal(out.shape).astype(np.float32)
+            keep = dout.copy()
+            dout.flags.writeable = not read_only
+            dx = F.conv2d_backward(dout, cache, need_dx, overwrite_dout=True)[0]
+            runs.append((cache.winograd, dx is None))
+            assert dx is not dout
+            np.testing.assert_array_equal(dout, keep)
+    finally:
+        _winograd.use_winograd(old)
+    assert runs == [(True, False), (False, False), (True, False), (True, True)]
+    with pytest.raises(TypeError, match="overwrite_dout to be a bool, got 1"):
+        F.conv2d_backward(keep, cache, overwrite_dout=1)
+
+
 def test_conv_errors_name_owner_and_types():
     with pytest.raises(ValueError, match=r"conv1d_forward: expected 3D input \(N, C, L\)"):
         F.conv1d_forward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 3)))

@@ -57,9 +57,13 @@ def test_blas_thread_count_is_restored_after_a_region(threads, blas_counts):
 
 
 @pytest.mark.parametrize("tile", [2, 4, None])  # None: im2col
-def test_conv_over_many_chunks_is_bit_identical_for_any_thread_count(tile, threads,
+@pytest.mark.parametrize("two_pass", [False, True])  # the Winograd backward on one thread
+def test_conv_over_many_chunks_is_bit_identical_for_any_thread_count(tile, two_pass, threads,
                                                                     monkeypatch, kernels):
+    from normlab.functional import _winograd_backward
+
     monkeypatch.setattr(_winograd, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(_winograd_backward, "TWO_PASS_MIN_RATIO", 0.0 if two_pass else np.inf)
     monkeypatch.setattr(_kernels, "CHUNK_BYTES", 1)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((7, 16, 12, 12)).astype(np.float32)

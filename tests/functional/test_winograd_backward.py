@@ -56,8 +56,11 @@ def test_compiled_input_adjoint_matches_reference(m, dtype):
 
 
 @pytest.mark.parametrize("m", [2, 4])
-def test_backward3x3_matches_loop_reference_over_several_chunks(m, monkeypatch, kernels):
+@pytest.mark.parametrize("two_pass", [False, True])
+def test_backward3x3_matches_loop_reference_over_several_chunks(m, two_pass, monkeypatch,
+                                                                kernels):
     monkeypatch.setattr(_winograd, "CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(_winograd_backward, "TWO_PASS_MIN_RATIO", 0.0 if two_pass else np.inf)
     rng = np.random.default_rng(11)
     x = rng.standard_normal((3, 2, 9, 7))
     w = rng.standard_normal((4, 2, 3, 3))
@@ -72,3 +75,36 @@ def test_backward3x3_matches_loop_reference_over_several_chunks(m, monkeypatch, 
     dx, dw = _winograd_backward.backward3x3(m, x, dout, w, (1, 1), tiles, need_dx=False)
     assert dx is None
     np.testing.assert_allclose(dw, want_dw, **TIGHT)
+
+
+def test_two_passes_hold_less_at_once(monkeypatch):
+    """Where U (k, F, C) outweighs x (64 channels, 8x8, one thread), the two passes never
+    hold Ut, the weight gradient's total and a whole part together: the peak of NumPy's
+    allocations (tracemalloc) is lower than the one pass's by a (k, F, C) array, less the
+    weight gradient that the two passes have made before dx.
+    With dx written over dout, the dx pass (Ut, dx, V, D) is no longer the peak: the
+    weight-gradient pass (total, a quarter part, V, D) is, half a (k, F, C) lower."""
+    import tracemalloc
+
+    from normlab.functional import _parallel
+
+    monkeypatch.setattr(_parallel, "thread_count", lambda: 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 64, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    U = 36 * 64 * 64 * 4  # bytes of one (k, F, C) array, F(4x4)
+
+    def peak(ratio, into=None):
+        monkeypatch.setattr(_winograd_backward, "TWO_PASS_MIN_RATIO", ratio)
+        tracemalloc.start()
+        try:
+            _winograd_backward.backward3x3(4, x, dout, w, (1, 1), into=into)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(np.inf), peak(1.0)  # compiled kernels loaded: Python's allocations not counted
+    one, two = peak(np.inf), peak(1.0)
+    assert two <= one - (U - w.nbytes)
+    assert peak(1.0, into=dout.copy()) <= two - U // 2
