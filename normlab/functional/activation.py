@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 from normlab import backend
 from normlab.functional import dispatch
-from normlab.validation import check_array, check_cache, check_dout, check_real
+from normlab.validation import (check_array, check_bool, check_cache, check_dout, check_real,
+                                is_array, overwritable)
 
 __all__ = [
     "ReluCache", "LeakyReluCache", "TanhCache", "SigmoidCache",
@@ -78,21 +79,44 @@ def relu_forward(x):
     return out, ReluCache(out)
 
 
-def relu_backward(dout, cache: ReluCache):
+def relu_backward(dout, cache: ReluCache, overwrite_dout=False):
     """``dx = dout * [x > 0]`` with ``[x > 0] = [out > 0]``; the subgradient at 0 is 0,
     as in PyTorch.
+
+    Parameters
+    ----------
+    overwrite_dout : bool, default False
+        The caller hands ``dout`` over (nothing else holds it): ``dx`` may be written over
+        it instead of into a new array (the same bits). A permission, not a promise: where
+        ``dout`` is read-only, not C-contiguous or of another dtype than ``dx``, ``dx`` is
+        a new array.
 
     Returns
     -------
     dx : ndarray shaped like ``dout``
     """
+    overwrite = check_bool(overwrite_dout, "overwrite_dout", "relu_backward")
     ref = check_cache(cache, ReluCache, "relu_backward").out
     dout = check_dout(dout, ref.shape, "relu_backward", like=ref)
+    over = _over(dout, overwrite, 0)
     impl = _compiled("relu_backward", ref, dout)
     if impl is not None:  # a branch-free select: NumPy's where mispredicts a random mask
-        return impl(ref, dout)
+        return impl(ref, dout, into=over)
     xp = backend.namespace(dout)
+    if over is not None:
+        xp.copyto(dout, 0, where=xp.logical_not(ref > 0))
+        return dout
     return xp.where(ref > 0, dout, 0)
+
+
+def _over(dout, overwrite: bool, *operands):
+    """``dout`` where a backward handed it over (``overwrite``) may take its result in
+    place: an array (not a 0-d output's Python float), writable, C-contiguous, of the
+    result's dtype (that of ``dout`` with ``operands``); else ``None``."""
+    if not overwrite or not is_array(dout):
+        return None
+    xp = backend.namespace(dout)
+    return dout if overwritable(dout, dout.shape, xp.result_type(dout, *operands)) else None
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.01):
@@ -187,19 +211,27 @@ def sigmoid_forward(x):
     return out, SigmoidCache(out)
 
 
-def sigmoid_backward(dout, cache: SigmoidCache):
+def sigmoid_backward(dout, cache: SigmoidCache, overwrite_dout=False):
     """``dx = dout * s * (1 - s)`` with ``s = sigmoid(x)`` saved by the forward.
+
+    ``overwrite_dout``: as in ``relu_backward``.
 
     Returns
     -------
     dx : ndarray shaped like ``dout``
     """
+    overwrite = check_bool(overwrite_dout, "overwrite_dout", "sigmoid_backward")
     ref = check_cache(cache, SigmoidCache, "sigmoid_backward").out
     dout = check_dout(dout, ref.shape, "sigmoid_backward", like=ref)
     s = cache.out
+    over = _over(dout, overwrite, s)
     impl = _compiled("sigmoid_backward", s, dout)
     if impl is not None:  # one fused pass (compiled/numba_elementwise.py)
-        return impl(s, dout)
+        return impl(s, dout, into=over)
+    if over is not None:  # the reference's operations, in its order, in place
+        xp = backend.namespace(dout)
+        xp.multiply(dout, 1.0 - s, out=dout)
+        return xp.multiply(dout, s, out=dout)
     return dout * (1.0 - s) * s
 
 

@@ -151,6 +151,54 @@ def test_compiled_and_reference_agree_on_nan_inf_and_signed_zero(dtype, layout, 
         np.testing.assert_array_equal(np.signbit(a)[sign], np.signbit(b)[sign])
 
 
+ACTS = [(F.relu_forward, F.relu_backward), (F.sigmoid_forward, F.sigmoid_backward)]
+
+
+@pytest.mark.parametrize("fwd,bwd", ACTS, ids=["relu", "sigmoid"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_overwrite_dout_writes_the_same_bits_over_dout(fwd, bwd, dtype, rng, kernels):
+    """``overwrite_dout``: the gradient lands in ``dout`` itself (ReLU: NaN kept where the
+    mask is set, 0 where it is not), bit for bit the new array's values."""
+    x = rng.standard_normal((5, 3, 4, 6)).astype(dtype)
+    x.flat[:3] = [np.nan, -0.0, 0.0]
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    dout.flat[[0, 1, 7]] = np.nan
+    _, cache = fwd(x)
+    want = bwd(dout, cache)
+    got = bwd(dout, cache, overwrite_dout=True)
+    assert got is dout
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fwd,bwd", ACTS, ids=["relu", "sigmoid"])
+def test_overwrite_dout_is_only_a_permission(fwd, bwd, rng, kernels):
+    """A read-only or a strided dout, a narrower dout than the gradient (Sigmoid: float32
+    dout, float64 forward), a Python float for a 0-d output: a new gradient, ``dout``
+    untouched."""
+    x = rng.standard_normal((3, 4))
+    _, cache = fwd(x.astype(np.float32))
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    keep = dout.copy()
+    want = bwd(keep, cache)
+    read_only = dout.copy()
+    read_only.flags.writeable = False
+    strided = np.repeat(dout, 2, axis=1)[:, ::2]
+    for other in (read_only, strided):
+        got = bwd(other, cache, overwrite_dout=True)
+        assert got is not other
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(other, keep)
+    _, wide = fwd(x)  # float64
+    got = bwd(dout, wide, overwrite_dout=True)
+    assert (got is dout) == (bwd is F.relu_backward)  # ReLU's gradient has dout's dtype
+    if bwd is F.sigmoid_backward:
+        np.testing.assert_array_equal(dout, keep)
+    _, scalar_cache = fwd(np.array(2.0, dtype=np.float32))
+    assert np.isfinite(bwd(1.0, scalar_cache, overwrite_dout=True))
+    with pytest.raises(TypeError, match="overwrite_dout to be a bool, got 'yes'"):
+        bwd(keep, cache, overwrite_dout="yes")
+
+
 @pytest.mark.parametrize("setting", ["compiled", "reference"])
 def test_zero_dim_input_with_a_scalar_dout_runs_the_reference_path(setting):
     # regression: the compiled select read .dtype of a Python float dout (AttributeError)

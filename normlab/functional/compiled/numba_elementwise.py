@@ -55,6 +55,15 @@ def _select(out, dout, dx, zero):
 
 
 @_jit
+def _select_inplace(out, dout, zero):
+    """``_select`` with ``dx`` = ``dout``: one array written, so its loop stays vectorised
+    (two aliasing arguments would send it to its scalar version, see
+    ``_channel_affine_inplace``)."""
+    for i in range(dout.size):
+        dout[i] = dout[i] if out[i] > zero else zero
+
+
+@_jit
 def _relu(x, out, zero):
     for i in range(x.size):
         v = x[i]
@@ -91,6 +100,13 @@ def _neg_abs(x, e):
 def _sigmoid_grad(s, dout, dx, one):
     for i in range(dout.size):
         dx[i] = dout[i] * (one - s[i]) * s[i]
+
+
+@_jit
+def _sigmoid_grad_inplace(s, dout, one):
+    """``_sigmoid_grad`` with ``dx`` = ``dout`` (see ``_select_inplace``)."""
+    for i in range(dout.size):
+        dout[i] = dout[i] * (one - s[i]) * s[i]
 
 
 # inlined into its callers' IR: called as a function, the in-place kernel's one row
@@ -146,10 +162,12 @@ def _channel_affine_inplace(out, res, mean, scale, shift, add, relu, zero):
 # each kernel on contiguous parts of its arrays on normlab's pool (``_threads.over_batch``,
 # axis 0 of every array; scalars and per-channel vectors whole), from _parallel_min() on
 _select_p = over_batch(_select, (0, 0, 0, None), _parallel_min)
+_select_inplace_p = over_batch(_select_inplace, (0, 0, None), _parallel_min)
 _relu_p = over_batch(_relu, (0, 0, None), _parallel_min)
 _select_scaled_p = over_batch(_select_scaled, (0, 0, 0, None), _parallel_min)
 _positive_p = over_batch(_positive, (0, 0), _parallel_min)
 _sigmoid_grad_p = over_batch(_sigmoid_grad, (0, 0, 0, None), _parallel_min)
+_sigmoid_grad_inplace_p = over_batch(_sigmoid_grad_inplace, (0, 0, None), _parallel_min)
 _channel_affine_p = over_batch(_channel_affine, (0, 0, 0, None, None, None, None, None, None),
                                _parallel_min)
 _channel_affine_inplace_p = over_batch(
@@ -191,8 +209,12 @@ def relu_forward(x):
     return out
 
 
-def relu_backward(out, dout):
-    """``where(out > 0, dout, 0)`` (``out``: ReLU's output, of dout's dtype)."""
+def relu_backward(out, dout, into=None):
+    """``where(out > 0, dout, 0)`` (``out``: ReLU's output, of dout's dtype), into a new
+    array, or over ``dout`` itself when ``into is dout``."""
+    if into is dout:
+        _select_inplace_p(*_flat(out, dout), dout.dtype.type(0))
+        return dout
     dx = np.empty_like(dout)
     _select_p(*_flat(out, dout, dx), dout.dtype.type(0))
     return dx
@@ -318,9 +340,13 @@ def sigmoid_forward(x):
     return out
 
 
-def sigmoid_backward(s, dout):
+def sigmoid_backward(s, dout, into=None):
     """``dout * (1 - s) * s`` in one pass, the reference's operations in its order
-    (``s``: the forward's output, of dout's dtype)."""
+    (``s``: the forward's output, of dout's dtype), into a new array, or over ``dout``
+    itself when ``into is dout``."""
+    if into is dout:
+        _sigmoid_grad_inplace_p(*_flat(s, dout), dout.dtype.type(1))
+        return dout
     dx = np.empty_like(dout)
     _sigmoid_grad_p(*_flat(s, dout, dx), dout.dtype.type(1))
     return dx
