@@ -27,7 +27,8 @@ from normlab._random import as_generator
 from normlab.errors import NormlabValueError
 from normlab.models._chain import NamedChain
 from normlab.models._norm import check_norm_kind, make_norm
-from normlab.nn import _fusion
+from normlab.nn import _fusion, _owned
+from normlab.validation import check_bool
 
 __all__ = ["BasicBlock", "ResNet", "resnet20", "resnet32", "resnet56", "resnet18"]
 
@@ -105,15 +106,22 @@ class BasicBlock(nn.Module):
                                   overwrite_x=fresh2)
         return self.relu2(self.bn2(y) + shortcut)
 
-    def backward(self, dout):
+    def backward(self, dout, overwrite_dout=False):
+        """``overwrite_dout``: the caller hands ``dout`` over (``nn._owned``); the
+        gradient of the block's sum may be written over it."""
         self._require_cache()
-        dsum = self.relu2.backward(dout)  # d(main + shortcut): the same for both addends
-        dx_main = self.conv1.backward(self.bn1.backward(self.relu1.backward(
-            self.conv2.backward(self.bn2.backward(dsum)))))
+        owned = check_bool(overwrite_dout, "overwrite_dout", "BasicBlock")
+        # d(main + shortcut): the same for both addends, so kept for the shortcut
+        dsum, _ = _owned.backward(self.relu2, dout, owned)
+        d, owned = self.bn2.backward(dsum), _owned.fresh(self.bn2)
+        for m in (self.conv2, self.relu1, self.bn1, self.conv1):
+            d, owned = _owned.backward(m, d, owned)
         dx_short = dsum if self.downsample is None else self.downsample.backward(dsum)
-        # x fanned out to both paths: gradients add (in place: dx_main is conv1's fresh array)
-        dx_main += dx_short
-        return dx_main
+        # x fanned out to both paths: gradients add (in place: d is conv1's fresh array)
+        d += dx_short
+        return d
+
+    _dx_fresh = _takes_dout = True  # nn._owned
 
     def extra_repr(self) -> str:
         return f"in_planes={self.in_planes}, planes={self.planes}, stride={self.stride}"

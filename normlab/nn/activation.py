@@ -47,8 +47,12 @@ class ReLU(Module):
         out, self._cache = F.relu_forward(x)
         return out
 
-    def backward(self, dout):
-        return F.relu_backward(dout, self._require_cache())
+    def backward(self, dout, overwrite_dout=False):
+        """``overwrite_dout``: the caller hands ``dout`` over; the gradient may be written
+        over it (``functional.relu_backward``)."""
+        return F.relu_backward(dout, self._require_cache(), overwrite_dout=overwrite_dout)
+
+    _dx_fresh = _takes_dout = True  # nn._owned
 
 
 class LeakyReLU(Module):
@@ -112,5 +116,8 @@ class Sigmoid(Module):
         out, self._cache = F.sigmoid_forward(x)
         return out
 
-    def backward(self, dout):
-        return F.sigmoid_backward(dout, self._require_cache())
+    def backward(self, dout, overwrite_dout=False):
+        """``overwrite_dout``: as in ``ReLU.backward``."""
+        return F.sigmoid_backward(dout, self._require_cache(), overwrite_dout=overwrite_dout)
+
+    _dx_fresh = _takes_dout = True  # nn._owned

@@ -324,6 +324,8 @@ class _BatchNorm(_NormBase):
         _store(self, dgamma, dbeta)
         return dx
 
+    _dx_fresh = True  # nn._owned
+
     def extra_repr(self) -> str:
         extra = "" if self.unbiased_running_var else ", unbiased_running_var=False"
         return super().extra_repr() + extra

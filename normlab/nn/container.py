@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from normlab.nn import _fusion
+from normlab.nn import _fusion, _owned
 from normlab.nn.module import Module
+from normlab.validation import check_bool
 
 __all__ = ["Sequential"]
 
@@ -12,7 +13,9 @@ class Sequential(Module):
     """Chains modules; children are named ``"0"``, ``"1"``, ... as in PyTorch.
 
     ``Sequential(a, b)`` or, as ``torch.nn.Sequential(OrderedDict(...))``, one dict of
-    named modules. ``backward`` runs the children's backward in reverse order.
+    named modules. ``backward`` runs the children's backward in reverse order; with
+    ``overwrite_dout=True`` (the caller hands ``dout`` over) the children may write their
+    gradients over it, as they may over the new arrays the others return (``nn._owned``).
     """
 
     def __init__(self, *modules: Module):
@@ -73,13 +76,18 @@ class Sequential(Module):
         self._cache = True
         return x
 
-    def backward(self, dout):
+    def backward(self, dout, overwrite_dout=False):
         self._require_cache()
+        owned = check_bool(overwrite_dout, "overwrite_dout", type(self).__name__)
         children = list(self._modules.values())
         if not self.requires_dx:  # nothing uses dx: stop after the last parameters
-            for m in reversed(children[self._first_learnable():]):
-                dout = m.backward(dout)
-            return None
+            children = children[self._first_learnable():]
         for m in reversed(children):
-            dout = m.backward(dout)
-        return dout
+            dout, owned = _owned.backward(m, dout, owned)
+        return dout if self.requires_dx else None
+
+    _takes_dout = True  # nn._owned
+
+    def _dx_fresh(self) -> bool:  # its dx is its first child's
+        first = next(iter(self._modules.values()), None)
+        return self.requires_dx and first is not None and _owned.fresh(first)

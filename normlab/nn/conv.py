@@ -83,12 +83,17 @@ class _ConvNd(Module):
             padding=self.padding, dilation=self.dilation, groups=self.groups, **kw)
         return out
 
-    def backward(self, dout):
-        dx, dw, db = self._backward(dout, self._require_cache(), need_dx=self.requires_dx)
+    def backward(self, dout, overwrite_dout=False):
+        """``overwrite_dout``: the caller hands ``dout`` over; ``dx`` may be written over
+        it (``functional.conv2d_backward``)."""
+        dx, dw, db = self._backward(dout, self._require_cache(), need_dx=self.requires_dx,
+                                    overwrite_dout=overwrite_dout)
         self.grads["weight"] = dw
         if db is not None:
             self.grads["bias"] = db
         return dx
+
+    _dx_fresh = _takes_dout = True  # nn._owned
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -63,6 +63,8 @@ class Linear(Module):
             self.grads["bias"] = db
         return dx
 
+    _dx_fresh = True  # nn._owned
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={'bias' in self.params}")
@@ -81,6 +83,8 @@ class Identity(Module):
     def backward(self, dout):
         self._require_cache()
         return dout
+
+    _dx_view = True  # nn._owned
 
 
 class Flatten(Module):
@@ -111,6 +115,8 @@ class Flatten(Module):
 
     def backward(self, dout):
         return dout.reshape(self._require_cache())
+
+    _dx_view = True  # nn._owned
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -53,6 +53,8 @@ class _PoolNd(Module):
     def backward(self, dout):
         return self._backward(dout, self._require_cache())
 
+    _dx_fresh = True  # nn._owned
+
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
@@ -186,6 +188,8 @@ class AdaptiveAvgPool2d(Module):
 
     def backward(self, dout):
         return F.adaptive_avg_pool2d_backward(dout, self._require_cache())
+
+    _dx_fresh = True  # nn._owned
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 import numpy as np
 import pytest
 
 import normlab
 from normlab.gradcheck import check_module
+from normlab.nn import _owned
 from normlab.nn.catalog import CASES
 
 IDS = [c.name for c in CASES]
@@ -114,3 +116,63 @@ def test_compiled_and_reference_kernels_agree(case):
             results.append([out, dx] + [g for _, _, g in m.named_parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+
+def _declares(name):
+    """The cases whose module's class declares ``name`` (``nn._owned``), as pytest params."""
+    rng = np.random.default_rng(0)
+    chosen = [c for c in CASES if _owned._declared(c.make(rng), name)]
+    return pytest.mark.parametrize("case", chosen, ids=[c.name for c in chosen])
+
+
+def _run(case, mode, **kwargs):
+    """A fresh module run forward in ``mode`` on the case's input, then ``backward(dout,
+    **kwargs)``: ``(module, x, out, dout, dx)``."""
+    m = getattr(_build(case), mode)()
+    x = case.input(np.random.default_rng(1))
+    out = _call(case, m, x, np.random.default_rng(2))
+    dout = np.random.default_rng(4).standard_normal(np.shape(out)).astype(np.float32)
+    return m, x, out, dout, m.backward(dout, **kwargs)
+
+
+ARRAY_OUT = [c for c in CASES if c.output_shape != ()]  # losses take a Python float
+
+
+@pytest.mark.parametrize("case", ARRAY_OUT, ids=[c.name for c in ARRAY_OUT])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_dout_not_mutated(case, mode):
+    """Without ``overwrite_dout`` no backward writes into the gradient it is given."""
+    m = getattr(_build(case), mode)()
+    out = _call(case, m, case.input(np.random.default_rng(1)), np.random.default_rng(2))
+    dout = np.random.default_rng(4).standard_normal(np.shape(out)).astype(np.float32)
+    before = dout.copy()
+    m.backward(dout)
+    np.testing.assert_array_equal(dout, before)
+
+
+@_declares("_dx_fresh")
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_fresh_dx_is_held_by_nothing_else(case, mode):
+    """Where a module's class declares its dx fresh (``nn._owned``), containers let the
+    next module write over it: so it must share no memory with dout, the input, the
+    output, the parameters, gradients or buffers, and the module keeps no reference."""
+    m, x, out, dout, dx = _run(case, mode)
+    assert sys.getrefcount(dx) == 2  # dx here and getrefcount's argument
+    held = [dout, x, out] + [a for _, p, g in m.named_parameters() for a in (p, g)]
+    held += [b for sub in m.modules() for b in sub.buffers.values()]
+    for a in held:
+        assert not np.shares_memory(dx, a)
+
+
+@_declares("_takes_dout")
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_overwrite_dout_gives_the_same_bits(case, mode):
+    """A module that takes ``overwrite_dout`` returns what it returns without it."""
+    m, _, _, _, want = _run(case, mode)
+    m2, _, _, _, got = _run(case, mode, overwrite_dout=True)
+    np.testing.assert_array_equal(got, want)
+    for (_, _, g), (_, _, g2) in zip(m.named_parameters(), m2.named_parameters()):
+        np.testing.assert_array_equal(g2, g)
+    with pytest.raises(TypeError, match="overwrite_dout to be a bool"):
+        _run(case, mode, overwrite_dout="yes")
