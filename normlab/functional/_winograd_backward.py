@@ -51,7 +51,6 @@ TWO_PASS_MIN_RATIO = 1.0
 PART_GROUPS = 4
 
 
-
 def input_adjoint(m, dV, padding, dx):
     """Adjoint of the F(m x m, 3x3) input transform: ``dx`` (n, C, H, W) is overwritten
     with ``crop(sum_tiles B dV_tile B^T)``.
@@ -150,17 +149,17 @@ class _Chunks:
         """``dV_k = U_k^T D_k`` of chunk ``i``, then its tiles back onto ``dx``."""
         k, C, sl, T = self.s.k, self.x.shape[1], self.chunks[i], self.TH * self.TW
         n = sl.stop - sl.start
-        dV = self.xp.matmul(self.Ut, D2,
-                            out=planes(self.Vbuf, k, (C, n * T), slot(k, C * T, self.chunks, th)))
-        input_adjoint(self.s.m, dV.reshape(k, C, n, self.TH, self.TW).transpose(0, 2, 1, 3, 4),
-                      self.padding, self.dx[sl])
+        out = planes(self.Vbuf, k, (C, n * T), slot(k, C * T, self.chunks, th))
+        dV = self.xp.matmul(self.Ut, D2, out=out).reshape(k, C, n, self.TH, self.TW)
+        input_adjoint(self.s.m, dV.transpose(0, 2, 1, 3, 4), self.padding, self.dx[sl])
 
     def input_planes(self, i, th):
         """Chunk ``i``'s V^T (k, n*T, C): the forward's, or made again."""
         s, C, (sl, V), T = self.s, self.x.shape[1], self.tiles[i], self.TH * self.TW
         n = sl.stop - sl.start
         if V is None:
-            V = planes(self.Vbuf, s.k, (C, n, self.TH, self.TW), slot(s.k, C * T, self.chunks, th))
+            where = slot(s.k, C * T, self.chunks, th)
+            V = planes(self.Vbuf, s.k, (C, n, self.TH, self.TW), where)
             s.input_transform(self.x[sl], self.padding, V.transpose(0, 2, 1, 3, 4))
         return V.reshape(s.k, C, n * T).swapaxes(-1, -2)
 
@@ -201,13 +200,14 @@ def _one_pass(b: _Chunks):
 
 def _two_passes(b: _Chunks):
     """``_one_pass`` on one thread in two passes, for layers whose (k, F, C) arrays
-    outweigh the activations (``TWO_PASS_MIN_RATIO``). First the weight gradient: each chunk's
-    products added into the total ``PART_GROUPS`` groups of tile positions at a time, then
-    ``G^T . G``. Then ``Ut`` and ``dx``, the chunks in reverse so that the last chunk's D
-    is still in its buffer. Ut, the total, a whole part and dx are never held together
-    (ResNet-20's 64-channel layers at batch 32: 0.56, 0.56, 0.56 and 0.5 MiB, at the
-    step's peak). The same products and additions in the same order as ``_one_pass``: the
-    same bits; the price is one more dout transform for each chunk but the last."""
+    outweigh the activations (``TWO_PASS_MIN_RATIO``). First the weight gradient: each
+    chunk's products added into the total ``PART_GROUPS`` groups of tile positions at a
+    time, then ``G^T . G``. Then ``Ut`` and ``dx``, the chunks in reverse so that the last
+    chunk's D is still in its buffer. So Ut is made only once the total is spent, and no
+    whole part is made: the one pass holds Ut, the total and then a part (ResNet-20's
+    64-channel layers at batch 32: 0.56 MiB each) beside a chunk's V and D, at the step's
+    peak. The same products and additions in the same order as ``_one_pass``: the same
+    bits; the price is one more dout transform for each chunk but the last."""
     count = len(b.chunks)
     total = part = D2 = None
     for i in range(count):

@@ -53,6 +53,16 @@ def _compiled(op, *arrays):
     return impl
 
 
+def _over(dout, overwrite: bool, *operands):
+    """``dout`` where a backward handed it over (``overwrite``) may take its result in
+    place: an array (not a 0-d output's Python float), writable, C-contiguous, of the
+    result's dtype (that of ``dout`` with ``operands``); else ``None``."""
+    if not overwrite or not is_array(dout):
+        return None
+    xp = backend.namespace(dout)
+    return dout if overwritable(dout, dout.shape, xp.result_type(dout, *operands)) else None
+
+
 def relu_forward(x):
     """``out = max(x, 0)``.
 
@@ -107,16 +117,6 @@ def relu_backward(dout, cache: ReluCache, overwrite_dout=False):
         xp.copyto(dout, 0, where=xp.logical_not(ref > 0))
         return dout
     return xp.where(ref > 0, dout, 0)
-
-
-def _over(dout, overwrite: bool, *operands):
-    """``dout`` where a backward handed it over (``overwrite``) may take its result in
-    place: an array (not a 0-d output's Python float), writable, C-contiguous, of the
-    result's dtype (that of ``dout`` with ``operands``); else ``None``."""
-    if not overwrite or not is_array(dout):
-        return None
-    xp = backend.namespace(dout)
-    return dout if overwritable(dout, dout.shape, xp.result_type(dout, *operands)) else None
 
 
 def leaky_relu_forward(x, negative_slope: float = 0.01):

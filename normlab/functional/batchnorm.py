@@ -15,7 +15,8 @@ from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check
                                            check_bn_input, check_running,
                                            check_training_count)
 from normlab.functional._normalize import channel_shape
-from normlab.validation import check_cache, check_dout, check_int, check_real, check_vector
+from normlab.validation import (check_bool, check_cache, check_dout, check_int, check_real,
+                                check_vector, overwritable)
 from normlab.functional.batchnorm_moments import _moments_centred
 from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Moments, batch_moments,
                                                  batch_norm_backward_elementwise,
@@ -102,13 +103,16 @@ def _forward(x, gamma, beta, axes, eps, residual=None, activation=None):
                                  activation)
 
 
-def batch_norm_backward(dout, cache: BatchNormCache):
+def batch_norm_backward(dout, cache: BatchNormCache, overwrite_dout=False):
     """Closed-form gradients of ``batch_norm_forward``.
 
     ``dx = gamma / (m * sigma) * (m * dy - sum(dy) - x_hat * sum(dy * x_hat))``,
     ``dgamma = sum(dy * x_hat)``, ``dbeta = sum(dy)`` (sums over ``axes``, m values each).
     The stages on one process: ``batch_norm_backward_reduce``, then
     ``batch_norm_backward_elementwise`` with the local count ``cache.count``.
+    ``overwrite_dout``: the caller hands ``dout`` over; the compiled elementwise pass
+    writes dx over it (after the sums have read it) where it is a writable C-contiguous
+    array of x's dtype; elsewhere dx is a new array. The same bits.
 
     Returns
     -------
@@ -116,17 +120,19 @@ def batch_norm_backward(dout, cache: BatchNormCache):
     dgamma : (C,), or None when the forward had no gamma
     dbeta : (C,), or None when the forward had no beta
     """
+    overwrite = check_bool(overwrite_dout, "overwrite_dout", "batch_norm_backward")
     dout = check_bn_dout(dout, cache, BatchNormCache, "batch_norm_backward")
-    return _backward(dout, cache)
+    return _backward(dout, cache, overwrite)
 
 
-def _backward(dout, cache: BatchNormCache):
+def _backward(dout, cache: BatchNormCache, overwrite_dout: bool = False):
     """``batch_norm_backward`` on a checked ``dout`` (the BN modules' ``Module.backward``
     has checked it against the forward's output)."""
     # the reference path recomputes x_hat once for both stages; the kernels per element
     x_hat = None if _uses_kernels(dout, cache) else cache.x_hat
     sum_dy, sum_dy_xhat = _backward_reduce(dout, cache, x_hat)
-    dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count, x_hat)
+    into = dout if overwrite_dout and overwritable(dout, cache.x.shape, cache.x.dtype) else None
+    dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count, x_hat, into)
     dt = cache.x.dtype
     dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)
     dbeta = sum_dy.astype(dt) if cache.has_beta else None

@@ -280,9 +280,11 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
 
 
 def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, count: int,
-                          x_hat=None):
+                          x_hat=None, into=None):
     """``batch_norm_backward_elementwise`` on checked arguments. ``x_hat``: as in
-    ``_backward_reduce``."""
+    ``_backward_reduce``. ``into``: ``dout`` itself where the caller hands it over and it
+    may take dx (``validation.overwritable``): the compiled kernel writes dx over it; the
+    reference returns a new array."""
     x, inv_std, gamma, axes = cache.x, cache.inv_std, cache.gamma, cache.axes
     xp = backend.namespace(dout, x)
     if count == 0 or x.size == 0:
@@ -298,7 +300,7 @@ def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, coun
         if gamma is not None:
             k = k * gamma.astype(sdt)
         return impl(dout, x, cache.stat_mean, cache.stat_inv_std, k, sum_dy / count,
-                    sum_dy_xhat / count)
+                    sum_dy_xhat / count, into=into)
     if x_hat is None:
         x_hat = cache.x_hat
     dt, ks = x.dtype, inv_std.shape

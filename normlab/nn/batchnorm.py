@@ -19,7 +19,7 @@ from normlab.functional import batchnorm as _bn
 from normlab.errors import NormlabTypeError, NormlabValueError
 from normlab.nn.markers import NormLayer
 from normlab.nn.module import Module
-from normlab.validation import check_float_dtype
+from normlab.validation import check_bool, check_float_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
@@ -289,10 +289,12 @@ class _BatchNorm(_NormBase):
             self._update_buffers(cache.mean, cache.var, cache.count)
         return ("train", cache)
 
-    def _batch_backward(self, dout, mode: str, payload):
+    def _batch_backward(self, dout, mode: str, payload, overwrite_dout=False):
         """Gradients of ``_batch_forward``; ``mode`` is the tag it stored ("train" here).
-        ``Module.backward`` has checked ``dout`` against the forward's output."""
-        return _bn._backward(dout, payload)
+        ``Module.backward`` has checked ``dout`` against the forward's output;
+        ``overwrite_dout``: dx may be written over it (``functional.batch_norm_backward``).
+        The BN family's overrides take no ``overwrite_dout`` and are never given one."""
+        return _bn._backward(dout, payload, overwrite_dout)
 
     def _update_buffers(self, mean, var, count: int) -> None:
         """One running-statistics step from a batch's ``mean``, biased ``var`` and ``count``."""
@@ -315,16 +317,21 @@ class _BatchNorm(_NormBase):
         b["running_mean"], b["running_var"] = _bn._update_running_stats(
             b["running_mean"], b["running_var"], mean, var, f)
 
-    def backward(self, dout):
+    def backward(self, dout, overwrite_dout=False):
+        """``overwrite_dout``: the caller hands ``dout`` over; in training (this class's
+        own batch statistics) dx may be written over it."""
         mode, cache = self._require_cache()
+        over = check_bool(overwrite_dout, "overwrite_dout", type(self).__name__)
         if mode == "eval":
             dx, dgamma, dbeta = F.batch_norm_eval_backward(dout, cache)
+        elif over and type(self)._batch_backward is _BatchNorm._batch_backward:
+            dx, dgamma, dbeta = self._batch_backward(dout, mode, cache, overwrite_dout=True)
         else:
             dx, dgamma, dbeta = self._batch_backward(dout, mode, cache)
         _store(self, dgamma, dbeta)
         return dx
 
-    _dx_fresh = True  # nn._owned
+    _dx_fresh = _takes_dout = True  # nn._owned
 
     def extra_repr(self) -> str:
         extra = "" if self.unbiased_running_var else ", unbiased_running_var=False"

@@ -306,3 +306,36 @@ def test_eval_forward_keeps_only_the_input_and_both_kernel_paths_agree(rng, dtyp
         assert a.dtype == dtype
         np.testing.assert_allclose(a, r, rtol=1e-6 if dtype == np.float32 else 1e-14,
                                    atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("shape,axes", [((6, 4, 3, 5), (0, 2, 3)), ((7, 5), (0,))])
+def test_backward_overwrite_dout_gives_the_same_bits(rng, shape, axes, bn_path):
+    """``overwrite_dout``: the compiled pass writes dx over dout (after the sums have read
+    it), the reference returns a new array; the gradients are those without it."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta = rng.standard_normal((2, shape[1])).astype(np.float32)
+    _, cache = F.batch_norm_forward(x, gamma, beta, axes=axes)
+    dout = rng.standard_normal(shape).astype(np.float32)
+    want = F.batch_norm_backward(dout, cache)
+    got = F.batch_norm_backward(dout, cache, overwrite_dout=True)
+    assert (got[0] is dout) == (bn_path == "compiled")
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backward_overwrite_dout_is_only_a_permission(rng, bn_path):
+    """A read-only, a strided or a float64 dout (float32 forward): a new dx, dout intact."""
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    _, cache = F.batch_norm_forward(x, None, None, axes=(0, 2))
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    want = F.batch_norm_backward(dout, cache)[0]
+    read_only = dout.copy()
+    read_only.flags.writeable = False
+    for other in (read_only, np.repeat(dout, 2, axis=2)[:, :, ::2], dout.astype(np.float64)):
+        keep = other.copy()
+        got = F.batch_norm_backward(other, cache, overwrite_dout=True)[0]
+        assert got is not other and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(other, keep)
+    with pytest.raises(TypeError, match="overwrite_dout to be a bool, got None"):
+        F.batch_norm_backward(dout, cache, overwrite_dout=None)

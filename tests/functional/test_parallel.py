@@ -97,6 +97,9 @@ def test_batch_norm_channel_split_is_bit_identical_for_any_thread_count(threads,
         threads(n)
         out, cache = F.batch_norm_forward(x, gamma, beta, axes=(0, 2, 3))
         results.append((out, cache.mean, cache.var) + tuple(F.batch_norm_backward(dout, cache)))
+        # and dx written over a handed-over dout, each thread over its channels
+        results.append(results[-1][:3] + tuple(
+            F.batch_norm_backward(dout.copy(), cache, overwrite_dout=True)))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)

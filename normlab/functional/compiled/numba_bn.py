@@ -174,8 +174,27 @@ def _build(cache: bool = True):
             for c in range(C):
                 dx[a, c] = k[c] * (dy[a, c] - shift[c] - (x[a, c] - mean[c]) * slope[c])
 
+    # grad_input with dx = dy: one array written, so the loop stays vectorised (two
+    # aliasing arguments would send it to its scalar version, see numba_elementwise)
+    @jit
+    def grad_input_over(dy, x, mean, k, shift, slope, c0, c1):
+        A, C, B = dy.shape
+        for a in range(A):
+            for c in range(c0, c1):
+                mu, kc, sc, pc = mean[c], k[c], shift[c], slope[c]
+                for b in range(B):
+                    dy[a, c, b] = kc * (dy[a, c, b] - sc - (x[a, c, b] - mu) * pc)
+
+    @jit
+    def grad_input_over_2d(dy, x, mean, k, shift, slope):
+        A, C = dy.shape
+        for a in range(A):
+            for c in range(C):
+                dy[a, c] = k[c] * (dy[a, c] - shift[c] - (x[a, c] - mean[c]) * slope[c])
+
     return {"stats": (stats, stats_2d), "affine": (normalize_affine, normalize_affine_2d),
-            "sums": (grad_sums, grad_sums_2d), "dx": (grad_input, grad_input_2d)}
+            "sums": (grad_sums, grad_sums_2d), "dx": (grad_input, grad_input_2d),
+            "dx_over": (grad_input_over, grad_input_over_2d)}
 
 
 def _kernel(name: str, flat: bool):
@@ -270,17 +289,21 @@ def grad_sums(dout, x, mean, inv_std):
     return sum_dy, sum_dyx
 
 
-def grad_input(dout, x, mean, inv_std, k, shift, slope):
+def grad_input(dout, x, mean, inv_std, k, shift, slope, into=None):
     """``dx = k * (dy - shift - x_hat * slope)``, ``x_hat = (x - mean) * inv_std`` recomputed
-    per element; float64 (C,) ``mean``, ``inv_std``, ``k``, ``shift``, ``slope``."""
+    per element; float64 (C,) ``mean``, ``inv_std``, ``k``, ``shift``, ``slope``. Into a
+    new array, or over ``dout`` itself when ``into is dout`` (x's dtype, C-contiguous)."""
     dt = x.dtype
     dyv, flat = _view(dout.astype(dt, copy=False))
     xv = _view(x)[0]
-    dx = np.empty(x.shape, dt)
     slope = np.asarray(slope, np.float64) * np.asarray(inv_std, np.float64)
-    _run(_kernel("dx", flat), flat, dyv, dyv, xv, np.ascontiguousarray(mean, np.float64),
-         np.ascontiguousarray(k, np.float64), np.ascontiguousarray(shift, np.float64),
-         np.ascontiguousarray(slope), dx.reshape(dyv.shape))
+    args = (np.ascontiguousarray(mean, np.float64), np.ascontiguousarray(k, np.float64),
+            np.ascontiguousarray(shift, np.float64), np.ascontiguousarray(slope))
+    if into is dout:  # the caller checked it (validation.overwritable): dyv is its view
+        _run(_kernel("dx_over", flat), flat, dyv, dyv, xv, *args)
+        return dout
+    dx = np.empty(x.shape, dt)
+    _run(_kernel("dx", flat), flat, dyv, dyv, xv, *args, dx.reshape(dyv.shape))
     return dx
 
 
