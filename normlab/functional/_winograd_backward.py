@@ -221,8 +221,9 @@ def _two_passes(b: _Chunks):
         for a in range(0, total.shape[0], group):
             z = min(a + group, total.shape[0])
             total[a:z] += b.xp.matmul(D2[a:z], Vt[a:z], out=part[:z - a])
+    del part  # before G^T . G makes dweight beside the total
     dweight = b.dweight(total)
-    del total, part
+    del total
     if b.need_dx:
         b.start_dx()
         for i in reversed(range(count)):
