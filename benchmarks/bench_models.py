@@ -110,6 +110,11 @@ normlab / torch, as is / under the second BLAS setting): ResNet-20 b128 0.86 / 0
 1.01 / 1.02, LeNet 0.93 / 0.95, ThreeLayerConvNet 0.91 / 0.96, ResNet-18 0.88 / 0.91, FC
 0.90 / 0.87, eval ResNet-20 1.03 / 1.03, eval LeNet 0.93 / 0.95 (torch's own times moved
 by several percent between runs); README "Performance" has each round's before and after.
+Fifth session (code 3834632: gradients handed over between modules, the two-pass
+Winograd backward; a machine 10-20 % slower than the day before for both libraries):
+ResNet-20 b128 0.87 / 0.88, b32 1.01 / 1.02, LeNet 0.91 / 0.90, ThreeLayerConvNet 1.02 /
+0.98, ResNet-18 0.88 / 0.93, FC 0.96 / 0.94, eval ResNet-20 1.09 / 1.04, eval LeNet 0.95 /
+0.95; working set (bdf50af) 0.98, 0.99, 0.84, 0.75, 0.98, 0.04.
 
 The second BLAS setting of the issue is the environment: run once as is and once under
 ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` (OpenBLAS's own kernel choice); the
