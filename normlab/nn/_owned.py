@@ -9,10 +9,12 @@ run, ``dout`` (a whole activation's size) stays alive beside it: at the step's p
 
 Where a container knows that nothing but its own frames holds a gradient (a new array
 that a child's library ``backward`` has just returned), it lets the next child write over
-it: ``backward(dout, overwrite_dout=True)`` for the modules that take it (``ReLU`` writes
-its gradient in place, ``Sequential`` and ``models.BasicBlock`` hand it on). The results
-are the same bits; an array that the caller of the outermost ``backward`` passed in is
-never written.
+it: ``backward(dout, overwrite_dout=True)`` for the modules that take it (``ReLU`` and
+``Sigmoid`` write their gradient in place, a training batch norm and a stride-1 Winograd
+``Conv2d`` their dx, where shapes and dtypes allow; ``Sequential`` and
+``models.BasicBlock`` hand it on). The results are the same bits; an array that the caller
+of the outermost ``backward`` passed in is never written unless it passes
+``overwrite_dout=True`` itself.
 
 What a module's ``backward`` gives and takes is declared by the class that defines that
 ``backward``, so a subclass that overrides it (to record gradients, say) is handed
