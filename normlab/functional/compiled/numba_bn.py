@@ -34,6 +34,26 @@ PROVIDER = f"numba {numba.__version__}"
 _kernels = None
 
 
+# One row of batch norm's dx = k * (dy - shift - (x - mean) * slope), slope = inv_std *
+# sum(dy x_hat) / m, inlined into the dx kernels of ``_build``. The in-place ones (dx over
+# dy) pass dy's row once, as both: numba then sees one array; two aliasing arguments would
+# send the loop to its scalar version (see numba_elementwise._channel_affine_inplace).
+# Module-level: a kernel that captures a jitted function from a closure is not cacheable.
+_row = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "arcp"}, inline="always")
+
+
+@_row
+def _dx_row(dy, x, dx, mu, kc, sc, pc):  # (B,) rows of one sample and channel
+    for b in range(dy.shape[0]):
+        dx[b] = kc * (dy[b] - sc - (x[b] - mu) * pc)
+
+
+@_row
+def _dx_row_2d(dy, x, dx, mean, k, shift, slope):  # (C,) rows of one sample
+    for c in range(dy.shape[0]):
+        dx[c] = k[c] * (dy[c] - shift[c] - (x[c] - mean[c]) * slope[c])
+
+
 def _build(cache: bool = True):
     jit = numba.njit(cache=cache, nogil=True, fastmath={"reassoc", "nsz", "arcp"})
 
@@ -157,46 +177,29 @@ def _build(cache: bool = True):
         for c in range(C):
             sum_dyx[c] *= inv_std[c]
 
-    row = numba.njit(cache=cache, nogil=True, fastmath={"reassoc", "nsz", "arcp"},
-                     inline="always")
-
-    # One row of dx = k * (dy - shift - (x - mean) * slope), slope = inv_std * sum(dy
-    # x_hat) / m, inlined into the kernels below. The in-place ones (dx over dy) pass dy's
-    # row once, as both: numba then sees one array; two aliasing arguments would send the
-    # loop to its scalar version (see numba_elementwise._channel_affine_inplace).
-    @row
-    def dx_row(dy, x, dx, mu, kc, sc, pc):  # (B,) rows of one sample and channel
-        for b in range(dy.shape[0]):
-            dx[b] = kc * (dy[b] - sc - (x[b] - mu) * pc)
-
-    @row
-    def dx_row_2d(dy, x, dx, mean, k, shift, slope):  # (C,) rows of one sample
-        for c in range(dy.shape[0]):
-            dx[c] = k[c] * (dy[c] - shift[c] - (x[c] - mean[c]) * slope[c])
-
     @jit
     def grad_input(dy, x, mean, k, shift, slope, dx, c0, c1):
         for a in range(dy.shape[0]):
             for c in range(c0, c1):
-                dx_row(dy[a, c], x[a, c], dx[a, c], mean[c], k[c], shift[c], slope[c])
+                _dx_row(dy[a, c], x[a, c], dx[a, c], mean[c], k[c], shift[c], slope[c])
 
     @jit
     def grad_input_2d(dy, x, mean, k, shift, slope, dx):
         for a in range(dy.shape[0]):
-            dx_row_2d(dy[a], x[a], dx[a], mean, k, shift, slope)
+            _dx_row_2d(dy[a], x[a], dx[a], mean, k, shift, slope)
 
     @jit
     def grad_input_over(dy, x, mean, k, shift, slope, c0, c1):
         for a in range(dy.shape[0]):
             for c in range(c0, c1):
                 o = dy[a, c]
-                dx_row(o, x[a, c], o, mean[c], k[c], shift[c], slope[c])
+                _dx_row(o, x[a, c], o, mean[c], k[c], shift[c], slope[c])
 
     @jit
     def grad_input_over_2d(dy, x, mean, k, shift, slope):
         for a in range(dy.shape[0]):
             o = dy[a]
-            dx_row_2d(o, x[a], o, mean, k, shift, slope)
+            _dx_row_2d(o, x[a], o, mean, k, shift, slope)
 
     return {"stats": (stats, stats_2d), "affine": (normalize_affine, normalize_affine_2d),
             "sums": (grad_sums, grad_sums_2d), "dx": (grad_input, grad_input_2d),
