@@ -30,7 +30,7 @@ from normlab.functional._bn_checks import (check_bn_affine, check_bn_eps, check_
                                            check_training_count)
 from normlab.functional.activation import BY_NAME
 from normlab.functional.batchnorm_stages import check_axes, residual_fits
-from normlab.validation import check_array, check_bool, check_cache, describe
+from normlab.validation import check_array, check_bool, check_cache, describe, overwritable
 
 __all__ = ["ACTIVATIONS", "BatchNormEvalActCache", "batch_norm_eval_act_forward",
            "batch_norm_eval_act_backward", "BatchNormActCache", "batch_norm_act_forward",
@@ -117,7 +117,8 @@ def batch_norm_eval_act_forward(x, gamma, beta, running_mean, running_var, *, ax
     residual = _checked_residual(residual, x, owner)
     bn_cache = _bn.BatchNormEvalCache(x, mean, inv_std, scale, gamma is not None,
                                       beta is not None, axes)
-    target = x if overwrite_x and x.flags.writeable else None  # a compiled pass's out
+    # a compiled pass's out (CuPy arrays have no writeable flag: validation.overwritable)
+    target = x if overwrite_x and overwritable(x, x.shape, x.dtype) else None
     out = None
     if activation == "relu" and residual_fits(residual, x):
         impl = _bn._eval_kernel(x, axes, mean, scale)
