@@ -96,12 +96,8 @@ def backward3x3(m, x, dout, weight, padding, tiles=None, need_dx=True, into=None
     ``dx`` is written after that chunk's ``dout`` is transformed for the last time.
     """
     s = SCHEMES[m]
-    k, C, F = s.k, x.shape[1], dout.shape[1]
-    two_pass = (k * F * C >= TWO_PASS_MIN_RATIO * x.size
+    two_pass = (s.k * dout.shape[1] * x.shape[1] >= TWO_PASS_MIN_RATIO * x.size
                 and _parallel.threads_for(x, 2) == 1)
-    if tiles is None:
-        _, _, TH, TW = _winograd._tiles(x.shape[2], x.shape[3], padding, m)
-        tiles = [(sl, None) for sl in _winograd._chunks(x, C, TH, TW, k)]
     b = _Chunks(s, x, dout, weight, padding, tiles, need_dx, into)
     return _two_passes(b) if two_pass else _one_pass(b)
 
@@ -112,13 +108,16 @@ class _Chunks:
 
     def __init__(self, s, x, dout, weight, padding, tiles, need_dx, into=None):
         self.s, self.x, self.dout, self.weight, self.padding = s, x, dout, weight, padding
-        self.tiles, self.need_dx, self.into = tiles, need_dx, into
+        self.need_dx, self.into = need_dx, into
         self.xp = xp = backend.namespace(x, dout, weight)
-        self.chunks = chunks = [sl for sl, _ in tiles]
-        self.threads = _parallel.threads_for(x, len(chunks))
         k, C, F = s.k, x.shape[1], dout.shape[1]
         self.OH, self.OW, TH, TW = _winograd._tiles(x.shape[2], x.shape[3], padding, s.m)
         self.TH, self.TW, T = TH, TW, TH * TW
+        if tiles is None:  # no kept input transforms: made again per chunk
+            tiles = [(sl, None) for sl in _winograd._chunks(x, C, TH, TW, k)]
+        self.tiles = tiles
+        self.chunks = chunks = [sl for sl, _ in tiles]
+        self.threads = _parallel.threads_for(x, len(chunks))
         per_thread = {"chunks": chunks, "copies": self.threads}
         # dV and the recomputed V take turns in one buffer per thread: dV is spent (added
         # onto dx) before V is written, and the buffer is still in cache when V overwrites it
