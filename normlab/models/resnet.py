@@ -111,10 +111,11 @@ class BasicBlock(nn.Module):
         gradient of the block's sum may be written over it."""
         self._require_cache()
         owned = check_bool(overwrite_dout, "overwrite_dout", "BasicBlock")
-        # d(main + shortcut): the same for both addends, so kept for the shortcut
+        # d(main + shortcut): the same for both addends, so kept for the shortcut (bn2 is
+        # not handed it)
         dsum, _ = _owned.backward(self.relu2, dout, owned)
-        d, owned = self.bn2.backward(dsum), _owned.fresh(self.bn2)
-        for m in (self.conv2, self.relu1, self.bn1, self.conv1):
+        d, owned = dsum, False
+        for m in (self.bn2, self.conv2, self.relu1, self.bn1, self.conv1):
             d, owned = _owned.backward(m, d, owned)
         dx_short = dsum if self.downsample is None else self.downsample.backward(dsum)
         # x fanned out to both paths: gradients add (in place: d is conv1's fresh array)
