@@ -100,3 +100,24 @@ def test_check_cache():
     with pytest.raises(NormlabTypeError, match=r"linear_backward: expected the LinearCache "
                                                r"returned by the forward, got dict"):
         V.check_cache({}, LinearCache, "linear_backward")
+
+
+def test_overwritable_needs_shape_dtype_values_c_order_and_write_access():
+    from types import SimpleNamespace
+
+    from normlab.validation import overwritable
+
+    a = np.zeros((2, 3), dtype=np.float32)
+    assert overwritable(a, (2, 3), np.float32)
+    assert not overwritable(a, (3, 2), np.float32)
+    assert not overwritable(a, (2, 3), np.float64)
+    assert not overwritable(np.zeros((0, 3), np.float32), (0, 3), np.float32)
+    assert not overwritable(np.asfortranarray(np.zeros((2, 3), np.float32)), (2, 3),
+                            np.float32)
+    read_only = a.copy()
+    read_only.flags.writeable = False
+    assert not overwritable(read_only, (2, 3), np.float32)
+    # a CuPy array's flags have no `writeable` (always writable): no AttributeError
+    gpu_like = SimpleNamespace(shape=(2, 3), dtype=np.dtype(np.float32), size=6,
+                               flags=SimpleNamespace(c_contiguous=True))
+    assert overwritable(gpu_like, (2, 3), np.float32)
