@@ -20,8 +20,8 @@ import math
 from normlab import backend
 from normlab.functional import dispatch
 
-__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "col2im", "col2im_into",
-           "crop2d", "batch_chunks", "matmul_sum"]
+__all__ = ["pad2d", "offset_slice", "window_view", "im2col", "columns", "col2im",
+           "col2im_into", "crop2d", "batch_chunks", "matmul_sum"]
 
 # Column bytes per chunk of samples on CPU: small enough that the columns written by
 # im2col are still in cache when the matrix product reads them (chunking also keeps peak
@@ -187,6 +187,30 @@ def im2col(xpad, kernel, out_hw, stride, dilation, groups, sample_major=False):
         return v.reshape(groups, (C // groups) * KH * KW, N * OH * OW)
     v = v.transpose(0, 1, 4, 5, 2, 3)  # (N, C, KH, KW, OH, OW)
     return v.reshape(N, groups, (C // groups) * KH * KW, OH * OW)
+
+
+def columns(x, kernel, out_hw, padding, stride, dilation, groups, sample_major=False):
+    """``im2col(pad2d(x, padding), ...)``: the columns of ``x`` (N, C, H, W) through zero
+    ``padding``, in ``im2col``'s layouts. The compiled kernel (``im2col``) pads one plane
+    at a time instead of copying the batch first; the same values."""
+    xp = backend.namespace(x)
+    N, C = x.shape[:2]
+    KH, KW = kernel
+    OH, OW = out_hw
+    K = (C // groups) * KH * KW
+    impl = dispatch.lookup("im2col", xp, x)
+    if impl is None:
+        return im2col(pad2d(x, padding), kernel, out_hw, stride, dilation, groups,
+                      sample_major)
+    if sample_major:
+        cols = xp.empty((groups, K, N * OH * OW), dtype=x.dtype)
+        impl(x, *padding, KH, KW, *stride, *dilation, OW,
+             cols.reshape(C * KH * KW, N, OH * OW), True)
+    else:
+        cols = xp.empty((N, groups, K, OH * OW), dtype=x.dtype)
+        impl(x, *padding, KH, KW, *stride, *dilation, OW,
+             cols.reshape(N, C * KH * KW, OH * OW))
+    return cols
 
 
 def col2im(dcols, dxpad, kernel, out_hw, stride, dilation):

@@ -40,10 +40,10 @@ def chosen(C, kernel, stride, groups, gpu=False) -> bool:
             and C * KW >= MIN_INNER)
 
 
-def _rows(xpad, KW, OW, sw, dw):
-    """``Z`` (n, C*KW, Hp*OW): the one-row im2col of the padded input."""
-    Hp = xpad.shape[2]
-    return _kernels.im2col(xpad, (1, KW), (Hp, OW), (1, sw), (1, dw), 1)[:, 0]
+def _rows(x, padding, KW, OW, sw, dw):
+    """``Z`` (n, C*KW, Hp*OW): the one-row im2col of ``x`` (n, C, H, W) zero-padded."""
+    Hp = x.shape[2] + 2 * padding[0]
+    return _kernels.columns(x, (1, KW), (Hp, OW), padding, (1, sw), (1, dw), 1)[:, 0]
 
 
 def _row_weights(weight):
@@ -75,7 +75,7 @@ def forward(x, weight, padding, stride, dilation, out_hw):
 
     def one(k, _):  # chunk k (on any thread: _parallel)
         sl = chunks[k]
-        Z = _rows(_kernels.pad2d(x[sl], padding), KW, OW, stride[1], dilation[1])
+        Z = _rows(x[sl], padding, KW, OW, stride[1], dilation[1])
         o_all = out[sl].reshape(-1, F, P)
         tmp_all = xp.empty_like(o_all[:step])
         for j in range(0, o_all.shape[0], step):
@@ -110,7 +110,7 @@ def backward(dout, x, weight, padding, stride, dilation, need_dx=True):
     def one(k, _):  # chunk k (on any thread: _parallel)
         sl = chunks[k]
         n = sl.stop - sl.start
-        Z = _rows(_kernels.pad2d(x[sl], padding), KW, OW, stride[1], dilation[1])
+        Z = _rows(x[sl], padding, KW, OW, stride[1], dilation[1])
         d = dout[sl].reshape(n, F, P)
         dT = d.swapaxes(-1, -2)  # (n, P, F)
         # dweight_i^T = sum_n Z_i @ dout^T, as im2col's (K, P) @ (P, F) products

@@ -3,12 +3,13 @@
 ``out[n, f, oh, ow] = bias[f] + sum_{c, i, j} weight[f, c, i, j] *
 xpad[n, g*C/G + c, oh*sh + i*dh, ow*sw + j*dw]`` with ``g = f // (F/G)``.
 
-The input is padded once, unfolded by ``_kernels.im2col`` into columns
-``(n, G, C/G*KH*KW, OH*OW)`` and multiplied by ``weight.reshape(G, F/G, -1)``. Backward
-is two more products (``dweight = dout @ cols^T``, ``dcols = weight^T @ dout``) and
-``_kernels.col2im``. On CPU the batch goes through in chunks of ``n`` samples whose
-columns fit in cache (``_kernels.batch_chunks``); the cache keeps the padded input, not
-the columns (9x larger for 3x3), and backward unfolds each chunk again. The readable
+The input is padded and unfolded (``_kernels.columns``: ``im2col`` of ``pad2d``; its
+compiled kernel pads one plane at a time) into columns ``(n, G, C/G*KH*KW, OH*OW)`` and
+multiplied by ``weight.reshape(G, F/G, -1)``. Backward is two more products (``dweight =
+dout @ cols^T``, ``dcols = weight^T @ dout``) and ``_kernels.col2im``. On CPU the batch
+goes through in chunks of ``n`` samples whose columns fit in cache
+(``_kernels.batch_chunks``); the cache keeps the input, not the columns (9x larger for
+3x3), and backward unfolds each chunk again. The readable
 loop version is ``conv_naive.py``. 1D convolution is the 2D routine on ``H = 1``.
 
 Stride-1 3x3 convolutions with groups 1, at least 16 channels in and out and at least
@@ -124,8 +125,8 @@ def _im2col_forward(x, weight, stride, padding, dilation, groups, out_hw, into=N
         sl = chunks[i]
         # padded per chunk: no padded copy of the whole batch is made, or kept for the
         # backward (ResNet-20's stride-2 and first convs kept 15.8 MiB at batch 128)
-        xpad = _kernels.pad2d(x[sl], padding)
-        cols = _kernels.im2col(xpad, (KH, KW), (OH, OW), stride, dilation, groups, few)
+        cols = _kernels.columns(x[sl], (KH, KW), (OH, OW), padding, stride, dilation, groups,
+                                few)
         if few:
             n = sl.stop - sl.start
             prod = xp.matmul(w3, cols)  # (G, F/G, n*OH*OW)
@@ -273,8 +274,8 @@ def _backward(dout, cache: ConvCache, need_dx: bool = True, overwrite_dout: bool
 
     def one(i, _):  # chunk i (on any thread: _parallel)
         sl = chunks[i]
-        cols = _kernels.im2col(_kernels.pad2d(x[sl], padding), (KH, KW), (OH, OW), stride,
-                               dilation, groups, few)
+        cols = _kernels.columns(x[sl], (KH, KW), (OH, OW), padding, stride, dilation, groups,
+                                few)
         if few:
             n = sl.stop - sl.start
             d2 = _sample_major(d4[sl])  # (G, F/G, n*OH*OW)

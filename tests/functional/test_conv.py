@@ -398,6 +398,48 @@ def test_compiled_col2im_gives_the_reference_bits(kernel, stride, dilation, out_
                                   results["reference"].view(np.uint32))
 
 
+@pytest.mark.parametrize("kernel, stride, dilation, padding, groups", [
+    ((3, 3), (1, 1), (1, 1), (1, 1), 1),  # ResNet's stem
+    ((3, 3), (2, 2), (1, 1), (1, 1), 1),  # its stride-2 convs
+    ((1, 1), (2, 2), (1, 1), (0, 0), 1),  # its projection shortcuts: no padding
+    ((7, 7), (2, 2), (1, 1), (3, 3), 1),  # ResNet-18's stem
+    ((1, 5), (1, 1), (1, 1), (2, 2), 1),  # _rowconv's one-row columns
+    ((3, 2), (3, 1), (2, 3), (2, 0), 2),  # any stride and dilation, groups, uneven padding
+    ((2, 3), (1, 3), (1, 1), (0, 4), 1),  # padding wider than the kernel reaches
+])
+@pytest.mark.parametrize("sample_major", [False, True], ids=["per-sample", "sample-major"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_columns_give_the_reference_bits(kernel, stride, dilation, padding, groups,
+                                                  sample_major, dtype, threads):
+    """``_kernels.columns`` (padding and im2col) copies the same values whether the
+    compiled kernel pads one plane at a time or NumPy pads the batch and copies its
+    windows: equal bits, signed zeros and NaN included, on one thread and on two."""
+    pytest.importorskip("numba")
+    from normlab.functional import _kernels
+
+    rng = np.random.default_rng(13)
+    n, C, H, W = 5, 4, 9, 8
+    x = rng.standard_normal((n, C, H, W)).astype(dtype)
+    x[0, 1, 2, 3], x[1, 0, 0, 0] = np.nan, -0.0
+    (KH, KW), (sh, sw), (dh, dw), (ph, pw) = kernel, stride, dilation, padding
+    out_hw = ((H + 2 * ph - dh * (KH - 1) - 1) // sh + 1,
+              (W + 2 * pw - dw * (KW - 1) - 1) // sw + 1)
+    results = {}
+    for setting, count in (("reference", 1), ("compiled", 1), ("compiled", 2)):
+        threads(count)
+        with normlab.kernels(setting):
+            results[setting, count] = _kernels.columns(x, kernel, out_hw, padding, stride,
+                                                       dilation, groups, sample_major)
+    want = results["reference", 1]
+    assert want.shape == ((groups, C // groups * KH * KW, n * out_hw[0] * out_hw[1])
+                          if sample_major else (n, groups, C // groups * KH * KW,
+                                                out_hw[0] * out_hw[1]))
+    uint = np.uint32 if dtype == np.float32 else np.uint64
+    for key in (("compiled", 1), ("compiled", 2)):
+        assert results[key].shape == want.shape and results[key].dtype == want.dtype
+        np.testing.assert_array_equal(results[key].view(uint), want.view(uint))
+
+
 @pytest.mark.parametrize("kernel, stride, dilation, out_hw, padding", [
     ((5, 5), (1, 1), (1, 1), (10, 10), (2, 2)),
     ((7, 7), (1, 1), (1, 1), (8, 6), (3, 3)),
