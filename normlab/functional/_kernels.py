@@ -202,14 +202,11 @@ def columns(x, kernel, out_hw, padding, stride, dilation, groups, sample_major=F
     if impl is None:
         return im2col(pad2d(x, padding), kernel, out_hw, stride, dilation, groups,
                       sample_major)
-    if sample_major:
-        cols = xp.empty((groups, K, N * OH * OW), dtype=x.dtype)
-        impl(x, *padding, KH, KW, *stride, *dilation, OW,
-             cols.reshape(C * KH * KW, N, OH * OW), True)
-    else:
-        cols = xp.empty((N, groups, K, OH * OW), dtype=x.dtype)
-        impl(x, *padding, KH, KW, *stride, *dilation, OW,
-             cols.reshape(N, C * KH * KW, OH * OW))
+    cols = xp.empty((groups, K, N * OH * OW) if sample_major else (N, groups, K, OH * OW),
+                    dtype=x.dtype)
+    rows = (C * KH * KW, N) if sample_major else (N, C * KH * KW)  # the kernel's 3D view
+    impl(x, *padding, KH, KW, *stride, *dilation, OW, cols.reshape(rows + (OH * OW,)),
+         sample_major)
     return cols
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._pad import pad_into
 from normlab.functional.compiled._planes import UNLIMITED, read_planes, runs, write_planes
 from normlab.functional.compiled._threads import over_batch
-from normlab.functional.compiled.numba_winograd4 import _pad_into
 from normlab.functional.dispatch import register
 
 __all__ = ["input_transform", "output_transform", "dout_transform"]
@@ -174,7 +174,7 @@ def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
     for c in range(C):
         for g in range(G):
             for s in range(L // T):  # sample g + s of the run
-                _pad_into(x[g + s, c], ph, pw, xs)
+                pad_into(x[g + s, c], ph, pw, xs)
                 for th in range(TH):
                     for i in range(4):
                         row = xs[2 * th + i]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from normlab.functional.compiled._pad import pad_into
 from normlab.functional.compiled._planes import UNLIMITED, read_planes, runs, write_planes
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
@@ -55,21 +56,6 @@ def _a(e0, e1, e2, e3):
 
 
 @_jit
-def _pad_into(p, ph, pw, xs):
-    """Image ``p`` (H, W) into the zero-bordered scratch ``xs`` at offset ``(ph, pw)``:
-    rows/columns before a negative pad are dropped, what does not fit is cut off."""
-    H, W = p.shape
-    Ht, Wt = xs.shape
-    sh, sw = max(0, -ph), max(0, -pw)  # first source row/column used
-    dh, dw = max(0, ph), max(0, pw)  # where it lands
-    h, w = min(H - sh, Ht - dh), min(W - sw, Wt - dw)
-    for i in range(h):
-        pr, xr = p[sh + i], xs[dh + i]
-        for j in range(w):
-            xr[dw + j] = pr[sw + j]
-
-
-@_jit
 def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
     """``V[6a+b, n, c] = (B^T d B)[a, b]`` per 6x6 tile ``d`` of ``_winograd4._tile_pad(x,
     (ph, pw), TH, TW)[n, c]``, plane ``V[k, n, c]`` at ``flat[k*sk + n*sn + c*sc:][:TH*TW]``
@@ -85,7 +71,7 @@ def _input_planes(x, ph, pw, flat, sk, sn, sc, G, L, TH, TW):
     for c in range(C):
         for g in range(G):
             for s in range(L // T):  # sample g + s of the run
-                _pad_into(x[g + s, c], ph, pw, xs)
+                pad_into(x[g + s, c], ph, pw, xs)
                 for th in range(TH):
                     for i in range(6):
                         row = xs[4 * th + i]
