@@ -180,10 +180,16 @@ def _forward_from_moments(x, gamma, beta, moments: Moments, axes, eps, centred=N
         out = out + residual
     if activation is not None:
         out = ACTIVATION_BY_NAME[activation][0](out)[0]
-    cache = BatchNormCache(x, inv_std.astype(dt).reshape((1,) + cs), gamma, axes,
-                           moments.mean.astype(dt), moments.var.astype(dt),
-                           int(moments.count), float(eps), beta is not None, mean, inv_std)
-    return out, cache
+    return out, _cache(x, gamma, beta, moments, axes, eps, mean, inv_std)
+
+
+def _cache(x, gamma, beta, moments: Moments, axes, eps, mean, inv_std) -> BatchNormCache:
+    """The training forward's cache; ``mean`` and ``inv_std`` (C,) in the statistics'
+    dtype (``stat_dtype``), ``inv_std = 1 / sqrt(var + eps)``."""
+    dt = x.dtype
+    return BatchNormCache(x, inv_std.astype(dt).reshape((1,) + channel_shape(x.ndim)), gamma,
+                          axes, moments.mean.astype(dt), moments.var.astype(dt),
+                          int(moments.count), float(eps), beta is not None, mean, inv_std)
 
 
 def batch_norm_backward_reduce(dout, cache: BatchNormCache):

@@ -25,7 +25,8 @@ def bn_path(kernel_setting):
 
 def test_compiled_path_is_taken_only_when_selected(bn_path):
     x = np.ones((2, 3, 4))
-    for op in ("bn_moments", "bn_normalize_affine", "bn_grad_sums", "bn_grad_input"):
+    for op in ("bn_moments", "bn_normalize_affine", "bn_grad_sums", "bn_grad_input",
+               "bn_forward", "bn_backward"):
         chosen = batchnorm_stages._compiled(op, np, x, (0, 2))
         assert (chosen is not None) == (bn_path == "compiled")
         assert batchnorm_stages._compiled(op, np, x, (0,)) is None  # not BN's axes: reference

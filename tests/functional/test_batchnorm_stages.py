@@ -11,7 +11,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import normlab
 from normlab import functional as F
+from normlab.functional import fused
 from normlab.gradcheck import numerical_gradient, rel_error
 
 SHAPES = [((12, 3), (0,)), ((11, 3, 5), (0, 2)), ((13, 2, 3, 2), (0, 2, 3))]
@@ -267,3 +269,63 @@ def test_backward_returns_each_param_grad_exactly_when_param_exists(rng, has_gam
         np.testing.assert_allclose(dgamma, gt.grad.numpy(), rtol=1e-7, atol=1e-12)
     if has_beta:
         np.testing.assert_allclose(dbeta, bt.grad.numpy(), rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 3, 33, 40), (3, 2, 1024), (2, 3, 4, 16, 16), (5, 4, 3, 3)],
+                         ids=["4D", "3D", "5D", "short-rows"])
+def test_one_call_gives_the_bits_of_the_stages(rng, monkeypatch, threads, shape, dtype,
+                                               n_threads):
+    """The compiled one-call forward and backward (``numba_bn.forward``/``backward``: the
+    stages channel by channel where rows are long) against the staged API, bit for bit:
+    with and without gamma/beta, a residual and ReLU, dx over dout, a NaN."""
+    from normlab.functional.compiled import numba_bn
+
+    ran = []
+    run = numba_bn._run
+    monkeypatch.setattr(numba_bn, "_run", lambda k, *a: (ran.append(k), run(k, *a))[1])
+    long_rows = numba_bn._by_channel(np.empty(shape, dtype))
+    assert long_rows == (shape != (5, 4, 3, 3))
+    axes = (0, *range(2, len(shape)))
+    threads(n_threads)
+    with normlab.kernels("compiled"):
+        for affine, residual in itertools.product((True, False), (False, True)):
+            x, gamma, beta = (a if a is None else a.astype(dtype)
+                              for a in _affine_data(rng, shape, affine))
+            x[1, 0].flat[3] = np.nan
+            res = rng.standard_normal(shape).astype(dtype) if residual else None
+            dout = rng.standard_normal(shape).astype(dtype)
+            moments = F.batch_moments(x, axes)
+            want, cache0 = F.batch_norm_forward_from_moments(x, gamma, beta, moments,
+                                                             axes=axes)
+            if residual:
+                want = F.relu_forward(want + res)[0]
+                got, cache = fused.batch_norm_act_forward(x, gamma, beta, axes=axes,
+                                                          residual=res)
+                cache = cache.bn
+            else:
+                got, cache = F.batch_norm_forward(x, gamma, beta, axes=axes)
+            np.testing.assert_array_equal(got, want)
+            for field in ("mean", "var", "inv_std", "stat_mean", "stat_inv_std"):
+                np.testing.assert_array_equal(getattr(cache, field), getattr(cache0, field))
+            sums = F.batch_norm_backward_reduce(dout, cache0)
+            dx0 = F.batch_norm_backward_elementwise(dout, cache0, *sums, cache0.count)
+            for overwrite in (False, True):
+                d = dout.copy()
+                dx, dgamma, dbeta = F.batch_norm_backward(d, cache, overwrite_dout=overwrite)
+                assert (dx is d) == overwrite
+                np.testing.assert_array_equal(dx, dx0)
+                if affine:
+                    np.testing.assert_array_equal(dgamma, sums[1].astype(dtype))
+                    np.testing.assert_array_equal(dbeta, sums[0].astype(dtype))
+    by_channel = [k for k in ran if k in (numba_bn._kernel("forward", False),
+                                          numba_bn._kernel("backward", False))]
+    assert bool(by_channel) == long_rows  # the channel kernels ran where rows are long
+
+
+def _affine_data(rng, shape, affine):
+    C = shape[1]
+    x = 3.0 * rng.standard_normal(shape) + 1.5
+    return x, (rng.standard_normal(C) if affine else None), \
+        (rng.standard_normal(C) if affine else None)

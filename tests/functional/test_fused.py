@@ -95,8 +95,7 @@ def test_fused_equals_the_separate_ops_bit_for_bit(activation, mode, setting, dt
     ("eval", "relu", "bn_eval_affine", "numba_elementwise.bn_eval_affine",
      ["out", "relu", "residual"]),
     ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise.bn_eval_sigmoid", ["out"]),
-    ("train", "relu", "bn_normalize_affine", "numba_bn.normalize_affine",
-     ["relu", "residual"]),
+    ("train", "relu", "bn_forward", "numba_bn.forward", ["relu", "residual"]),
     ("train", "sigmoid", "bn_normalize_sigmoid", "numba_bn.normalize_sigmoid", [])])
 def test_the_compiled_kernel_does_the_whole_op(mode, activation, op, kernel, kwargs, rng,
                                                kernel_setting):
