@@ -52,6 +52,48 @@ def _dx_row(dy, x, dx, mu, kc, sc, pc):  # (B,) rows of one sample and channel
         dx[b] = kc * (dy[b] - sc - (x[b] - mu) * pc)
 
 
+# The other rows of one sample and channel, shared by the stage kernels and the
+# channel-by-channel ones (``forward``, ``backward``): one definition of each sum's order.
+@_row
+def _sum_dev(x, sh):  # sum(x - sh), in float64
+    s = 0.0
+    for b in range(x.shape[0]):
+        s += x[b] - sh
+    return s
+
+
+@_row
+def _sum_sq_dev(x, mu):  # sum((x - mu)^2), in float64
+    s = 0.0
+    for b in range(x.shape[0]):
+        d = x[b] - mu
+        s += d * d
+    return s
+
+
+@_row
+def _grad_sums_row(dy, x, mu):  # (sum(dy), sum(dy * (x - mu))), in float64
+    s = 0.0
+    t = 0.0
+    for b in range(dy.shape[0]):
+        g = dy[b]
+        s += g
+        t += g * (x[b] - mu)
+    return s, t
+
+
+@_row
+def _normalize_row(x, r, o, mu, k, bt, add, relu, zero):
+    """``o = (x - mu) * k + bt`` rounded to o's dtype; then, while the row is in cache,
+    ``+ r`` and ReLU in o's dtype (``functional.fused``)."""
+    for b in range(x.shape[0]):
+        o[b] = (x[b] - mu) * k + bt
+    if add or relu:
+        for b in range(x.shape[0]):
+            v = o[b] + r[b] if add else o[b]
+            o[b] = v if not relu or v > zero or v != v else zero
+
+
 @_row
 def _dx_row_2d(dy, x, dx, mean, k, shift, slope):  # (C,) rows of one sample
     for c in range(dy.shape[0]):
@@ -100,22 +142,13 @@ def _build(cache: bool = True):
             shift[c] = x[0, c, 0]
         for a in range(A):
             for c in range(c0, c1):
-                s = 0.0
-                sh = shift[c]
-                for b in range(B):
-                    s += x[a, c, b] - sh
-                mean[c] += s
+                mean[c] += _sum_dev(x[a, c], shift[c])
         m = A * B
         for c in range(c0, c1):
             mean[c] = shift[c] + mean[c] / m
         for a in range(A):  # second pass: mean of squared deviations
             for c in range(c0, c1):
-                mu = mean[c]
-                s = 0.0
-                for b in range(B):
-                    d = x[a, c, b] - mu
-                    s += d * d
-                var[c] += s
+                var[c] += _sum_sq_dev(x[a, c], mean[c])
         for c in range(c0, c1):
             var[c] /= m
 
@@ -138,25 +171,16 @@ def _build(cache: bool = True):
 
     # The kernels below never store x_hat: the forward writes only ``out``, and the
     # backward recomputes x_hat = (x - mean) * inv_std per element from the input the
-    # cache keeps (the difference taken in float64).
-    # (the epilogue is written out in both kernels: a jitted helper from this closure made
-    # them uncacheable, and every process compiled them again, 1.7-2 s)
+    # cache keeps (the difference taken in float64). (Their row helpers are module-level
+    # functions: a jitted helper from this closure made them uncacheable, and every
+    # process compiled them again, 1.7-2 s.)
     @jit
     def normalize_affine(x, res, mean, scale, beta, out, add, relu, zero, c0, c1):
-        # out = (x - mean) * scale + beta, rounded to out's dtype; then, while the row is
-        # in cache, + res and ReLU in out's dtype (functional.fused)
-        A, C, B = x.shape
+        A = x.shape[0]
         for a in range(A):
             for c in range(c0, c1):
-                mu, k, bt = mean[c], scale[c], beta[c]
-                o = out[a, c]
-                for b in range(B):
-                    o[b] = (x[a, c, b] - mu) * k + bt
-                if add or relu:
-                    r = res[a, c]
-                    for b in range(B):
-                        v = o[b] + r[b] if add else o[b]
-                        o[b] = v if not relu or v > zero or v != v else zero
+                _normalize_row(x[a, c], res[a, c], out[a, c], mean[c], scale[c], beta[c],
+                               add, relu, zero)
 
     @jit
     def normalize_affine_2d(x, res, mean, scale, beta, out, add, relu, zero):
@@ -174,18 +198,12 @@ def _build(cache: bool = True):
     @jit
     def grad_sums(dy, x, mean, inv_std, sum_dy, sum_dyx, c0, c1):
         # sum(dy * x_hat) = inv_std * sum(dy * (x - mean)) per channel
-        A, C, B = dy.shape
+        A = dy.shape[0]
         sum_dy[c0:c1] = 0.0
         sum_dyx[c0:c1] = 0.0
         for a in range(A):
             for c in range(c0, c1):
-                mu = mean[c]
-                s = 0.0
-                t = 0.0
-                for b in range(B):
-                    g = dy[a, c, b]
-                    s += g
-                    t += g * (x[a, c, b] - mu)
+                s, t = _grad_sums_row(dy[a, c], x[a, c], mean[c])
                 sum_dy[c] += s
                 sum_dyx[c] += t
         for c in range(c0, c1):
@@ -241,48 +259,27 @@ def _build(cache: bool = True):
             shift[c] = x[0, c, 0]
             mean[c] = 0.0
             var[c] = 0.0
-            sh = shift[c]
             for a in range(A):
-                s = 0.0
-                for b in range(B):
-                    s += x[a, c, b] - sh
-                mean[c] += s
+                mean[c] += _sum_dev(x[a, c], shift[c])
             mean[c] = shift[c] + mean[c] / m
-            mu = mean[c]
             for a in range(A):
-                s = 0.0
-                for b in range(B):
-                    d = x[a, c, b] - mu
-                    s += d * d
-                var[c] += s
+                var[c] += _sum_sq_dev(x[a, c], mean[c])
             var[c] /= m
             inv_std[c] = _inv_std(var[c], eps)  # ``_affine_f64``, then ``normalize_affine``
-            k, bt = _times(inv_std[c], gamma[c]), beta[c]
+            k = _times(inv_std[c], gamma[c])
             for a in range(A):
-                o = out[a, c]
-                for b in range(B):
-                    o[b] = (x[a, c, b] - mu) * k + bt
-                if add or relu:
-                    r = res[a, c]
-                    for b in range(B):
-                        v = o[b] + r[b] if add else o[b]
-                        o[b] = v if not relu or v > zero or v != v else zero
+                _normalize_row(x[a, c], res[a, c], out[a, c], mean[c], k, beta[c], add, relu,
+                               zero)
 
     @jit
     def backward(dy, x, mean, inv_std, k, count, sum_dy, sum_dyx, dx, over, c0, c1):
-        A, C, B = dy.shape
+        A, C = dy.shape[:2]
         shift, slope = np.empty(C, np.float64), np.empty(C, np.float64)
         for c in range(c0, c1):  # ``grad_sums``
-            mu = mean[c]
             sum_dy[c] = 0.0
             sum_dyx[c] = 0.0
             for a in range(A):
-                s = 0.0
-                t = 0.0
-                for b in range(B):
-                    g = dy[a, c, b]
-                    s += g
-                    t += g * (x[a, c, b] - mu)
+                s, t = _grad_sums_row(dy[a, c], x[a, c], mean[c])
                 sum_dy[c] += s
                 sum_dyx[c] += t
             sum_dyx[c] *= inv_std[c]
