@@ -17,13 +17,13 @@ from normlab.functional._bn_checks import (check_bn_affine, check_bn_dout, check
 from normlab.functional._normalize import channel_shape, reduced_count
 from normlab.validation import (check_bool, check_cache, check_dout, check_int, check_real,
                                 check_vector, overwritable)
-from normlab.functional.batchnorm_moments import _moments_centred, stat_dtype
+from normlab.functional.batchnorm_moments import _moments_centred
 from normlab.functional.batchnorm_stages import (BatchNormCache, _compiled, Moments, batch_moments,
                                                  batch_norm_backward_elementwise,
                                                  batch_norm_backward_reduce,
                                                  batch_norm_forward_from_moments,
                                                  _backward_elementwise, _backward_reduce,
-                                                 _cache, _forward_from_moments,
+                                                 _cache, _dx_scale, _forward_from_moments,
                                                  _uses_kernels, residual_fits,
                                                  check_axes,
                                                  merge_moments)
@@ -99,10 +99,11 @@ def _forward(x, gamma, beta, axes, eps, residual=None, activation=None):
     check their input and own parameters themselves). ``residual``, ``activation``: the
     fused op's epilogue (``functional.fused``, ``_forward_from_moments``)."""
     impl = _compiled("bn_forward", backend.namespace(x), x, axes)
-    if impl is not None and activation in (None, "relu") and residual_fits(residual, x):
-        # the stages channel by channel in one kernel (compiled/numba_bn.forward)
-        out, mean, var, inv_std = impl(x, gamma, beta, eps, residual=residual,
-                                       relu=activation == "relu")
+    done = impl(x, gamma, beta, eps, residual=residual, relu=activation == "relu") \
+        if impl is not None and activation in (None, "relu") and residual_fits(residual, x) \
+        else None
+    if done is not None:  # the stages channel by channel in one kernel (numba_bn.forward)
+        out, mean, var, inv_std = done
         moments = Moments(mean, var, reduced_count(x.shape, axes))
         return out, _cache(x, gamma, beta, moments, axes, eps, mean, inv_std)
     moments, centred = _moments_centred(x, axes)
@@ -138,21 +139,15 @@ def _backward(dout, cache: BatchNormCache, overwrite_dout: bool = False):
     x, dt = cache.x, cache.x.dtype
     into = dout if overwrite_dout and overwritable(dout, x.shape, dt) else None
     impl = _compiled("bn_backward", backend.namespace(dout, x), x, cache.axes, dout)
-    if impl is not None and cache.count and x.size:
-        # the stages channel by channel in one kernel (compiled/numba_bn.backward), with
-        # _backward_elementwise's coefficients
-        sdt = stat_dtype(dt)
-        k = cache.inv_std.reshape(x.shape[1]).astype(sdt)
-        if cache.gamma is not None:
-            k = k * cache.gamma.astype(sdt)
-        dx, sum_dy, sum_dy_xhat = impl(dout, x, cache.stat_mean, cache.stat_inv_std, k,
-                                       cache.count, into=into)
-        return (dx, None if cache.gamma is None else sum_dy_xhat.astype(dt),
-                sum_dy.astype(dt) if cache.has_beta else None)
-    # the reference path recomputes x_hat once for both stages; the kernels per element
-    x_hat = None if _uses_kernels(dout, cache) else cache.x_hat
-    sum_dy, sum_dy_xhat = _backward_reduce(dout, cache, x_hat)
-    dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count, x_hat, into)
+    done = impl(dout, x, cache.stat_mean, cache.stat_inv_std, _dx_scale(cache), cache.count,
+                into=into) if impl is not None and cache.count else None
+    if done is not None:  # the stages channel by channel in one kernel (numba_bn.backward)
+        dx, sum_dy, sum_dy_xhat = done
+    else:
+        # the reference path recomputes x_hat once for both stages; the kernels per element
+        x_hat = None if _uses_kernels(dout, cache) else cache.x_hat
+        sum_dy, sum_dy_xhat = _backward_reduce(dout, cache, x_hat)
+        dx = _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, cache.count, x_hat, into)
     dgamma = None if cache.gamma is None else sum_dy_xhat.astype(dt)
     dbeta = sum_dy.astype(dt) if cache.has_beta else None
     return dx, dgamma, dbeta

@@ -285,6 +285,13 @@ def batch_norm_backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_
     return _backward_elementwise(dout, cache, sum_dy, sum_dy_xhat, count)
 
 
+def _dx_scale(cache: BatchNormCache):
+    """The compiled dx kernels' per-channel ``k = inv_std * gamma``: (C,) in the statistics'
+    dtype, from the ``inv_std`` the cache keeps in x's dtype."""
+    k = cache.inv_std.reshape(cache.x.shape[1]).astype(stat_dtype(cache.x.dtype))
+    return k if cache.gamma is None else k * cache.gamma.astype(k.dtype)
+
+
 def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, count: int,
                           x_hat=None, into=None):
     """``batch_norm_backward_elementwise`` on checked arguments. ``x_hat``: as in
@@ -295,18 +302,14 @@ def _backward_elementwise(dout, cache: BatchNormCache, sum_dy, sum_dy_xhat, coun
     xp = backend.namespace(dout, x)
     if count == 0 or x.size == 0:
         return xp.zeros_like(x)
-    C = x.shape[1]
     sdt = stat_dtype(x.dtype)
     sum_dy = xp.asarray(sum_dy).astype(sdt, copy=False)
     sum_dy_xhat = xp.asarray(sum_dy_xhat).astype(sdt, copy=False)
     impl = _compiled("bn_grad_input", xp, x, axes, dout)
     if impl is not None:
         # dx = k * (dy - shift - x_hat * slope), x_hat = (x - mean) * inv_std per element
-        k = inv_std.reshape(C).astype(sdt)
-        if gamma is not None:
-            k = k * gamma.astype(sdt)
-        return impl(dout, x, cache.stat_mean, cache.stat_inv_std, k, sum_dy / count,
-                    sum_dy_xhat / count, into=into)
+        return impl(dout, x, cache.stat_mean, cache.stat_inv_std, _dx_scale(cache),
+                    sum_dy / count, sum_dy_xhat / count, into=into)
     if x_hat is None:
         x_hat = cache.x_hat
     dt, ks = x.dtype, inv_std.shape

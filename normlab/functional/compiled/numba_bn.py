@@ -29,6 +29,9 @@ import numpy as np
 
 from normlab.functional import _parallel
 from normlab.functional.compiled import numba_elementwise
+from normlab.functional.compiled._bn_rows import (_coefficients, _dx_row, _dx_row_2d,
+                                                  _grad_sums_row, _inv_std, _normalize_row,
+                                                  _sum_dev, _sum_sq_dev, _times)
 from normlab.functional.dispatch import register
 
 __all__ = ["moments", "normalize_affine", "normalize_sigmoid", "grad_sums", "grad_input",
@@ -36,91 +39,6 @@ __all__ = ["moments", "normalize_affine", "normalize_sigmoid", "grad_sums", "gra
 
 PROVIDER = f"numba {numba.__version__}"
 _kernels = None
-
-
-# One row of batch norm's dx = k * (dy - shift - (x - mean) * slope), slope = inv_std *
-# sum(dy x_hat) / m, inlined into the dx kernels of ``_build``. The in-place ones (dx over
-# dy) pass dy's row once, as both: numba then sees one array; two aliasing arguments would
-# send the loop to its scalar version (see numba_elementwise._channel_affine_inplace).
-# Module-level: a kernel that captures a jitted function from a closure is not cacheable.
-_row = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "arcp"}, inline="always")
-
-
-@_row
-def _dx_row(dy, x, dx, mu, kc, sc, pc):  # (B,) rows of one sample and channel
-    for b in range(dy.shape[0]):
-        dx[b] = kc * (dy[b] - sc - (x[b] - mu) * pc)
-
-
-# The other rows of one sample and channel, shared by the stage kernels and the
-# channel-by-channel ones (``forward``, ``backward``): one definition of each sum's order.
-@_row
-def _sum_dev(x, sh):  # sum(x - sh), in float64
-    s = 0.0
-    for b in range(x.shape[0]):
-        s += x[b] - sh
-    return s
-
-
-@_row
-def _sum_sq_dev(x, mu):  # sum((x - mu)^2), in float64
-    s = 0.0
-    for b in range(x.shape[0]):
-        d = x[b] - mu
-        s += d * d
-    return s
-
-
-@_row
-def _grad_sums_row(dy, x, mu):  # (sum(dy), sum(dy * (x - mu))), in float64
-    s = 0.0
-    t = 0.0
-    for b in range(dy.shape[0]):
-        g = dy[b]
-        s += g
-        t += g * (x[b] - mu)
-    return s, t
-
-
-@_row
-def _normalize_row(x, r, o, mu, k, bt, add, relu, zero):
-    """``o = (x - mu) * k + bt`` rounded to o's dtype; then, while the row is in cache,
-    ``+ r`` and ReLU in o's dtype (``functional.fused``)."""
-    for b in range(x.shape[0]):
-        o[b] = (x[b] - mu) * k + bt
-    if add or relu:
-        for b in range(x.shape[0]):
-            v = o[b] + r[b] if add else o[b]
-            o[b] = v if not relu or v > zero or v != v else zero
-
-
-@_row
-def _dx_row_2d(dy, x, dx, mean, k, shift, slope):  # (C,) rows of one sample
-    for c in range(dy.shape[0]):
-        dx[c] = k[c] * (dy[c] - shift[c] - (x[c] - mean[c]) * slope[c])
-
-
-# Per-channel float64 scalars between a fused kernel's stages, without the kernels'
-# fast-math flags (which allow a / b -> a * (1 / b)): the same IEEE operations NumPy does
-# on the (C,) vectors between the staged kernels, so the fused kernels give their bits.
-_strict = numba.njit(cache=True, nogil=True, fastmath=False)
-
-
-@_strict
-def _inv_std(var, eps):  # 1 / sqrt(var + eps), as ``_forward_from_moments``
-    return 1.0 / math.sqrt(var + eps)
-
-
-@_strict
-def _times(a, b):
-    return a * b
-
-
-@_strict
-def _coefficients(sum_dy, sum_dyx, inv_std, count, shift, slope, c):
-    """``shift = sum_dy / count``, ``slope = sum_dyx / count * inv_std`` at channel c."""
-    shift[c] = sum_dy[c] / count
-    slope[c] = sum_dyx[c] / count * inv_std[c]
 
 
 def _build(cache: bool = True):
@@ -409,8 +327,8 @@ def grad_input(dout, x, mean, inv_std, k, shift, slope, into=None):
 
 
 # Shortest row (the values of one sample and channel) in bytes for which ``forward`` and
-# ``backward`` go channel by channel; shorter rows run the stages (the ``flat`` case
-# too). Going channel by channel reads rows one sample apart (C rows), and short rows
+# ``backward`` go channel by channel; for shorter rows (the ``flat`` case too) they return
+# None and the caller runs the stages. Going channel by channel reads rows one sample apart (C rows), and short rows
 # then cost more than the second read from memory saves. Measured (CPU ms, 1 thread /
 # wall, 2 threads; best of 60, six rotating inputs, forward with residual + ReLU /
 # backward over dout; stages -> channel by channel): 128x16x32x32 3.33 -> 3.07 / 2.34 ->
@@ -426,49 +344,42 @@ def _by_channel(x) -> bool:
 
 
 def forward(x, gamma, beta, eps, residual=None, relu=False):
-    """Training forward of an (N, C, *) input, channel by channel where its rows are long
-    (``MIN_ROW_BYTES``): ``moments``, then ``normalize_affine`` (with ``residual`` and
-    ``relu``), in one kernel and one pass over each channel's data from memory; else
-    those two calls. The same bits either way. Returns ``(out, mean, var, inv_std)``:
-    ``out`` of x's shape and dtype, float64 (C,) statistics, ``inv_std = 1 / sqrt(var +
-    eps)``."""
-    dt = x.dtype
-    if not _by_channel(x):  # the two stages (see MIN_ROW_BYTES)
-        mean, var = moments(x)
-        inv_std = 1.0 / np.sqrt(var + eps)
-        return normalize_affine(x, mean, inv_std, gamma, beta, residual, relu), mean, var, \
-            inv_std
+    """Training forward of an (N, C, *) input channel by channel: ``moments``, then
+    ``normalize_affine`` (with ``residual`` and ``relu``), in one kernel and one pass over
+    each channel's data from memory; the same bits as those two calls. Returns ``(out,
+    mean, var, inv_std)`` (``out`` of x's shape and dtype, float64 (C,) statistics,
+    ``inv_std = 1 / sqrt(var + eps)``), or None where the rows are short
+    (``MIN_ROW_BYTES``): the caller runs the stages."""
+    if not _by_channel(x):
+        return None
     xv = _view(x)[0]  # (A, C, B): rows long enough (B > 1)
     C = x.shape[1]
     mean, var, inv_std = (np.empty(C, np.float64) for _ in range(3))
     gamma = np.ones(C, np.float64) if gamma is None else np.asarray(gamma, np.float64)
     shift = np.zeros(C, np.float64) if beta is None else np.asarray(beta, np.float64)
-    out = np.empty(x.shape, dt)
+    out = np.empty(x.shape, x.dtype)
     res = xv if residual is None else residual.reshape(xv.shape)
     _run(_kernel("forward", False), False, xv, xv, res, mean, var, inv_std,
          np.ascontiguousarray(gamma), np.ascontiguousarray(shift), float(eps),
-         out.reshape(xv.shape), residual is not None, bool(relu), dt.type(0))
+         out.reshape(xv.shape), residual is not None, bool(relu), x.dtype.type(0))
     return out, mean, var, inv_std
 
 
 def backward(dout, x, mean, inv_std, k, count, into=None):
-    """Training backward of an (N, C, *) input, channel by channel where its rows are long
-    (``MIN_ROW_BYTES``): ``grad_sums``, then ``grad_input`` with ``shift = sum_dy /
-    count`` and ``slope = sum_dyx / count``, in one kernel; else those calls. The same
-    bits either way. ``k``: float64 (C,) ``inv_std * gamma`` (``inv_std`` as the cache
-    keeps it, in x's dtype); ``into is dout``: dx over dout. Returns ``(dx, sum_dy,
-    sum_dyx)``."""
-    dt = x.dtype
-    if not _by_channel(x):  # the two stages (see MIN_ROW_BYTES)
-        sum_dy, sum_dyx = grad_sums(dout, x, mean, inv_std)
-        dx = grad_input(dout, x, mean, inv_std, k, sum_dy / count, sum_dyx / count, into)
-        return dx, sum_dy, sum_dyx
-    dyv = _view(dout.astype(dt, copy=False))[0]  # (A, C, B), B > 1
+    """Training backward of an (N, C, *) input channel by channel: ``grad_sums``, then
+    ``grad_input`` with ``shift = sum_dy / count`` and ``slope = sum_dyx / count``, in one
+    kernel; the same bits as those calls. ``k``: float64 (C,) ``inv_std * gamma``
+    (``inv_std`` as the cache keeps it, in x's dtype); ``into is dout``: dx over dout.
+    Returns ``(dx, sum_dy, sum_dyx)``, or None where the rows are short
+    (``MIN_ROW_BYTES``): the caller runs the stages."""
+    if not _by_channel(x):
+        return None
+    dyv = _view(dout.astype(x.dtype, copy=False))[0]  # (A, C, B), B > 1
     xv = _view(x)[0]
     C = x.shape[1]
     sum_dy, sum_dyx = np.empty(C, np.float64), np.empty(C, np.float64)
     over = into is dout  # the caller checked it (validation.overwritable): dyv is its view
-    dx = dout if over else np.empty(x.shape, dt)
+    dx = dout if over else np.empty(x.shape, x.dtype)
     _run(_kernel("backward", False), False, dyv, dyv, xv, np.ascontiguousarray(mean, np.float64),
          np.ascontiguousarray(inv_std, np.float64), np.ascontiguousarray(k, np.float64),
          int(count), sum_dy, sum_dyx, dx.reshape(dyv.shape), over)
