@@ -105,6 +105,38 @@ def test_numba_and_numpy_transforms_agree(channel_major):
         np.testing.assert_allclose(a, b, **TIGHT)
 
 
+@pytest.mark.parametrize("n, TH, TW", [(5, 3, 9), (40, 2, 2), (2, 8, 8), (1, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_output_and_dout_transforms_over_runs(monkeypatch, n, TH, TW, dtype):
+    """The output and dout transforms gather and scatter a run's rows through column phases
+    (``compiled/_phases``): the reference's values on runs of several samples, of one
+    sample (``LONGEST_RUN`` 1) and of rows longer than a vector, NaN where it was, and the
+    same bits whatever the run."""
+    pytest.importorskip("numba")
+    from normlab.functional.compiled import numba_winograd4
+    rng = np.random.default_rng(5)
+    C = 3
+    M = np.empty((36, C, n, TH, TW), dtype).transpose(0, 2, 1, 3, 4)  # the library's layout
+    M[...] = rng.standard_normal(M.shape)
+    M[7, 0, 1, 0, 0] = np.nan
+    d = rng.standard_normal((n, C, 4 * TH, 4 * TW)).astype(dtype)
+    d[-1, 2, -1, -1] = np.nan
+    results = []
+    for setting, longest in (("reference", None), ("compiled", None), ("compiled", 1)):
+        if longest is not None:
+            monkeypatch.setattr(numba_winograd4, "LONGEST_RUN", longest)
+        with normlab.kernels(setting):
+            out = np.full((n, C, 4 * TH, 4 * TW), 7.0, dtype)
+            _winograd4._output_transform(M, out)
+            D = np.full((36, C, n, TH, TW), 7.0, dtype).transpose(0, 2, 1, 3, 4)
+            _winograd4._dout_transform(d, D)
+        results.append((out, D))
+    tol = TIGHT if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    for want, got, other in zip(*results):
+        np.testing.assert_allclose(got, want, **tol)  # NaN where the reference has it
+        np.testing.assert_array_equal(other, got)
+
+
 def _planes_like(layout, shape, rng):
     """A (36, n, C, TH, TW) float64 array of random values in one of the layouts the
     compiled transforms meet: inside a padded scratch buffer (``_winograd_scratch``), with
