@@ -25,9 +25,11 @@ im2col's product has an inner size of ``C*KH*KW`` and ``F`` rows, for LeNet's fi
 (1 -> 6 channels, 5x5) a (6, 25) @ (25, 784) product per image that BLAS runs far below
 its peak, and its weight gradient 256 (25, 784) @ (784, 6) products (256 x 1 x 28 x 28, 1
 thread, CPU time, best of 10-15, ms, im2col -> these loops: forward 3.15-3.17 -> 2.17-2.23
-with the padding and the crop counted; weight gradient 3.03-3.06 -> 1.35-1.40). With
-more input channels the product wins again (forward, 6 -> 16 channels 5x5: 3.25 against
-6.27; 3 -> 32 channels 7x7: 12.4 against 25.6), so ``chosen`` takes one input channel.
+with the padding and the crop counted, 3.79-3.83 -> 2.06-2.09 since the kernel adds four
+taps a pass; weight gradient 3.03-3.06 -> 1.35-1.40). With more input channels the
+product wins again (forward, 6 -> 16 channels 5x5: 3.25 against 6.27, with four taps a
+pass 2.56-2.63 against 4.45-4.49; 3 -> 32 channels 7x7: 12.4 against 25.6), so
+``chosen`` takes one input channel.
 
 The forward sums run over ``(c, i, j)`` in order, each term rounded before it is added, in
 the reference below and in the compiled kernel alike (bit-identical); im2col's product

@@ -49,10 +49,13 @@ def test_flat_matches_torch_float64(case, rng):
         np.testing.assert_allclose(got, ref.grad.numpy(), **TIGHT)
 
 
+@pytest.mark.parametrize("kernel", [(5, 3), (5, 5), (3, 2), (2, 2)],
+                         ids=["15-taps", "25-taps", "6-taps", "4-taps"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_forward_is_bit_identical_to_the_reference(dtype, rng):
+def test_compiled_forward_is_bit_identical_to_the_reference(dtype, kernel, rng):
+    """The kernel adds four taps a pass, then the last one to three one at a time."""
     x = rng.standard_normal((6, 1, 12, 10)).astype(dtype)
-    w = rng.standard_normal((4, 1, 5, 3)).astype(dtype)
+    w = rng.standard_normal((4, 1) + kernel).astype(dtype)
     with normlab.kernels("compiled"):
         out, cache = F.conv2d_forward(x, w, padding=(2, 1), dilation=(1, 2))
         dw_c = F.conv2d_backward(np.ones_like(out), cache, need_dx=False)[1]

@@ -34,16 +34,39 @@ def _rows_into(src, flat, top, left, Wp):
 
 
 @_jit
+def _taps(C, KH, KW, dh, dw, Wp):
+    """Channel and flat offset of each kernel tap ``t`` in ``(c, i, j)`` order, with 3
+    spare zero entries (the passes of four taps read past the last)."""
+    T = C * KH * KW
+    chan = np.zeros(T + 3, dtype=np.int64)
+    offs = np.zeros(T + 3, dtype=np.int64)
+    for t in range(T):
+        c, r = divmod(t, KH * KW)
+        i, j = divmod(r, KW)
+        chan[t], offs[t] = c, i * dh * Wp + j * dw
+    return chan, offs
+
+
+@_jit
 def conv_flat_forward(x, w, ph, pw, dh, dw, out):
     """``_flatconv``'s sum, one image at a time: the image is copied into a zeroed flat
-    padded row buffer, each filter's ``OH*Wp`` sums are built there by one scaled add of a
-    shifted row per ``(c, i, j)`` (in that order, as the reference), and the valid
-    ``OW`` of each output row are copied out."""
+    padded row buffer, each filter's ``OH*Wp`` sums are built there from shifted rows,
+    four taps a pass (``a = (((a + w0 x0) + w1 x1) + w2 x2) + w3 x3``: the reference's
+    adds in its ``(c, i, j)`` order, each product rounded first, the same bits), every
+    filter in turn on the same four rows, and the valid ``OW`` of each output row are
+    copied out."""
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     OH, OW = out.shape[2], out.shape[3]
     Hp, Wp = H + 2 * ph, W + 2 * pw
     L = OH * Wp
+    T = C * KH * KW
+    chan, offs = _taps(C, KH, KW, dh, dw, Wp)
+    wt = np.zeros((F, T + 3), dtype=x.dtype)  # the weights in tap order
+    for f in range(F):
+        for t in range(T):
+            c, r = divmod(t, KH * KW)
+            wt[f, t] = w[f, c, r // KW, r % KW]
     xf = np.zeros((C, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)  # borders stay zero
     acc = np.empty((F, L), dtype=x.dtype)
     for n in range(N):
@@ -52,17 +75,26 @@ def conv_flat_forward(x, w, ph, pw, dh, dw, out):
             a = acc[f]
             for p in range(L):
                 a[p] = 0.0
-        for c in range(C):
-            xc = xf[c]
-            for i in range(KH):
-                for j in range(KW):
-                    s = i * dh * Wp + j * dw
-                    xs = xc[s:s + L]  # a slice: numba vectorises the adds over it
-                    for f in range(F):
-                        wv = w[f, c, i, j]
-                        a = acc[f]
+        for t in range(0, T, 4):
+            x0 = xf[chan[t], offs[t]:offs[t] + L]  # slices: numba vectorises over them
+            x1 = xf[chan[t + 1], offs[t + 1]:offs[t + 1] + L]
+            x2 = xf[chan[t + 2], offs[t + 2]:offs[t + 2] + L]
+            x3 = xf[chan[t + 3], offs[t + 3]:offs[t + 3] + L]
+            for f in range(F):
+                a = acc[f]
+                w0, w1, w2, w3 = wt[f, t], wt[f, t + 1], wt[f, t + 2], wt[f, t + 3]
+                if t + 4 <= T:
+                    for p in range(L):
+                        a[p] = (((a[p] + w0 * x0[p]) + w1 * x1[p]) + w2 * x2[p]) + w3 * x3[p]
+                else:  # the last one to three taps, one at a time
+                    for p in range(L):
+                        a[p] += w0 * x0[p]
+                    if t + 1 < T:
                         for p in range(L):
-                            a[p] += wv * xs[p]
+                            a[p] += w1 * x1[p]
+                    if t + 2 < T:
+                        for p in range(L):
+                            a[p] += w2 * x2[p]
         for f in range(F):
             a = acc[f]
             for oh in range(OH):
@@ -91,12 +123,7 @@ def conv_flat_weight_grad(x, dout, ph, pw, dh, dw, zero, out):
     T = C * KH * KW
     xf = np.zeros((C, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)  # borders stay zero
     dpad = np.zeros((F, L), dtype=x.dtype)  # columns past OW stay zero
-    chan = np.zeros(T + 3, dtype=np.int64)
-    offs = np.zeros(T + 3, dtype=np.int64)
-    for t in range(T):
-        c, r = divmod(t, KH * KW)
-        i, j = divmod(r, KW)
-        chan[t], offs[t] = c, i * dh * Wp + j * dw
+    chan, offs = _taps(C, KH, KW, dh, dw, Wp)
     o = out.reshape(F, T)
     o[...] = 0.0
     for n in range(N):
