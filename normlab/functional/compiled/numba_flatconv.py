@@ -36,7 +36,7 @@ def _rows_into(src, flat, top, left, Wp):
 @_jit
 def _taps(C, KH, KW, dh, dw, Wp):
     """Channel and flat offset of each kernel tap ``t`` in ``(c, i, j)`` order, with 3
-    spare zero entries (the passes of four taps read past the last)."""
+    spare zero entries (the weight gradient's last pass of four reads past the last)."""
     T = C * KH * KW
     chan = np.zeros(T + 3, dtype=np.int64)
     offs = np.zeros(T + 3, dtype=np.int64)
@@ -61,12 +61,9 @@ def conv_flat_forward(x, w, ph, pw, dh, dw, out):
     Hp, Wp = H + 2 * ph, W + 2 * pw
     L = OH * Wp
     T = C * KH * KW
+    T4 = T - T % 4  # taps in passes of four; the rest one a pass
     chan, offs = _taps(C, KH, KW, dh, dw, Wp)
-    wt = np.zeros((F, T + 3), dtype=x.dtype)  # the weights in tap order
-    for f in range(F):
-        for t in range(T):
-            c, r = divmod(t, KH * KW)
-            wt[f, t] = w[f, c, r // KW, r % KW]
+    wt = np.ascontiguousarray(w).reshape(F, T)  # the weights in tap order
     xf = np.zeros((C, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)  # borders stay zero
     acc = np.empty((F, L), dtype=x.dtype)
     for n in range(N):
@@ -75,7 +72,7 @@ def conv_flat_forward(x, w, ph, pw, dh, dw, out):
             a = acc[f]
             for p in range(L):
                 a[p] = 0.0
-        for t in range(0, T, 4):
+        for t in range(0, T4, 4):
             x0 = xf[chan[t], offs[t]:offs[t] + L]  # slices: numba vectorises over them
             x1 = xf[chan[t + 1], offs[t + 1]:offs[t + 1] + L]
             x2 = xf[chan[t + 2], offs[t + 2]:offs[t + 2] + L]
@@ -83,18 +80,15 @@ def conv_flat_forward(x, w, ph, pw, dh, dw, out):
             for f in range(F):
                 a = acc[f]
                 w0, w1, w2, w3 = wt[f, t], wt[f, t + 1], wt[f, t + 2], wt[f, t + 3]
-                if t + 4 <= T:
-                    for p in range(L):
-                        a[p] = (((a[p] + w0 * x0[p]) + w1 * x1[p]) + w2 * x2[p]) + w3 * x3[p]
-                else:  # the last one to three taps, one at a time
-                    for p in range(L):
-                        a[p] += w0 * x0[p]
-                    if t + 1 < T:
-                        for p in range(L):
-                            a[p] += w1 * x1[p]
-                    if t + 2 < T:
-                        for p in range(L):
-                            a[p] += w2 * x2[p]
+                for p in range(L):
+                    a[p] = (((a[p] + w0 * x0[p]) + w1 * x1[p]) + w2 * x2[p]) + w3 * x3[p]
+        for t in range(T4, T):
+            xs = xf[chan[t], offs[t]:offs[t] + L]
+            for f in range(F):
+                a = acc[f]
+                wv = wt[f, t]
+                for p in range(L):
+                    a[p] += wv * xs[p]
         for f in range(F):
             a = acc[f]
             for oh in range(OH):
