@@ -286,9 +286,10 @@ def _affine_f64(x, inv_std, gamma, beta):
 
 
 def normalize_sigmoid(x, mean, inv_std, gamma, beta):
-    """``sigmoid(normalize_affine(x, ...))`` with the same bits: the normalising pass's
-    arithmetic (float64 difference, rounded to x's dtype) goes into block buffers with
-    ``-|y|``, then NumPy's ``exp`` and the select (``numba_elementwise.affine_sigmoid``)."""
+    """``sigmoid(normalize_affine(x, ...))`` with the same bits as the compiled separate
+    ops: the normalising pass's arithmetic (float64 difference, rounded to x's dtype), then
+    the sigmoid (``numba_elementwise.affine_sigmoid``: float32 in the same pass, float64
+    through block buffers and NumPy's ``exp``)."""
     scale, shift = _affine_f64(x, inv_std, gamma, beta)
     return numba_elementwise.affine_sigmoid(
         np.ascontiguousarray(x), np.ascontiguousarray(mean, np.float64), scale, shift,

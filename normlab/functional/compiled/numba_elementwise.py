@@ -7,7 +7,9 @@ selects the compiler turns into branch-free vector code (ReLU backward 8.8 -> 1.
 128x16x32x32 float32 array, leaky ReLU forward 11 -> 3.4, sigmoid forward 20 -> 11; CPU
 time, 1 thread; sigmoid: see ``sigmoid_forward``). Same semantics as the reference, NaN
 included: the backward keeps a NaN gradient where the mask is set and gives 0 where it is
-not. ReLU's forward is NumPy's ``maximum`` on one thread (branch-free already; a compiled
+not. The same bits too, but for float32 sigmoid, whose ``exp`` is computed in the loop
+(``_fpmath.sigmoid32``, within 2 ulp of the correctly rounded value; the reference's
+NumPy ``exp``, 3). ReLU's forward is NumPy's ``maximum`` on one thread (branch-free already; a compiled
 loop measured no faster) and the compiled loop on more (``maximum`` is serial).
 
 Each kernel is a serial loop. From ``_parallel_min()`` elements on, with more than one
@@ -27,6 +29,7 @@ import numba
 import numpy as np
 
 from normlab.functional import _parallel
+from normlab.functional.compiled._fpmath import sigmoid32
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.dispatch import register
 
@@ -236,7 +239,7 @@ def leaky_relu_backward(positive, dout, slope):
     return dx
 
 
-# Elements per block of sigmoid's three passes: its ``-|x|`` and ``exp`` (128 KiB in
+# Elements per block of float64 sigmoid's three passes: its ``-|x|`` and ``exp`` (128 KiB in
 # float64) stay in cache between the passes (256x6x28x28 float32, 1 thread: 1.46 ms in
 # three whole-array passes, 0.93 in 16384-element blocks; 2048: 1.52, 8192: 1.04, 65536:
 # 0.98).
@@ -259,6 +262,51 @@ def _sigmoid_blocks(x, out):
 
 
 _sigmoid_blocks_p = over_batch(_sigmoid_blocks, (0, 0), _parallel_min)
+
+
+@_jit
+def _sigmoid_f32(x, out):
+    """``out = sigmoid(x)`` on flat float32 arrays, one pass (``_fpmath.sigmoid32``)."""
+    for i in range(x.size):
+        out[i] = sigmoid32(x[i])
+
+
+_sigmoid_f32_p = over_batch(_sigmoid_f32, (0, 0), _parallel_min)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", inline="always")
+def _affine_sigmoid_row(xr, o, m, sc, t):
+    """``o = sigmoid32(float32((xr - m) * sc + t))``: ``_affine_row``'s arithmetic (in
+    the vectors' dtype), rounded to float32 as batch norm's output is, then the sigmoid.
+    ``o`` may be ``xr`` itself (inlined, see ``_affine_row``)."""
+    for b in range(xr.shape[0]):
+        o[b] = sigmoid32(np.float32((xr[b] - m) * sc + t))
+
+
+@_jit
+def _channel_affine_sigmoid_f32(x, out, mean, scale, shift):
+    """``_affine_sigmoid_row`` per channel of float32 (A, C, B) views."""
+    A, C, B = x.shape
+    for a in range(A):
+        for c in range(C):
+            _affine_sigmoid_row(x[a, c], out[a, c], mean[c], scale[c], shift[c])
+
+
+@_jit
+def _channel_affine_sigmoid_f32_inplace(out, mean, scale, shift):
+    """``_channel_affine_sigmoid_f32`` with ``x`` = ``out`` (see
+    ``_channel_affine_inplace``)."""
+    A, C, B = out.shape
+    for a in range(A):
+        for c in range(C):
+            o = out[a, c]
+            _affine_sigmoid_row(o, o, mean[c], scale[c], shift[c])
+
+
+_channel_affine_sigmoid_f32_p = over_batch(_channel_affine_sigmoid_f32, (0, 0, None, None, None),
+                                           _parallel_min)
+_channel_affine_sigmoid_f32_inplace_p = over_batch(
+    _channel_affine_sigmoid_f32_inplace, (0, None, None, None), _parallel_min)
 
 
 @_jit
@@ -306,8 +354,8 @@ bn_sigmoid_rows = over_batch(_bn_sigmoid_rows, (0, 0, None, None, None), _parall
 
 def affine_sigmoid(x, mean, scale, shift, affine, out=None):
     """``sigmoid((x - mean) * scale + shift)`` per channel of a C-contiguous (N, C, *)
-    array in one pass (``_bn_sigmoid_rows``; (C,) vectors: x's dtype for eval, float64 for
-    training). Rows of fewer than 8 values ((N, C) input: one value per row, too short
+    array in one pass (float32: ``_channel_affine_sigmoid_f32``; float64:
+    ``_bn_sigmoid_rows``; (C,) vectors: x's dtype for eval, float64 for training). Rows of fewer than 8 values ((N, C) input: one value per row, too short
     for a loop each) run ``sigmoid_forward(affine())`` instead: the separate ops. ``out``:
     where to write (x's shape and dtype, C-contiguous; ``x`` itself works: each block of
     rows is read into the block buffers before its results are written); a new array
@@ -316,6 +364,13 @@ def affine_sigmoid(x, mean, scale, shift, affine, out=None):
     xv = x.reshape(A, C, -1)
     if xv.shape[2] < 8:
         return sigmoid_forward(affine())
+    if x.dtype == np.float32:  # one pass, the exp inline (_fpmath.sigmoid32)
+        if out is x:
+            _channel_affine_sigmoid_f32_inplace_p(xv, mean, scale, shift)
+            return out
+        out = np.empty_like(x) if out is None else out
+        _channel_affine_sigmoid_f32_p(xv, out.reshape(xv.shape), mean, scale, shift)
+        return out
     out = np.empty_like(x) if out is None else out
     bn_sigmoid_rows(xv, out.reshape(xv.shape), mean, scale, shift)
     return out
@@ -333,10 +388,15 @@ def bn_eval_sigmoid(x, mean, scale, beta, out=None):
 
 
 def sigmoid_forward(x):
-    """``1 / (1 + exp(-x))`` by the same two stable branches as the reference, and the
-    same ``exp``: NumPy's (``_sigmoid_blocks``)."""
+    """``1 / (1 + exp(-x))`` by the same two stable branches as the reference: float32 in
+    one pass with its own ``exp`` (``_fpmath.sigmoid32``: within 2 ulp of the correctly
+    rounded sigmoid, as PyTorch's; the reference's NumPy ``exp`` gives up to 3), float64
+    with NumPy's ``exp`` (``_sigmoid_blocks``: the reference's bits)."""
     out = np.empty_like(x)
-    _sigmoid_blocks_p(*_flat(x, out))
+    if x.dtype == np.float32:
+        _sigmoid_f32_p(*_flat(x, out))
+    else:
+        _sigmoid_blocks_p(*_flat(x, out))
     return out
 
 
