@@ -241,3 +241,36 @@ def test_the_2x2_stride_2_loops_match_the_reference(shape, padding, rng, monkeyp
     np.testing.assert_array_equal(mdx, rmdx)
     np.testing.assert_array_equal(adx, radx)
     np.testing.assert_allclose(ao, rao, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [
+    (3, 2, 1), (3, 1, 1), (3, 3, 0), (2, 1, 0), ((2, 3), (1, 2), (1, 1)), ((3, 1), (2, 1), 0)],
+    ids=["3s2p1", "3s1p1", "3s3", "2s1", "2x3s1x2", "3x1s2x1"])
+@pytest.mark.parametrize("shape", [(4, 3, 8, 10), (3, 2, 7, 9), (40, 3, 16, 31)],
+                         ids=["even", "odd", "blocks"])
+def test_the_general_window_loops_match_the_reference(kernel, stride, padding, shape, rng,
+                                                       monkeypatch, threads):
+    # the compiled max pooling for other windows (numba_conv: one window offset at a time
+    # over whole rows, stride-2 rows split into column phases first, odd padded widths
+    # too): the reference's values and offsets bit for bit with NaN (two in some
+    # windows: the later one's offset), ties and signed zeros, and the gradient
+    from normlab.functional import _parallel
+
+    threads(2)
+    monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
+    x = rng.integers(-2, 3, shape).astype(np.float32)  # ties in most windows
+    x.flat[::37] = np.nan
+    x.flat[1::37] = np.nan
+    x.flat[3::41] = -0.0
+    got = {}
+    for setting in ("compiled", "reference"):
+        with normlab.kernels(setting):
+            out, cache = F.max_pool2d_forward(x, kernel, stride, padding)
+            dout = np.arange(out.size, dtype=np.float32).reshape(out.shape) - 7.0
+            got[setting] = (out, cache.argmax, F.max_pool2d_backward(dout, cache))
+    (out, argmax, dx), (rout, rargmax, rdx) = got["compiled"], got["reference"]
+    assert np.isnan(out).any() and out.shape == rout.shape
+    np.testing.assert_array_equal(out, rout)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(rout))
+    np.testing.assert_array_equal(argmax, rargmax)
+    np.testing.assert_array_equal(dx, rdx)

@@ -172,11 +172,42 @@ def col2im(dcols, dx, ph, pw, sh, sw, dh, dw):
     _col2im_planes(dcols, flat, sn, sc, si, sj, sh_, dx, ph, pw, sh, sw, dh, dw)
 
 
-@_jit
+@numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", inline="always")
+def _max_tap_row(src, o, am, OW, step, j, k):
+    """One window offset over one output row: ``v = src[ow*step + j]`` replaces ``o[ow]``
+    (and ``k`` goes to ``am[ow]``) where ``v > o[ow]`` or ``v`` is NaN, as selects. The
+    step a constant in the common loops: they vectorise."""
+    if step == 1:
+        for ow in range(OW):
+            v, b = src[ow + j], o[ow]
+            u = (v > b) | (v != v)
+            o[ow] = v if u else b
+            am[ow] = k if u else am[ow]
+    else:
+        for ow in range(OW):
+            v, b = src[ow * step + j], o[ow]
+            u = (v > b) | (v != v)
+            o[ow] = v if u else b
+            am[ow] = k if u else am[ow]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 def max_pool_forward(xpad, KH, KW, sh, sw, out, argmax):
-    """Window maximum and the offset ``i*KW + j`` of its FIRST occurrence (NaN wins). The
-    2x2 stride-2 window has its own loop over pairs of rows: the same four comparisons
-    in the same order, as selects the compiler can vectorise."""
+    """Window maximum and the offset ``i*KW + j`` of its FIRST occurrence (NaN wins: a
+    later NaN takes the offset, as the reference's ``(v > out) | isnan(v)``).
+
+    The 2x2 stride-2 window has its own loop over pairs of rows: the same four
+    comparisons in the same order, as selects the compiler can vectorise. Other windows
+    go plane by plane, one window offset ``(i, j)`` at a time over every output row
+    (``_max_tap_row``), the offsets in the per-window order, so every output sees the
+    same comparisons in the same order as a loop over its window (the same values and
+    offsets, ties and NaN included) but as vectorised selects instead of a branch per
+    element that the CPU mispredicts. With a horizontal stride of 2 each padded plane is
+    first split into its even and odd columns, so offset ``j`` reads phase ``j % 2`` from
+    column ``j // 2`` on, contiguously. Per call, 1 thread, float32, ms, the per-window
+    loop -> this (the kernel; the whole op with its padded copy): ResNet-18's 3x3 stride 2
+    16x64x32x32 5.0 -> 0.68 (op 5.25 -> 0.91, PyTorch's 6.4), 3x3 stride 1 128x16x32x32
+    39.6 -> 2.9 (op 39.1 -> 3.4, PyTorch's 40)."""
     N, C, OH, OW = out.shape
     if KH == 2 and KW == 2 and sh == 2 and sw == 2:
         for n in range(N):
@@ -198,20 +229,35 @@ def max_pool_forward(xpad, KH, KW, sh, sw, out, argmax):
                         o[ow] = best
                         am[ow] = k
         return
+    Hp, Wp = xpad.shape[2], xpad.shape[3]
+    half = (Wp + 1) // 2
+    phases = np.empty((2, Hp, half if sw == 2 else 0), xpad.dtype)
     for n in range(N):
         for c in range(C):
-            for oh in range(OH):
+            p, o, am = xpad[n, c], out[n, c], argmax[n, c]
+            if sw == 2:  # phases[q, h, m] = p[h, 2m + q]
+                for h in range(Hp):  # (indexed: three row views a row cost 0.7 ms here)
+                    for m in range(Wp // 2):
+                        phases[0, h, m] = p[h, 2 * m]
+                        phases[1, h, m] = p[h, 2 * m + 1]
+                    if Wp % 2:
+                        phases[0, h, half - 1] = p[h, Wp - 1]
+            for oh in range(OH):  # offset (0, 0)
+                row, orow, arow = p[oh * sh], o[oh], am[oh]
                 for ow in range(OW):
-                    best = xpad[n, c, oh * sh, ow * sw]
-                    k = 0
-                    for i in range(KH):
-                        for j in range(KW):
-                            v = xpad[n, c, oh * sh + i, ow * sw + j]
-                            if v > best or v != v:
-                                best = v
-                                k = i * KW + j
-                    out[n, c, oh, ow] = best
-                    argmax[n, c, oh, ow] = k
+                    orow[ow] = row[ow * sw]
+                    arow[ow] = 0
+            for i in range(KH):
+                for j in range(KW):
+                    if i == 0 and j == 0:
+                        continue
+                    k = i * KW + j
+                    for oh in range(OH):
+                        h = oh * sh + i
+                        if sw == 2:
+                            _max_tap_row(phases[j % 2, h], o[oh], am[oh], OW, 1, j // 2, k)
+                        else:
+                            _max_tap_row(p[h], o[oh], am[oh], OW, sw, j, k)
 
 
 @_jit
