@@ -224,10 +224,14 @@ def check(results: dict) -> dict[str, bool]:
         out[f"at batch size {small}, Batch Renorm beats BatchNorm in every seed (paired by "
             "seed)"] = p[key]["every_seed"]
     key = f"MNIST-1D test accuracy at batch size {RENORM_BATCH}, Batch Renorm − BatchNorm"
-    if key in p:
+    # both MNIST-1D claims need the full training length: at the smoke run's 500 steps BN's
+    # small-batch mismatch has not shown yet, the two are within a point of each other and
+    # which one is ahead turns on the BLAS kernels' rounding (batch 4, test accuracy, BN vs
+    # Batch Renorm: 0.300 vs 0.295 with OpenBLAS's Haswell kernels, 0.290 vs 0.304 with its
+    # SkylakeX ones); the comparison is still in the summary's paired differences
+    if key in p and results.get("renorm_full"):
         out[f"MNIST-1D, batch size {RENORM_BATCH}: Batch Renorm beats BatchNorm in every seed "
             "(paired by seed)"] = p[key]["every_seed"]
-        if results.get("renorm_full"):  # the issue's band needs the full training length
-            out[f"MNIST-1D, batch size {RENORM_BATCH}: Batch Renorm >= BatchNorm + 10 points "
-                "(mean over seeds)"] = p[key]["mean"] >= 0.10
+        out[f"MNIST-1D, batch size {RENORM_BATCH}: Batch Renorm >= BatchNorm + 10 points "
+            "(mean over seeds)"] = p[key]["mean"] >= 0.10
     return out
