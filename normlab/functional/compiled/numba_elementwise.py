@@ -355,24 +355,23 @@ bn_sigmoid_rows = over_batch(_bn_sigmoid_rows, (0, 0, None, None, None), _parall
 def affine_sigmoid(x, mean, scale, shift, affine, out=None):
     """``sigmoid((x - mean) * scale + shift)`` per channel of a C-contiguous (N, C, *)
     array in one pass (float32: ``_channel_affine_sigmoid_f32``; float64:
-    ``_bn_sigmoid_rows``; (C,) vectors: x's dtype for eval, float64 for training). Rows of fewer than 8 values ((N, C) input: one value per row, too short
-    for a loop each) run ``sigmoid_forward(affine())`` instead: the separate ops. ``out``:
-    where to write (x's shape and dtype, C-contiguous; ``x`` itself works: each block of
-    rows is read into the block buffers before its results are written); a new array
-    when None, and on the short-rows path."""
+    ``_bn_sigmoid_rows``; (C,) vectors: x's dtype for eval, float64 for training). Rows of
+    fewer than 8 values ((N, C) input: one value per row, too short for a loop each) run
+    ``sigmoid_forward(affine())`` instead: the separate ops. ``out``: where to write (x's
+    shape and dtype, C-contiguous; ``x`` itself works: each value, or each block of rows,
+    is read before its results are written); a new array when None, and on the short-rows
+    path."""
     A, C = x.shape[0], x.shape[1]
     xv = x.reshape(A, C, -1)
     if xv.shape[2] < 8:
         return sigmoid_forward(affine())
-    if x.dtype == np.float32:  # one pass, the exp inline (_fpmath.sigmoid32)
-        if out is x:
-            _channel_affine_sigmoid_f32_inplace_p(xv, mean, scale, shift)
-            return out
-        out = np.empty_like(x) if out is None else out
-        _channel_affine_sigmoid_f32_p(xv, out.reshape(xv.shape), mean, scale, shift)
+    f32 = x.dtype == np.float32  # one pass, the exp inline (_fpmath.sigmoid32)
+    if f32 and out is x:
+        _channel_affine_sigmoid_f32_inplace_p(xv, mean, scale, shift)
         return out
     out = np.empty_like(x) if out is None else out
-    bn_sigmoid_rows(xv, out.reshape(xv.shape), mean, scale, shift)
+    kernel = _channel_affine_sigmoid_f32_p if f32 else bn_sigmoid_rows
+    kernel(xv, out.reshape(xv.shape), mean, scale, shift)
     return out
 
 
