@@ -41,6 +41,7 @@ SETTINGS = ("compiled", "reference")
 _PROVIDERS: dict[str, tuple[str, ...]] = {
     "numpy": ("normlab.functional.compiled.numba_bn",
               "normlab.functional.compiled.numba_conv",
+              "normlab.functional.compiled.numba_pool",
               "normlab.functional.compiled.numba_flatconv",
               "normlab.functional.compiled.numba_winograd4",
               "normlab.functional.compiled.numba_winograd2",

@@ -10,7 +10,7 @@ Fast paths: non-overlapping windows (``stride == kernel_size``, no padding) are 
 ``(N, C, OH, KH, OW, KW)`` of the input, so backward is one broadcast write; otherwise a
 loop over the ``KH*KW`` kernel offsets updates one strided slice of the whole batch at a
 time. On NumPy arrays with numba installed, max and average pooling use the one-pass
-kernels of ``compiled/numba_conv.py`` instead (same results, chosen by
+kernels of ``compiled/numba_pool.py`` instead (same results, chosen by
 ``dispatch.lookup``; ``normlab.kernels("reference")`` forces this file's code). 1D pooling is the 2D routine on ``H = 1``. Loop references:
 ``pool_naive.py``.
 """

@@ -217,7 +217,7 @@ def test_pool1d_and_adaptive_errors():
 @pytest.mark.parametrize("shape", [(4, 3, 8, 10), (3, 2, 7, 9), (40, 3, 16, 30)],
                          ids=["even", "odd", "blocks"])
 def test_the_2x2_stride_2_loops_match_the_reference(shape, padding, rng, monkeypatch, threads):
-    # the compiled kernels' own loops for 2x2 / stride 2 windows (numba_conv): max pooling
+    # the compiled kernels' own loops for 2x2 / stride 2 windows (numba_pool): max pooling
     # bit for bit with NaN, ties and signed zeros, its gradient and average pooling's
     # gradient too; the average itself up to the reference's order of additions
     from normlab.functional import _parallel
@@ -250,7 +250,7 @@ def test_the_2x2_stride_2_loops_match_the_reference(shape, padding, rng, monkeyp
                          ids=["even", "odd", "blocks"])
 def test_the_general_window_loops_match_the_reference(kernel, stride, padding, shape, rng,
                                                        monkeypatch, threads):
-    # the compiled max pooling for other windows (numba_conv: one window offset at a time
+    # the compiled max pooling for other windows (numba_pool: one window offset at a time
     # over whole rows, stride-2 rows split into column phases first, odd padded widths
     # too): the reference's values and offsets bit for bit with NaN (two in some
     # windows: the later one's offset), ties and signed zeros, and the gradient
