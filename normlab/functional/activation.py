@@ -226,7 +226,7 @@ def sigmoid_backward(dout, cache: SigmoidCache, overwrite_dout=False):
     s = cache.out
     over = _over(dout, overwrite, s)
     impl = _compiled("sigmoid_backward", s, dout)
-    if impl is not None:  # one fused pass (compiled/numba_elementwise.py)
+    if impl is not None:  # one fused pass (compiled/numba_sigmoid.py)
         return impl(s, dout, into=over)
     if over is not None:  # the reference's operations, in its order, in place
         xp = backend.namespace(dout)

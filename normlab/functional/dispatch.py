@@ -47,6 +47,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
               "normlab.functional.compiled.numba_winograd2",
               "normlab.functional.compiled.numba_winograd_weight",
               "normlab.functional.compiled.numba_elementwise",
+              "normlab.functional.compiled.numba_sigmoid",
               "normlab.functional.compiled.numba_optim"),
     "cupy": (),
 }

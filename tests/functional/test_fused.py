@@ -61,11 +61,11 @@ def test_fused_equals_the_separate_ops_bit_for_bit(activation, mode, setting, dt
     # 4D-blocks: the kernel on parts of the batch on normlab's 2 threads; the sigmoid's
     # blocks made small, so that every shape is cut into several
     from normlab.functional import _parallel
-    from normlab.functional.compiled import numba_elementwise
+    from normlab.functional.compiled import numba_sigmoid
 
     threads(2)
     monkeypatch.setattr(_parallel, "MIN_ELEMENTS", 1024)
-    monkeypatch.setattr(numba_elementwise, "SIGMOID_BLOCK", 64)
+    monkeypatch.setattr(numba_sigmoid, "SIGMOID_BLOCK", 64)
     axes = (0,) + tuple(range(2, len(shape)))
     x = rng.standard_normal(shape).astype(dtype)
     if mode == "eval":  # (training statistics of a channel with NaN or inf are NaN)
@@ -94,7 +94,7 @@ def test_fused_equals_the_separate_ops_bit_for_bit(activation, mode, setting, dt
 @pytest.mark.parametrize("mode,activation,op,kernel,kwargs", [
     ("eval", "relu", "bn_eval_affine", "numba_elementwise.bn_eval_affine",
      ["out", "relu", "residual"]),
-    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_elementwise.bn_eval_sigmoid", ["out"]),
+    ("eval", "sigmoid", "bn_eval_sigmoid", "numba_sigmoid.bn_eval_sigmoid", ["out"]),
     ("train", "relu", "bn_forward", "numba_bn.forward", ["relu", "residual"]),
     ("train", "sigmoid", "bn_normalize_sigmoid", "numba_bn.normalize_sigmoid", [])])
 def test_the_compiled_kernel_does_the_whole_op(mode, activation, op, kernel, kwargs, rng,

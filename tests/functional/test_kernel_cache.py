@@ -19,7 +19,7 @@ import numpy as np
 import normlab
 from normlab import nn, models
 from normlab.functional.compiled import (numba_bn, numba_conv, numba_elementwise, numba_flatconv,
-                                         numba_pool)
+                                         numba_pool, numba_sigmoid)
 
 normlab.set_num_threads(1)
 x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
@@ -33,7 +33,7 @@ for build in (lambda: models.LeNet(norm="batch", rng=0), lambda: models.resnet20
 stats = {}
 dispatchers = [(f"numba_bn.{name}[{i}]", k) for name, pair in numba_bn._kernels.items()
                for i, k in enumerate(pair)]
-for module in (numba_conv, numba_flatconv, numba_elementwise, numba_pool):
+for module in (numba_conv, numba_flatconv, numba_elementwise, numba_pool, numba_sigmoid):
     dispatchers += [(f"{module.__name__}.{n}", getattr(module, n)) for n in dir(module)]
 for name, f in dispatchers:
     s = getattr(f, "stats", None)

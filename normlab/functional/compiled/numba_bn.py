@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from normlab.functional import _parallel
-from normlab.functional.compiled import numba_elementwise
+from normlab.functional.compiled import numba_sigmoid
 from normlab.functional.compiled._bn_rows import (_coefficients, _dx_row, _dx_row_2d,
                                                   _grad_sums_row, _inv_std, _normalize_row,
                                                   _sum_dev, _sum_sq_dev, _times)
@@ -288,10 +288,10 @@ def _affine_f64(x, inv_std, gamma, beta):
 def normalize_sigmoid(x, mean, inv_std, gamma, beta):
     """``sigmoid(normalize_affine(x, ...))`` with the same bits as the compiled separate
     ops: the normalising pass's arithmetic (float64 difference, rounded to x's dtype), then
-    the sigmoid (``numba_elementwise.affine_sigmoid``: float32 in the same pass, float64
+    the sigmoid (``numba_sigmoid.affine_sigmoid``: float32 in the same pass, float64
     through block buffers and NumPy's ``exp``)."""
     scale, shift = _affine_f64(x, inv_std, gamma, beta)
-    return numba_elementwise.affine_sigmoid(
+    return numba_sigmoid.affine_sigmoid(
         np.ascontiguousarray(x), np.ascontiguousarray(mean, np.float64), scale, shift,
         lambda: normalize_affine(x, mean, inv_std, gamma, beta))
 
