@@ -146,6 +146,14 @@ _channel_affine_inplace_p = over_batch(
     _channel_affine_inplace, (0, 0, None, None, None, None, None, None), _parallel_min)
 
 
+def eval_vectors(x, mean, scale, beta):
+    """Batch norm eval's ``(mean, scale, shift)`` per channel of ``x`` (N, C, *): (C,)
+    C-contiguous vectors in x's dtype, ``shift`` zeros where ``beta`` is None."""
+    C = x.shape[1]
+    shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
+    return np.ascontiguousarray(mean.reshape(C)), np.ascontiguousarray(scale.reshape(C)), shift
+
+
 def bn_eval_affine(x, mean, scale, beta, residual=None, relu=False, out=None):
     """``(x - mean) * scale + beta`` per channel of a C-contiguous (N, C, *) array, one pass
     (batch norm in eval mode); ``mean``, ``scale`` (keepdims) and ``beta`` in x's dtype.
@@ -155,10 +163,9 @@ def bn_eval_affine(x, mean, scale, beta, residual=None, relu=False, out=None):
     value is read before it is written); a new array when None."""
     A, C = x.shape[0], x.shape[1]
     xv = x.reshape(A, C, -1)
-    shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
     res = xv if residual is None else residual.reshape(xv.shape)
-    args = (np.ascontiguousarray(mean.reshape(C)), np.ascontiguousarray(scale.reshape(C)),
-            shift, residual is not None, bool(relu), x.dtype.type(0))
+    args = eval_vectors(x, mean, scale, beta) + (residual is not None, bool(relu),
+                                                 x.dtype.type(0))
     if out is x:
         _channel_affine_inplace_p(xv, res, *args)
         return out

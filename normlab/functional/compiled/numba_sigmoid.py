@@ -7,8 +7,8 @@ between them, in cache-sized blocks (``_sigmoid_blocks``; forward 20 -> 11 ms on
 its own ``exp`` (``_fpmath.sigmoid32``: within 2 ulp of the correctly rounded value, the
 reference's NumPy ``exp`` 3; 256x6x28x28: 0.68 -> 0.235 ms). The backward is the
 reference's operations in its order, one pass. Threads, call sites and contiguity as in
-``numba_elementwise``, whose ``_jit``, ``_flat``, ``_parallel_min`` and ``bn_eval_affine``
-these build on.
+``numba_elementwise``, whose ``_jit``, ``_flat``, ``_parallel_min``, ``bn_eval_affine`` and
+``eval_vectors`` these build on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from normlab.functional.compiled._fpmath import sigmoid32
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.compiled.numba_elementwise import (_flat, _jit, _parallel_min,
-                                                           bn_eval_affine)
+                                                           bn_eval_affine, eval_vectors)
 from normlab.functional.dispatch import register
 
 __all__ = ["bn_eval_sigmoid", "affine_sigmoid", "sigmoid_forward", "sigmoid_backward"]
@@ -198,10 +198,7 @@ def bn_eval_sigmoid(x, mean, scale, beta, out=None):
     """``sigmoid((x - mean) * scale + beta)``: batch norm in eval mode, then Sigmoid
     (``functional.fused``), the same bits as ``bn_eval_affine`` then ``sigmoid_forward``;
     ``out`` as ``affine_sigmoid``'s."""
-    C = x.shape[1]
-    shift = np.zeros(C, x.dtype) if beta is None else np.ascontiguousarray(beta, x.dtype)
-    return affine_sigmoid(x, np.ascontiguousarray(mean.reshape(C)),
-                          np.ascontiguousarray(scale.reshape(C)), shift,
+    return affine_sigmoid(x, *eval_vectors(x, mean, scale, beta),
                           lambda: bn_eval_affine(x, mean, scale, beta), out)
 
 
