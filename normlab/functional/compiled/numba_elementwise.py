@@ -188,15 +188,23 @@ def relu_forward(x):
     return out
 
 
+def grad_pass(kernel, inplace, saved, dout, into, const):
+    """An activation's backward pass: ``kernel(saved, dout, dx, const)`` into a new ``dx``,
+    or ``inplace(saved, dout, const)`` over ``dout`` itself when ``into is dout`` (flat
+    views; ``const`` in dout's dtype)."""
+    const = dout.dtype.type(const)
+    if into is dout:
+        inplace(*_flat(saved, dout), const)
+        return dout
+    dx = np.empty_like(dout)
+    kernel(*_flat(saved, dout, dx), const)
+    return dx
+
+
 def relu_backward(out, dout, into=None):
     """``where(out > 0, dout, 0)`` (``out``: ReLU's output, of dout's dtype), into a new
     array, or over ``dout`` itself when ``into is dout``."""
-    if into is dout:
-        _select_inplace_p(*_flat(out, dout), dout.dtype.type(0))
-        return dout
-    dx = np.empty_like(dout)
-    _select_p(*_flat(out, dout, dx), dout.dtype.type(0))
-    return dx
+    return grad_pass(_select_p, _select_inplace_p, out, dout, into, 0)
 
 
 def leaky_relu_forward(x, slope):

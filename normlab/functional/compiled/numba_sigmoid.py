@@ -7,8 +7,8 @@ between them, in cache-sized blocks (``_sigmoid_blocks``; forward 20 -> 11 ms on
 its own ``exp`` (``_fpmath.sigmoid32``: within 2 ulp of the correctly rounded value, the
 reference's NumPy ``exp`` 3; 256x6x28x28: 0.68 -> 0.235 ms). The backward is the
 reference's operations in its order, one pass. Threads, call sites and contiguity as in
-``numba_elementwise``, whose ``_jit``, ``_flat``, ``_parallel_min``, ``bn_eval_affine`` and
-``eval_vectors`` these build on.
+``numba_elementwise``, whose ``_jit``, ``_flat``, ``_parallel_min``, ``bn_eval_affine``,
+``eval_vectors`` and ``grad_pass`` these build on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 from normlab.functional.compiled._fpmath import sigmoid32
 from normlab.functional.compiled._threads import over_batch
 from normlab.functional.compiled.numba_elementwise import (_flat, _jit, _parallel_min,
-                                                           bn_eval_affine, eval_vectors)
+                                                           bn_eval_affine, eval_vectors,
+                                                           grad_pass)
 from normlab.functional.dispatch import register
 
 __all__ = ["bn_eval_sigmoid", "affine_sigmoid", "sigmoid_forward", "sigmoid_backward"]
@@ -219,12 +220,7 @@ def sigmoid_backward(s, dout, into=None):
     """``dout * (1 - s) * s`` in one pass, the reference's operations in its order
     (``s``: the forward's output, of dout's dtype), into a new array, or over ``dout``
     itself when ``into is dout``."""
-    if into is dout:
-        _sigmoid_grad_inplace_p(*_flat(s, dout), dout.dtype.type(1))
-        return dout
-    dx = np.empty_like(dout)
-    _sigmoid_grad_p(*_flat(s, dout, dx), dout.dtype.type(1))
-    return dx
+    return grad_pass(_sigmoid_grad_p, _sigmoid_grad_inplace_p, s, dout, into, 1)
 
 
 register("sigmoid_forward", "numpy", sigmoid_forward)
